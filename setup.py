@@ -1,0 +1,25 @@
+"""Installs the `efficientnet` library package and every dependency of the training application.
+
+Only `efficientnet` (model and training math) is installed into site-packages. The training application
+(main.py, configs/, data/, tpu/, training/) runs from the repository root, so those names never shadow
+other packages on the user's machine.
+"""
+import setuptools
+
+setuptools.setup(
+    name="efficientnet-tf2",
+    version="0.1.0",
+    description="EfficientNet B0-B7 for TensorFlow 2 / Keras 3 with the published Cloud TPU training recipe.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["efficientnet", "efficientnet.*"]),
+    install_requires=[
+        "tensorflow>=2.20",  # brings Keras 3
+        "tensorflow-datasets>=4.9",
+        "absl-py>=1.0",
+        "ml-collections>=0.1.1",
+        "h5py>=3.0",  # reading published Keras weight files (Keras already depends on it)
+    ],
+    extras_require={"test": ["pytest>=7"]},
+)
