@@ -1,0 +1,52 @@
+"""tpu/strategy.py: the strategy decision table and fast, clear failures for an unreachable TPU."""
+import socket
+import time
+
+import pytest
+import tensorflow as tf
+
+import tpu
+
+
+def test_no_tpu_no_tf_config_gives_default_strategy(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    strategy = tpu.resolve_strategy(None)
+    assert strategy is tf.distribute.get_strategy()
+    assert tpu.device_kind(strategy) == "cpu"
+
+
+def test_local_tpu_without_tpu_fails_fast_and_clearly():
+    start = time.monotonic()
+    with pytest.raises(tpu.TPUUnreachableError, match="cannot initialize TPU 'local'"):
+        tpu.resolve_strategy("local")
+    assert time.monotonic() - start < 10
+
+
+def test_unreachable_grpc_address_fails_within_timeout():
+    # A port nobody listens on: bind then close, so the address is known to be free.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(tpu.TPUUnreachableError, match="not reachable"):
+        tpu.resolve_strategy(f"grpc://127.0.0.1:{port}", timeout_s=2)
+    assert time.monotonic() - start < 5
+
+
+def test_bad_tf_config_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        tpu.resolve_strategy(None)
+
+
+@pytest.mark.parametrize("kind,flag,expected", [
+    ("tpu", None, "mixed_bfloat16"), ("cpu", None, "float32"), ("gpu", None, "float32"),
+    ("cpu", True, "mixed_bfloat16"), ("tpu", False, "float32")])
+def test_precision_policy(kind, flag, expected):
+    assert tpu.precision_policy(kind, flag) == expected
+
+
+@pytest.mark.parametrize("kind,flag,expected", [
+    ("tpu", None, True), ("gpu", None, True), ("cpu", None, False), ("cpu", True, True), ("tpu", False, False)])
+def test_use_xla(kind, flag, expected):
+    assert tpu.use_xla(kind, flag) is expected

@@ -1,0 +1,96 @@
+"""Picks the tf.distribute strategy, the precision policy and whether to compile with XLA.
+
+One small decision table, so that the same training command runs on a Cloud TPU, a multi-worker cluster,
+a GPU box or a laptop:
+
+| situation                         | strategy                       | precision default | XLA default |
+|-----------------------------------|--------------------------------|-------------------|-------------|
+| --tpu=NAME / grpc://h:p / local   | TPUStrategy                    | mixed_bfloat16    | on          |
+| TF_CONFIG in the environment      | MultiWorkerMirroredStrategy    | float32           | on with GPU |
+| two or more local GPUs            | MirroredStrategy               | float32           | on          |
+| otherwise                         | the default strategy           | float32           | off on CPU  |
+
+XLA is off on CPU because it is 3.5-20x slower than plain TF for this model there (REFERENCE.md §7).
+"""
+import json
+import os
+import socket
+import urllib.parse
+
+import tensorflow as tf
+
+# How long we wait for a TPU worker's port before declaring it unreachable. Connecting to an address that
+# does not answer otherwise hangs for minutes inside TF's gRPC layer (measured here).
+TPU_CONNECT_TIMEOUT_S = 10.0
+
+
+class TPUUnreachableError(RuntimeError):
+    """The TPU named by the user cannot be reached or initialized."""
+
+
+def _check_reachable(master, timeout_s):
+    """Raises TPUUnreachableError unless a TCP connection to grpc://host:port opens within timeout_s."""
+    parsed = urllib.parse.urlparse(master)
+    if parsed.scheme != "grpc" or not parsed.hostname or not parsed.port:
+        return
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise TPUUnreachableError(
+            f"TPU worker {master} is not reachable within {timeout_s:.0f} s ({e}); "
+            "check --tpu and that the TPU is READY") from None
+
+
+def _tpu_strategy(tpu, timeout_s):
+    """Connects to and initializes the TPU system named by `tpu`; returns a TPUStrategy."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+    except Exception as e:  # The Cloud TPU API lookup of a name raises URLError, ValueError, HttpError, ...
+        raise TPUUnreachableError(f"cannot resolve TPU {tpu!r}: {e}") from None
+    if tpu != "local":
+        _check_reachable(resolver.master(), timeout_s)
+    try:
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (tf.errors.NotFoundError, tf.errors.UnavailableError, tf.errors.InvalidArgumentError) as e:
+        first_line = str(e).strip().splitlines()[0]
+        raise TPUUnreachableError(f"cannot initialize TPU {tpu!r}: {first_line}") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def resolve_strategy(tpu=None, *, timeout_s=TPU_CONNECT_TIMEOUT_S):
+    """Returns the strategy for this process following the table in the module docstring."""
+    if tpu:
+        return _tpu_strategy(tpu, timeout_s)
+    if os.environ.get("TF_CONFIG"):
+        try:
+            json.loads(os.environ["TF_CONFIG"])
+        except ValueError:
+            raise ValueError("TF_CONFIG is set but is not valid JSON") from None
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def device_kind(strategy):
+    """'tpu', 'gpu' or 'cpu': the kind of device the strategy's replicas run on."""
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "tpu"
+    # Every non-TPU strategy here places replicas on all local GPUs when there are any.
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def precision_policy(kind, use_bfloat16=None):
+    """The Keras dtype policy name: bfloat16 activations on TPU by default (REFERENCE.md §5)."""
+    if use_bfloat16 is None:
+        use_bfloat16 = kind == "tpu"
+    return "mixed_bfloat16" if use_bfloat16 else "float32"
+
+
+def use_xla(kind, jit_compile=None):
+    """Whether to compile the train step with XLA: on TPU and GPU, not on CPU unless asked for."""
+    if jit_compile is None:
+        return kind in ("tpu", "gpu")
+    return bool(jit_compile)
