@@ -1,0 +1,216 @@
+"""Tests for efficientnet.optim.RMSPropTF against TF1's tf.compat.v1.train.RMSPropOptimizer."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from efficientnet import optim, schedules
+
+SHAPES = [(3, 4), (5,)]
+RTOL = 1e-6
+ATOL = 1e-7
+
+
+def _gradients(num_steps, seed=0):
+    """Per-step gradients of very different magnitudes (the epsilon-inside-sqrt regime too)."""
+    rng = np.random.default_rng(seed)
+    scales = [1.0, 1e-3, 30.0]
+    return [[(rng.standard_normal(s) * scales[(i + k) % 3]).astype(np.float32)
+             for k, s in enumerate(SHAPES)] for i in range(num_steps)]
+
+
+def _initial_values(seed=1):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+
+
+class _TableSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Learning rate read from a table at the optimizer's step (a changing rate)."""
+
+    def __init__(self, table):
+        self.table = list(table)
+
+    def __call__(self, step):
+        return tf.gather(tf.constant(self.table, tf.float32), tf.cast(step, tf.int32))
+
+    def get_config(self):
+        return {"table": self.table}
+
+
+def _run_oracle(learning_rates, grads):
+    """TF1 RMSProp, step by step; returns the variable values after every step."""
+    variables = [tf.Variable(v) for v in _initial_values()]
+    step = {"i": 0}
+    oracle = tf.compat.v1.train.RMSPropOptimizer(
+        lambda: learning_rates[step["i"]], decay=0.9, momentum=0.9, epsilon=1e-3)
+    history = []
+    for i, step_grads in enumerate(grads):
+        step["i"] = i
+        oracle.apply_gradients(zip([tf.constant(g) for g in step_grads], variables))
+        history.append([v.numpy() for v in variables])
+    return history
+
+
+def _run_ours(learning_rate, grads):
+    variables = [tf.Variable(v) for v in _initial_values()]
+    opt = optim.RMSPropTF(learning_rate)
+    history = []
+    for step_grads in grads:
+        opt.apply_gradients(zip([tf.constant(g) for g in step_grads], variables))
+        history.append([v.numpy() for v in variables])
+    return history, opt
+
+
+def _assert_histories_close(ours, oracle):
+    assert len(ours) == len(oracle)
+    for step, (a_vars, b_vars) in enumerate(zip(ours, oracle)):
+        for a, b in zip(a_vars, b_vars):
+            np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg=f"step {step}")
+
+
+def test_matches_tf1_rmsprop_constant_learning_rate():
+    grads = _gradients(12)
+    ours, _ = _run_ours(0.05, grads)
+    oracle = _run_oracle([0.05] * 12, grads)
+    _assert_histories_close(ours, oracle)
+    # The variables really moved (a no-op optimizer would also "match" a no-op oracle).
+    assert not np.allclose(ours[-1][0], _initial_values()[0])
+
+
+def test_matches_tf1_rmsprop_changing_learning_rate():
+    table = [0.0, 0.01, 0.02, 0.2, 0.1, 0.05, 0.3, 0.001, 0.07, 0.07, 0.5, 0.02]
+    grads = _gradients(len(table), seed=3)
+    ours, opt = _run_ours(_TableSchedule(table), grads)
+    _assert_histories_close(ours, _run_oracle(table, grads))
+    assert int(opt.iterations.numpy()) == len(table)
+
+
+def test_first_step_differs_from_keras_rmsprop():
+    """Documents why RMSPropTF exists: Keras starts ms at 0, so its first step is larger."""
+    g = np.array([0.5, -2.0], np.float32)
+    ours = tf.Variable([0.0, 0.0])
+    keras_var = tf.Variable([0.0, 0.0])
+    optim.RMSPropTF(0.1).apply_gradients([(tf.constant(g), ours)])
+    keras.optimizers.RMSprop(0.1, rho=0.9, momentum=0.9, epsilon=1e-3).apply_gradients(
+        [(tf.constant(g), keras_var)])
+    # Independent hand computation of TF1's first step: ms = 1 + 0.1(g² - 1).
+    expected = -0.1 * g / np.sqrt(1.0 + 0.1 * (g * g - 1.0) + 1e-3)
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-6)
+    assert np.all(np.abs(keras_var.numpy()) > 1.5 * np.abs(ours.numpy()))
+
+
+def test_slots_start_at_one_and_zero():
+    variables = [tf.Variable(v) for v in _initial_values()]
+    opt = optim.RMSPropTF(0.1)
+    opt.build(variables)
+    for ms, mom, var in zip(opt._mean_squares, opt._momentums, variables):
+        np.testing.assert_array_equal(ms.numpy(), np.ones(var.shape, np.float32))
+        np.testing.assert_array_equal(mom.numpy(), np.zeros(var.shape, np.float32))
+
+
+def test_config_round_trip_with_schedule():
+    schedule = schedules.WarmupExponentialDecay(0.256, steps_per_epoch=306)
+    opt = optim.RMSPropTF(schedule, rho=0.8, momentum=0.7, epsilon=1e-4, clipnorm=2.0)
+    config = opt.get_config()
+    clone = optim.RMSPropTF.from_config(config)
+    assert (clone.rho, clone.momentum, clone.epsilon, clone.clipnorm) == (0.8, 0.7, 1e-4, 2.0)
+    assert isinstance(clone._learning_rate,
+                      schedules.WarmupExponentialDecay)
+    assert clone._learning_rate.get_config() == schedule.get_config()
+    # Also through Keras' generic (de)serialization, which needs the registration.
+    revived = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+    assert isinstance(revived, optim.RMSPropTF) and revived.rho == 0.8
+
+
+def test_checkpoint_restore_continues_identically(tmp_path):
+    grads = _gradients(6, seed=5)
+    variables = [tf.Variable(v) for v in _initial_values()]
+    opt = optim.RMSPropTF(0.05)
+    for step_grads in grads[:3]:
+        opt.apply_gradients(zip([tf.constant(g) for g in step_grads], variables))
+    path = tf.train.Checkpoint(optimizer=opt, variables=variables).save(str(tmp_path / "ckpt"))
+
+    fresh_vars = [tf.Variable(tf.zeros(s)) for s in SHAPES]
+    fresh = optim.RMSPropTF(0.05)
+    fresh.build(fresh_vars)
+    tf.train.Checkpoint(optimizer=fresh, variables=fresh_vars).restore(path).assert_consumed()
+    assert int(fresh.iterations.numpy()) == 3
+    np.testing.assert_array_equal(fresh._momentums[0].numpy(), opt._momentums[0].numpy())
+    for step_grads in grads[3:]:
+        opt.apply_gradients(zip([tf.constant(g) for g in step_grads], variables))
+        fresh.apply_gradients(zip([tf.constant(g) for g in step_grads], fresh_vars))
+    for a, b in zip(variables, fresh_vars):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_mirrored_strategy_two_replicas_matches_summed_gradient_oracle():
+    if len(tf.config.list_logical_devices("CPU")) < 2:
+        pytest.skip("needs the two logical CPU devices from tests/conftest.py")
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    init = _initial_values()
+    targets = [np.stack([np.full(s, 1.0, np.float32), np.full(s, -3.0, np.float32)])
+               for s in SHAPES]
+    with strategy.scope():
+        variables = [tf.Variable(v) for v in init]
+        opt = optim.RMSPropTF(0.05)
+        opt.build(variables)
+
+    def replica_step():
+        rid = tf.distribute.get_replica_context().replica_id_in_sync_group
+        with tf.GradientTape() as tape:
+            loss = tf.add_n([0.5 * tf.reduce_sum(tf.square(v - tf.gather(t, rid)))
+                             for v, t in zip(variables, targets)])
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    train = tf.function(lambda: strategy.run(replica_step))
+    oracle_vars = [tf.Variable(v) for v in init]
+    oracle = tf.compat.v1.train.RMSPropOptimizer(0.05, decay=0.9, momentum=0.9, epsilon=1e-3)
+    for _ in range(5):
+        train()
+        # Gradients are all-reduced with SUM: Σ_r (w - t_r).
+        summed = [2.0 * v - t[0] - t[1] for v, t in zip(oracle_vars, targets)]
+        oracle.apply_gradients(zip(summed, oracle_vars))
+    for v, o in zip(variables, oracle_vars):
+        for replica_value in strategy.experimental_local_results(v):
+            np.testing.assert_allclose(replica_value.numpy(), o.numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_jit_compiled_steps_match_tf1():
+    grads = _gradients(3, seed=7)
+    variables = [tf.Variable(v) for v in _initial_values()]
+    opt = optim.RMSPropTF(0.05)
+    opt.build(variables)
+
+    @tf.function(jit_compile=True)
+    def step(g0, g1):
+        opt.apply_gradients(zip([g0, g1], variables))
+
+    ours = []
+    for g0, g1 in grads:
+        step(tf.constant(g0), tf.constant(g1))
+        ours.append([v.numpy() for v in variables])
+    _assert_histories_close(ours, _run_oracle([0.05] * 3, grads))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"rho": 1.0}, "rho"),
+    ({"momentum": -0.1}, "momentum"),
+    ({"epsilon": 0.0}, "epsilon"),
+    ({"learning_rate": -1.0}, "learning_rate"),
+    ({"use_ema": True}, "use_ema"),
+])
+def test_bad_arguments_raise_one_line_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match) as info:
+        optim.RMSPropTF(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_sparse_gradients_are_refused():
+    table = tf.Variable(tf.ones((4, 2)))
+    opt = optim.RMSPropTF(0.1)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.gather(table, [1, 3]))
+    grad = tape.gradient(loss, table)
+    assert isinstance(grad, tf.IndexedSlices)
+    with pytest.raises(NotImplementedError, match="IndexedSlices"):
+        opt.apply_gradients([(grad, table)])
