@@ -1,0 +1,125 @@
+"""Tests for efficientnet.schedules against hand-computed values and TF1/Keras decay oracles."""
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from efficientnet import schedules
+
+# REFERENCE.md §3/§5: 1,281,167 training images minus the 25,022 minival holdout, batch 4096.
+STEPS_PER_EPOCH = 1_256_145 // 4096  # 306
+PEAK = 0.256
+
+
+def _recipe():
+    return schedules.WarmupExponentialDecay(PEAK, STEPS_PER_EPOCH)
+
+
+def test_steps_per_epoch_and_scaled_rate():
+    assert STEPS_PER_EPOCH == 306
+    assert schedules.scaled_learning_rate(0.016, 4096) == pytest.approx(0.256, rel=1e-12)
+    assert schedules.scaled_learning_rate(0.016, 2048) == pytest.approx(0.128, rel=1e-12)
+    assert schedules.scaled_learning_rate(0.016, 256) == pytest.approx(0.016, rel=1e-12)
+
+
+@pytest.mark.parametrize("step, expected", [
+    (0, 0.0),                                   # warm-up starts from zero
+    (765, 0.256 * 765 / 1530),                  # middle of warm-up (5 · 306 = 1530 steps)
+    (1529, 0.256 * 1529 / 1530),                # last warm-up step
+    (1530, 0.256 * 0.97 ** 2),                  # first step after: floor(1530 / 734.4) = 2
+    (2000, 0.256 * 0.97 ** 2),                  # floor(2000 / 734.4) = 2
+    (2203, 0.256 * 0.97 ** 2),                  # 3 · 734.4 = 2203.2: still two decays
+    (2204, 0.256 * 0.97 ** 3),                  # ... and the third one here
+    (100_000, 0.256 * 0.97 ** 136),             # deep in training: floor(100000 / 734.4) = 136
+])
+def test_exponential_recipe_values_by_hand(step, expected):
+    # rel 1e-5: float32(0.97) is 0.97 + 3e-8, so 0.97^136 in float32 is off by ~136 · 3e-8.
+    assert float(_recipe()(step)) == pytest.approx(expected, rel=1e-5, abs=1e-9)
+
+
+def test_end_of_warmup_steps_down_to_02409():
+    """REFERENCE.md §5: right after warm-up the rate is 0.256 · 0.97² ≈ 0.2409, not 0.256."""
+    assert float(_recipe()(1530)) == pytest.approx(0.2409, abs=5e-5)
+
+
+def test_decay_part_matches_tf1_and_keras_exponential_decay():
+    steps = [1530, 1531, 2203, 2204, 3672, 11015, 11016, 11017, 50_000, 107_099]
+    keras_decay = keras.optimizers.schedules.ExponentialDecay(
+        PEAK, decay_steps=STEPS_PER_EPOCH * 2.4, decay_rate=0.97, staircase=True)
+    schedule = _recipe()
+    for step in steps:
+        ours = float(schedule(step))
+        tf1 = float(tf.compat.v1.train.exponential_decay(
+            PEAK, step, STEPS_PER_EPOCH * 2.4, 0.97, staircase=True)())
+        assert ours == tf1, step  # both float32: identical, incl. the 11016 rounding quirk
+        assert ours == pytest.approx(float(keras_decay(step)), rel=1e-6), step
+
+
+def test_continuous_decay_when_not_staircase():
+    schedule = schedules.WarmupExponentialDecay(PEAK, STEPS_PER_EPOCH, staircase=False)
+    step = 5000
+    assert float(schedule(step)) == pytest.approx(0.256 * 0.97 ** (step / 734.4), rel=1e-5)
+
+
+def test_no_warmup_when_zero_epochs():
+    schedule = schedules.WarmupExponentialDecay(PEAK, STEPS_PER_EPOCH, warmup_epochs=0)
+    assert float(schedule(0)) == pytest.approx(PEAK)
+
+
+def test_cosine_values_by_hand():
+    total = 350 * STEPS_PER_EPOCH
+    schedule = schedules.WarmupCosineDecay(PEAK, STEPS_PER_EPOCH, total_steps=total)
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(765)) == pytest.approx(0.128, rel=1e-6)
+    for step in (1530, 50_000, total - 1):
+        expected = 0.5 * PEAK * (1 + np.cos(np.pi * step / total))
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-4, abs=1e-7)
+    assert float(schedule(total)) == pytest.approx(0.0, abs=1e-9)
+    assert float(schedule(total + 5000)) == pytest.approx(0.0, abs=1e-9)  # clamped, not rising
+
+
+def test_works_with_variable_step_inside_tf_function():
+    step = tf.Variable(0, dtype=tf.int64)
+    schedule = _recipe()
+    rate = tf.function(lambda: schedule(step))
+    values = []
+    for value in (0, 765, 1530):
+        step.assign(value)
+        values.append(float(rate()))
+    assert values == pytest.approx([0.0, 0.128, 0.256 * 0.97 ** 2], rel=2e-6)
+
+
+@pytest.mark.parametrize("schedule", [
+    schedules.WarmupExponentialDecay(0.1, 10.5, warmup_epochs=2, decay_epochs=1.5,
+                                     decay_rate=0.5, staircase=False),
+    schedules.WarmupCosineDecay(0.1, 10, total_steps=1000, warmup_epochs=3),
+])
+def test_config_round_trip(schedule):
+    clone = type(schedule).from_config(schedule.get_config())
+    assert clone.get_config() == schedule.get_config()
+    revived = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule))
+    assert type(revived) is type(schedule)
+    for step in (0, 7, 21, 400):
+        assert float(revived(step)) == float(schedule(step))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: schedules.scaled_learning_rate(0.0, 4096), "base_lr_per_256"),
+    (lambda: schedules.scaled_learning_rate(0.016, 0), "global_batch_size"),
+    (lambda: schedules.scaled_learning_rate(0.016, 40.5), "global_batch_size"),
+    (lambda: schedules.WarmupExponentialDecay(-0.1, 306), "initial_learning_rate"),
+    (lambda: schedules.WarmupExponentialDecay(0.1, 0), "steps_per_epoch"),
+    (lambda: schedules.WarmupExponentialDecay(0.1, 306, warmup_epochs=-1), "warmup_epochs"),
+    (lambda: schedules.WarmupExponentialDecay(0.1, 306, decay_epochs=0), "decay_epochs"),
+    (lambda: schedules.WarmupExponentialDecay(0.1, 306, decay_rate=0), "decay_rate"),
+    (lambda: schedules.WarmupExponentialDecay(0.1, 306, decay_rate=1.5), "decay_rate"),
+    (lambda: schedules.WarmupCosineDecay(0.1, 306, total_steps=0), "total_steps"),
+    (lambda: schedules.WarmupCosineDecay(0.1, 306, total_steps=100), "warm-up"),
+])
+def test_bad_arguments_raise_one_line_errors(make, match):
+    with pytest.raises(ValueError, match=match) as info:
+        make()
+    assert "\n" not in str(info.value)
