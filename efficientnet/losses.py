@@ -1,0 +1,120 @@
+"""Training loss of the EfficientNet recipe (REFERENCE.md §5, tensorflow/tpu main.py).
+
+* ``classification_loss``: per-example softmax cross-entropy with label smoothing 0.1, computed
+  in float32 even when the model runs in bfloat16.
+* ``weight_decay_variables`` / ``l2_loss``: 1e-5 · Σ ½‖w‖² over every trainable variable except
+  BatchNorm gamma/beta; conv and dense biases ARE included (the TPU code filters on the name
+  "batch_normalization" only).
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def _check_num_classes(num_classes):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or (
+            num_classes < 2):
+        raise ValueError(f"classification_loss num_classes must be an int >= 2, "
+                         f"got {num_classes!r}")
+
+
+def _check_static_labels(labels, num_classes):
+    """Rejects integer labels outside [0, num_classes) when their values are known statically.
+
+    tf.one_hot would silently turn such a label into an all-zero row (zero loss); inside a traced
+    step the values are unknown and the input pipeline is responsible (labels are shifted to
+    0..num_classes-1 once, at parsing; DESIGN.md).
+    """
+    values = tf.get_static_value(labels)
+    if values is None or values.size == 0:
+        return
+    low, high = int(np.min(values)), int(np.max(values))
+    if low < 0 or high >= num_classes:
+        bad = low if low < 0 else high
+        raise ValueError(f"classification_loss label {bad} is outside [0, {num_classes})")
+
+
+def classification_loss(labels, logits, num_classes, label_smoothing=0.1):
+    """Per-example softmax cross-entropy with label smoothing, in float32.
+
+    Args:
+        labels: integer class ids of shape [batch] (0..num_classes-1), or a float distribution
+            of shape [batch, num_classes] (e.g. mixed labels) that is smoothed the same way.
+        logits: [batch, num_classes] logits of any float dtype; cast to float32 first.
+        num_classes: number of classes (the last dimension of ``logits``).
+        label_smoothing: in [0, 1). The target is ``onehot · (1 - s) + s / num_classes``
+            (tf.compat.v1.losses.softmax_cross_entropy's definition, used by tensorflow/tpu).
+
+    Returns:
+        float32 tensor of shape [batch]; the caller reduces it (sum / global batch size).
+    """
+    _check_num_classes(num_classes)
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not (
+            0.0 <= label_smoothing < 1.0):
+        raise ValueError(f"classification_loss label_smoothing must be in [0, 1), "
+                         f"got {label_smoothing!r}")
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape.rank != 2 or logits.shape[-1] not in (None, num_classes):
+        raise ValueError(f"classification_loss logits must have shape [batch, {num_classes}], "
+                         f"got {logits.shape}")
+    labels = tf.convert_to_tensor(labels)
+    if labels.dtype.is_integer:
+        if labels.shape.rank != 1:
+            raise ValueError(f"classification_loss integer labels must have shape [batch], "
+                             f"got {labels.shape}")
+        _check_static_labels(labels, num_classes)
+        targets = tf.one_hot(labels, num_classes, dtype=tf.float32)
+    elif labels.dtype.is_floating:
+        if labels.shape.rank != 2 or labels.shape[-1] not in (None, num_classes):
+            raise ValueError(f"classification_loss float labels must have shape "
+                             f"[batch, {num_classes}], got {labels.shape}")
+        targets = tf.cast(labels, tf.float32)
+    else:
+        raise ValueError(f"classification_loss labels must be integer or float, "
+                         f"got {labels.dtype.name}")
+    if label_smoothing:
+        targets = targets * (1.0 - label_smoothing) + label_smoothing / num_classes
+    # -Σ target · log_softmax(logits), written out so the target may be any distribution.
+    return -tf.reduce_sum(targets * tf.nn.log_softmax(logits, axis=-1), axis=-1)
+
+
+def weight_decay_variables(model):
+    """Trainable variables that get L2 decay: all except those of BatchNormalization layers.
+
+    Args:
+        model: a built ``keras.Model`` (or layer). BatchNorm layers are found by isinstance,
+            nested models and custom layers included.
+    """
+    if not isinstance(model, keras.layers.Layer):
+        raise ValueError(f"weight_decay_variables expects a keras.Model or keras.layers.Layer, "
+                         f"got {type(model).__name__}")
+    if not model.variables:
+        raise ValueError(f"weight_decay_variables: model {model.name!r} has no variables; "
+                         f"build it first")
+    # Keras 3 has no public recursive layer walk; _flatten_layers is what Model.layers uses.
+    excluded = set()
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            excluded.update(id(v) for v in layer.variables)
+    return [v for v in model.trainable_variables if id(v) not in excluded]
+
+
+def l2_loss(variables, weight_decay):
+    """Returns ``weight_decay · Σ ½‖w‖²`` over ``variables``, computed in float32.
+
+    Args:
+        variables: non-empty list of variables/tensors (e.g. ``weight_decay_variables(model)``).
+        weight_decay: coefficient >= 0 (1e-5 in the recipe, REFERENCE.md §5).
+    """
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or (
+            weight_decay < 0):
+        raise ValueError(f"l2_loss weight_decay must be a number >= 0, got {weight_decay!r}")
+    variables = list(variables)
+    if not variables:
+        raise ValueError("l2_loss needs a non-empty list of variables, got none")
+    total = tf.constant(0.0, tf.float32)
+    for variable in variables:
+        # Cast before squaring: bfloat16 squares would lose the small weights' contribution.
+        value = tf.cast(variable, tf.float32)
+        total += 0.5 * tf.reduce_sum(tf.square(value))
+    return weight_decay * total
