@@ -1,0 +1,284 @@
+"""Building blocks of EfficientNet: MBConv, squeeze-excite, stochastic depth, BatchNorm, initializers.
+
+Blocks know nothing about variants: `mbconv_block` takes one concrete, already scaled `MBConvConfig`.
+Weighted layers carry the Keras Applications names (REFERENCE.md §2) so that published weight files load by
+name. Layers without weights are merged where a tensor op inside one custom layer does the same job (BN +
+activation, squeeze + reduce, expand + sigmoid + multiply, drop + add): fewer Keras layers trace faster, and
+the numerics are the same as the Keras graph.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+# BatchNorm constants, TF convention: moving = 0.99·moving + 0.01·batch (REFERENCE §2).
+BATCH_NORM_MOMENTUM = 0.99
+BATCH_NORM_EPSILON = 1e-3
+
+_PACKAGE = "efficientnet"
+
+
+def get_activation(name: Optional[str]):
+    """Maps an activation name ("swish", "relu", "relu6" or None) to a function."""
+    table = {"swish": keras.activations.silu, "relu": keras.activations.relu, "relu6": keras.activations.relu6,
+             None: None}
+    if name not in table:
+        raise ValueError(f"unknown activation {name!r}; expected one of swish, relu, relu6 or None")
+    return table[name]
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ConvKernelInitializer(keras.initializers.Initializer):
+    """Untruncated N(0, sqrt(2 / fan_out)), fan_out = kh·kw·out (tensorflow/tpu efficientnet_model.py).
+
+    For a depthwise kernel (kh, kw, C, 1) the last dim is the depth multiplier, so fan_out = kh·kw, as in TPU.
+    """
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        fan_out = int(shape[0]) * int(shape[1]) * int(shape[-1])
+        return keras.random.normal(shape, stddev=math.sqrt(2.0 / fan_out), dtype=dtype, seed=self.seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DenseKernelInitializer(keras.initializers.Initializer):
+    """U(-1/sqrt(num_classes), +1/sqrt(num_classes)) for the classifier (tensorflow/tpu efficientnet_model.py)."""
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        limit = 1.0 / math.sqrt(int(shape[-1]))
+        return keras.random.uniform(shape, minval=-limit, maxval=limit, dtype=dtype, seed=self.seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class BatchNormActivation(keras.layers.BatchNormalization):
+    """BatchNormalization (momentum 0.99, epsilon 1e-3) followed by an optional activation.
+
+    A subclass, so `isinstance(layer, keras.layers.BatchNormalization)` finds it (training code excludes BN from
+    weight decay and adds its moving statistics to EMA). Its variables are the parent's, in the parent's order.
+    """
+
+    def __init__(self, activation: Optional[str] = None, momentum=BATCH_NORM_MOMENTUM,
+                 epsilon=BATCH_NORM_EPSILON, **kwargs):
+        super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
+        self.activation_name = activation
+        self._activation_fn = get_activation(activation)
+
+    def call(self, inputs, training=None, mask=None):
+        outputs = super().call(inputs, training=training, mask=mask)
+        return outputs if self._activation_fn is None else self._activation_fn(outputs)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation_name}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class InputNormalization(keras.layers.Layer):
+    """(pixels - mean) / stddev with constant per-channel statistics (not weights), computed in float32.
+
+    The layer is float32 even under a mixed policy: normalizing [0, 255] values in bfloat16 would lose about
+    two significant bits before the first conv.
+    """
+
+    def __init__(self, mean, stddev, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.mean = tuple(float(m) for m in mean)
+        self.stddev = tuple(float(s) for s in stddev)
+
+    def call(self, inputs):
+        mean = ops.convert_to_tensor(self.mean, dtype=self.compute_dtype)
+        stddev = ops.convert_to_tensor(self.stddev, dtype=self.compute_dtype)
+        return (ops.cast(inputs, self.compute_dtype) - mean) / stddev
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
+
+
+class _PointwiseOnVector(keras.layers.Layer):
+    """Shared part of the SE layers: a 1x1 conv kernel (1, 1, in, out) + bias applied to a (N, in) vector.
+
+    The kernel keeps the 4-D conv shape of Keras' se_reduce / se_expand Conv2D so weight files load unchanged;
+    on a 1x1 map a 1x1 conv is exactly a matmul.
+    """
+
+    def __init__(self, filters: int, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+
+    def _build_weights(self, in_channels: int):
+        self.kernel = self.add_weight(name="kernel", shape=(1, 1, in_channels, self.filters),
+                                      initializer=ConvKernelInitializer())
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def _pointwise(self, vector):
+        kernel = ops.reshape(self.kernel, (self.kernel.shape[2], self.filters))
+        return ops.matmul(vector, kernel) + self.bias
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SqueezeExciteReduce(_PointwiseOnVector):
+    """SE squeeze + reduce: global spatial mean, 1x1 conv with bias, activation. (N,H,W,C) -> (N, filters).
+
+    Weights named like Keras' `blockXy_se_reduce` Conv2D. The mean is taken in float32 so a bfloat16 map of
+    tens of thousands of pixels is averaged accurately.
+    """
+
+    def __init__(self, filters: int, activation: str = "swish", **kwargs):
+        super().__init__(filters, **kwargs)
+        self.activation_name = activation
+        self._activation_fn = get_activation(activation)
+
+    def build(self, input_shape):
+        self._build_weights(int(input_shape[-1]))
+
+    def call(self, inputs):
+        squeezed = ops.cast(ops.mean(ops.cast(inputs, "float32"), axis=(1, 2)), self.compute_dtype)
+        return self._activation_fn(self._pointwise(squeezed))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation_name}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SqueezeExciteExpand(_PointwiseOnVector):
+    """SE expand + excite: inputs [features (N,H,W,C), reduced (N,r)] -> features · sigmoid(1x1 conv(reduced)).
+
+    Weights named like Keras' `blockXy_se_expand` Conv2D; `filters` must equal C.
+    """
+
+    def build(self, input_shape):
+        features_shape, reduced_shape = input_shape
+        if features_shape[-1] != self.filters:
+            raise ValueError(f"{self.name}: features have {features_shape[-1]} channels, expected {self.filters}")
+        self._build_weights(int(reduced_shape[-1]))
+
+    def call(self, inputs):
+        features, reduced = inputs
+        gate = ops.sigmoid(self._pointwise(reduced))
+        return features * gate[:, None, None, :]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class StochasticDepth(keras.layers.Layer):
+    """Residual sum with stochastic depth: inputs [branch, shortcut] -> shortcut + drop(branch).
+
+    At training, drop(x) = x / p · floor(p + U[0,1)) with one draw per sample (REFERENCE §2, tensorflow/tpu
+    utils.drop_connect), so E[drop(x)] = x; at inference drop is the identity. p = 1 means no randomness.
+    """
+
+    def __init__(self, survival_prob: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 < survival_prob <= 1.0:
+            raise ValueError(f"survival_prob must be in (0, 1], got {survival_prob!r}")
+        self.survival_prob = float(survival_prob)
+
+    def call(self, inputs, training=None):
+        branch, shortcut = inputs
+        if training and self.survival_prob < 1.0:
+            batch = tf.shape(branch)[0]
+            # tf.random (stateful, no variable): a Keras SeedGenerator would add a state variable per block that
+            # checkpoints, EMA and MirroredStrategy would all have to handle.
+            noise = tf.random.uniform([batch, 1, 1, 1], dtype=branch.dtype)
+            keep = tf.floor(tf.cast(self.survival_prob, branch.dtype) + noise)
+            branch = branch / tf.cast(self.survival_prob, branch.dtype) * keep
+        return shortcut + branch
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]
+
+    def get_config(self):
+        return {**super().get_config(), "survival_prob": self.survival_prob}
+
+
+@dataclasses.dataclass(frozen=True)
+class MBConvConfig:
+    """One concrete (already width-scaled) MBConv block.
+
+    `se_ratio` None or 0 means no squeeze-excite. `survival_prob` is this block's stochastic-depth keep
+    probability; it only matters when the block has a residual (strides 1 and input == output filters).
+    """
+
+    input_filters: int
+    output_filters: int
+    kernel_size: int
+    strides: int
+    expand_ratio: int
+    se_ratio: Optional[float] = 0.25
+    survival_prob: float = 1.0
+    activation: str = "swish"
+    sync_batchnorm: bool = False
+
+    @property
+    def expanded_filters(self) -> int:
+        return self.input_filters * self.expand_ratio
+
+    @property
+    def has_residual(self) -> bool:
+        return self.strides == 1 and self.input_filters == self.output_filters
+
+
+def batch_norm(name: str, activation: Optional[str], sync: bool) -> BatchNormActivation:
+    """BatchNorm (+ activation) with the project's constants; `sync` selects cross-replica statistics."""
+    return BatchNormActivation(activation=activation, synchronized=sync, name=name)
+
+
+def conv2d(filters: int, kernel_size: int, strides: int, name: str) -> keras.layers.Conv2D:
+    """Bias-free conv with TF "same" padding and the TPU initializer (the following BN supplies the bias)."""
+    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
+                               kernel_initializer=ConvKernelInitializer(), name=name)
+
+
+def mbconv_block(inputs, config: MBConvConfig, prefix: str):
+    """Applies one MBConv block to the symbolic tensor `inputs`; layer names start with `prefix` ("block2b_").
+
+    expand 1x1 (if expand_ratio != 1) -> depthwise kxk stride s -> SE -> project 1x1 -> residual with
+    stochastic depth when strides == 1 and input == output filters (REFERENCE §2).
+    """
+    c = config
+    if c.kernel_size < 1 or c.strides < 1 or c.expand_ratio < 1:
+        raise ValueError(f"{prefix}: kernel_size, strides and expand_ratio must be >= 1, got {c}")
+    x = inputs
+    if c.expand_ratio != 1:
+        x = conv2d(c.expanded_filters, 1, 1, prefix + "expand_conv")(x)
+        x = batch_norm(prefix + "expand_bn", c.activation, c.sync_batchnorm)(x)
+    x = keras.layers.DepthwiseConv2D(c.kernel_size, strides=c.strides, padding="same", use_bias=False,
+                                     depthwise_initializer=ConvKernelInitializer(), name=prefix + "dwconv")(x)
+    x = batch_norm(prefix + "bn", c.activation, c.sync_batchnorm)(x)
+    if c.se_ratio:
+        # SE width counts from the block's input filters, not the expanded ones (REFERENCE §2).
+        se_filters = max(1, int(c.input_filters * c.se_ratio))
+        reduced = SqueezeExciteReduce(se_filters, activation=c.activation, name=prefix + "se_reduce")(x)
+        x = SqueezeExciteExpand(c.expanded_filters, name=prefix + "se_expand")([x, reduced])
+    x = conv2d(c.output_filters, 1, 1, prefix + "project_conv")(x)
+    x = batch_norm(prefix + "project_bn", None, c.sync_batchnorm)(x)
+    if c.has_residual:
+        x = StochasticDepth(c.survival_prob, name=prefix + "add")([x, inputs])
+    return x

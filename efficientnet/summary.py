@@ -1,0 +1,99 @@
+"""Size table of the EfficientNet variants: resolution, trainable parameters, multiply-adds.
+
+    python -m efficientnet.summary            # every variant in VARIANTS (l2 takes a minute and ~2 GB)
+    python -m efficientnet.summary --model=b4
+
+Multiply-adds are counted analytically from the built (never run) model's layers: convolutions, depthwise
+convolutions, the squeeze-excite 1x1 convs and the classifier. BatchNorm, activations, pooling and the SE
+multiply are elementwise and not counted, as in the paper's FLOPs column (REFERENCE.md §1).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import List, Optional, Sequence
+
+import keras
+import numpy as np
+
+from efficientnet import blocks
+from efficientnet.model import build_model
+from efficientnet.variants import VARIANTS, get_variant
+
+
+@dataclasses.dataclass(frozen=True)
+class SummaryRow:
+    """One line of the table."""
+
+    variant: str
+    resolution: int
+    trainable_params: int
+    macs: int
+
+
+def _spatial(shape) -> int:
+    return int(shape[1]) * int(shape[2])
+
+
+def layer_macs(layer: keras.layers.Layer) -> int:
+    """Multiply-adds of one layer for one image, from its weight shapes and its output shape."""
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        kh, kw, channels, multiplier = layer.kernel.shape
+        return _spatial(layer.output.shape) * kh * kw * channels * multiplier
+    if isinstance(layer, keras.layers.Conv2D):
+        kh, kw, cin, cout = layer.kernel.shape
+        return _spatial(layer.output.shape) * kh * kw * cin * cout // layer.groups
+    if isinstance(layer, (blocks.SqueezeExciteReduce, blocks.SqueezeExciteExpand)):
+        _, _, cin, cout = layer.kernel.shape  # a 1x1 conv on the 1x1 squeezed map
+        return int(cin) * int(cout)
+    if isinstance(layer, keras.layers.Dense):
+        cin, cout = layer.kernel.shape
+        return int(cin) * int(cout)
+    return 0
+
+
+def count_macs(model: keras.Model) -> int:
+    """Total multiply-adds of `model` for one image (see module docstring for what counts)."""
+    return int(sum(layer_macs(layer) for layer in model.layers))
+
+
+def count_trainable_params(model: keras.Model) -> int:
+    """Number of trainable scalars."""
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def summarize(variant) -> SummaryRow:
+    """Builds `variant` at its native resolution with 1000 classes and measures it."""
+    v = get_variant(variant)
+    model = build_model(v, num_classes=1000)
+    row = SummaryRow(v.name, v.resolution, count_trainable_params(model), count_macs(model))
+    del model
+    keras.backend.clear_session()  # free the graph before building the next (b7 and l2 are large)
+    return row
+
+
+def format_row(row: SummaryRow) -> str:
+    return (f"{row.variant:<6}{row.resolution:>6}{row.trainable_params:>16,}"
+            f"{row.macs / 1e9:>10.2f}B")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """CLI entry point; returns the exit status (2 for a bad --model)."""
+    parser = argparse.ArgumentParser(prog="python -m efficientnet.summary", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help=f"one of {', '.join(VARIANTS)}; default: all of them")
+    args = parser.parse_args(argv)
+    names: List[str] = list(VARIANTS) if args.model is None else [args.model]
+    try:
+        variants = [get_variant(name) for name in names]
+    except ValueError as error:
+        print(f"error: --model: {error}", file=sys.stderr)
+        return 2
+    print(f"{'model':<6}{'res':>6}{'trainable params':>16}{'MACs':>11}")
+    for v in variants:
+        print(format_row(summarize(v)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The EfficientNet family as data: the B0 stage table and the per-variant scaling rows.
+
+Everything the model builder needs to know about a variant lives in a frozen `Variant` row; everything it needs
+to know about a stage lives in a frozen `StageSpec` row. Rows are transformed with `dataclasses.replace`, never
+mutated. Numbers come from REFERENCE.md §1 (scaling table) and §2 (B0 stages); their origin is tensorflow/tpu
+models/official/efficientnet/efficientnet_builder.py.
+
+Fields that only later variants need (EdgeTPU and Lite, REFERENCE §1: other activation, no SE, fused MBConv,
+unscaled stem/head, other mean/std) exist here with defaults that reproduce B0-B7, so that those variants can be
+added as further rows of the same tables.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Mapping, Optional, Tuple, Union
+
+# ImageNet statistics on the [0, 255] pixel scale (REFERENCE §2: [0.485, 0.456, 0.406]·255, [0.229, 0.224,
+# 0.225]·255). Kept as exact products so that they match what the Keras application computes.
+IMAGENET_MEAN_RGB = (0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0)
+IMAGENET_STDDEV_RGB = (0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0)
+
+# Eval crop padding in pixels: crop fraction = resolution / (resolution + 32) (REFERENCE §1, "CROP_PADDING").
+CROP_PADDING = 32
+
+# Activations the builder knows by name. B0-B7 use swish; "relu"/"relu6" are the hooks for EdgeTPU / Lite.
+ACTIVATIONS = ("swish", "relu", "relu6")
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSpec:
+    """One stage of MBConv blocks, in B0 units (before width/depth scaling).
+
+    Only the first block of a stage has `strides` and the `input_filters -> output_filters` change; the
+    remaining `repeats - 1` blocks map output_filters to output_filters with stride 1 (REFERENCE §2).
+    `se_ratio` None or 0 means no squeeze-excite; `fused` marks a fused MBConv (EdgeTPU, not implemented yet).
+    """
+
+    kernel_size: int
+    strides: int
+    expand_ratio: int
+    input_filters: int
+    output_filters: int
+    repeats: int
+    se_ratio: Optional[float] = 0.25
+    fused: bool = False
+
+
+# The B0 stage table (REFERENCE §2).
+B0_STAGES: Tuple[StageSpec, ...] = (
+    StageSpec(kernel_size=3, strides=1, expand_ratio=1, input_filters=32, output_filters=16, repeats=1),
+    StageSpec(kernel_size=3, strides=2, expand_ratio=6, input_filters=16, output_filters=24, repeats=2),
+    StageSpec(kernel_size=5, strides=2, expand_ratio=6, input_filters=24, output_filters=40, repeats=2),
+    StageSpec(kernel_size=3, strides=2, expand_ratio=6, input_filters=40, output_filters=80, repeats=3),
+    StageSpec(kernel_size=5, strides=1, expand_ratio=6, input_filters=80, output_filters=112, repeats=3),
+    StageSpec(kernel_size=5, strides=2, expand_ratio=6, input_filters=112, output_filters=192, repeats=4),
+    StageSpec(kernel_size=3, strides=1, expand_ratio=6, input_filters=192, output_filters=320, repeats=1),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One row of the scaling table plus the architecture-wide settings that a variant may change.
+
+    Attributes:
+      name: short name, e.g. "b0".
+      width_coefficient: multiplier for every filter count (then rounded, see `round_filters`).
+      depth_coefficient: multiplier for every stage's repeats (then ceil'ed, see `round_repeats`).
+      resolution: native square input size in pixels.
+      dropout_rate: dropout before the classifier.
+      survival_prob: stochastic-depth survival probability of the last block (0.8 for every size, REFERENCE §2).
+      stages: the B0-unit stage table this variant scales.
+      stem_filters / head_filters: B0-unit widths of the stem conv and the 1x1 head conv.
+      scale_stem_and_head: False keeps stem and head unscaled (Lite hook, REFERENCE §1).
+      activation: one of ACTIVATIONS.
+      depth_divisor: filter counts are rounded to multiples of this.
+      mean_rgb / stddev_rgb: input normalization on the [0, 255] scale.
+    """
+
+    name: str
+    width_coefficient: float
+    depth_coefficient: float
+    resolution: int
+    dropout_rate: float
+    survival_prob: float = 0.8
+    stages: Tuple[StageSpec, ...] = B0_STAGES
+    stem_filters: int = 32
+    head_filters: int = 1280
+    scale_stem_and_head: bool = True
+    activation: str = "swish"
+    depth_divisor: int = 8
+    mean_rgb: Tuple[float, float, float] = IMAGENET_MEAN_RGB
+    stddev_rgb: Tuple[float, float, float] = IMAGENET_STDDEV_RGB
+
+    def __post_init__(self):
+        _check_positive("width_coefficient", self.width_coefficient)
+        _check_positive("depth_coefficient", self.depth_coefficient)
+        if not isinstance(self.resolution, int) or isinstance(self.resolution, bool) or self.resolution <= 0:
+            raise ValueError(f"resolution must be a positive int, got {self.resolution!r}")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
+        if not 0.0 < self.survival_prob <= 1.0:
+            raise ValueError(f"survival_prob must be in (0, 1], got {self.survival_prob!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+
+    @property
+    def eval_crop_fraction(self) -> float:
+        """Side fraction of the eval center crop: resolution / (resolution + 32) (REFERENCE §1).
+
+        tensorflow/tpu moved to a flat 0.875 for every size in late 2021. We keep the per-size fraction because
+        it is the one the published checkpoints and the Keras/timm ports were evaluated with; the flat value
+        costs up to about 0.6 top-1 points on b7 (REFERENCE §1).
+        """
+        return self.resolution / (self.resolution + CROP_PADDING)
+
+    def round_filters(self, filters: int) -> int:
+        """Scales a B0-unit filter count by the width coefficient, rounded to the divisor (REFERENCE §2)."""
+        scaled = filters * self.width_coefficient
+        divisor = self.depth_divisor
+        rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+        if rounded < 0.9 * scaled:  # never round down by more than 10% (tensorflow/tpu efficientnet_model.py)
+            rounded += divisor
+        return int(rounded)
+
+    def round_repeats(self, repeats: int) -> int:
+        """Scales a stage's repeats by the depth coefficient, rounding up (REFERENCE §2)."""
+        return int(math.ceil(self.depth_coefficient * repeats))
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _row(name, width, depth, resolution, dropout) -> Variant:
+    return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
+                   dropout_rate=dropout)
+
+
+# The scaling table (REFERENCE §1). l2 is also used at 475; 800 is its native size.
+VARIANTS: Mapping[str, Variant] = {
+    v.name: v
+    for v in (
+        _row("b0", 1.0, 1.0, 224, 0.2),
+        _row("b1", 1.0, 1.1, 240, 0.2),
+        _row("b2", 1.1, 1.2, 260, 0.3),
+        _row("b3", 1.2, 1.4, 300, 0.3),
+        _row("b4", 1.4, 1.8, 380, 0.4),
+        _row("b5", 1.6, 2.2, 456, 0.4),
+        _row("b6", 1.8, 2.6, 528, 0.5),
+        _row("b7", 2.0, 3.1, 600, 0.5),
+        _row("b8", 2.2, 3.6, 672, 0.5),
+        _row("l2", 4.3, 5.3, 800, 0.5),
+    )
+}
+
+
+def get_variant(name_or_variant: Union[str, Variant]) -> Variant:
+    """Returns the Variant for "b0".."b7", "b8", "l2" (also "efficientnet-b0", any case), or a Variant as is."""
+    if isinstance(name_or_variant, Variant):
+        return name_or_variant
+    if not isinstance(name_or_variant, str):
+        raise ValueError(f"variant must be a name or a Variant, got {type(name_or_variant).__name__}")
+    key = name_or_variant.strip().lower()
+    if key.startswith("efficientnet-"):
+        key = key[len("efficientnet-"):]
+    if key not in VARIANTS:
+        raise ValueError(f"unknown EfficientNet variant {name_or_variant!r}; valid: {', '.join(VARIANTS)}")
+    return VARIANTS[key]
+
+
+def custom_variant(phi: Optional[float] = None, *, width: Optional[float] = None, depth: Optional[float] = None,
+                   resolution: Optional[int] = None, dropout_rate: float = 0.2,
+                   name: Optional[str] = None) -> Variant:
+    """Builds a Variant from the compound coefficient `phi` or from explicit coefficients.
+
+    With `phi`: depth = 1.2**phi, width = 1.1**phi, resolution = 224 * 1.15**phi rounded to the nearest
+    multiple of 8 (the paper's rule, REFERENCE §1; the published b1-b7 sizes were hand-picked and do not follow
+    it exactly). Giving `phi` together with width/depth/resolution is ambiguous and a ValueError.
+    Without `phi`: unspecified values default to b0's (width 1.0, depth 1.0, resolution 224).
+    """
+    explicit = {"width": width, "depth": depth, "resolution": resolution}
+    if phi is not None:
+        given = [k for k, v in explicit.items() if v is not None]
+        if given:
+            raise ValueError(f"give either phi or explicit {'/'.join(given)}, not both (phi={phi!r})")
+        if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not math.isfinite(phi):
+            raise ValueError(f"phi must be a finite number, got {phi!r}")
+        width, depth = 1.1 ** phi, 1.2 ** phi
+        resolution = max(8, int(round(224 * 1.15 ** phi / 8.0)) * 8)
+        name = name or f"custom-phi{phi:g}"
+    else:
+        width = 1.0 if width is None else width
+        depth = 1.0 if depth is None else depth
+        resolution = 224 if resolution is None else resolution
+        name = name or f"custom-w{width:g}-d{depth:g}-r{resolution}"
+    return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
+                   dropout_rate=dropout_rate)

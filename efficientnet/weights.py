@@ -1,0 +1,163 @@
+"""Loading Keras HDF5 weight files into a model built by `build_model`, matched by layer name.
+
+Two layouts are read (REFERENCE.md §2):
+- Keras 2 HDF5, as published (efficientnetb0.h5 ... b7 and _notop): root attribute `layer_names`, one group
+  per layer with attribute `weight_names` listing its datasets in the layer's weight order. Full-model Keras 2
+  files keep the same structure under a `model_weights` group.
+- Keras 3 `.weights.h5` (model.save_weights): a `layers/` tree whose groups are keyed by class-derived names
+  (conv2d_12, ...); each layer's `vars` group carries the real layer name in its `name` attribute and holds
+  datasets "0", "1", ... in the layer's weight order.
+
+Rules: every weighted layer of the model must be found in the file with the same number of weights and the same
+shapes, or the load fails with a ValueError naming the first bad layer, before anything is assigned (nothing is
+half-loaded). Layers in the file that the model has no weights for are ignored: Keras Applications' `normalization`
+layer holds the input mean/variance that this model keeps as constants (efficientnet.blocks.InputNormalization),
+and a `predictions` layer is unused by an include_top=False model. `skip_mismatch_layers` names layers that may be
+absent from the file or differ in shape; they keep their current values in that case (typically
+("predictions",) to fine-tune on another number of classes) and are loaded when they match.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+import h5py
+import keras
+import numpy as np
+
+_H5_SUFFIXES = (".h5", ".hdf5")
+
+# Pass as skip_mismatch_layers to load everything but the classifier.
+CLASSIFIER_LAYERS = ("predictions",)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadResult:
+    """What `load_weights` did: layers assigned, layers left as they were, file layers not used."""
+
+    loaded: Tuple[str, ...]
+    skipped: Tuple[str, ...]
+    ignored: Tuple[str, ...]
+
+
+def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str] = ()) -> LoadResult:
+    """Loads a Keras 2 `.h5` or Keras 3 `.weights.h5` file into `model` by layer name (see module docstring).
+
+    Raises:
+      NotImplementedError: `path` is not an .h5/.hdf5 file (TF checkpoints are a later issue).
+      FileNotFoundError: no file at `path`.
+      ValueError: not an HDF5 weight file; a needed layer missing; a weight count or shape mismatch; a name in
+        skip_mismatch_layers that is not a weighted layer of the model.
+    """
+    path = os.fspath(path)
+    if not path.lower().endswith(_H5_SUFFIXES):
+        raise NotImplementedError(f"load_weights reads Keras HDF5 files (.h5); {path!r} is not one (TF checkpoint "
+                                  "reading is not implemented yet)")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weight file not found: {path}")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{path} is not an HDF5 file; expected a Keras .h5 or .weights.h5 weight file")
+    layers = weighted_layers(model)
+    unknown = sorted(set(skip_mismatch_layers) - set(layers))
+    if unknown:
+        raise ValueError(f"skip_mismatch_layers names {unknown} that are not weighted layers of {model.name!r}")
+    with h5py.File(path, "r") as h5:
+        stored = read_h5_weights(h5, path)
+    plan, skipped = _plan(layers, stored, set(skip_mismatch_layers), path)
+    for name, arrays in plan.items():  # everything was validated above: assign only now
+        for variable, array in zip(layers[name].weights, arrays):
+            variable.assign(array.astype(variable.dtype))
+    ignored = tuple(name for name in stored if name not in layers)
+    return LoadResult(loaded=tuple(plan), skipped=tuple(skipped), ignored=ignored)
+
+
+def weighted_layers(model: keras.Model) -> Dict[str, keras.layers.Layer]:
+    """Layers of `model` (nested models flattened) that own weights, by name, in model order."""
+    found: Dict[str, keras.layers.Layer] = {}
+    for layer in _flatten(model):
+        if layer.weights:
+            if layer.name in found:
+                raise ValueError(f"model {model.name!r} has two weighted layers named {layer.name!r}")
+            found[layer.name] = layer
+    return found
+
+
+def _flatten(model: keras.Model) -> Iterable[keras.layers.Layer]:
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flatten(layer)
+        else:
+            yield layer
+
+
+def read_h5_weights(h5: h5py.File, path: str = "") -> Dict[str, List[np.ndarray]]:
+    """Reads every layer's weight arrays, in order, from an open Keras 2 or Keras 3 HDF5 weight file."""
+    root = h5["model_weights"] if "layer_names" not in h5.attrs and "model_weights" in h5 else h5
+    if "layer_names" in root.attrs:
+        return _read_keras2(root)
+    if "layers" in h5 and isinstance(h5["layers"], h5py.Group):
+        return _read_keras3(h5["layers"], path)
+    raise ValueError(f"{path or h5.filename} is HDF5 but not a Keras weight file (no 'layer_names' attribute and "
+                     "no 'layers' group)")
+
+
+def _text(value) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def _read_keras2(root: h5py.Group) -> Dict[str, List[np.ndarray]]:
+    stored = {}
+    for layer_name in (_text(n) for n in root.attrs["layer_names"]):
+        group = root[layer_name]
+        names = [_text(n) for n in group.attrs.get("weight_names", [])]
+        if names:
+            stored[layer_name] = [np.asarray(group[n]) for n in names]
+    return stored
+
+
+def _read_keras3(layers_group: h5py.Group, path: str) -> Dict[str, List[np.ndarray]]:
+    stored: Dict[str, List[np.ndarray]] = {}
+
+    def visit(group_path, obj):
+        if not (isinstance(obj, h5py.Group) and group_path.rsplit("/", 1)[-1] == "vars" and len(obj)):
+            return
+        name = _text(obj.attrs.get("name", group_path))
+        if name in stored:
+            raise ValueError(f"{path}: two layers named {name!r} in the weight file")
+        stored[name] = [_dataset_array(obj[key]) for key in sorted(obj, key=int)]
+
+    layers_group.visititems(visit)
+    return stored
+
+
+def _dataset_array(dataset: h5py.Dataset) -> np.ndarray:
+    # Keras 3 stores bfloat16 variables as raw 16-bit data tagged with a dtype attribute.
+    if _text(dataset.attrs.get("dtype", "")) == "bfloat16":
+        import ml_dtypes  # Keras' own dependency; only needed for this rare case
+
+        return np.asarray(dataset).view(ml_dtypes.bfloat16).astype(np.float32)
+    return np.asarray(dataset)
+
+
+def _plan(layers, stored, skip, path):
+    """Validates every layer; returns ({name: arrays} to assign, [skipped names]) or raises on the first problem."""
+    plan, skipped, problems = {}, [], []
+    for name, layer in layers.items():
+        expected = [tuple(w.shape) for w in layer.weights]
+        if name not in stored:
+            problem = f"layer {name!r} (expected shapes {expected}) is missing from {path}"
+        else:
+            found = [tuple(a.shape) for a in stored[name]]
+            if found == expected:
+                plan[name] = stored[name]
+                continue
+            problem = f"layer {name!r}: expected shapes {expected}, {path} has {found}"
+        if name in skip:
+            skipped.append(name)
+        else:
+            problems.append(problem)
+    if problems:
+        more = f" (and {len(problems) - 1} more mismatched layers)" if len(problems) > 1 else ""
+        raise ValueError(f"cannot load weights, nothing was changed: {problems[0]}{more}")
+    return plan, skipped
