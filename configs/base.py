@@ -1,0 +1,97 @@
+"""The one config schema of a run, filled in with the paper's ImageNet-on-TPU recipe.
+
+Every hyperparameter of a run lives here; main.py's named flags and `--config.a.b=value` override fields, and
+the resolved config is written to model_dir/config.json at start. Fields that are None are resolved at run
+time from the data or the hardware (each says how). Sources of the numbers: REFERENCE.md §1, §3, §5
+(tensorflow/tpu models/official/efficientnet main.py and utils.py).
+"""
+import ml_collections
+from ml_collections import config_dict
+
+MODES = ("train", "eval", "train_and_eval", "export", "predict")
+AUGMENTATIONS = ("autoaugment", "randaugment", "none")
+LR_SCHEDULES = ("exponential", "cosine")
+
+
+def _model():
+    return ml_collections.ConfigDict(dict(
+        variant="b0",                                   # a key of efficientnet.VARIANTS
+        image_size=config_dict.placeholder(int),        # None: the variant's resolution
+        num_classes=config_dict.placeholder(int),       # None: from the data source
+        dropout_rate=config_dict.placeholder(float),    # None: the variant's (0.2 for b0 ... 0.5 for b7)
+        survival_prob=0.8,                              # stochastic depth, every size (REFERENCE §2)
+        sync_batchnorm=False,                           # cross-replica BatchNorm; per-core on <= 8 cores
+    ))
+
+
+def _data():
+    return ml_collections.ConfigDict(dict(
+        data_dir=config_dict.placeholder(str),          # ImageNet-format TFRecords (local or gs://)
+        dataset=config_dict.placeholder(str),           # or "tfds:NAME"; neither: the built-in demo data
+        tfds_data_dir=config_dict.placeholder(str),
+        cache_dir=config_dict.placeholder(str),         # where the demo data is generated
+        holdout_shards=20,                              # minival: train shards 0-19 of 1024 = 25,022 images
+        include_background=False,                       # True keeps label 0 as background (1001 classes)
+        augment_name="autoaugment",                     # one of AUGMENTATIONS
+        randaugment_num_layers=2,
+        randaugment_magnitude=10,
+        crop_fraction=config_dict.placeholder(float),   # None: image_size / (image_size + 32)
+        max_bad_fraction=0.01,                          # stop if more than 1% of records are undecodable
+        eval_split="validation",                        # what --mode=eval scores
+    ))
+
+
+def _train():
+    return ml_collections.ConfigDict(dict(
+        batch_size=4096,                 # global; per-replica batches are derived and must divide exactly
+        epochs=350.0,                    # the maintainers' length for every size at 4096 (tensorflow/tpu#546)
+        steps=config_dict.placeholder(int),  # None: epochs x steps_per_epoch (minival excluded)
+        iterations_per_loop=1000,        # train steps per host call (one tf.function call)
+        base_learning_rate=0.016,        # per 256 images, scaled linearly: 0.256 at 4096
+        lr_schedule="exponential",       # one of LR_SCHEDULES
+        warmup_epochs=5.0,
+        lr_decay_epochs=2.4,
+        lr_decay_rate=0.97,
+        rmsprop_decay=0.9,
+        momentum=0.9,
+        epsilon=1e-3,
+        weight_decay=1e-5,               # L2 on every trainable variable except BatchNorm
+        label_smoothing=0.1,
+        moving_average_decay=0.9999,     # EMA with (1 + t) / (10 + t) warm-up
+        seed=0,
+        deterministic=False,             # op determinism + deterministic input order (exact resume)
+    ))
+
+
+def _eval():
+    return ml_collections.ConfigDict(dict(
+        batch_size=1024,                             # global
+        steps_per_eval=config_dict.placeholder(int), # None: every epochs_per_eval epochs
+        epochs_per_eval=5.0,
+        early_stopping_evals=0,                      # stop after N evaluations without a better top-1; 0: never
+    ))
+
+
+def _runtime():
+    return ml_collections.ConfigDict(dict(
+        mode="train_and_eval",                       # one of MODES
+        model_dir=config_dict.placeholder(str),
+        tpu=config_dict.placeholder(str),            # TPU name, grpc://host:port or "local"
+        use_bfloat16=config_dict.placeholder(bool),  # None: on TPU only
+        jit_compile=config_dict.placeholder(bool),   # None: XLA on TPU/GPU, not on CPU (REFERENCE §7)
+        checkpoints_to_keep=3,
+        export_dir=config_dict.placeholder(str),       # train_and_eval exports here at the end when set
+        export_at_end=False,                            # ... or to model_dir/export when this is True
+        init_checkpoint=config_dict.placeholder(str),
+    ))
+
+
+def get_config():
+    """The paper's recipe: EfficientNet trained on ImageNet on a Cloud TPU at global batch 4096."""
+    config = ml_collections.ConfigDict()
+    config.model = _model()
+    config.data = _data()
+    config.train = _train()
+    config.eval = _eval()
+    config.runtime = _runtime()
+    return config

@@ -1,0 +1,82 @@
+"""Train, evaluate and export EfficientNet: `python main.py --model=b4 --tpu=NAME --data_dir=gs://... --model_dir=gs://...`.
+
+With no data flags it runs the CPU-sized demo (configs/demo.py) on generated demo data; with --data_dir or
+--dataset it starts from the paper's recipe (configs/imagenet.py). Any config field can be overridden as
+--config.section.field=value; the named flags below are shortcuts that keep the original's names.
+"""
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+import configs
+from training import errors, preemption, run
+
+_CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+config_flags.DEFINE_config_file("config", None, "Config file (default: configs/demo.py without data flags, "
+                                "configs/imagenet.py with them).", lock_config=True)
+
+_str, _int, _float, _bool = flags.DEFINE_string, flags.DEFINE_integer, flags.DEFINE_float, flags.DEFINE_bool
+_str("model", None, "Variant: b0 ... b7, b8, l2.")
+_str("tpu", None, "Cloud TPU name, grpc://host:port, or 'local' on a TPU VM.")
+_str("data_dir", None, "ImageNet-format TFRecords (train-*-of-*, validation-*-of-*); absent: demo data.")
+_str("dataset", None, "TensorFlow Datasets source instead of --data_dir, e.g. tfds:imagenet2012.")
+_str("model_dir", None, "Where checkpoints, metrics and the archive go (default runs/<model>-<time>).")
+flags.DEFINE_enum("mode", None, ["train", "eval", "train_and_eval", "export", "predict"], "What to run.")
+_int("train_steps", None, "Training steps (default: config epochs x steps per epoch).")
+_int("train_batch_size", None, "Global training batch.")
+_int("eval_batch_size", None, "Global evaluation batch.")
+_int("steps_per_eval", None, "Training steps between minival evaluations.")
+_int("iterations_per_loop", None, "Training steps per host call.")
+_int("image_size", None, "Input resolution (default: the variant's).")
+_int("num_label_classes", None, "Classes (default: from the data).")
+_int("holdout_shards", None, "Train shards held out as minival.")
+_str("augment_name", None, "autoaugment, randaugment or none.")
+_float("base_learning_rate", None, "Learning rate per 256 images (scaled linearly with the batch).")
+_float("moving_average_decay", None, "EMA decay.")
+_float("weight_decay", None, "L2 weight decay.")
+_float("label_smoothing", None, "Label smoothing.")
+_bool("use_bfloat16", None, "bfloat16 activations (default: on TPU only).")
+_str("export_dir", None, "Where to write the SavedModel.")
+_str("init_checkpoint", None, "Weights to start from, evaluate or export.")
+_int("seed", None, "Random seed.")
+_bool("deterministic", None, "Deterministic ops and input order (bit-exact resume).")
+
+
+def with_default_config(argv):
+    """Adds --config=<demo or imagenet> when the user gave none (absl needs it before the overrides)."""
+    if any(arg == "--config" or arg.startswith("--config=") for arg in argv[1:]):
+        return argv
+    has_data = any(arg.split("=")[0] in ("--data_dir", "--dataset") for arg in argv[1:])
+    name = "imagenet.py" if has_data else "demo.py"
+    return argv[:1] + [f"--config={os.path.join(_CONFIG_DIR, name)}"] + argv[1:]
+
+
+def parse_flags(argv):
+    """absl flag parsing with the project's convention for user mistakes: one line, exit status 2."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv):
+    config = configs.apply_flag_overrides(flags.FLAGS.config, {name: flags.FLAGS[name].value
+                                                               for name in configs.FLAG_FIELDS})
+    try:
+        run.run(config)
+    except errors.UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except errors.NumericalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)
+    except preemption.Preempted as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(preemption.PREEMPTED_EXIT_CODE)
+
+
+if __name__ == "__main__":
+    app.run(main, argv=with_default_config(sys.argv), flags_parser=parse_flags)

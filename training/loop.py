@@ -1,0 +1,194 @@
+"""The training loop: host loops of on-device steps, periodic minival evaluation with EMA weights,
+checkpoints, the best-checkpoint archive and early stopping. Importable; tests call it directly."""
+import dataclasses
+import math
+import time
+
+import tensorflow as tf
+
+from data import pipeline
+from training import checkpoints, state as state_lib, steps
+from training.errors import NumericalError, UserError
+from training.preemption import Preempted
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What every stage of a run shares: the config, the hardware, the data and where results go."""
+    config: object
+    strategy: tf.distribute.Strategy
+    source: object
+    num_classes: int
+    model_dir: str
+    log: object
+    is_chief: bool = True
+    jit_compile: bool = False
+    stop_requested: object = lambda: False  # PreemptionWatcher.requested (training/preemption.py)
+
+
+def _input_options():
+    return tf.distribute.InputOptions(experimental_fetch_to_device=True)
+
+
+def train_dataset(ctx):
+    """The distributed, infinite training dataset: one input pipeline per worker, sharded by file."""
+    config = ctx.config
+    size = state_lib.image_size(config)
+
+    def dataset_fn(input_context):
+        return pipeline.make_dataset(
+            ctx.source, "train", batch_size=input_context.get_per_replica_batch_size(config.train.batch_size),
+            image_size=size, training=True, augment_name=config.data.augment_name,
+            randaugment_num_layers=config.data.randaugment_num_layers,
+            randaugment_magnitude=config.data.randaugment_magnitude, seed=config.train.seed,
+            deterministic=config.train.deterministic, input_context=input_context,
+            max_bad_fraction=config.data.max_bad_fraction)
+
+    return ctx.strategy.distribute_datasets_from_function(dataset_fn, _input_options())
+
+
+def eval_dataset(ctx, split):
+    """The distributed eval dataset of `split`: every example once, padded so all replicas run equal steps."""
+    config, strategy = ctx.config, ctx.strategy
+    num_steps = state_lib.eval_steps(ctx.source.num_examples(split), config.eval.batch_size)
+
+    def dataset_fn(input_context):
+        local_replicas = strategy.num_replicas_in_sync // input_context.num_input_pipelines
+        return pipeline.make_dataset(
+            ctx.source, split, batch_size=input_context.get_per_replica_batch_size(config.eval.batch_size),
+            image_size=state_lib.image_size(config), training=False,
+            crop_fraction=state_lib.crop_fraction(config), input_context=input_context,
+            num_batches=num_steps * local_replicas)
+
+    return strategy.distribute_datasets_from_function(dataset_fn, _input_options())
+
+
+def evaluate(ctx, state, split, eval_step=None):
+    """Top-1, top-5 and loss of the EMA weights on `split`, every example counted once."""
+    eval_step = eval_step or steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
+    totals = tf.zeros([4], tf.float32)
+    with state.ema.swapped():
+        for batch in eval_dataset(ctx, split):
+            totals += eval_step(batch)
+    hit_1, hit_5, loss_sum, count = (float(x) for x in totals.numpy())
+    expected = ctx.source.num_examples(split)
+    if int(round(count)) != expected:
+        raise RuntimeError(f"evaluation on {split} scored {count:.0f} examples, expected {expected}")
+    return {"top_1": hit_1 / count, "top_5": hit_5 / count, "loss": loss_sum / count, "num_examples": count}
+
+
+def step_config(ctx):
+    config = ctx.config
+    return steps.StepConfig(num_classes=ctx.num_classes, global_batch_size=config.train.batch_size,
+                            label_smoothing=config.train.label_smoothing, weight_decay=config.train.weight_decay,
+                            jit_compile=ctx.jit_compile)
+
+
+def selection_split(source):
+    """Model selection uses the minival holdout; without one, the validation split (optimistic, warned)."""
+    return "minival" if source.num_examples("minival") > 0 else "validation"
+
+
+class Trainer:
+    """Owns the train state, its checkpoint and the compiled functions of one training run."""
+
+    def __init__(self, ctx, state, schedule):
+        self.ctx, self.state, self.schedule = ctx, state, schedule
+        with ctx.strategy.scope():
+            self.metrics = steps.TrainMetrics()
+        self.train_loop = steps.make_train_loop(state, ctx.strategy, step_config(ctx), self.metrics)
+        self.eval_step = steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
+        self.iterator = iter(train_dataset(ctx))
+        ckpt = tf.train.Checkpoint(model=state.model, optimizer=state.optimizer, ema=state.ema,
+                                   iterator=self.iterator)
+        self.checkpoints = checkpoints.Checkpoints(ckpt, _checkpoint_dir(ctx),
+                                                   max_to_keep=ctx.config.runtime.checkpoints_to_keep)
+        self.split = selection_split(ctx.source)
+        self.best = checkpoints.read_best(ctx.model_dir)
+        self.evals_without_improvement = 0
+        self.preempted = False
+
+    def run(self):
+        """Trains to the configured number of steps (resuming if a checkpoint exists); returns the best."""
+        restored = self.checkpoints.restore_latest()
+        if restored:
+            self.ctx.log.message(f"resumed from {restored} at step {self.state.step}")
+        if self.split == "validation":
+            self.ctx.log.message("warning: no minival holdout; selecting checkpoints on the validation split")
+        while self.state.step < self.schedule.total_steps:
+            boundary = self._next_boundary()
+            self._train_until(boundary)
+            path = self.checkpoints.save(self.state.step)
+            if self.preempted:
+                raise Preempted(self.state.step, path)
+            self._evaluate_and_select()
+            if self._should_stop_early():
+                break
+        return self.best
+
+    def _next_boundary(self):
+        per_eval = self.schedule.steps_per_eval
+        return min(self.schedule.total_steps, (self.state.step // per_eval + 1) * per_eval)
+
+    def _train_until(self, boundary):
+        config = self.ctx.config
+        while self.state.step < boundary:
+            if self.ctx.stop_requested():  # checked on every worker at the same step
+                self.preempted = True
+                return
+            num_steps = min(config.train.iterations_per_loop, boundary - self.state.step)
+            self.metrics.reset()
+            start = time.monotonic()
+            try:
+                self.train_loop(self.iterator, tf.constant(num_steps))
+            except tf.errors.InvalidArgumentError as e:
+                if "Too many bad records" in str(e):
+                    raise UserError(_first_line(str(e))) from None
+                raise
+            result = self.metrics.result()  # reading the metrics waits for the loop to finish
+            elapsed = time.monotonic() - start
+            if not math.isfinite(result["loss"]):
+                raise NumericalError(f"loss is {result['loss']} in the steps up to {self.state.step}; "
+                                     f"stopped without saving, the last good checkpoint is kept")
+            self._report(num_steps, elapsed, result)
+
+    def _report(self, num_steps, elapsed, result):
+        step = self.state.step
+        images_per_sec = num_steps * self.ctx.config.train.batch_size / max(elapsed, 1e-9)
+        learning_rate = state_lib.current_learning_rate(self.state)
+        self.ctx.log.progress(step, self.schedule.total_steps, images_per_sec, result["loss"], learning_rate)
+        self.ctx.log.scalars(step, {"train/loss": result["loss"], "train/top_1": result["top_1"],
+                                    "train/learning_rate": learning_rate, "train/images_per_sec": images_per_sec,
+                                    "train/bad_records": result["bad_records"]})
+
+    def _evaluate_and_select(self):
+        """Evaluates the EMA weights; archives them when they beat the best so far."""
+        metrics = evaluate(self.ctx, self.state, self.split, self.eval_step)
+        record = self.ctx.log.evaluation(self.state.step, self.split, metrics)
+        if self.best is None or metrics["top_1"] > self.best["top_1"]:
+            self.best = record
+            self.evals_without_improvement = 0
+            # Every worker writes (reading distributed variables may need all of them); only the chief's
+            # copy lands in model_dir.
+            checkpoints.archive_best(_checkpoint_dir(self.ctx), self.state.model, self.state.ema, record)
+        else:
+            self.evals_without_improvement += 1
+
+    def _should_stop_early(self):
+        patience = self.ctx.config.eval.early_stopping_evals
+        if patience and self.evals_without_improvement >= patience:
+            self.ctx.log.message(f"early stopping: {patience} evaluations without a better top-1")
+            return True
+        return False
+
+
+def _checkpoint_dir(ctx):
+    """Non-chief workers of a multi-worker run write their (identical) checkpoints to a private folder."""
+    if ctx.is_chief:
+        return ctx.model_dir
+    resolver = ctx.strategy.cluster_resolver
+    return f"{ctx.model_dir}/.workers/{resolver.task_type}-{resolver.task_id}"
+
+
+def _first_line(text):
+    return text.strip().splitlines()[0] if text.strip() else text

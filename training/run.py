@@ -1,0 +1,162 @@
+"""One run of the training system: validate, set up hardware and data, then train / eval / export.
+
+`run(config)` is what main.py calls; tests call it directly with a config from configs/.
+"""
+import contextlib
+import datetime
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+import tpu
+from data import sources
+from training import checkpoints, checks, export, lock, loop, preemption, state as state_lib
+from training.errors import UserError
+from training.logs import RunLog
+
+CONFIG_FILE = "config.json"
+
+
+def _strategy_and_kind(config):
+    try:
+        strategy = tpu.resolve_strategy(config.runtime.tpu)
+    except (tpu.TPUUnreachableError, ValueError) as e:
+        raise UserError(str(e)) from None
+    return strategy, tpu.device_kind(strategy)
+
+
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type or isinstance(strategy, tf.distribute.TPUStrategy):
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
+
+
+def _open_source(config):
+    try:
+        return sources.get_source(config.data.data_dir, config.data.dataset,
+                                  holdout_shards=config.data.holdout_shards,
+                                  include_background=config.data.include_background,
+                                  cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+
+
+def _default_model_dir(config):
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", f"{config.model.variant}-{stamp}")
+
+
+def _write_config(config, model_dir):
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
+        f.write(json.dumps(json.loads(config.to_json()), indent=1, sort_keys=True) + "\n")
+
+
+def setup(config):
+    """Validates the config and builds the RunContext (strategy, precision, data source, model_dir)."""
+    checks.validate_config(config)
+    if config.runtime.mode in ("eval", "export") and not config.runtime.model_dir:
+        raise UserError(f"--mode={config.runtime.mode} needs --model_dir (the directory of a training run)")
+    strategy, kind = _strategy_and_kind(config)
+    checks.check_batch_divides(config.train.batch_size, strategy.num_replicas_in_sync, "train_batch_size")
+    checks.check_batch_divides(config.eval.batch_size, strategy.num_replicas_in_sync, "eval_batch_size")
+    if config.train.deterministic:
+        keras.utils.set_random_seed(config.train.seed)
+        tf.config.experimental.enable_op_determinism()
+    keras.config.set_dtype_policy(tpu.precision_policy(kind, config.runtime.use_bfloat16))
+    source = _open_source(config)
+    config.model.num_classes = config.model.num_classes or source.num_classes
+    config.runtime.model_dir = config.runtime.model_dir or _default_model_dir(config)
+    is_chief = _is_chief(strategy)
+    log = RunLog(config.runtime.model_dir, enabled=is_chief)
+    return loop.RunContext(config=config, strategy=strategy, source=source,
+                           num_classes=config.model.num_classes, model_dir=config.runtime.model_dir, log=log,
+                           is_chief=is_chief, jit_compile=tpu.use_xla(kind, config.runtime.jit_compile))
+
+
+def train(ctx):
+    """Trains (resuming from model_dir), selecting the best EMA checkpoint on minival; returns its record.
+
+    Holds model_dir's lock (chief) and the SIGTERM watcher for the whole run; raises Preempted after the
+    preemption checkpoint is written.
+    """
+    config = ctx.config
+    try:
+        schedule = state_lib.Schedule.from_config(config, ctx.source.num_examples("train"))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    dir_lock = lock.ModelDirLock(ctx.model_dir) if ctx.is_chief else contextlib.nullcontext()
+    with dir_lock, preemption.PreemptionWatcher(ctx.strategy) as watcher:
+        if ctx.is_chief:
+            _write_config(config, ctx.model_dir)
+        ctx.stop_requested = watcher.requested
+        state = state_lib.build_state(config, ctx.num_classes, schedule, ctx.strategy)
+        ctx.log.message(f"training {config.model.variant} at {state_lib.image_size(config)} px for "
+                        f"{schedule.total_steps} steps ({schedule.steps_per_epoch} per epoch) on "
+                        f"{ctx.strategy.num_replicas_in_sync} replica(s); model_dir {ctx.model_dir}")
+        return loop.Trainer(ctx, state, schedule).run()
+
+
+def evaluate_weights(ctx, split, weights_prefix=None):
+    """Evaluates the archived best (or the given checkpoint) on `split`; appends it to metrics.jsonl."""
+    prefix = checkpoints.find_weights(ctx.model_dir, weights_prefix)
+    if prefix is None:
+        raise UserError(f"no checkpoint to evaluate in {ctx.model_dir} (looked for archive/ and ckpt-N)")
+    schedule = state_lib.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
+    state = state_lib.build_state(ctx.config, ctx.num_classes, schedule, ctx.strategy)
+    checkpoints.restore_weights(prefix, state.model, state.ema)
+    metrics = loop.evaluate(ctx, state, split)
+    step = int(state.optimizer.iterations.numpy())
+    best = checkpoints.read_best(ctx.model_dir)
+    if best and prefix == checkpoints.archived_prefix(ctx.model_dir):
+        step = best["step"]
+    return ctx.log.evaluation(step, split, metrics)
+
+
+def export_best(ctx, weights_prefix=None):
+    """Exports the archived best (or the given checkpoint) to config.runtime.export_dir."""
+    export_dir = ctx.config.runtime.export_dir or os.path.join(ctx.model_dir, "export")
+    prefix = checkpoints.find_weights(ctx.model_dir, weights_prefix)
+    if prefix is None:
+        raise UserError(f"no checkpoint to export in {ctx.model_dir} (looked for archive/ and ckpt-N)")
+    if not ctx.is_chief:
+        return None
+    return export.export_saved_model(ctx.config, ctx.num_classes, prefix, export_dir)
+
+
+def run(config):
+    """Runs config.runtime.mode; returns a summary dict (also printed as the final line)."""
+    ctx = setup(config)
+    mode = config.runtime.mode
+    summary = {"mode": mode, "model_dir": ctx.model_dir}
+    if mode in ("train", "train_and_eval"):
+        summary["best"] = train(ctx)
+    if mode == "train_and_eval" and ctx.source.num_examples(config.data.eval_split) > 0:
+        summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split)
+    if mode == "eval":
+        summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split, config.runtime.init_checkpoint)
+    export_at_end = config.runtime.export_dir or config.runtime.export_at_end
+    if mode == "export" or (mode == "train_and_eval" and export_at_end):
+        summary["export_dir"] = export_best(ctx, config.runtime.init_checkpoint if mode == "export" else None)
+    if mode == "predict":
+        raise UserError("--mode=predict is not implemented yet (tracked in the transfer-learning issue)")
+    ctx.log.message(final_line(summary))
+    return summary
+
+
+def final_line(summary):
+    parts = [f"done: {summary['mode']}"]
+    best = summary.get("best")
+    if best:
+        parts.append(f"best {best['split']} top-1 {best['top_1']:.4f} at step {best['step']}")
+    final = summary.get("final_eval")
+    if final:
+        parts.append(f"{final['split']} top-1 {final['top_1']:.4f} (EMA weights)")
+    if summary.get("export_dir"):
+        parts.append(f"SavedModel in {summary['export_dir']}")
+    parts.append(f"model_dir {summary['model_dir']}")
+    return "; ".join(parts)

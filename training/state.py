@@ -1,0 +1,99 @@
+"""Everything a training run carries between steps: model, optimizer (with its step counter), EMA shadows.
+
+Built once under the strategy's scope from the config; checkpointed together so that a restart continues
+with the same step, learning rate, optimizer slots and averages.
+"""
+import dataclasses
+import math
+
+import keras
+import tensorflow as tf
+
+import efficientnet
+from efficientnet import ema as ema_lib
+from efficientnet import optim, schedules
+
+
+@dataclasses.dataclass
+class TrainState:
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    ema: ema_lib.ExponentialMovingAverage
+    learning_rate: keras.optimizers.schedules.LearningRateSchedule
+
+    @property
+    def step(self):
+        return int(self.optimizer.iterations.numpy())
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How long the run is, in steps, with the epoch length it was derived from."""
+    steps_per_epoch: int
+    total_steps: int
+    steps_per_eval: int
+
+    @classmethod
+    def from_config(cls, config, num_train_examples):
+        steps_per_epoch = num_train_examples // config.train.batch_size
+        if steps_per_epoch < 1:
+            raise ValueError(f"the training split has {num_train_examples} images, fewer than one global batch "
+                             f"of {config.train.batch_size}")
+        total = config.train.steps
+        if total is None:
+            total = int(config.train.epochs * steps_per_epoch)
+        per_eval = config.eval.steps_per_eval or max(1, int(config.eval.epochs_per_eval * steps_per_epoch))
+        return cls(steps_per_epoch, total, min(per_eval, max(total, 1)))
+
+
+def learning_rate_schedule(config, schedule):
+    """The paper's schedule: 0.016 per 256 images, 5 warm-up epochs, x0.97 every 2.4 epochs (REFERENCE §5)."""
+    initial = schedules.scaled_learning_rate(config.train.base_learning_rate, config.train.batch_size)
+    if config.train.lr_schedule == "cosine":
+        return schedules.WarmupCosineDecay(initial, schedule.steps_per_epoch, max(schedule.total_steps, 1),
+                                           warmup_epochs=config.train.warmup_epochs)
+    return schedules.WarmupExponentialDecay(
+        initial, schedule.steps_per_epoch, warmup_epochs=config.train.warmup_epochs,
+        decay_epochs=config.train.lr_decay_epochs, decay_rate=config.train.lr_decay_rate, staircase=True)
+
+
+def build_model(config, num_classes):
+    """The network of the config (built under the current strategy scope and dtype policy)."""
+    return efficientnet.build_model(
+        config.model.variant, num_classes=num_classes, image_size=image_size(config),
+        dropout_rate=config.model.dropout_rate, survival_prob=config.model.survival_prob,
+        sync_batchnorm=config.model.sync_batchnorm)
+
+
+def image_size(config):
+    return config.model.image_size or efficientnet.get_variant(config.model.variant).resolution
+
+
+def crop_fraction(config):
+    """Eval center-crop fraction: resolution / (resolution + 32) unless the config says otherwise."""
+    if config.data.crop_fraction is not None:
+        return config.data.crop_fraction
+    size = image_size(config)
+    return size / (size + 32)
+
+
+def build_state(config, num_classes, schedule, strategy):
+    """Creates model, optimizer and EMA under `strategy`, with every variable built before the first step."""
+    with strategy.scope():
+        model = build_model(config, num_classes)
+        learning_rate = learning_rate_schedule(config, schedule)
+        optimizer = optim.RMSPropTF(learning_rate, rho=config.train.rmsprop_decay,
+                                    momentum=config.train.momentum, epsilon=config.train.epsilon)
+        optimizer.build(model.trainable_variables)
+        ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model),
+                                               decay=config.train.moving_average_decay)
+    return TrainState(model=model, optimizer=optimizer, ema=ema, learning_rate=learning_rate)
+
+
+def eval_steps(num_examples, global_batch):
+    """Eval steps that score every example once: the last batch is padded and masked."""
+    return max(1, math.ceil(num_examples / global_batch))
+
+
+def current_learning_rate(state):
+    return float(state.learning_rate(tf.cast(state.optimizer.iterations, tf.float32)))
