@@ -67,7 +67,7 @@ def ema_variables(model):
 
 
 class _Untracked:
-    """Holds the model's variables out of sight of checkpoint tracking (they belong to the model)."""
+    """Holds the model's variables out of checkpoint tracking (they belong to the model)."""
 
     def __init__(self, items):
         self.items = tuple(items)

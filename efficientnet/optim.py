@@ -78,6 +78,12 @@ class RMSPropTF(keras.optimizers.Optimizer):
         """Creates the "rms" (ones) and "momentum" (zeros) slots for every variable."""
         if self.built:
             return
+        # The Keras TF backend all-reduces and merges through the strategy captured in
+        # __init__; an optimizer made outside the scope would silently skip that machinery.
+        if tf.distribute.has_strategy() and (
+                tf.distribute.get_strategy() is not self._distribution_strategy):
+            raise ValueError("RMSPropTF was created outside the current strategy.scope(); "
+                             "create the optimizer inside the same scope as the model")
         super().build(var_list)
         # Ones, not zeros: TF1 RMSPropOptimizer._create_slots uses a ones initializer for "rms"
         # (REFERENCE.md §5); this is the main numeric difference from keras.optimizers.RMSprop.

@@ -53,7 +53,7 @@ def _warmup_steps(warmup_epochs, steps_per_epoch):
 
 
 def _with_warmup(step, initial_learning_rate, warmup_steps, decayed):
-    """Linear warm-up ``initial · step / warmup_steps`` while step < warmup_steps, else ``decayed``."""
+    """Linear warm-up ``initial · step / warmup_steps`` before warmup_steps, then ``decayed``."""
     if warmup_steps == 0:
         return decayed
     warmup_lr = initial_learning_rate * step / tf.constant(warmup_steps, tf.float32)

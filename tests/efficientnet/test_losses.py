@@ -47,7 +47,7 @@ def test_default_smoothing_is_01_by_hand():
     """Two classes, logits (0, 0): target (0.95, 0.05), log-softmax ln 0.5 for both -> ln 2."""
     loss = losses.classification_loss([0], [[0.0, 0.0]], 2)
     assert float(loss[0]) == pytest.approx(np.log(2.0), rel=1e-6)
-    # Confident and right: 4 wrong classes × 0.02 target × ~20 nats ≈ 1.6 with smoothing, ~0 without.
+    # Confident and right: 4 wrong classes × 0.02 target × ~20 nats ≈ 1.6 smoothed, ~0 plain.
     logits = np.full((1, NUM_CLASSES), -10.0, np.float32)
     logits[0, 2] = 10.0
     smoothed = float(losses.classification_loss([2], logits, NUM_CLASSES)[0])

@@ -146,7 +146,10 @@ def test_checkpoint_restore_continues_identically(tmp_path):
 def test_mirrored_strategy_two_replicas_matches_summed_gradient_oracle():
     if len(tf.config.list_logical_devices("CPU")) < 2:
         pytest.skip("needs the two logical CPU devices from tests/conftest.py")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # ReductionToOneDevice: several MirroredStrategy objects in one pytest process reuse the
+    # same collective instance keys on CPU and then clash ("Shape mismatch in the collective").
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
     init = _initial_values()
     targets = [np.stack([np.full(s, 1.0, np.float32), np.full(s, -3.0, np.float32)])
                for s in SHAPES]
@@ -214,3 +217,13 @@ def test_sparse_gradients_are_refused():
     assert isinstance(grad, tf.IndexedSlices)
     with pytest.raises(NotImplementedError, match="IndexedSlices"):
         opt.apply_gradients([(grad, table)])
+
+
+def test_optimizer_created_outside_the_strategy_scope_is_refused():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    opt = optim.RMSPropTF(0.1)
+    with strategy.scope():
+        variables = [tf.Variable(tf.ones(2))]
+        with pytest.raises(ValueError, match="strategy.scope") as info:
+            opt.build(variables)
+    assert "\n" not in str(info.value)

@@ -1,5 +1,4 @@
 """Tests for efficientnet.schedules against hand-computed values and TF1/Keras decay oracles."""
-import math
 
 import keras
 import numpy as np
