@@ -16,6 +16,8 @@ LR_SCHEDULES = ("exponential", "cosine")
 def _model():
     return ml_collections.ConfigDict(dict(
         variant="b0",                                   # a key of efficientnet.VARIANTS
+        width_coefficient=config_dict.placeholder(float),  # None: the variant's; set for a custom row
+        depth_coefficient=config_dict.placeholder(float),  # None: the variant's
         image_size=config_dict.placeholder(int),        # None: the variant's resolution
         num_classes=config_dict.placeholder(int),       # None: from the data source
         dropout_rate=config_dict.placeholder(float),    # None: the variant's (0.2 for b0 ... 0.5 for b7)

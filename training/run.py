@@ -75,7 +75,9 @@ def setup(config):
     log = RunLog(config.runtime.model_dir, enabled=is_chief)
     return loop.RunContext(config=config, strategy=strategy, source=source,
                            num_classes=config.model.num_classes, model_dir=config.runtime.model_dir, log=log,
-                           is_chief=is_chief, jit_compile=tpu.use_xla(kind, config.runtime.jit_compile))
+                           is_chief=is_chief,
+                           jit_compile=tpu.use_xla(kind, config.runtime.jit_compile,
+                                                   strategy.num_replicas_in_sync))
 
 
 def train(ctx):

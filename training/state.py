@@ -57,16 +57,24 @@ def learning_rate_schedule(config, schedule):
         decay_epochs=config.train.lr_decay_epochs, decay_rate=config.train.lr_decay_rate, staircase=True)
 
 
+def variant(config):
+    """The config's row of the scaling table, with width/depth replaced when the config overrides them."""
+    row = efficientnet.get_variant(config.model.variant)
+    changes = {field: config.model[field] for field in ("width_coefficient", "depth_coefficient")
+               if config.model[field] is not None}
+    return dataclasses.replace(row, **changes) if changes else row
+
+
 def build_model(config, num_classes):
     """The network of the config (built under the current strategy scope and dtype policy)."""
     return efficientnet.build_model(
-        config.model.variant, num_classes=num_classes, image_size=image_size(config),
+        variant(config), num_classes=num_classes, image_size=image_size(config),
         dropout_rate=config.model.dropout_rate, survival_prob=config.model.survival_prob,
         sync_batchnorm=config.model.sync_batchnorm)
 
 
 def image_size(config):
-    return config.model.image_size or efficientnet.get_variant(config.model.variant).resolution
+    return config.model.image_size or variant(config).resolution
 
 
 def crop_fraction(config):

@@ -46,7 +46,8 @@ def test_precision_policy(kind, flag, expected):
     assert tpu.precision_policy(kind, flag) == expected
 
 
-@pytest.mark.parametrize("kind,flag,expected", [
-    ("tpu", None, True), ("gpu", None, True), ("cpu", None, False), ("cpu", True, True), ("tpu", False, False)])
-def test_use_xla(kind, flag, expected):
-    assert tpu.use_xla(kind, flag) is expected
+@pytest.mark.parametrize("kind,flag,replicas,expected", [
+    ("tpu", None, 8, True), ("gpu", None, 1, True), ("gpu", None, 2, False), ("cpu", None, 1, False),
+    ("cpu", True, 1, True), ("tpu", False, 8, False)])
+def test_use_xla(kind, flag, replicas, expected):
+    assert tpu.use_xla(kind, flag, replicas) is expected
