@@ -27,21 +27,30 @@ def built():
 
 
 def keras_reference(variant: str, image_size: int, seed: int = 0) -> keras.Model:
-    """Keras Applications EfficientNet with randomized BN statistics and logits output.
+    """Keras Applications EfficientNet (logits output) with randomized, calibrated BatchNorm.
 
     Its Normalization layer is set to mean and std² (it divides by sqrt(variance); REFERENCE.md §2 quirk), so
-    with weights=None it normalizes exactly as our model does. BN gamma/beta/moving stats are randomized so
-    that a wrong weight order inside a BN layer (all four have the same shape) would change the outputs.
+    with weights=None it normalizes exactly as our model does. BN gamma/beta are randomized and the moving
+    statistics set to the batch statistics of one calibration batch, so that every BN variable differs per
+    channel (a wrong order of a BN layer's four same-shaped weights would change the outputs) while
+    activations stay well scaled through the deep stack.
     """
     model = KERAS_APPS[variant](weights=None, input_shape=(image_size, image_size, 3),
                                 classifier_activation=None)
     rng = np.random.default_rng(seed)
-    model.get_layer("normalization").set_weights([IMAGENET_MEAN, IMAGENET_STD ** 2, np.array(0)])
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n), rng.normal(0, 0.2, n),
-                               rng.uniform(0.5, 1.5, n)])
+    # Found by type: Keras auto-names it normalization_1, ... when several applications are built.
+    normalization = next(l for l in model.layers if isinstance(l, keras.layers.Normalization))
+    normalization.set_weights([IMAGENET_MEAN, IMAGENET_STD ** 2, np.array(0)])
+    normalization.finalize_state()  # Keras 3 copies the adapt variables into the used constants only here
+    batch_norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    for layer in batch_norms:
+        n = layer.gamma.shape[0]
+        layer.gamma.assign(rng.uniform(0.5, 1.5, n))
+        layer.beta.assign(rng.normal(0, 0.2, n))
+        layer.momentum = 0.0  # moving statistics := this batch's statistics
+    model(random_pixels(image_size, batch=2, seed=seed + 100), training=True)
+    for layer in batch_norms:
+        layer.momentum = 0.99
     return model
 
 
