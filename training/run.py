@@ -19,11 +19,12 @@ from training.logs import RunLog
 CONFIG_FILE = "config.json"
 
 
-def _strategy_and_kind(config):
-    try:
-        strategy = tpu.resolve_strategy(config.runtime.tpu)
-    except (tpu.TPUUnreachableError, ValueError) as e:
-        raise UserError(str(e)) from None
+def _strategy_and_kind(config, strategy=None):
+    if strategy is None:
+        try:
+            strategy = tpu.resolve_strategy(config.runtime.tpu)
+        except (tpu.TPUUnreachableError, ValueError) as e:
+            raise UserError(str(e)) from None
     return strategy, tpu.device_kind(strategy)
 
 
@@ -56,12 +57,15 @@ def _write_config(config, model_dir):
         f.write(json.dumps(json.loads(config.to_json()), indent=1, sort_keys=True) + "\n")
 
 
-def setup(config):
-    """Validates the config and builds the RunContext (strategy, precision, data source, model_dir)."""
+def setup(config, strategy=None):
+    """Validates the config and builds the RunContext (strategy, precision, data source, model_dir).
+
+    `strategy` replaces the one tpu.resolve_strategy would pick (tests use MirroredStrategy this way).
+    """
     checks.validate_config(config)
     if config.runtime.mode in ("eval", "export") and not config.runtime.model_dir:
         raise UserError(f"--mode={config.runtime.mode} needs --model_dir (the directory of a training run)")
-    strategy, kind = _strategy_and_kind(config)
+    strategy, kind = _strategy_and_kind(config, strategy)
     checks.check_batch_divides(config.train.batch_size, strategy.num_replicas_in_sync, "train_batch_size")
     checks.check_batch_divides(config.eval.batch_size, strategy.num_replicas_in_sync, "eval_batch_size")
     if config.train.deterministic:
@@ -130,9 +134,9 @@ def export_best(ctx, weights_prefix=None):
     return export.export_saved_model(ctx.config, ctx.num_classes, prefix, export_dir)
 
 
-def run(config):
+def run(config, strategy=None):
     """Runs config.runtime.mode; returns a summary dict (also printed as the final line)."""
-    ctx = setup(config)
+    ctx = setup(config, strategy)
     mode = config.runtime.mode
     summary = {"mode": mode, "model_dir": ctx.model_dir}
     if mode in ("train", "train_and_eval"):
