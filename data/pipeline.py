@@ -1,0 +1,197 @@
+"""The tf.data input pipeline: source → shard per input pipeline → shuffle/repeat → decode, crop, augment →
+skip and count bad records → static-shape batches → prefetch.
+
+Training elements: {"images": float32 [b, s, s, 3] in [0, 255], "labels": int32 [b], "bad_records": int64 [b]}
+(bad_records is this pipeline's running count of skipped records; take the max). Eval elements: {"images",
+"labels", "mask": float32 [b]}; every example appears exactly once with mask 1, the last batch (and, with
+num_batches, whole extra batches) is padding with mask 0.
+
+Reproducibility: with a seed, every random choice is a stateless op keyed by (seed, the element's global
+position), the shuffle buffers are seeded, and the per-record map keeps its order, so with deterministic=True
+the same seed gives the same batches and `tf.train.Checkpoint(iterator=iter(ds))` resumes exactly. No stateful
+variables and no tf.py_function anywhere (TPU hosts run graph ops only; has_py_function checks that).
+
+Bad records: a record whose bytes are not an image, fail to decode, or whose label lies outside
+[0, num_classes) is dropped and counted. Records with a recognisable problem (bad header, bad label) are
+flagged without raising; decode errors are dropped by ignore_errors and show up as a gap in the record
+positions. When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the
+pipeline raises InvalidArgumentError whose message contains "Too many bad records".
+"""
+import os
+
+import tensorflow as tf
+
+from data import preprocessing
+from data import sources
+
+_PY_FUNCTION_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
+# First bytes of the encodings tf.io.decode_image understands (JPEG, PNG, GIF, BMP).
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PN", b"GIF", b"BM")
+
+
+def _check_positive_int(name, value, allow_none=False):
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _looks_like_image(image):
+    """True for encoded bytes with a known image header, or for any uint8 image tensor."""
+    if image.dtype != tf.string:
+        return tf.constant(True)
+    head = tf.strings.substr(image, 0, 3)
+    known = [tf.equal(head if len(magic) == 3 else tf.strings.substr(image, 0, 2), magic) for magic in _IMAGE_MAGIC]
+    return tf.reduce_any(tf.stack(known))
+
+
+def _record_fn(source, image_size, training, seed, position_scale, position_offset, augment):
+    """The per-record map: parse, validate, preprocess. Returns a dict with an "ok" flag; invalid records
+    carry a zero image (so no decode is attempted) and are dropped after being counted."""
+    def process(index, record):
+        image, label = source.parse(record)
+        ok = tf.logical_and(tf.logical_and(label >= 0, label < source.num_classes), _looks_like_image(image))
+        example_seed = tf.stack([seed, index * position_scale + position_offset])
+
+        def good():
+            if training:
+                return preprocessing.preprocess_for_train(image, image_size, example_seed, **augment)
+            return preprocessing.preprocess_for_eval(image, image_size, augment["crop_fraction"])
+
+        pixels = tf.cond(ok, good, lambda: tf.zeros([image_size, image_size, 3], tf.float32))
+        return {"images": pixels, "labels": label, "index": index, "ok": ok}
+
+    return process
+
+
+def _count_bad(max_bad_fraction, min_records):
+    """scan() function: carry the number of good records; bad = records read − good."""
+    def step(good_so_far, element):
+        good = good_so_far + tf.cast(element["ok"], tf.int64)
+        read = element["index"] + 1
+        bad = read - good
+        too_many = tf.logical_and(read >= min_records,
+                                  tf.cast(bad, tf.float64) > max_bad_fraction * tf.cast(read, tf.float64))
+        message = tf.strings.format(
+            "Too many bad records: {} of the first {} records were skipped (corrupt image bytes or labels outside "
+            "the classes), more than max_bad_fraction=" + f"{max_bad_fraction}", (bad, read))
+        check = tf.debugging.Assert(tf.logical_not(too_many), [message])
+        with tf.control_dependencies([check]):
+            bad = tf.identity(bad)
+        return good, dict(element, bad_records=bad)
+
+    return step
+
+
+def _examples(source, split, *, image_size, training, seed, deterministic, input_context, augment,
+              max_bad_fraction, bad_check_min_records, shuffle_buffer):
+    """Unbatched, validated, preprocessed examples of this input pipeline (infinite when training)."""
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    records = source.records(split, training=training, input_context=input_context, seed=seed,
+                             deterministic=deterministic)
+    if training:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    process = _record_fn(source, image_size, training, tf.constant(seed, tf.int64), pipelines, pipeline_id,
+                         augment)
+    # Keep the map ordered even when deterministic=False: bad-record counting reads gaps in the positions.
+    dataset = records.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.ignore_errors(log_warning=True)  # undecodable bytes: skipped here, counted by the gap
+    dataset = dataset.scan(tf.constant(0, tf.int64), _count_bad(max_bad_fraction, bad_check_min_records))
+    dataset = dataset.filter(lambda element: element["ok"])
+    return dataset.map(lambda e: {"images": e["images"], "labels": e["labels"], "bad_records": e["bad_records"]})
+
+
+def _pad_batch(batch, batch_size):
+    """Pad a possibly partial eval batch to batch_size with masked zeros (static shapes for TPU)."""
+    missing = batch_size - tf.shape(batch["labels"])[0]
+    mask = tf.pad(tf.ones_like(batch["labels"], tf.float32), [[0, missing]])
+    images = tf.pad(batch["images"], [[0, missing], [0, 0], [0, 0], [0, 0]])
+    labels = tf.pad(batch["labels"], [[0, missing]])
+    size = batch["images"].shape[1]
+    return {"images": tf.ensure_shape(images, [batch_size, size, size, 3]),
+            "labels": tf.ensure_shape(labels, [batch_size]), "mask": tf.ensure_shape(mask, [batch_size])}
+
+
+def _eval_batches(examples, source, split, batch_size, image_size, num_batches, input_context):
+    """Batch eval examples, pad the last batch, then (with num_batches) append padding batches."""
+    batches = examples.batch(batch_size).map(lambda batch: _pad_batch(batch, batch_size))
+    if num_batches is None:
+        return batches
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    replicas = input_context.num_replicas_in_sync // pipelines if input_context else 1
+    total = num_batches * replicas  # each eval step takes one batch per local replica
+    mine = len(range(pipeline_id, source.num_examples(split), pipelines))
+    if mine > total * batch_size:
+        raise ValueError(f"num_batches={num_batches} is too small: {total} batches of {batch_size} cannot hold "
+                         f"the {mine} {split} examples of input pipeline {pipeline_id}")
+    padding = tf.data.Dataset.from_tensors({
+        "images": tf.zeros([batch_size, image_size, image_size, 3]), "labels": tf.zeros([batch_size], tf.int32),
+        "mask": tf.zeros([batch_size])}).repeat()
+    return batches.concatenate(padding).take(total)
+
+
+def make_dataset(source, split, *, batch_size, image_size, training, augment_name="autoaugment",
+                 randaugment_num_layers=2, randaugment_magnitude=10, crop_fraction=None, seed=None,
+                 deterministic=False, input_context=None, num_batches=None, max_bad_fraction=0.01,
+                 bad_check_min_records=1000, shuffle_buffer=10_000):
+    """Build the input pipeline of one host (one tf.distribute input pipeline).
+
+    Args:
+      source: from sources.get_source.
+      split: "train", "minival" or "validation".
+      batch_size: batch of THIS pipeline (per replica under distribute_datasets_from_function).
+      image_size: output side in pixels.
+      training: True → infinite, shuffled, augmented, drop_remainder; False → one padded, masked pass.
+      augment_name: "autoaugment", "randaugment" or "none" (training only).
+      crop_fraction: eval (and fallback) center-crop fraction; None → image_size / (image_size + 32).
+      seed: int; None draws a random one (not reproducible).
+      deterministic: fix the element order (needed for exact resume); False lets file reads interleave freely.
+      input_context: tf.distribute.InputContext; training shards files (records if fewer files than
+        pipelines), eval shards records.
+      num_batches: eval: the number of eval STEPS; the pipeline yields num_batches × (replicas per pipeline)
+        batches, padding with mask 0 as needed. Training: stop after num_batches batches.
+      max_bad_fraction, bad_check_min_records: fail once more than this fraction of the records read were bad,
+        checked from the bad_check_min_records-th record on.
+      shuffle_buffer: records in the training shuffle buffer (encoded bytes; it is part of a checkpoint).
+    """
+    sources.check_split(split)
+    preprocessing.check_augment_name(augment_name)
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("image_size", image_size)
+    _check_positive_int("num_batches", num_batches, allow_none=True)
+    _check_positive_int("shuffle_buffer", shuffle_buffer)
+    if not 0.0 <= max_bad_fraction <= 1.0:
+        raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")  # still stateless ops, just not reproducible
+    augment = {"augment_name": augment_name, "randaugment_num_layers": randaugment_num_layers,
+               "randaugment_magnitude": randaugment_magnitude, "crop_fraction": crop_fraction}
+    if not training:
+        augment = {"crop_fraction": crop_fraction}
+    preprocessing.check_size(image_size, crop_fraction)
+    examples = _examples(source, split, image_size=image_size, training=training, seed=int(seed),
+                         deterministic=deterministic, input_context=input_context, augment=augment,
+                         max_bad_fraction=float(max_bad_fraction), bad_check_min_records=bad_check_min_records,
+                         shuffle_buffer=shuffle_buffer)
+    if training:
+        dataset = examples.batch(batch_size, drop_remainder=True)
+        if num_batches is not None:
+            dataset = dataset.take(num_batches)
+    else:
+        examples = examples.map(lambda e: {"images": e["images"], "labels": e["labels"]})
+        dataset = _eval_batches(examples, source, split, batch_size, image_size, num_batches, input_context)
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def has_py_function(dataset):
+    """True if the dataset's graph (including every function it calls) contains a Python function op."""
+    graph = tf.compat.v1.GraphDef()
+    graph.ParseFromString(dataset._as_serialized_graph().numpy())  # pylint: disable=protected-access
+    nodes = list(graph.node)
+    for function in graph.library.function:
+        nodes.extend(function.node_def)
+    return any(node.op in _PY_FUNCTION_OPS for node in nodes)
