@@ -298,8 +298,10 @@ def apply_op(image, name, level, negate=False, *, seed=(0, 0), translate_const=A
     if isinstance(level, (int, float)) and level < 0:
         raise ValueError(f"augmentation level must be >= 0, got {level}")
     image = _check_image(image)
-    return _apply_op_by_index(image, tf.constant(OP_NAMES.index(name)), level, negate, _check_seed(seed),
-                              {"translate_const": translate_const, "cutout_const": cutout_const})
+    # The op is known in Python here, so call its branch directly instead of tracing a 17-way switch_case.
+    branches = _op_branches(image, tf.cast(level, tf.float32), tf.cast(negate, tf.bool), _check_seed(seed),
+                            float(translate_const), float(cutout_const))
+    return tf.ensure_shape(branches[OP_NAMES.index(name)](), image.shape)
 
 
 def _policy_tables(policy):

@@ -1,0 +1,146 @@
+"""Tests for data/pipeline.py: element contract, determinism and exact resume, padded eval, bad records."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data import pipeline
+from data import sources
+from tests.data import conftest as helpers
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def id_source(id_tfrecord_dir):
+    return sources.get_source(data_dir=id_tfrecord_dir, holdout_shards=1)  # train: labels 7..36
+
+
+@pytest.fixture(scope="module")
+def bad_dir(tmp_path_factory):
+    """40 records: 2 truncated JPEGs, 1 non-image, 1 label 0 (→ −1), 1 label 5000; the rest fine."""
+    def record(index):
+        jpeg = helpers.encode_jpeg(helpers.id_image(index, 40, 40))
+        if index in (3, 17):
+            return helpers.make_example(jpeg[:len(jpeg) // 3], index + 1)
+        if index == 25:
+            return helpers.make_example(b"this is not an image", index + 1)
+        return helpers.make_example(jpeg, {30: 0, 33: 5000}.get(index, index + 1))
+
+    directory = str(tmp_path_factory.mktemp("bad_tfrecords"))
+    helpers.write_shards(directory, "train", [10, 10, 10, 10], record)
+    return directory
+
+
+def _labels_of(dataset):
+    return [int(label) for batch in dataset for label, real in zip(batch["labels"], batch["mask"]) if real > 0]
+
+
+@pytest.mark.slow
+def test_training_elements_contract(id_source):
+    dataset = pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=True, seed=1,
+                                    deterministic=True, augment_name="randaugment")
+    spec = dataset.element_spec
+    assert spec["images"].shape == (4, SIZE, SIZE, 3) and spec["images"].dtype == tf.float32
+    assert spec["labels"].shape == (4,) and spec["labels"].dtype == tf.int32
+    assert spec["bad_records"].shape == (4,) and spec["bad_records"].dtype == tf.int64
+    labels = []
+    for batch in dataset.take(12):  # 48 examples > one epoch of 30: the pipeline repeats
+        assert 0.0 <= float(tf.reduce_min(batch["images"])) and float(tf.reduce_max(batch["images"])) <= 255.0
+        assert int(tf.reduce_max(batch["bad_records"])) == 0
+        labels += batch["labels"].numpy().tolist()
+    assert set(labels) == set(range(7, 37))
+    assert not pipeline.has_py_function(dataset)
+
+
+@pytest.mark.slow
+def test_same_seed_same_batches_and_checkpoint_resume_is_exact(id_source, tmp_path):
+    def make(seed):
+        return pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=True, seed=seed,
+                                     deterministic=True, shuffle_buffer=8, augment_name="none")
+
+    reference = [b["images"].numpy() for b in make(7).take(12)]
+    again = [b["images"].numpy() for b in make(7).take(12)]
+    other = [b["images"].numpy() for b in make(8).take(12)]
+    for first, second in zip(reference, again):
+        np.testing.assert_array_equal(first, second)
+    assert any(not np.array_equal(a, b) for a, b in zip(reference, other))
+
+    iterator = iter(make(7))
+    for _ in range(5):
+        next(iterator)
+    checkpoint = tf.train.Checkpoint(iterator=iterator)
+    path = checkpoint.save(str(tmp_path / "ckpt"))
+    resumed = iter(make(7))
+    tf.train.Checkpoint(iterator=resumed).restore(path).assert_consumed()
+    for step in range(5, 12):  # crosses the epoch boundary (30 examples = 7.5 batches)
+        np.testing.assert_array_equal(next(resumed)["images"].numpy(), reference[step])
+
+
+def test_eval_pads_last_batch_and_counts_every_example_once(id_source):
+    dataset = pipeline.make_dataset(id_source, "train", batch_size=8, image_size=SIZE, training=False)
+    batches = list(dataset)
+    assert len(batches) == 4 and all(b["images"].shape == (8, SIZE, SIZE, 3) for b in batches)
+    np.testing.assert_array_equal(batches[-1]["mask"].numpy(), [1, 1, 1, 1, 1, 1, 0, 0])  # 30 = 3·8 + 6
+    assert sorted(_labels_of(batches)) == list(range(7, 37))
+
+
+def test_eval_across_two_pipelines_with_num_batches(id_source):
+    steps = -(-30 // 8)  # ceil(30 / global batch 8): 2 pipelines × 1 replica × per-replica batch 4
+    seen = []
+    for pipeline_id in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
+                                             num_replicas_in_sync=2)
+        dataset = pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=False,
+                                        input_context=context, num_batches=steps)
+        batches = list(dataset)
+        assert len(batches) == steps
+        seen += _labels_of(batches)
+    assert sorted(seen) == list(range(7, 37))
+    with pytest.raises(ValueError, match="num_batches=1 is too small"):
+        pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=False, num_batches=1)
+
+
+@pytest.mark.slow
+def test_bad_records_are_skipped_and_counted(bad_dir):
+    source = sources.get_source(data_dir=bad_dir, holdout_shards=1)  # shards 1..3: indices 10..39
+    evaluation = pipeline.make_dataset(source, "train", batch_size=8, image_size=SIZE, training=False)
+    good = {i for i in range(10, 40) if i not in (17, 25, 30, 33)}
+    assert sorted(_labels_of(evaluation)) == sorted(i for i in good)
+    training = pipeline.make_dataset(source, "train", batch_size=13, image_size=SIZE, training=True, seed=2,
+                                     deterministic=True, max_bad_fraction=0.5)
+    counts = [int(tf.reduce_max(b["bad_records"])) for b in training.take(4)]  # 52 good ≥ 2 epochs of 26
+    assert counts == sorted(counts) and 4 <= counts[-1] <= 8
+
+
+def test_too_many_bad_records_fails_with_clear_message(bad_dir):
+    source = sources.get_source(data_dir=bad_dir, holdout_shards=1)
+    dataset = pipeline.make_dataset(source, "train", batch_size=4, image_size=SIZE, training=True, seed=2,
+                                    max_bad_fraction=0.01, bad_check_min_records=20)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Too many bad records"):
+        for _ in dataset.take(20):
+            pass
+
+
+def test_has_py_function_detects_py_function():
+    plain = tf.data.Dataset.range(3).map(lambda x: x + 1)
+    wrapped = tf.data.Dataset.range(3).map(lambda x: tf.py_function(lambda y: y, [x], tf.int64))
+    assert not pipeline.has_py_function(plain) and pipeline.has_py_function(wrapped)
+
+
+def test_bad_arguments(id_source):
+    with pytest.raises(ValueError, match="augment_name must be one of autoaugment, randaugment, none"):
+        pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=True, augment_name="x")
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        pipeline.make_dataset(id_source, "train", batch_size=0, image_size=SIZE, training=True)
+    with pytest.raises(ValueError, match="split must be one of"):
+        pipeline.make_dataset(id_source, "val", batch_size=4, image_size=SIZE, training=True)
+
+
+def test_tfds_mock_through_the_pipeline():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=10):
+        source = sources.get_source(dataset="tfds:cifar10", holdout_fraction=0.2)
+        dataset = pipeline.make_dataset(source, "validation", batch_size=4, image_size=SIZE, training=False)
+        masks = [b["mask"].numpy() for b in dataset]
+    assert sum(m.sum() for m in masks) == 10 and len(masks) == 3
