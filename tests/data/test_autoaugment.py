@@ -28,6 +28,7 @@ def test_each_op_eager_shape_dtype(name):
         np.testing.assert_array_equal(out.numpy(), again.numpy())  # deterministic given its arguments
 
 
+@pytest.mark.slow
 def test_every_op_inside_tf_data_matches_eager():
     def all_ops(image):
         return {name: aa.apply_op(image, name, 7, negate=True, seed=(1, 2)) for name in aa.OP_NAMES}

@@ -3,12 +3,14 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from data import demo
 from data import sources
 
 
+@pytest.mark.slow
 def test_demo_files_counts_and_classes(demo_dir):
     with open(os.path.join(demo_dir, demo.METADATA_FILE), encoding="utf-8") as handle:
         metadata = json.load(handle)

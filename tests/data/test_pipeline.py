@@ -112,6 +112,7 @@ def test_bad_records_are_skipped_and_counted(bad_dir):
     assert counts == sorted(counts) and 4 <= counts[-1] <= 8
 
 
+@pytest.mark.slow
 def test_too_many_bad_records_fails_with_clear_message(bad_dir):
     source = sources.get_source(data_dir=bad_dir, holdout_shards=1)
     dataset = pipeline.make_dataset(source, "train", batch_size=4, image_size=SIZE, training=True, seed=2,
