@@ -142,6 +142,7 @@ class ExponentialMovingAverage(tf.Module):
         """The model variables being averaged (tf.Variables), in the order given."""
         return self._averaged.items
 
+    @tf.autograph.experimental.do_not_convert
     def decay_at(self, step):
         """The float32 decay used at ``step``: min(decay, (1+step)/(10+step)) with warm-up."""
         decay = tf.constant(self.decay, tf.float32)
@@ -151,6 +152,9 @@ class ExponentialMovingAverage(tf.Module):
         # Same expression as TF1 ExponentialMovingAverage with num_updates (REFERENCE.md §5).
         return tf.minimum(decay, (1.0 + step) / (10.0 + step))
 
+    # No autograph: the loop is over Python lists and builds one update per variable. Converting it
+    # cost ~9 s of B0's train-step tracing (cProfile, benchmarks/README.md) for no graph change.
+    @tf.autograph.experimental.do_not_convert
     def apply(self, step):
         """Moves every shadow toward its variable; call after the optimizer step.
 
@@ -162,11 +166,12 @@ class ExponentialMovingAverage(tf.Module):
 
         Works eagerly, inside tf.function (also jit_compile=True), and inside ``strategy.run``.
         """
-        decay = self.decay_at(step)
+        complement = {}
         for variable, shadow in self._pairs():
-            complement = tf.cast(1.0 - decay, shadow.dtype)
+            if shadow.dtype not in complement:  # one cast per dtype, not one per variable
+                complement[shadow.dtype] = tf.cast(1.0 - self.decay_at(step), shadow.dtype)
             # (shadow - value) * (1 - decay): TF1 assign_moving_average's order of operations.
-            shadow.assign_sub((shadow - variable) * complement)
+            shadow.assign_sub((shadow - variable) * complement[shadow.dtype])
 
     def copy_to(self, variables=None):
         """Assigns the averages to ``variables`` (default: the averaged variables themselves)."""
@@ -200,6 +205,7 @@ class ExponentialMovingAverage(tf.Module):
         finally:
             self.swap()
 
+    @tf.autograph.experimental.do_not_convert
     def _pairs(self, targets=None):
         """(variable, shadow) pairs to update: replica-local components in cross-replica context.
 

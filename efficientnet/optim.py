@@ -35,6 +35,13 @@ def _check_fraction(name, value, low_inclusive):
         raise ValueError(f"RMSPropTF {name} must be in {bound}, got {value!r}")
 
 
+def _handle(variable):
+    """The resource handle of a (Keras or tf) variable; inside strategy.extended.update, the local one."""
+    if isinstance(variable, keras.Variable):
+        variable = variable.value
+    return variable.handle
+
+
 @keras.saving.register_keras_serializable(package="efficientnet")
 class RMSPropTF(keras.optimizers.Optimizer):
     """RMSProp with TF1 semantics (accumulator initialized to one, epsilon inside the sqrt).
@@ -104,18 +111,17 @@ class RMSPropTF(keras.optimizers.Optimizer):
                 f"{variable.name} got one. Convert it with tf.convert_to_tensor first if the "
                 f"dense TF1 semantics are what you want.")
         dtype = variable.dtype
-        lr = tf.cast(learning_rate, dtype)
-        grad = tf.cast(gradient, dtype)
         index = self._get_variable_index(variable)
-        ms = self._mean_squares[index]
-        mom = self._momentums[index]
-        # Same operation order as TF1's ApplyRMSProp kernel (tensorflow/core/kernels/
-        # training_ops.cc) so float32 results agree to rounding.
-        new_ms = ms + (tf.square(grad) - ms) * (1.0 - self.rho)
-        self.assign(ms, new_ms)
-        new_mom = mom * self.momentum + (grad * lr) / tf.sqrt(new_ms + self.epsilon)
-        self.assign(mom, new_mom)
-        self.assign_sub(variable, new_mom)
+        # One fused kernel per variable, tf.raw_ops.ResourceApplyRMSProp: it IS TF1's ApplyRMSProp
+        # (tensorflow/core/kernels/training_ops.cc: ms += (g² - ms)(1 - rho); mom = momentum·mom +
+        # lr·g / sqrt(ms + eps); var -= mom), so the oracle semantics hold by construction, and it
+        # replaces ~12 graph ops per variable: tracing, graph optimisation and per-step dispatch of
+        # B0's 213 variables were a measured cost (benchmarks/README.md). XLA (TPU) has a lowering.
+        tf.raw_ops.ResourceApplyRMSProp(
+            var=_handle(variable), ms=_handle(self._mean_squares[index]),
+            mom=_handle(self._momentums[index]), lr=tf.cast(learning_rate, dtype),
+            rho=tf.constant(self.rho, dtype), momentum=tf.constant(self.momentum, dtype),
+            epsilon=tf.constant(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
 
     def get_config(self):
         """Returns the constructor arguments (learning-rate schedules are serialized)."""

@@ -46,6 +46,10 @@ def make_train_loop(state, strategy, cfg, metrics):
     decay_variables = losses.weight_decay_variables(model)
     replicas = strategy.num_replicas_in_sync
 
+    # No autograph for the step: it has no tensor-dependent Python control flow, and converting it
+    # (and, recursively, everything it calls) was ~8% of B0's tracing time (benchmarks/README.md).
+    # train_loop below keeps autograph for its tf.range loop.
+    @tf.autograph.experimental.do_not_convert
     def step_fn(batch):
         with tf.GradientTape() as tape:
             logits = tf.cast(model(batch["images"], training=True), tf.float32)
