@@ -82,6 +82,7 @@ def _runtime():
         use_bfloat16=config_dict.placeholder(bool),  # None: on TPU only
         jit_compile=config_dict.placeholder(bool),   # None: XLA on TPU/GPU, not on CPU (REFERENCE §7)
         checkpoints_to_keep=3,
+        checkpoint_steps=config_dict.placeholder(int),  # None: at every evaluation (steps_per_eval)
         export_dir=config_dict.placeholder(str),       # train_and_eval exports here at the end when set
         export_at_end=False,                            # ... or to model_dir/export when this is True
         init_checkpoint=config_dict.placeholder(str),

@@ -15,7 +15,6 @@ def get_config():
     config.train.batch_size = 32
     config.train.steps = 300
     config.train.iterations_per_loop = 20
-    config.train.base_learning_rate = 0.08       # 5x the per-256 rate: a few hundred steps, not 350 epochs
     config.train.warmup_epochs = 1.0
     config.train.lr_decay_epochs = 1.0
     config.train.moving_average_decay = 0.99     # the 0.9999 EMA would still be near initial weights

@@ -40,7 +40,8 @@ class Checkpoints:
         for path in candidates:
             try:
                 self._checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, ValueError, AssertionError) as e:
+            # A truncated data file surfaces as IndexError ("Read less bytes than requested") from the reader.
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
                 failures.append((path, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__))
                 continue
             for bad_path, reason in failures:
@@ -78,8 +79,21 @@ def archive_best(model_dir, model, ema, record):
     return final_dir
 
 
+def recover_archive(model_dir):
+    """Puts back archive/ if a kill fell between the two renames of `replace_dir` (only archive.old-* left)."""
+    final_dir = os.path.join(model_dir, ARCHIVE_DIR)
+    if tf.io.gfile.exists(final_dir):
+        return
+    leftovers = sorted(tf.io.gfile.glob(f"{final_dir}.old-*"))
+    complete = [d for d in leftovers if tf.io.gfile.exists(os.path.join(d, BEST_EVAL_FILE))]
+    if complete:
+        tf.io.gfile.rename(complete[-1], final_dir)
+        logging.warning("restored %s from %s left by an interrupted archive update", final_dir, complete[-1])
+
+
 def read_best(model_dir):
     """The best_eval.json record of model_dir's archive, or None when nothing is archived yet."""
+    recover_archive(model_dir)
     path = os.path.join(model_dir, ARCHIVE_DIR, BEST_EVAL_FILE)
     if not tf.io.gfile.exists(path):
         return None
@@ -98,6 +112,7 @@ def find_weights(model_dir, path=None):
             return tf.train.latest_checkpoint(path) or (
                 archived_prefix(path) if tf.io.gfile.exists(archived_prefix(path) + ".index") else None)
         return path
+    recover_archive(model_dir)
     if tf.io.gfile.exists(archived_prefix(model_dir) + ".index"):
         return archived_prefix(model_dir)
     return tf.train.latest_checkpoint(model_dir)

@@ -1,5 +1,6 @@
 """What a run reports: metrics.jsonl, TensorBoard scalars, a live progress line and the final summary."""
 import json
+import os
 import sys
 import time
 
@@ -19,6 +20,33 @@ def _format_duration(seconds):
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def evaluation_record(step, split, metrics, *, ema=True):
+    """The metrics.jsonl line of one evaluation: {"step", "split", "top_1", "top_5", "loss", ..., "ema"}."""
+    return {"step": int(step), "split": split, **{k: float(v) for k, v in metrics.items()}, "ema": ema}
+
+
+def read_metrics(model_dir):
+    """Every record of model_dir/metrics.jsonl (an empty list before the first evaluation)."""
+    path = f"{model_dir}/metrics.jsonl"
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _append_line(path, line):
+    """Appends by rewriting into a temporary file and renaming it over the old one: a kill at any moment leaves
+    the old or the new file, never half a line (the file is one short line per evaluation)."""
+    existing = ""
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            existing = f.read()
+    tmp_path = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(tmp_path, "w") as f:
+        f.write(existing + line + "\n")
+    tf.io.gfile.rename(tmp_path, path, overwrite=True)
 
 
 class RunLog:
@@ -45,17 +73,21 @@ class RunLog:
                 tf.summary.write(prefix + name, tf.constant(float(value), tf.float32), metadata=_SCALAR_METADATA)
         self._writer.flush()
 
-    def evaluation(self, step, split, metrics, *, ema=True):
-        """Appends one JSON line to metrics.jsonl and mirrors it to TensorBoard and the terminal."""
-        record = {"step": int(step), "split": split, **{k: float(v) for k, v in metrics.items()}, "ema": ema}
+    def evaluation(self, record):
+        """Appends an evaluation record (see `evaluation_record`) to metrics.jsonl, TensorBoard and the terminal."""
         if not self._enabled:
             return record
-        with tf.io.gfile.GFile(f"{self._model_dir}/metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        step, split = record["step"], record["split"]
+        metrics = {k: v for k, v in record.items() if k not in ("step", "split", "ema")}
+        _append_line(f"{self._model_dir}/metrics.jsonl", json.dumps(record))
         self.scalars(step, {k: v for k, v in metrics.items() if k != "num_examples"}, prefix=f"{split}/")
         self.message(f"eval {split} at step {step}: top-1 {metrics['top_1']:.4f}  top-5 {metrics['top_5']:.4f}  "
                      f"loss {metrics['loss']:.4f}  ({int(metrics['num_examples'])} images)")
         return record
+
+    def recorded(self, step, split):
+        """True when metrics.jsonl already holds an evaluation of `split` at `step` (a resumed run)."""
+        return any(r["step"] == step and r["split"] == split for r in read_metrics(self._model_dir))
 
     def progress(self, step, total_steps, images_per_sec, loss, learning_rate):
         """One line per host loop: step/total, images/s, loss, learning rate and the time left."""

@@ -7,7 +7,7 @@ import time
 import tensorflow as tf
 
 from data import pipeline
-from training import checkpoints, state as state_lib, steps
+from training import checkpoints, logs, state as state_lib, steps
 from training.errors import NumericalError, UserError
 from training.preemption import Preempted
 
@@ -30,21 +30,77 @@ def _input_options():
     return tf.distribute.InputOptions(experimental_fetch_to_device=True)
 
 
-def train_dataset(ctx):
-    """The distributed, infinite training dataset: one input pipeline per worker, sharded by file."""
+def _train_dataset_fn(ctx):
     config = ctx.config
     size = state_lib.image_size(config)
 
-    def dataset_fn(input_context):
+    def dataset_fn(input_context, batch_size):
         return pipeline.make_dataset(
-            ctx.source, "train", batch_size=input_context.get_per_replica_batch_size(config.train.batch_size),
-            image_size=size, training=True, augment_name=config.data.augment_name,
-            randaugment_num_layers=config.data.randaugment_num_layers,
+            ctx.source, "train", batch_size=batch_size, image_size=size, training=True,
+            augment_name=config.data.augment_name, randaugment_num_layers=config.data.randaugment_num_layers,
             randaugment_magnitude=config.data.randaugment_magnitude, seed=config.train.seed,
             deterministic=config.train.deterministic, input_context=input_context,
             max_bad_fraction=config.data.max_bad_fraction)
 
-    return ctx.strategy.distribute_datasets_from_function(dataset_fn, _input_options())
+    return dataset_fn
+
+
+def _worker_index_and_count(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return 0, 1
+    spec = resolver.cluster_spec().as_dict()
+    has_chief = "chief" in spec
+    count = len(spec.get("chief", ())) + len(spec.get("worker", ()))
+    index = resolver.task_id + (1 if has_chief and resolver.task_type == "worker" else 0)
+    return index, count
+
+
+class HostBatches:
+    """Feeds one tf.data iterator per worker to its local replicas, each taking an equal slice of a batch.
+
+    tf.distribute's own distributed iterators cannot be checkpointed (TF 2.21), a plain iterator can: with it
+    the checkpoint holds the exact input position (shuffle buffers included), so a deterministic run resumes
+    with exactly the batches it would have seen. Every replica's slice is what distribute_datasets_from_function
+    would have given it (consecutive per-replica batches of the same pipeline).
+    """
+
+    def __init__(self, strategy, iterator, local_replicas):
+        self.strategy, self.iterator, self.local_replicas = strategy, iterator, local_replicas
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self.iterator)
+        size = batch["labels"].shape[0] // self.local_replicas
+
+        def replica_slice(value_context):
+            i = value_context.replica_id_in_sync_group % self.local_replicas
+            return {key: value[i * size:(i + 1) * size] for key, value in batch.items()}
+
+        return self.strategy.experimental_distribute_values_from_function(replica_slice)
+
+
+def train_batches(ctx):
+    """(batches to pass to the train loop, the iterator to checkpoint or None).
+
+    On TPU the batches come from distribute_datasets_from_function, which feeds the device infeed; its
+    iterator is not checkpointable, so a TPU run resumes at the right step, learning rate and EMA state but
+    not at the exact input position. Everywhere else a plain per-worker iterator feeds the replicas.
+    """
+    strategy, dataset_fn = ctx.strategy, _train_dataset_fn(ctx)
+    global_batch = ctx.config.train.batch_size
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        distributed = strategy.distribute_datasets_from_function(
+            lambda ic: dataset_fn(ic, ic.get_per_replica_batch_size(global_batch)), _input_options())
+        return iter(distributed), None
+    index, count = _worker_index_and_count(strategy)
+    replicas = strategy.num_replicas_in_sync
+    input_context = tf.distribute.InputContext(num_input_pipelines=count, input_pipeline_id=index,
+                                               num_replicas_in_sync=replicas)
+    iterator = iter(dataset_fn(input_context, global_batch // count))
+    return HostBatches(strategy, iterator, replicas // count), iterator
 
 
 def eval_dataset(ctx, split):
@@ -98,15 +154,16 @@ class Trainer:
             self.metrics = steps.TrainMetrics()
         self.train_loop = steps.make_train_loop(state, ctx.strategy, step_config(ctx), self.metrics)
         self.eval_step = steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
-        self.iterator = iter(train_dataset(ctx))
-        ckpt = tf.train.Checkpoint(model=state.model, optimizer=state.optimizer, ema=state.ema,
-                                   iterator=self.iterator)
+        self.batches, iterator = train_batches(ctx)
+        tracked = {"iterator": iterator} if iterator is not None else {}
+        ckpt = tf.train.Checkpoint(model=state.model, optimizer=state.optimizer, ema=state.ema, **tracked)
         self.checkpoints = checkpoints.Checkpoints(ckpt, _checkpoint_dir(ctx),
                                                    max_to_keep=ctx.config.runtime.checkpoints_to_keep)
         self.split = selection_split(ctx.source)
         self.best = checkpoints.read_best(ctx.model_dir)
-        self.evals_without_improvement = 0
+        self.evals_without_improvement = self._evals_since_best()
         self.preempted = False
+        self.checkpoint_steps = ctx.config.runtime.checkpoint_steps or schedule.steps_per_eval
 
     def run(self):
         """Trains to the configured number of steps (resuming if a checkpoint exists); returns the best."""
@@ -115,21 +172,38 @@ class Trainer:
             self.ctx.log.message(f"resumed from {restored} at step {self.state.step}")
         if self.split == "validation":
             self.ctx.log.message("warning: no minival holdout; selecting checkpoints on the validation split")
-        while self.state.step < self.schedule.total_steps:
+        if self._eval_missing():  # killed after the checkpoint at an eval step, before its evaluation
+            self._evaluate_and_select()
+        while self.state.step < self.schedule.total_steps and not self._should_stop_early():
             boundary = self._next_boundary()
             self._train_until(boundary)
             path = self.checkpoints.save(self.state.step)
             if self.preempted:
                 raise Preempted(self.state.step, path)
-            self._evaluate_and_select()
-            if self._should_stop_early():
-                break
+            if self._is_eval_step(self.state.step):
+                self._evaluate_and_select()
         return self.best
 
-    def _next_boundary(self):
-        per_eval = self.schedule.steps_per_eval
-        return min(self.schedule.total_steps, (self.state.step // per_eval + 1) * per_eval)
+    def _is_eval_step(self, step):
+        return step == self.schedule.total_steps or step % self.schedule.steps_per_eval == 0
 
+    def _eval_missing(self):
+        step = self.state.step
+        return step > 0 and self._is_eval_step(step) and not self.ctx.log.recorded(step, self.split)
+
+    def _next_boundary(self):
+        """The next step at which to checkpoint (and evaluate, if it is an eval step)."""
+        step = self.state.step
+        next_eval = (step // self.schedule.steps_per_eval + 1) * self.schedule.steps_per_eval
+        next_save = (step // self.checkpoint_steps + 1) * self.checkpoint_steps
+        return min(self.schedule.total_steps, next_eval, next_save)
+
+    def _evals_since_best(self):
+        """Evaluations after the archived best (early stopping survives restarts through metrics.jsonl)."""
+        if not self.best:
+            return 0
+        records = logs.read_metrics(self.ctx.model_dir)
+        return sum(1 for r in records if r["split"] == self.split and r["step"] > self.best["step"])
     def _train_until(self, boundary):
         config = self.ctx.config
         while self.state.step < boundary:
@@ -140,7 +214,7 @@ class Trainer:
             self.metrics.reset()
             start = time.monotonic()
             try:
-                self.train_loop(self.iterator, tf.constant(num_steps))
+                self.train_loop(self.batches, tf.constant(num_steps))
             except tf.errors.InvalidArgumentError as e:
                 if "Too many bad records" in str(e):
                     raise UserError(_first_line(str(e))) from None
@@ -162,9 +236,13 @@ class Trainer:
                                     "train/bad_records": result["bad_records"]})
 
     def _evaluate_and_select(self):
-        """Evaluates the EMA weights; archives them when they beat the best so far."""
+        """Evaluates the EMA weights; archives them when they beat the best so far.
+
+        The archive is written before the metrics line: a run killed in between re-evaluates the same
+        checkpoint on restart (the line is missing) and ends with the same files as an uninterrupted run.
+        """
         metrics = evaluate(self.ctx, self.state, self.split, self.eval_step)
-        record = self.ctx.log.evaluation(self.state.step, self.split, metrics)
+        record = logs.evaluation_record(self.state.step, self.split, metrics)
         if self.best is None or metrics["top_1"] > self.best["top_1"]:
             self.best = record
             self.evals_without_improvement = 0
@@ -173,10 +251,11 @@ class Trainer:
             checkpoints.archive_best(_checkpoint_dir(self.ctx), self.state.model, self.state.ema, record)
         else:
             self.evals_without_improvement += 1
+        self.ctx.log.evaluation(record)
 
     def _should_stop_early(self):
         patience = self.ctx.config.eval.early_stopping_evals
-        if patience and self.evals_without_improvement >= patience:
+        if patience and self.best and self.evals_without_improvement >= patience:
             self.ctx.log.message(f"early stopping: {patience} evaluations without a better top-1")
             return True
         return False

@@ -14,6 +14,7 @@ import tpu
 from data import sources
 from training import checkpoints, checks, export, lock, loop, preemption, state as state_lib
 from training.errors import UserError
+from training import logs
 from training.logs import RunLog
 
 CONFIG_FILE = "config.json"
@@ -114,13 +115,32 @@ def evaluate_weights(ctx, split, weights_prefix=None):
         raise UserError(f"no checkpoint to evaluate in {ctx.model_dir} (looked for archive/ and ckpt-N)")
     schedule = state_lib.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
     state = state_lib.build_state(ctx.config, ctx.num_classes, schedule, ctx.strategy)
-    checkpoints.restore_weights(prefix, state.model, state.ema)
+    _restore_or_user_error(prefix, state.model, state.ema)
     metrics = loop.evaluate(ctx, state, split)
     step = int(state.optimizer.iterations.numpy())
     best = checkpoints.read_best(ctx.model_dir)
     if best and prefix == checkpoints.archived_prefix(ctx.model_dir):
         step = best["step"]
-    return ctx.log.evaluation(step, split, metrics)
+    return ctx.log.evaluation(logs.evaluation_record(step, split, metrics))
+
+
+def _restore_or_user_error(prefix, model, ema):
+    try:
+        checkpoints.restore_weights(prefix, model, ema)
+    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot read weights for this model from {prefix}: {reason}") from None
+
+
+def _check_writable_parent(path):
+    """Fails before any work when the export's parent directory cannot be created."""
+    parent = os.path.dirname(os.path.abspath(path)) if "://" not in path else path.rsplit("/", 1)[0]
+    try:
+        tf.io.gfile.makedirs(parent)
+    except (tf.errors.OpError, OSError) as e:
+        raise UserError(f"cannot write the export to {path}: {str(e).strip().splitlines()[0]}") from None
+    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+        raise UserError(f"cannot write the export to {path}: it exists and is not a directory")
 
 
 def export_best(ctx, weights_prefix=None):
@@ -131,7 +151,11 @@ def export_best(ctx, weights_prefix=None):
         raise UserError(f"no checkpoint to export in {ctx.model_dir} (looked for archive/ and ckpt-N)")
     if not ctx.is_chief:
         return None
-    return export.export_saved_model(ctx.config, ctx.num_classes, prefix, export_dir)
+    _check_writable_parent(export_dir)
+    try:
+        return export.export_saved_model(ctx.config, ctx.num_classes, prefix, export_dir)
+    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError, AssertionError) as e:
+        raise UserError(f"cannot export {prefix}: {str(e).strip().splitlines()[0]}") from None
 
 
 def run(config, strategy=None):

@@ -1,0 +1,119 @@
+"""End-to-end training on demo data: metrics.jsonl, the archive, the SavedModel, resume, and 2 replicas.
+
+These run the real loop (training/run.py) in-process on a tiny network; the SavedModel is checked in a fresh
+process against the in-process model.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data import preprocessing, sources
+from tests.training.conftest import tiny_config
+from training import checkpoints, export, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, demo_cache):
+    """A 6-step train_and_eval run with evaluation every 3 steps and an export at the end."""
+    model_dir = tmp_path_factory.mktemp("run")
+    config = tiny_config(model_dir, demo_cache)
+    summary = run.run(config)
+    return config, summary
+
+
+def _metrics_lines(model_dir):
+    with open(os.path.join(model_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_train_and_eval_writes_metrics_archive_and_config(trained):
+    config, summary = trained
+    model_dir = config.runtime.model_dir
+    lines = _metrics_lines(model_dir)
+    assert [(r["step"], r["split"]) for r in lines[:2]] == [(3, "minival"), (6, "minival")]
+    assert lines[-1]["split"] == "validation"
+    for record in lines:
+        assert set(record) >= {"step", "split", "top_1", "top_5", "loss", "ema"} and record["ema"] is True
+        assert 0.0 <= record["top_1"] <= record["top_5"] <= 1.0
+    assert lines[0]["num_examples"] == 160 and lines[-1]["num_examples"] == 320  # every example once
+    best = checkpoints.read_best(model_dir)
+    assert best == summary["best"]
+    assert best["top_1"] == max(r["top_1"] for r in lines[:2])
+    with open(os.path.join(model_dir, "config.json")) as f:
+        written = json.load(f)
+    assert written["train"]["steps"] == 6 and written["model"]["num_classes"] == 8
+    assert not os.path.exists(os.path.join(model_dir, ".lock"))
+
+
+def _validation_jpegs(cache_dir, count):
+    source = sources.get_source(cache_dir=cache_dir)
+    pattern = os.path.join(source.data_dir, "validation-*")
+    records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(pattern))).take(count)
+    feature = {"image/encoded": tf.io.FixedLenFeature([], tf.string)}
+    return [tf.io.parse_single_example(r, feature)["image/encoded"].numpy() for r in records]
+
+
+def test_saved_model_signatures_agree_with_the_model_in_a_fresh_process(trained, demo_cache, tmp_path):
+    config, summary = trained
+    export_dir = summary["export_dir"]
+    jpegs = _validation_jpegs(demo_cache, 4)
+    images = np.stack([preprocessing.preprocess_for_eval(j, 32).numpy() for j in jpegs])
+    model = export.load_inference_model(config, 8, checkpoints.archived_prefix(config.runtime.model_dir))
+    expected = tf.nn.softmax(model(images, training=False)).numpy()
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "jpegs.npy", np.array(jpegs, dtype=object), allow_pickle=True)
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        loaded = tf.saved_model.load({export_dir!r})
+        jpegs = np.load({str(tmp_path / 'jpegs.npy')!r}, allow_pickle=True)
+        images = np.load({str(tmp_path / 'images.npy')!r})
+        by_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(list(jpegs)))
+        by_images = loaded.signatures["serving_images"](images=tf.constant(images))
+        np.savez({str(tmp_path / 'out.npz')!r}, p1=by_bytes["probabilities"].numpy(),
+                 c1=by_bytes["classes"].numpy(), p2=by_images["probabilities"].numpy())
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    out = np.load(tmp_path / "out.npz")
+    np.testing.assert_allclose(out["p1"], expected, atol=1e-5)
+    np.testing.assert_allclose(out["p2"], expected, atol=1e-5)
+    np.testing.assert_array_equal(out["c1"][:, 0], expected.argmax(axis=1))
+    assert out["c1"].shape == (4, 5)
+
+
+def test_resume_continues_at_the_saved_step(trained, demo_cache):
+    config, _ = trained
+    resumed = tiny_config(config.runtime.model_dir, demo_cache, **{"train.steps": 9, "runtime.mode": "train"})
+    run.run(resumed)
+    lines = _metrics_lines(config.runtime.model_dir)
+    assert [(r["step"], r["split"]) for r in lines[-1:]] == [(9, "minival")]
+    assert tf.train.latest_checkpoint(config.runtime.model_dir).endswith("ckpt-9")
+
+
+def _final_weights(model_dir, config):
+    model = export.load_inference_model(config, 8, tf.train.latest_checkpoint(model_dir))
+    return np.concatenate([w.numpy().ravel() for w in model.weights])
+
+
+def test_two_replicas_match_one_device_for_the_same_global_batch(tmp_path, demo_cache):
+    """Same global batch over 2 logical CPUs (cross-replica BN) and over 1 device: the same weights."""
+    common = {"train.steps": 3, "runtime.mode": "train", "model.sync_batchnorm": True, "model.dropout_rate": 0.0,
+              "model.survival_prob": 1.0, "train.deterministic": True, "eval.steps_per_eval": 3}
+    one = tiny_config(tmp_path / "one", demo_cache, **common)
+    run.run(one, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs the two logical CPU devices configured in tests/conftest.py")
+    two = tiny_config(tmp_path / "two", demo_cache, **common)
+    mirrored = tf.distribute.MirroredStrategy([d.name for d in devices[:2]],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+    run.run(two, strategy=mirrored)
+    np.testing.assert_allclose(_final_weights(str(tmp_path / "two"), two),
+                               _final_weights(str(tmp_path / "one"), one), atol=2e-5)
