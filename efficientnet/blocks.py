@@ -89,14 +89,14 @@ class BatchNormActivation(keras.layers.BatchNormalization):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class InputNormalization(keras.layers.Layer):
-    """(pixels - mean) / stddev with constant per-channel statistics (not weights), computed in float32.
+    """(pixels - mean) / stddev with constant per-channel statistics (not weights).
 
-    The layer is float32 even under a mixed policy: normalizing [0, 255] values in bfloat16 would lose about
-    two significant bits before the first conv.
+    Computed at the variables' precision (float32 under a mixed policy): normalizing [0, 255] values in
+    bfloat16 would lose about two significant bits before the first conv.
     """
 
     def __init__(self, mean, stddev, **kwargs):
-        kwargs.setdefault("dtype", "float32")
+        kwargs.setdefault("dtype", keras.config.dtype_policy().variable_dtype)
         super().__init__(**kwargs)
         self.mean = tuple(float(m) for m in mean)
         self.stddev = tuple(float(s) for s in stddev)
@@ -141,8 +141,8 @@ class _PointwiseOnVector(keras.layers.Layer):
 class SqueezeExciteReduce(_PointwiseOnVector):
     """SE squeeze + reduce: global spatial mean, 1x1 conv with bias, activation. (N,H,W,C) -> (N, filters).
 
-    Weights named like Keras' `blockXy_se_reduce` Conv2D. The mean is taken in float32 so a bfloat16 map of
-    tens of thousands of pixels is averaged accurately.
+    Weights named like Keras' `blockXy_se_reduce` Conv2D. The mean is taken at the variables' precision
+    (float32 under a mixed policy) so a bfloat16 map of tens of thousands of pixels is averaged accurately.
     """
 
     def __init__(self, filters: int, activation: str = "swish", **kwargs):
@@ -154,7 +154,7 @@ class SqueezeExciteReduce(_PointwiseOnVector):
         self._build_weights(int(input_shape[-1]))
 
     def call(self, inputs):
-        squeezed = ops.cast(ops.mean(ops.cast(inputs, "float32"), axis=(1, 2)), self.compute_dtype)
+        squeezed = ops.cast(ops.mean(ops.cast(inputs, self.variable_dtype), axis=(1, 2)), self.compute_dtype)
         return self._activation_fn(self._pointwise(squeezed))
 
     def compute_output_shape(self, input_shape):

@@ -48,7 +48,7 @@ def build_model(variant: Union[str, Variant], *, num_classes: int = 1000, image_
     if include_top and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
 
-    inputs = keras.Input(shape=(height, width, 3), dtype="float32", name="images")
+    inputs = keras.Input(shape=(height, width, 3), dtype=keras.config.dtype_policy().variable_dtype, name="images")
     x = blocks.InputNormalization(v.mean_rgb, v.stddev_rgb, name="input_normalization")(inputs)
     x = blocks.conv2d(v.round_filters(v.stem_filters), 3, 2, "stem_conv")(x)
     x = blocks.batch_norm("stem_bn", v.activation, sync_batchnorm)(x)
@@ -60,10 +60,9 @@ def build_model(variant: Union[str, Variant], *, num_classes: int = 1000, image_
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout_rate > 0:
             x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
-        # float32 classifier: logits (and the loss computed from them) stay float32 under mixed precision
-        # (REFERENCE §5).
+        # Classifier at the variables' precision: float32 logits (and loss) under mixed precision (REFERENCE §5).
         x = keras.layers.Dense(num_classes, kernel_initializer=blocks.DenseKernelInitializer(),
-                               dtype="float32", name="predictions")(x)
+                               dtype=keras.config.dtype_policy().variable_dtype, name="predictions")(x)
     return keras.Model(inputs, x, name=name or f"efficientnet-{v.name}")
 
 

@@ -31,9 +31,11 @@ def keras_reference(variant: str, image_size: int, seed: int = 0) -> keras.Model
 
     Its Normalization layer is set to mean and std² (it divides by sqrt(variance); REFERENCE.md §2 quirk), so
     with weights=None it normalizes exactly as our model does. BN gamma/beta are randomized and the moving
-    statistics set to the batch statistics of one calibration batch, so that every BN variable differs per
-    channel (a wrong order of a BN layer's four same-shaped weights would change the outputs) while
-    activations stay well scaled through the deep stack.
+    statistics set to the batch statistics of the test input (`random_pixels(image_size)`, stochastic depth
+    off), so that every BN variable differs per channel (a wrong order of a BN layer's four same-shaped weights
+    would change the outputs) while activations stay well scaled through the deep stack: with statistics from
+    other images, the 2x2 maps of a 33-pixel input made activations grow to 1e5 and float32 noise with them.
+    Build it under the dtype policy wanted for the comparison (tests use float64 for the deep variants).
     """
     model = KERAS_APPS[variant](weights=None, input_shape=(image_size, image_size, 3),
                                 classifier_activation=None)
@@ -48,7 +50,13 @@ def keras_reference(variant: str, image_size: int, seed: int = 0) -> keras.Model
         layer.gamma.assign(rng.uniform(0.5, 1.5, n))
         layer.beta.assign(rng.normal(0, 0.2, n))
         layer.momentum = 0.0  # moving statistics := this batch's statistics
-    model(random_pixels(image_size, batch=2, seed=seed + 100), training=True)
+    drops = [l for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    rates = [l.rate for l in drops]
+    for layer in drops:
+        layer.rate = 0.0
+    model(random_pixels(image_size), training=True)
+    for layer, rate in zip(drops, rates):
+        layer.rate = rate
     for layer in batch_norms:
         layer.momentum = 0.99
     return model

@@ -35,8 +35,9 @@ def _check_parity(variant, image_size, tmp_path):
         logits = ours(x, training=False).numpy()
         errors[label] = float(np.abs(_softmax(logits) - _softmax(expected_logits)).max())
         logit_errors[label] = float(np.abs(logits - expected_logits).max())
-        # Logits too: with random weights softmax can be nearly flat, which would hide differences.
-        np.testing.assert_allclose(logits, expected_logits, rtol=1e-4, atol=1e-4 * np.abs(expected_logits).max())
+        # Logits too: with random weights softmax can be nearly flat, which would hide differences. A wrong layer
+        # gives O(1) relative differences; float32 rounding through b7's 55 blocks reaches ~1e-4.
+        np.testing.assert_allclose(logits, expected_logits, rtol=1e-3, atol=1e-3 * np.abs(expected_logits).max())
     print(f"parity {variant}@{image_size}: max |softmax diff| {errors}, max |logit diff| {logit_errors}, logits spread "
           f"{np.ptp(expected_logits):.3g}")
     assert max(errors.values()) <= PARITY_TOLERANCE
@@ -51,9 +52,10 @@ def test_parity_with_keras_applications(variant, image_size, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", [f"b{i}" for i in range(8)])
 def test_parity_all_variants_odd_maps(variant, tmp_path):
-    # 33 is odd and so is every map after it (33 -> 17 -> 9 -> 5 -> 3 -> 2): every stride-2 conv, stem
-    # included, sees an odd input, where explicit padding and "same" padding could disagree.
-    _check_parity(variant, 33, tmp_path)
+    # 129 -> 65 -> 33 -> 17 -> 9 -> 5: every stride-2 conv, stem included, sees an odd input, where explicit
+    # padding and "same" padding could disagree. (33 would too, but its 2x2 late maps leave 8 values per BN
+    # channel, and the calibrated reference then amplifies float32 rounding to 1e-2 on b7.)
+    _check_parity(variant, 129, tmp_path)
 
 
 @pytest.fixture(scope="module")
