@@ -7,11 +7,14 @@ With no data flags it runs the CPU-sized demo (configs/demo.py) on generated dem
 import os
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+# TensorFlow's C++ INFO/WARNING lines drown the progress output; errors still show. Set before TF loads.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import configs
-from training import errors, preemption, run
+from absl import app, flags, logging  # noqa: E402  (after the environment is set)
+from ml_collections import config_flags  # noqa: E402
+
+import configs  # noqa: E402
+from training import checks, errors  # noqa: E402  (no TensorFlow: bad flags fail before it loads)
 
 _CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 config_flags.DEFINE_config_file("config", None, "Config file (default: configs/demo.py without data flags, "
@@ -53,29 +56,42 @@ def with_default_config(argv):
     return argv[:1] + [f"--config={os.path.join(_CONFIG_DIR, name)}"] + argv[1:]
 
 
+def _user_error(message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def parse_flags(argv):
     """absl flag parsing with the project's convention for user mistakes: one line, exit status 2."""
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _user_error(e)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:  # --config.<unknown or mistyped field>
+        _user_error(f"bad config override: {str(e).strip(chr(34)).strip(chr(39))}")
 
 
 def main(argv):
-    config = configs.apply_flag_overrides(flags.FLAGS.config, {name: flags.FLAGS[name].value
-                                                               for name in configs.FLAG_FIELDS})
+    del argv  # positional arguments are the image files of --mode=predict (see the README)
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # absl INFO lines from checkpoint saving are noise here
+    try:
+        config = configs.apply_flag_overrides(flags.FLAGS.config, {name: flags.FLAGS[name].value
+                                                                   for name in configs.FLAG_FIELDS})
+        checks.validate_config(config)
+    except (errors.UserError, TypeError) as e:  # TypeError: a value of the wrong type for a config field
+        _user_error(e)
+    from training import run  # pylint: disable=import-outside-toplevel  (loads TensorFlow)
     try:
         run.run(config)
     except errors.UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _user_error(e)
     except errors.NumericalError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
-    except preemption.Preempted as e:
+    except errors.Preempted as e:
         print(str(e), file=sys.stderr)
-        sys.exit(preemption.PREEMPTED_EXIT_CODE)
+        sys.exit(errors.PREEMPTED_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -58,8 +58,8 @@ def _tpu_strategy(tpu, timeout_s):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (tf.errors.NotFoundError, tf.errors.UnavailableError, tf.errors.InvalidArgumentError) as e:
-        first_line = str(e).strip().splitlines()[0]
-        raise TPUUnreachableError(f"cannot initialize TPU {tpu!r}: {first_line}") from None
+        first_sentence = str(e).strip().splitlines()[0].split(". ")[0].rstrip(".")
+        raise TPUUnreachableError(f"cannot initialize TPU {tpu!r}: {first_sentence}") from None
     return tf.distribute.TPUStrategy(resolver)
 
 

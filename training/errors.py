@@ -7,3 +7,18 @@ class UserError(Exception):
 
 class NumericalError(RuntimeError):
     """The loss became NaN or Inf; the last good checkpoint is kept as it was."""
+
+
+# sysexits.h EX_TEMPFAIL ("try again later"): job restarters can tell a preemption from success (0),
+# user errors (2) and numerical failures (3).
+PREEMPTED_EXIT_CODE = 75
+
+
+class Preempted(Exception):
+    """Raised after the checkpoint of a preempted run (SIGTERM) is safely written."""
+
+    def __init__(self, step, checkpoint_path):
+        super().__init__(f"preempted: checkpoint at step {step} saved to {checkpoint_path}; "
+                         f"rerun the same command to resume")
+        self.step = step
+        self.checkpoint_path = checkpoint_path

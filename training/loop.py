@@ -8,8 +8,7 @@ import tensorflow as tf
 
 from data import pipeline
 from training import checkpoints, logs, state as state_lib, steps
-from training.errors import NumericalError, UserError
-from training.preemption import Preempted
+from training.errors import NumericalError, Preempted, UserError
 
 
 @dataclasses.dataclass

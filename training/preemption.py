@@ -11,18 +11,6 @@ import signal
 
 import tensorflow as tf
 
-PREEMPTED_EXIT_CODE = 75
-
-
-class Preempted(Exception):
-    """Raised after the checkpoint of a preempted run is safely written."""
-
-    def __init__(self, step, checkpoint_path):
-        super().__init__(f"preempted: checkpoint at step {step} saved to {checkpoint_path}; "
-                         f"rerun the same command to resume")
-        self.step = step
-        self.checkpoint_path = checkpoint_path
-
 
 class PreemptionWatcher:
     """Catches SIGTERM (and optionally SIGINT) and answers `requested()` for all workers together."""

@@ -15,8 +15,7 @@ import tensorflow as tf
 
 from tests.training.conftest import tiny_config
 from training import checkpoints, lock, run
-from training.errors import NumericalError, UserError
-from training.preemption import PREEMPTED_EXIT_CODE
+from training.errors import PREEMPTED_EXIT_CODE, NumericalError, UserError
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
