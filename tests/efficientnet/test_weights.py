@@ -166,3 +166,15 @@ def test_file_errors(target, tmp_path):
         load_weights(target, empty)
     with pytest.raises(NotImplementedError, match="model.ckpt-100"):
         load_weights(target, tmp_path / "model.ckpt-100")
+
+
+def test_keras3_bfloat16_datasets_are_read_as_float32(tmp_path):
+    from efficientnet.weights import read_h5_weights
+
+    layer = keras.layers.Dense(3, dtype="bfloat16", name="predictions")
+    model = keras.Sequential([keras.Input((4,)), layer])
+    model.save_weights(tmp_path / "bf16.weights.h5")
+    with h5py.File(tmp_path / "bf16.weights.h5", "r") as h5:
+        kernel = read_h5_weights(h5)["predictions"][0]
+    assert kernel.dtype == np.float32
+    np.testing.assert_array_equal(kernel, np.asarray(layer.kernel.numpy(), "float32"))
