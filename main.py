@@ -68,7 +68,9 @@ def parse_flags(argv):
     except flags.Error as e:
         _user_error(e)
     except (AttributeError, KeyError, TypeError, ValueError) as e:  # --config.<unknown or mistyped field>
-        _user_error(f"bad config override: {str(e).strip(chr(34)).strip(chr(39))}")
+        overrides = " ".join(arg for arg in argv[1:] if arg.startswith("--config."))
+        _user_error(f"bad config override ({overrides}): no field {str(e).strip(chr(34))}; "
+                    "see configs/base.py for the fields")
 
 
 def main(argv):

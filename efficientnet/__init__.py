@@ -1,10 +1,20 @@
 """EfficientNet B0-B7 (and b8, l2) for TensorFlow 2 / Keras 3: variants, model builder, weight loading.
 
 The package depends on nothing else in the project (DESIGN.md): it never imports data/, tpu/, training/ or
-configs/.
+configs/. The scaling table (`VARIANTS`, `get_variant`, ...) imports without TensorFlow, so command-line tools
+can validate a variant name before paying for the TensorFlow import; `build_model` and `load_weights` load
+TensorFlow on first use (PEP 562 module __getattr__).
 """
-from efficientnet.model import build_model
+import importlib
+
 from efficientnet.variants import VARIANTS, Variant, custom_variant, get_variant
-from efficientnet.weights import load_weights
+
+_LAZY = {"build_model": "efficientnet.model", "load_weights": "efficientnet.weights"}
 
 __all__ = ["VARIANTS", "Variant", "build_model", "custom_variant", "get_variant", "load_weights"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'efficientnet' has no attribute {name!r}")
