@@ -80,8 +80,39 @@ class BatchNormActivation(keras.layers.BatchNormalization):
         self._activation_fn = get_activation(activation)
 
     def call(self, inputs, training=None, mask=None):
-        outputs = super().call(inputs, training=training, mask=mask)
+        if training and self.trainable and self._can_fuse(inputs, mask):
+            outputs = self._fused_training_call(inputs)
+        else:
+            outputs = super().call(inputs, training=training, mask=mask)
         return outputs if self._activation_fn is None else self._activation_fn(outputs)
+
+    def _can_fuse(self, inputs, mask) -> bool:
+        """The fused kernel covers the plain case: NHWC, last-axis statistics, gamma and beta, per replica."""
+        return (mask is None and not self.synchronized and not self.renorm and self.center and self.scale
+                and len(inputs.shape) == 4 and self.axis in (-1, 3))
+
+    def _fused_training_call(self, inputs):
+        """Training-mode BN with the FusedBatchNormV3 kernel (one op forward, one backward).
+
+        Keras' TF-backend BatchNormalization builds moments + normalize from ~10 elementwise ops per layer and as
+        many again for the gradient; on CPU the fused kernel is much faster and traces far fewer ops (the profile
+        in benchmarks/README.md). Same semantics as the parent's training branch: float32 statistics, output
+        normalized with the biased batch variance, moving = momentum·moving + (1 - momentum)·batch.
+        """
+        x = tf.cast(inputs, "float32")  # as the parent: statistics in float32 under a mixed policy
+        outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=tf.cast(self.gamma, "float32"), offset=tf.cast(self.beta, "float32"),
+            mean=tf.constant([], "float32"), variance=tf.constant([], "float32"), epsilon=self.epsilon,
+            exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+        # The kernel's variance output is Bessel-corrected (n / (n - 1), for TF1's moving average); Keras
+        # averages the biased variance, and so must we for the moving statistics to match Keras BN.
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), "float32")
+        variance = variance * ((count - 1.0) / count)
+        moving_mean = tf.cast(self.moving_mean, "float32")
+        moving_variance = tf.cast(self.moving_variance, "float32")
+        self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return tf.cast(outputs, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation_name}
