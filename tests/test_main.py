@@ -1,0 +1,55 @@
+"""main.py as users run it: every user mistake is one line on stderr and exit status 2.
+
+The flag and config mistakes are caught before TensorFlow loads, so those processes take about a second; the
+data/TPU/model_dir cases load TensorFlow and take a few seconds each (they run concurrently).
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CASES = [
+    (["--model=b9"], "error: unknown model 'b9'; choose one of b0"),
+    (["--train_steps=abc"], "error: flag --train_steps=abc"),
+    (["--train_steps=-5"], "error: train_steps must be >= 0, got -5"),
+    (["--no_such_flag=1"], "error: Unknown command line flag 'no_such_flag'"),
+    (["--config.train.nope=1"], "error: bad config override (--config.train.nope=1): no field 'nope'"),
+    (["--config.train.batch_size=big"], "error: flag --config.train.batch_size=big"),
+    (["--augment_name=mixup"], "error: augment_name='mixup' is not one of"),
+    (["--mode=fit"], "error: flag --mode=fit"),
+    (["--dataset=mnist"], "error: --dataset must look like tfds:NAME"),
+]
+SLOW_CASES = [
+    (["--data_dir=/nonexistent/imagenet"], "/nonexistent/imagenet/train-*-of-*"),
+    (["--mode=eval"], "error: --mode=eval needs --model_dir"),
+    (["--tpu=local"], "error: cannot initialize TPU 'local'"),
+]
+
+
+def _run_all(cases, tmp_path):
+    """Runs every case concurrently; each gets its own --model_dir (except the case about a missing one)."""
+    env = {**os.environ, "EFFICIENTNET_DEMO_DIR": str(tmp_path / "demo")}
+    processes = []
+    for i, (args, _) in enumerate(cases):
+        model_dir = [] if "--mode=eval" in args else [f"--model_dir={tmp_path / f'run{i}'}"]
+        processes.append(subprocess.Popen([sys.executable, "main.py", *args, *model_dir], cwd=REPO, env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return [(p, *p.communicate(timeout=300)) for p in processes]
+
+
+@pytest.mark.parametrize("cases", [CASES, pytest.param(SLOW_CASES, marks=pytest.mark.slow)], ids=["flags", "data"])
+def test_user_mistakes_are_one_line_and_exit_2(cases, tmp_path):
+    for i, ((args, expected), (process, stdout, stderr)) in enumerate(zip(cases, _run_all(cases, tmp_path))):
+        last_line = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        assert process.returncode == 2, (args, stderr[-2000:])
+        assert expected in last_line, (args, last_line)
+        assert "Traceback" not in stderr, args
+        assert not os.path.exists(tmp_path / f"run{i}"), args  # nothing written for a refused command
+
+
+def test_flag_mistakes_print_exactly_one_line_before_tensorflow_loads(tmp_path):
+    for (args, _), (process, stdout, stderr) in zip(CASES, _run_all(CASES, tmp_path)):
+        assert len(stderr.strip().splitlines()) == 1, (args, stderr)
