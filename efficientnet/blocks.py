@@ -254,7 +254,9 @@ class MBConvConfig:
     """One concrete (already width-scaled) MBConv block.
 
     `se_ratio` None or 0 means no squeeze-excite. `survival_prob` is this block's stochastic-depth keep
-    probability; it only matters when the block has a residual (strides 1 and input == output filters).
+    probability; it only matters when the block has a residual (id_skip, strides 1 and input == output
+    filters). `fused` selects the fused MBConv of EdgeTPU (`fused_mbconv_block`); `id_skip` False removes the
+    residual (tensorflow/tpu "noskip").
     """
 
     input_filters: int
@@ -266,6 +268,8 @@ class MBConvConfig:
     survival_prob: float = 1.0
     activation: str = "swish"
     sync_batchnorm: bool = False
+    fused: bool = False
+    id_skip: bool = True
 
     @property
     def expanded_filters(self) -> int:
@@ -273,7 +277,7 @@ class MBConvConfig:
 
     @property
     def has_residual(self) -> bool:
-        return self.strides == 1 and self.input_filters == self.output_filters
+        return self.id_skip and self.strides == 1 and self.input_filters == self.output_filters
 
 
 def batch_norm(name: str, activation: Optional[str], sync: bool) -> BatchNormActivation:
@@ -296,6 +300,8 @@ def mbconv_block(inputs, config: MBConvConfig, prefix: str):
     c = config
     if c.kernel_size < 1 or c.strides < 1 or c.expand_ratio < 1:
         raise ValueError(f"{prefix}: kernel_size, strides and expand_ratio must be >= 1, got {c}")
+    if c.fused:
+        return fused_mbconv_block(inputs, c, prefix)
     x = inputs
     if c.expand_ratio != 1:
         x = conv2d(c.expanded_filters, 1, 1, prefix + "expand_conv")(x)
@@ -309,6 +315,31 @@ def mbconv_block(inputs, config: MBConvConfig, prefix: str):
         reduced = SqueezeExciteReduce(se_filters, activation=c.activation, name=prefix + "se_reduce")(x)
         x = SqueezeExciteExpand(c.expanded_filters, name=prefix + "se_expand")([x, reduced])
     x = conv2d(c.output_filters, 1, 1, prefix + "project_conv")(x)
+    x = batch_norm(prefix + "project_bn", None, c.sync_batchnorm)(x)
+    if c.has_residual:
+        x = StochasticDepth(c.survival_prob, name=prefix + "add")([x, inputs])
+    return x
+
+
+def fused_mbconv_block(inputs, config: MBConvConfig, prefix: str):
+    """Applies one fused MBConv block (EdgeTPU): kxk expand conv, BN, act -> 1x1 project conv, BN -> residual.
+
+    As tensorflow/tpu's MBConvBlockWithoutDepthwise (efficientnet_model.py), which produced the published
+    EdgeTPU checkpoints: the kxk conv (TPU hard-codes 3x3; every EdgeTPU fused stage has kernel 3) runs at
+    stride 1 and the block's stride sits on the 1x1 projection, so a stride-2 block samples the kxk output at
+    even positions. (Placing the stride on the kxk conv instead, as later ports do, shifts every sample by one
+    input pixel under "same" padding.) No depthwise conv and no squeeze-excite. With expand_ratio 1 there is
+    no expand conv, only the strided projection. Layer names follow Keras' EfficientNetV2 fused block:
+    expand_conv, expand_bn, project_conv, project_bn.
+    """
+    c = config
+    if c.se_ratio:
+        raise ValueError(f"{prefix}: a fused block has no squeeze-excite; got se_ratio={c.se_ratio!r}")
+    x = inputs
+    if c.expand_ratio != 1:
+        x = conv2d(c.expanded_filters, c.kernel_size, 1, prefix + "expand_conv")(x)
+        x = batch_norm(prefix + "expand_bn", c.activation, c.sync_batchnorm)(x)
+    x = conv2d(c.output_filters, 1, c.strides, prefix + "project_conv")(x)
     x = batch_norm(prefix + "project_bn", None, c.sync_batchnorm)(x)
     if c.has_residual:
         x = StochasticDepth(c.survival_prob, name=prefix + "add")([x, inputs])

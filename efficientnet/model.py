@@ -17,15 +17,17 @@ from efficientnet.variants import Variant, get_variant
 ImageSize = Union[int, Sequence[int], None]
 
 
-def build_model(variant: Union[str, Variant], *, num_classes: int = 1000, image_size: ImageSize = None,
+def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = None, image_size: ImageSize = None,
                 include_top: bool = True, dropout_rate: Optional[float] = None,
                 survival_prob: Optional[float] = None, sync_batchnorm: bool = False,
                 name: Optional[str] = None) -> keras.Model:
     """Builds an EfficientNet.
 
     Args:
-      variant: "b0".."b7", "b8", "l2" (see `get_variant`) or a `Variant` (e.g. from `custom_variant`).
-      num_classes: classifier width; ignored when include_top is False.
+      variant: "b0".."b7", "b8", "l2", "edgetpu-s/m/l", "lite0".."lite4" (see `get_variant`) or a `Variant`
+        (e.g. from `custom_variant`).
+      num_classes: classifier width; default the variant's (1000; 1001 for EdgeTPU). Ignored when include_top
+        is False.
       image_size: input side (int) or (height, width); default the variant's native resolution.
       include_top: True -> global average pool, dropout, Dense logits (float32). False -> the top activation map
         (N, H/32, W/32, head filters) in the compute dtype, as Keras Applications with pooling=None and
@@ -37,7 +39,7 @@ def build_model(variant: Union[str, Variant], *, num_classes: int = 1000, image_
       name: model name; default "efficientnet-<variant name>".
     """
     v = get_variant(variant)
-    _check_supported(v)
+    num_classes = v.num_classes if num_classes is None else num_classes
     height, width = _image_shape(image_size if image_size is not None else v.resolution)
     dropout_rate = v.dropout_rate if dropout_rate is None else dropout_rate
     survival_prob = v.survival_prob if survival_prob is None else survival_prob
@@ -50,11 +52,11 @@ def build_model(variant: Union[str, Variant], *, num_classes: int = 1000, image_
 
     inputs = keras.Input(shape=(height, width, 3), dtype=keras.config.dtype_policy().variable_dtype, name="images")
     x = blocks.InputNormalization(v.mean_rgb, v.stddev_rgb, name="input_normalization")(inputs)
-    x = blocks.conv2d(v.round_filters(v.stem_filters), 3, 2, "stem_conv")(x)
+    x = blocks.conv2d(v.stem_width, 3, 2, "stem_conv")(x)
     x = blocks.batch_norm("stem_bn", v.activation, sync_batchnorm)(x)
     for prefix, config in block_configs(v, survival_prob=survival_prob, sync_batchnorm=sync_batchnorm):
         x = blocks.mbconv_block(x, config, prefix)
-    x = blocks.conv2d(v.round_filters(v.head_filters), 1, 1, "top_conv")(x)
+    x = blocks.conv2d(v.head_width, 1, 1, "top_conv")(x)
     x = blocks.batch_norm("top_bn", v.activation, sync_batchnorm)(x)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -77,7 +79,7 @@ def block_configs(variant: Union[str, Variant], *, survival_prob: Optional[float
     survival_prob = v.survival_prob if survival_prob is None else survival_prob
     scaled = []
     for stage_index, stage in enumerate(v.stages, start=1):
-        for j in range(v.round_repeats(stage.repeats)):
+        for j in range(v.stage_repeats(stage_index - 1)):
             first = j == 0
             scaled.append((f"block{stage_index}{_block_letter(j)}_", blocks.MBConvConfig(
                 input_filters=v.round_filters(stage.input_filters if first else stage.output_filters),
@@ -87,7 +89,9 @@ def block_configs(variant: Union[str, Variant], *, survival_prob: Optional[float
                 expand_ratio=stage.expand_ratio,
                 se_ratio=stage.se_ratio,
                 activation=v.activation,
-                sync_batchnorm=sync_batchnorm)))
+                sync_batchnorm=sync_batchnorm,
+                fused=stage.fused,
+                id_skip=stage.id_skip)))
     total = len(scaled)
     drop = 1.0 - survival_prob
     return [(prefix, dataclasses.replace(config, survival_prob=1.0 - drop * i / total))
@@ -115,10 +119,3 @@ def _image_shape(image_size) -> Tuple[int, int]:
         raise ValueError(f"image_size must be positive ints, got {image_size!r}")
     return height, width
 
-
-def _check_supported(v: Variant) -> None:
-    """Hooks of the tables that later variants (EdgeTPU, Lite; issue 7) will need but that are not built yet."""
-    if any(stage.fused for stage in v.stages):
-        raise NotImplementedError(f"variant {v.name!r}: fused MBConv stages (EdgeTPU) are not implemented yet")
-    if not v.scale_stem_and_head:
-        raise NotImplementedError(f"variant {v.name!r}: unscaled stem/head (Lite) is not implemented yet")

@@ -5,9 +5,10 @@ to know about a stage lives in a frozen `StageSpec` row. Rows are transformed wi
 mutated. Numbers come from REFERENCE.md §1 (scaling table) and §2 (B0 stages); their origin is tensorflow/tpu
 models/official/efficientnet/efficientnet_builder.py.
 
-Fields that only later variants need (EdgeTPU and Lite, REFERENCE §1: other activation, no SE, fused MBConv,
-unscaled stem/head, other mean/std) exist here with defaults that reproduce B0-B7, so that those variants can be
-added as further rows of the same tables.
+EdgeTPU S/M/L and Lite0-4 (REFERENCE §1) are further rows of the same tables: their own stage tables
+(`EDGETPU_STAGES`, `LITE_STAGES`) and the fields that B0-B7 leave at their defaults (activation, no SE, fused
+MBConv, unscaled stem/head, inception-style mean/std, 1001 classes). Their numbers come from tensorflow/tpu
+models/official/efficientnet/edgetpu/efficientnet_edgetpu_builder.py and lite/efficientnet_lite_builder.py.
 """
 from __future__ import annotations
 
@@ -23,7 +24,12 @@ IMAGENET_STDDEV_RGB = (0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0)
 # Eval crop padding in pixels: crop fraction = resolution / (resolution + 32) (REFERENCE §1, "CROP_PADDING").
 CROP_PADDING = 32
 
-# Activations the builder knows by name. B0-B7 use swish; "relu"/"relu6" are the hooks for EdgeTPU / Lite.
+# Inception-style statistics of EdgeTPU and Lite: (x - 127) / 128 maps [0, 255] to about [-1, 1] and suits
+# post-training quantization (tensorflow/tpu edgetpu/ and lite/ builders, MEAN_RGB / STDDEV_RGB).
+INCEPTION_MEAN_RGB = (127.0, 127.0, 127.0)
+INCEPTION_STDDEV_RGB = (128.0, 128.0, 128.0)
+
+# Activations the builder knows by name: swish for B0-B7, relu for EdgeTPU, relu6 for Lite.
 ACTIVATIONS = ("swish", "relu", "relu6")
 
 
@@ -33,7 +39,10 @@ class StageSpec:
 
     Only the first block of a stage has `strides` and the `input_filters -> output_filters` change; the
     remaining `repeats - 1` blocks map output_filters to output_filters with stride 1 (REFERENCE §2).
-    `se_ratio` None or 0 means no squeeze-excite; `fused` marks a fused MBConv (EdgeTPU, not implemented yet).
+    `se_ratio` None or 0 means no squeeze-excite. `fused` marks a fused MBConv (EdgeTPU): one kxk conv replaces
+    the 1x1 expand conv and the kxk depthwise conv (blocks.fused_mbconv_block). `id_skip` False removes the
+    residual connection from every block of the stage (tensorflow/tpu's "noskip"; EdgeTPU's first stage, whose
+    declared input_filters differ from the stem's width).
     """
 
     kernel_size: int
@@ -44,6 +53,12 @@ class StageSpec:
     repeats: int
     se_ratio: Optional[float] = 0.25
     fused: bool = False
+    id_skip: bool = True
+
+    def __post_init__(self):
+        if self.fused and self.se_ratio:
+            # tensorflow/tpu's fused block (MBConvBlockWithoutDepthwise) has no squeeze-excite.
+            raise ValueError(f"a fused stage has no squeeze-excite; got se_ratio={self.se_ratio!r}, expected None")
 
 
 # The B0 stage table (REFERENCE §2).
@@ -55,6 +70,30 @@ B0_STAGES: Tuple[StageSpec, ...] = (
     StageSpec(kernel_size=5, strides=1, expand_ratio=6, input_filters=80, output_filters=112, repeats=3),
     StageSpec(kernel_size=5, strides=2, expand_ratio=6, input_filters=112, output_filters=192, repeats=4),
     StageSpec(kernel_size=3, strides=1, expand_ratio=6, input_filters=192, output_filters=320, repeats=1),
+)
+
+# Lite: the B0 table without squeeze-excite, which many mobile accelerators run poorly (tensorflow/tpu
+# lite/efficientnet_lite_builder.py, use_se=False).
+LITE_STAGES: Tuple[StageSpec, ...] = tuple(dataclasses.replace(stage, se_ratio=None) for stage in B0_STAGES)
+
+# EdgeTPU: six stages, the first three fused, no squeeze-excite (tensorflow/tpu edgetpu/
+# efficientnet_edgetpu_builder.py: 'r1_k3_s11_e4_i24_o24_c1_noskip', 'r2_k3_s22_e8_i24_o32_c1',
+# 'r4_k3_s22_e8_i32_o48_c1', 'r5_k5_s22_e8_i48_o96', 'r4_k5_s11_e8_i96_o144', 'r2_k5_s22_e8_i144_o192').
+# The first stage declares 24 input filters although the stem gives 32: its fused conv expands to 24 * 4 = 96
+# from the stem's 32 channels, and "noskip" keeps the shapes from meeting in a residual.
+EDGETPU_STAGES: Tuple[StageSpec, ...] = (
+    StageSpec(kernel_size=3, strides=1, expand_ratio=4, input_filters=24, output_filters=24, repeats=1,
+              se_ratio=None, fused=True, id_skip=False),
+    StageSpec(kernel_size=3, strides=2, expand_ratio=8, input_filters=24, output_filters=32, repeats=2,
+              se_ratio=None, fused=True),
+    StageSpec(kernel_size=3, strides=2, expand_ratio=8, input_filters=32, output_filters=48, repeats=4,
+              se_ratio=None, fused=True),
+    StageSpec(kernel_size=5, strides=2, expand_ratio=8, input_filters=48, output_filters=96, repeats=5,
+              se_ratio=None),
+    StageSpec(kernel_size=5, strides=1, expand_ratio=8, input_filters=96, output_filters=144, repeats=4,
+              se_ratio=None),
+    StageSpec(kernel_size=5, strides=2, expand_ratio=8, input_filters=144, output_filters=192, repeats=2,
+              se_ratio=None),
 )
 
 
@@ -71,10 +110,12 @@ class Variant:
       survival_prob: stochastic-depth survival probability of the last block (0.8 for every size, REFERENCE §2).
       stages: the B0-unit stage table this variant scales.
       stem_filters / head_filters: B0-unit widths of the stem conv and the 1x1 head conv.
-      scale_stem_and_head: False keeps stem and head unscaled (Lite hook, REFERENCE §1).
+      scale_stem_and_head: False (Lite) keeps the stem and head widths AND the repeats of the first and last
+        stage unscaled, as tensorflow/tpu's fix_head_stem does (efficientnet_model.py).
       activation: one of ACTIVATIONS.
       depth_divisor: filter counts are rounded to multiples of this.
       mean_rgb / stddev_rgb: input normalization on the [0, 255] scale.
+      num_classes: default classifier width (1001 for EdgeTPU: class 0 is "background").
     """
 
     name: str
@@ -91,6 +132,7 @@ class Variant:
     depth_divisor: int = 8
     mean_rgb: Tuple[float, float, float] = IMAGENET_MEAN_RGB
     stddev_rgb: Tuple[float, float, float] = IMAGENET_STDDEV_RGB
+    num_classes: int = 1000
 
     def __post_init__(self):
         _check_positive("width_coefficient", self.width_coefficient)
@@ -103,6 +145,10 @@ class Variant:
             raise ValueError(f"survival_prob must be in (0, 1], got {self.survival_prob!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {self.num_classes!r}")
+        if not self.stages:
+            raise ValueError(f"variant {self.name!r} has no stages")
 
     @property
     def eval_crop_fraction(self) -> float:
@@ -127,6 +173,24 @@ class Variant:
         """Scales a stage's repeats by the depth coefficient, rounding up (REFERENCE §2)."""
         return int(math.ceil(self.depth_coefficient * repeats))
 
+    def stage_repeats(self, stage_index: int) -> int:
+        """Blocks in stage `stage_index` (0-based): scaled, except the first and last stage of a fixed-stem/head
+        variant (Lite; tensorflow/tpu efficientnet_model.py keeps their num_repeat under fix_head_stem)."""
+        stage = self.stages[stage_index]
+        if not self.scale_stem_and_head and stage_index in (0, len(self.stages) - 1):
+            return stage.repeats
+        return self.round_repeats(stage.repeats)
+
+    @property
+    def stem_width(self) -> int:
+        """Output filters of the stem conv: round_filters(stem_filters), or stem_filters unscaled (Lite)."""
+        return self.round_filters(self.stem_filters) if self.scale_stem_and_head else self.stem_filters
+
+    @property
+    def head_width(self) -> int:
+        """Output filters of the 1x1 head conv: round_filters(head_filters), or head_filters unscaled (Lite)."""
+        return self.round_filters(self.head_filters) if self.scale_stem_and_head else self.head_filters
+
 
 def _check_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
@@ -138,7 +202,23 @@ def _row(name, width, depth, resolution, dropout) -> Variant:
                    dropout_rate=dropout)
 
 
-# The scaling table (REFERENCE §1). l2 is also used at 475; 800 is its native size.
+def _edgetpu(name, width, depth, resolution, dropout) -> Variant:
+    """An EdgeTPU row: ReLU, fused early stages, inception mean/std, 1001 classes (tensorflow/tpu edgetpu/)."""
+    return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
+                   dropout_rate=dropout, stages=EDGETPU_STAGES, activation="relu", mean_rgb=INCEPTION_MEAN_RGB,
+                   stddev_rgb=INCEPTION_STDDEV_RGB, num_classes=1001)
+
+
+def _lite(name, width, depth, resolution, dropout) -> Variant:
+    """A Lite row: ReLU6, no SE, stem/head fixed, inception mean/std (tensorflow/tpu lite/)."""
+    return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
+                   dropout_rate=dropout, stages=LITE_STAGES, activation="relu6", scale_stem_and_head=False,
+                   mean_rgb=INCEPTION_MEAN_RGB, stddev_rgb=INCEPTION_STDDEV_RGB)
+
+
+# The scaling table (REFERENCE §1). l2 is also used at 475; 800 is its native size. EdgeTPU and Lite rows:
+# (width, depth, resolution, dropout) from efficientnet_edgetpu_params / efficientnet_lite_params of
+# tensorflow/tpu; Lite4 keeps dropout 0.3 (not b4's 0.4) and Lite3 runs at 280 (not b3's 300).
 VARIANTS: Mapping[str, Variant] = {
     v.name: v
     for v in (
@@ -152,12 +232,21 @@ VARIANTS: Mapping[str, Variant] = {
         _row("b7", 2.0, 3.1, 600, 0.5),
         _row("b8", 2.2, 3.6, 672, 0.5),
         _row("l2", 4.3, 5.3, 800, 0.5),
+        _edgetpu("edgetpu-s", 1.0, 1.0, 224, 0.2),
+        _edgetpu("edgetpu-m", 1.0, 1.1, 240, 0.2),
+        _edgetpu("edgetpu-l", 1.2, 1.4, 300, 0.3),
+        _lite("lite0", 1.0, 1.0, 224, 0.2),
+        _lite("lite1", 1.0, 1.1, 240, 0.2),
+        _lite("lite2", 1.1, 1.2, 260, 0.3),
+        _lite("lite3", 1.2, 1.4, 280, 0.3),
+        _lite("lite4", 1.4, 1.8, 300, 0.3),
     )
 }
 
 
 def get_variant(name_or_variant: Union[str, Variant]) -> Variant:
-    """Returns the Variant for "b0".."b7", "b8", "l2" (also "efficientnet-b0", any case), or a Variant as is."""
+    """Returns the Variant for "b0".."b7", "b8", "l2", "edgetpu-s/m/l", "lite0".."lite4" (also with the
+    tensorflow/tpu prefix, e.g. "efficientnet-b0", "efficientnet-edgetpu-S"; any case), or a Variant as is."""
     if isinstance(name_or_variant, Variant):
         return name_or_variant
     if not isinstance(name_or_variant, str):

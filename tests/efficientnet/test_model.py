@@ -206,11 +206,17 @@ def test_variant_hooks():
     assert relu.get_layer("stem_bn").activation_name == "relu"
     no_se = dataclasses.replace(base, stages=tuple(dataclasses.replace(s, se_ratio=None) for s in base.stages))
     assert not any("_se_" in l.name for l in build_model(no_se).layers)
-    fused = dataclasses.replace(base, stages=(dataclasses.replace(base.stages[0], fused=True),) + base.stages[1:])
-    with pytest.raises(NotImplementedError, match="fused"):
-        build_model(fused)
-    with pytest.raises(NotImplementedError, match="stem/head"):
-        build_model(dataclasses.replace(base, scale_stem_and_head=False))
+    # Fused stages and a fixed stem/head are built now (EdgeTPU / Lite); a fused stage with SE is a user error.
+    fused_stage = dataclasses.replace(base.stages[1], fused=True, se_ratio=None)
+    fused = build_model(dataclasses.replace(base, stages=(base.stages[0], fused_stage) + base.stages[2:]))
+    assert "block2a_dwconv" not in [l.name for l in fused.layers]
+    assert fused.get_layer("block2a_expand_conv").kernel.shape[:2] == (3, 3)
+    with pytest.raises(ValueError, match="fused stage has no squeeze-excite"):
+        dataclasses.replace(base.stages[0], fused=True)
+    wide = dataclasses.replace(no_se, width_coefficient=2.0)  # SE + fixed stem mismatch widths, as in TPU
+    fixed = build_model(dataclasses.replace(wide, scale_stem_and_head=False))
+    assert fixed.get_layer("stem_conv").kernel.shape[-1] == 32 and fixed.get_layer("top_conv").kernel.shape[-1] == 1280
+    assert build_model(wide).get_layer("stem_conv").kernel.shape[-1] == 64
 
 
 def test_block_configs_b4_widths():
