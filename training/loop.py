@@ -29,7 +29,7 @@ def _input_options():
     return tf.distribute.InputOptions(experimental_fetch_to_device=True)
 
 
-def _train_dataset_fn(ctx):
+def _train_dataset_fn(ctx, seed):
     config = ctx.config
     size = state_lib.image_size(config)
 
@@ -37,7 +37,7 @@ def _train_dataset_fn(ctx):
         return pipeline.make_dataset(
             ctx.source, "train", batch_size=batch_size, image_size=size, training=True,
             augment_name=config.data.augment_name, randaugment_num_layers=config.data.randaugment_num_layers,
-            randaugment_magnitude=config.data.randaugment_magnitude, seed=config.train.seed,
+            randaugment_magnitude=config.data.randaugment_magnitude, seed=seed,
             deterministic=config.train.deterministic, input_context=input_context,
             max_bad_fraction=config.data.max_bad_fraction)
 
@@ -81,19 +81,21 @@ class HostBatches:
         return self.strategy.experimental_distribute_values_from_function(replica_slice)
 
 
-def train_batches(ctx):
+def train_batches(ctx, resume_step=0):
     """(batches to pass to the train loop, the iterator to checkpoint or None).
 
     On TPU the batches come from distribute_datasets_from_function, which feeds the device infeed; its
     iterator is not checkpointable, so a TPU run resumes at the right step, learning rate and EMA state but
-    not at the exact input position. Everywhere else a plain per-worker iterator feeds the replicas.
+    not at the exact input position: its input order is reseeded with the step it resumes from, so it does not
+    replay the examples it started with. Everywhere else a plain per-worker iterator feeds the replicas.
     """
-    strategy, dataset_fn = ctx.strategy, _train_dataset_fn(ctx)
-    global_batch = ctx.config.train.batch_size
+    strategy, global_batch = ctx.strategy, ctx.config.train.batch_size
     if isinstance(strategy, tf.distribute.TPUStrategy):
+        dataset_fn = _train_dataset_fn(ctx, ctx.config.train.seed + resume_step)
         distributed = strategy.distribute_datasets_from_function(
             lambda ic: dataset_fn(ic, ic.get_per_replica_batch_size(global_batch)), _input_options())
         return iter(distributed), None
+    dataset_fn = _train_dataset_fn(ctx, ctx.config.train.seed)
     index, count = _worker_index_and_count(strategy)
     replicas = strategy.num_replicas_in_sync
     input_context = tf.distribute.InputContext(num_input_pipelines=count, input_pipeline_id=index,
@@ -153,7 +155,7 @@ class Trainer:
             self.metrics = steps.TrainMetrics()
         self.train_loop = steps.make_train_loop(state, ctx.strategy, step_config(ctx), self.metrics)
         self.eval_step = steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
-        self.batches, iterator = train_batches(ctx)
+        self.batches, iterator = train_batches(ctx, _latest_step(_checkpoint_dir(ctx)))
         tracked = {"iterator": iterator} if iterator is not None else {}
         ckpt = tf.train.Checkpoint(model=state.model, optimizer=state.optimizer, ema=state.ema, **tracked)
         self.checkpoints = checkpoints.Checkpoints(ckpt, _checkpoint_dir(ctx),
@@ -266,6 +268,11 @@ def _checkpoint_dir(ctx):
         return ctx.model_dir
     resolver = ctx.strategy.cluster_resolver
     return f"{ctx.model_dir}/.workers/{resolver.task_type}-{resolver.task_id}"
+
+
+def _latest_step(directory):
+    path = tf.train.latest_checkpoint(directory)
+    return int(path.rsplit("-", 1)[1]) if path else 0
 
 
 def _first_line(text):
