@@ -74,7 +74,7 @@ def parse_flags(argv):
 
 
 def main(argv):
-    del argv  # positional arguments are the image files of --mode=predict (see the README)
+    image_files = argv[1:]  # positional arguments: the image files of --mode=predict
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # absl INFO lines from checkpoint saving are noise here
     try:
@@ -85,7 +85,9 @@ def main(argv):
         _user_error(e)
     from training import run  # pylint: disable=import-outside-toplevel  (loads TensorFlow)
     try:
-        run.run(config)
+        if image_files and config.runtime.mode != "predict":
+            raise errors.UserError(f"unexpected arguments {' '.join(image_files)} (image files go with --mode=predict)")
+        run.run(config, image_files=image_files)
     except errors.UserError as e:
         _user_error(e)
     except errors.NumericalError as e:

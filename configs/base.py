@@ -62,6 +62,7 @@ def _train():
         moving_average_decay=0.9999,     # EMA with (1 + t) / (10 + t) warm-up
         seed=0,
         deterministic=False,             # op determinism + deterministic input order (exact resume)
+        freeze_backbone=False,           # fine-tuning: train only the classifier
     ))
 
 
@@ -85,7 +86,8 @@ def _runtime():
         checkpoint_steps=config_dict.placeholder(int),  # None: at every evaluation (steps_per_eval)
         export_dir=config_dict.placeholder(str),       # train_and_eval exports here at the end when set
         export_at_end=False,                            # ... or to model_dir/export when this is True
-        init_checkpoint=config_dict.placeholder(str),
+        init_checkpoint=config_dict.placeholder(str),  # pretrained weights (.h5, ours, tensorflow/tpu) to
+                                                        # start training from; or what eval/export/predict read
     ))
 
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from data import preprocessing
 from efficientnet import ema as ema_lib
-from training import checkpoints, state as state_lib
+from training import checkpoints, state as state_lib, warm_start
 
 
 class ServingModule(tf.Module):
@@ -61,15 +61,22 @@ def _float32_policy():
         keras.config.set_dtype_policy(previous)
 
 
-def load_inference_model(config, num_classes, weights_prefix):
-    """A float32 model holding the EMA weights stored in `weights_prefix` (outside any strategy)."""
-    with _float32_policy(), tf.distribute.get_strategy().scope():
+def load_inference_model(config, num_classes, weights_path):
+    """A float32 model (outside any strategy) holding the weights of `weights_path`: the EMA weights of one of
+    our checkpoints, or a Keras .h5 file / original tensorflow/tpu checkpoint as stored."""
+    with _float32_policy():
         model = state_lib.build_model(config, num_classes)
-        ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model),
-                                               decay=config.train.moving_average_decay)
-    checkpoints.restore_weights(weights_prefix, model, ema)
+    if not warm_start.is_our_checkpoint(weights_path):
+        warm_start.load_for_inference(model, weights_path)
+        return model
+    ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model), decay=config.train.moving_average_decay)
+    checkpoints.restore_weights(weights_prefix_of(weights_path), model, ema)
     ema.copy_to()
     return model
+
+
+def weights_prefix_of(path):
+    return checkpoints.find_weights(path) if tf.io.gfile.isdir(path) else path
 
 
 def export_saved_model(config, num_classes, weights_prefix, export_dir):

@@ -60,7 +60,7 @@ class RunLog:
         self._model_dir = model_dir
         self._enabled = enabled
         self._stream = stream or sys.stdout
-        self._writer = tf.summary.create_file_writer(model_dir) if enabled else None
+        self._writer = None  # created on first use: --mode=predict writes nothing into model_dir
         self._start_time = None
         self._start_step = None
 
@@ -68,6 +68,8 @@ class RunLog:
         """TensorBoard scalars at `step`, e.g. {"loss": 2.3, "learning_rate": 0.1}."""
         if not self._enabled:
             return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self._model_dir)
         with self._writer.as_default(step=int(step)):
             for name, value in values.items():
                 tf.summary.write(prefix + name, tf.constant(float(value), tf.float32), metadata=_SCALAR_METADATA)

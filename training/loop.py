@@ -155,10 +155,10 @@ class Trainer:
             self.metrics = steps.TrainMetrics()
         self.train_loop = steps.make_train_loop(state, ctx.strategy, step_config(ctx), self.metrics)
         self.eval_step = steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
-        self.batches, iterator = train_batches(ctx, _latest_step(_checkpoint_dir(ctx)))
+        self.batches, iterator = train_batches(ctx, _latest_step(checkpoint_dir(ctx)))
         tracked = {"iterator": iterator} if iterator is not None else {}
         ckpt = tf.train.Checkpoint(model=state.model, optimizer=state.optimizer, ema=state.ema, **tracked)
-        self.checkpoints = checkpoints.Checkpoints(ckpt, _checkpoint_dir(ctx),
+        self.checkpoints = checkpoints.Checkpoints(ckpt, checkpoint_dir(ctx),
                                                    max_to_keep=ctx.config.runtime.checkpoints_to_keep)
         self.split = selection_split(ctx.source)
         self.best = checkpoints.read_best(ctx.model_dir)
@@ -249,7 +249,7 @@ class Trainer:
             self.evals_without_improvement = 0
             # Every worker writes (reading distributed variables may need all of them); only the chief's
             # copy lands in model_dir.
-            checkpoints.archive_best(_checkpoint_dir(self.ctx), self.state.model, self.state.ema, record)
+            checkpoints.archive_best(checkpoint_dir(self.ctx), self.state.model, self.state.ema, record)
         else:
             self.evals_without_improvement += 1
         self.ctx.log.evaluation(record)
@@ -262,7 +262,7 @@ class Trainer:
         return False
 
 
-def _checkpoint_dir(ctx):
+def checkpoint_dir(ctx):
     """Non-chief workers of a multi-worker run write their (identical) checkpoints to a private folder."""
     if ctx.is_chief:
         return ctx.model_dir

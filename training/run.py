@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import tpu
 from data import sources
-from training import checkpoints, checks, export, lock, loop, preemption, state as state_lib
+from training import checkpoints, checks, export, lock, loop, predict, preemption, state as state_lib
 from training.errors import UserError
 from training import logs
 from training.logs import RunLog
@@ -73,8 +73,10 @@ def setup(config, strategy=None):
         keras.utils.set_random_seed(config.train.seed)
         tf.config.experimental.enable_op_determinism()
     keras.config.set_dtype_policy(tpu.precision_policy(kind, config.runtime.use_bfloat16))
-    source = _open_source(config)
-    config.model.num_classes = config.model.num_classes or source.num_classes
+    predicting_without_data = config.runtime.mode == "predict" and not (config.data.data_dir or config.data.dataset)
+    source = None if predicting_without_data else _open_source(config)
+    if source is not None:
+        config.model.num_classes = config.model.num_classes or source.num_classes
     config.runtime.model_dir = config.runtime.model_dir or _default_model_dir(config)
     is_chief = _is_chief(strategy)
     log = RunLog(config.runtime.model_dir, enabled=is_chief)
@@ -101,7 +103,12 @@ def train(ctx):
         if ctx.is_chief:
             _write_config(config, ctx.model_dir)
         ctx.stop_requested = watcher.requested
-        state = state_lib.build_state(config, ctx.num_classes, schedule, ctx.strategy)
+        resuming = tf.train.latest_checkpoint(loop.checkpoint_dir(ctx)) is not None
+        init = config.runtime.init_checkpoint
+        if init and resuming:
+            ctx.log.message(f"resuming from {ctx.model_dir}; --init_checkpoint {init} is not used again")
+        state = state_lib.build_state(config, ctx.num_classes, schedule, ctx.strategy,
+                                      init_checkpoint=None if resuming else init, log=ctx.log.message)
         ctx.log.message(f"training {config.model.variant} at {state_lib.image_size(config)} px for "
                         f"{schedule.total_steps} steps ({schedule.steps_per_epoch} per epoch) on "
                         f"{ctx.strategy.num_replicas_in_sync} replica(s); model_dir {ctx.model_dir}")
@@ -158,8 +165,21 @@ def export_best(ctx, weights_prefix=None):
         raise UserError(f"cannot export {prefix}: {str(e).strip().splitlines()[0]}") from None
 
 
-def run(config, strategy=None):
-    """Runs config.runtime.mode; returns a summary dict (also printed as the final line)."""
+def predict_files(ctx, image_files):
+    """--mode=predict: the weights of --init_checkpoint (or model_dir's best) on each image file."""
+    weights = ctx.config.runtime.init_checkpoint or checkpoints.find_weights(ctx.model_dir)
+    if not weights:
+        raise UserError("--mode=predict needs --init_checkpoint (a .h5 file or checkpoint) or --model_dir")
+    return predict.predict(ctx.config, ctx.source, weights, list(image_files))
+
+
+def run(config, strategy=None, image_files=()):
+    """Runs config.runtime.mode; returns a summary dict (also printed as the final line).
+
+    image_files: the files to classify with --mode=predict (main.py's positional arguments).
+    """
+    if config.runtime.mode == "predict":
+        return {"mode": "predict", "predictions": predict_files(setup(config, strategy), image_files)}
     ctx = setup(config, strategy)
     mode = config.runtime.mode
     summary = {"mode": mode, "model_dir": ctx.model_dir}
@@ -172,8 +192,6 @@ def run(config, strategy=None):
     export_at_end = config.runtime.export_dir or config.runtime.export_at_end
     if mode == "export" or (mode == "train_and_eval" and export_at_end):
         summary["export_dir"] = export_best(ctx, config.runtime.init_checkpoint if mode == "export" else None)
-    if mode == "predict":
-        raise UserError("--mode=predict is not implemented yet (tracked in the transfer-learning issue)")
     ctx.log.message(final_line(summary))
     return summary
 

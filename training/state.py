@@ -12,6 +12,7 @@ import tensorflow as tf
 import efficientnet
 from efficientnet import ema as ema_lib
 from efficientnet import optim, schedules
+from training import warm_start
 
 
 @dataclasses.dataclass
@@ -85,10 +86,19 @@ def crop_fraction(config):
     return size / (size + 32)
 
 
-def build_state(config, num_classes, schedule, strategy):
-    """Creates model, optimizer and EMA under `strategy`, with every variable built before the first step."""
+def build_state(config, num_classes, schedule, strategy, init_checkpoint=None, log=print):
+    """Creates model, optimizer and EMA under `strategy`, with every variable built before the first step.
+
+    init_checkpoint: pretrained weights to start from (training/warm_start.py), loaded before the EMA shadows
+    are created so that the average starts at them. config.train.freeze_backbone trains the classifier only.
+    """
     with strategy.scope():
         model = build_model(config, num_classes)
+    if init_checkpoint:
+        log(warm_start.warm_start(model, init_checkpoint, lambda classes: build_model(config, classes)))
+    if config.train.freeze_backbone:
+        warm_start.freeze_backbone(model)
+    with strategy.scope():
         learning_rate = learning_rate_schedule(config, schedule)
         optimizer = optim.RMSPropTF(learning_rate, rho=config.train.rmsprop_decay,
                                     momentum=config.train.momentum, epsilon=config.train.epsilon)

@@ -1,0 +1,122 @@
+"""Starting a run from pretrained weights (--init_checkpoint): fine-tuning on another dataset.
+
+Three kinds of files are accepted, told apart by their content:
+- a Keras weight file (.h5: the published efficientnetb0.h5 ... b7, or a Keras 3 .weights.h5);
+- a checkpoint of this project (a model_dir, its archive/, or a ckpt-N prefix): its EMA weights are used;
+- an original tensorflow/tpu checkpoint (variables under efficientnet-bX/, EMA shadows preferred).
+Every layer is loaded except the classifier when the class counts differ; the new classifier keeps the
+reference initialization (uniform ±1/sqrt(num_classes), REFERENCE.md §2).
+"""
+import tensorflow as tf
+
+import efficientnet
+from efficientnet import ema as ema_lib
+from efficientnet import weights as weights_lib
+from training import checkpoints
+from training.errors import UserError
+
+CLASSIFIER = weights_lib.CLASSIFIER_LAYERS
+
+
+def _checkpoint_prefix(path):
+    if tf.io.gfile.isdir(path):
+        prefix = checkpoints.find_weights(path)
+        if prefix is None:
+            raise UserError(f"--init_checkpoint {path}: no checkpoint in that directory")
+        return prefix
+    if not tf.io.gfile.exists(path + ".index"):
+        raise UserError(f"--init_checkpoint {path}: no such file or checkpoint (looked for {path}.index)")
+    return path
+
+
+def _our_num_classes(reader):
+    """The class count of one of our checkpoints: the classifier is the only 2-D variable of the model."""
+    shapes = reader.get_variable_to_shape_map()
+    dense = [s for k, s in shapes.items() if k.startswith("model/") and len(s) == 2]
+    if len(dense) != 1:
+        raise UserError(f"--init_checkpoint: expected one classifier kernel, found {len(dense)}")
+    return dense[0][1]
+
+
+def _copy_layers(source, target):
+    """Copies every weighted layer by name; the classifier only when its shape matches."""
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        values = source.get_layer(layer.name).get_weights()
+        if layer.name in CLASSIFIER and [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
+            continue
+        layer.set_weights(values)
+
+
+def _from_our_checkpoint(model, prefix, build_model):
+    """Reads the checkpoint into a plain model of its own class count, takes its EMA weights, copies them."""
+    source = build_model(_our_num_classes(tf.train.load_checkpoint(prefix)))
+    ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(source))
+    checkpoints.restore_weights(prefix, source, ema)
+    ema.copy_to()
+    _copy_layers(source, model)
+
+
+def warm_start(model, path, build_model):
+    """Loads `path` into `model` (all but a mismatched classifier); returns a one-line description.
+
+    Call outside any strategy scope: `build_model(num_classes)` then builds a plain network of the same config
+    for reading this project's checkpoints, and assigning into a distributed `model` writes every replica.
+    """
+    try:
+        if path.endswith(".h5"):
+            result = efficientnet.load_weights(model, path, skip_mismatch_layers=CLASSIFIER)
+            return f"loaded {len(result.loaded)} layers from {path}"
+        prefix = _checkpoint_prefix(path)
+        if any(k.startswith("model/") for k in tf.train.load_checkpoint(prefix).get_variable_to_shape_map()):
+            _from_our_checkpoint(model, prefix, build_model)
+            return f"loaded the EMA weights of {prefix}"
+        efficientnet.load_weights(model, prefix, skip_mismatch_layers=CLASSIFIER)
+        return f"loaded the original checkpoint {prefix}"
+    except (ValueError, FileNotFoundError, NotImplementedError, tf.errors.OpError) as e:
+        raise UserError(f"--init_checkpoint {path}: {str(e).strip().splitlines()[0]}") from None
+
+
+def weights_num_classes(path):
+    """The class count stored in a weight file or checkpoint (its classifier's output width)."""
+    if path.endswith(".h5"):
+        import h5py  # pylint: disable=import-outside-toplevel
+        with h5py.File(path, "r") as h5:
+            stored = weights_lib.read_h5_weights(h5, path)
+        if CLASSIFIER[0] not in stored:
+            raise UserError(f"{path} has no classifier layer ({CLASSIFIER[0]}); it is a _notop file")
+        return int(stored[CLASSIFIER[0]][-1].shape[-1])
+    reader = tf.train.load_checkpoint(_checkpoint_prefix(path))
+    if any(k.startswith("model/") for k in reader.get_variable_to_shape_map()):
+        return _our_num_classes(reader)
+    dense = [s for k, s in reader.get_variable_to_shape_map().items() if k.endswith("head/dense/kernel")]
+    if not dense:
+        raise UserError(f"{path}: cannot find the classifier (head/dense/kernel) to count the classes")
+    return dense[0][1]
+
+
+def load_for_inference(model, path):
+    """Loads every layer, classifier included, from a .h5 file or an original tensorflow/tpu checkpoint."""
+    try:
+        efficientnet.load_weights(model, path if path.endswith(".h5") else _checkpoint_prefix(path))
+    except (ValueError, FileNotFoundError, NotImplementedError, tf.errors.OpError) as e:
+        raise UserError(f"cannot load {path}: {str(e).strip().splitlines()[0]}") from None
+
+
+def is_our_checkpoint(path):
+    if path.endswith(".h5"):
+        return False
+    keys = tf.train.load_checkpoint(_checkpoint_prefix(path)).get_variable_to_shape_map()
+    return any(k.startswith("model/") for k in keys)
+
+
+def freeze_backbone(model):
+    """Trains only the classifier: every other layer becomes non-trainable (BatchNorm then runs in inference
+    mode, as Keras does for frozen BatchNorm layers)."""
+    for layer in model.layers:
+        if layer.name not in CLASSIFIER:
+            layer.trainable = False
+    if not model.trainable_weights:
+        raise UserError("freeze_backbone: the model has no classifier layer named 'predictions' to train")
+
