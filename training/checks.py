@@ -58,6 +58,8 @@ def validate_config(config):
     if config.model.dropout_rate is not None:
         _check_fraction(config.model.dropout_rate, "dropout_rate")
     _check_fraction(config.data.max_bad_fraction, "max_bad_fraction", allow_one=True)
+    if config.data.holdout_fraction is not None:
+        _check_fraction(config.data.holdout_fraction, "holdout_fraction")
     _require(config.train.weight_decay >= 0, f"weight_decay must be >= 0, got {config.train.weight_decay}")
     _require(not (config.data.data_dir and config.data.dataset),
              "give either --data_dir (TFRecords) or --dataset (tfds:NAME), not both")

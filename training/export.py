@@ -69,6 +69,8 @@ def load_inference_model(config, num_classes, weights_path):
     if not warm_start.is_our_checkpoint(weights_path):
         warm_start.load_for_inference(model, weights_path)
         return model
+    if config.train.freeze_backbone:  # the EMA of a frozen-backbone run averages the classifier only
+        warm_start.freeze_backbone(model)
     ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model), decay=config.train.moving_average_decay)
     checkpoints.restore_weights(weights_prefix_of(weights_path), model, ema)
     ema.copy_to()

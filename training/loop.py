@@ -95,12 +95,17 @@ def train_batches(ctx, resume_step=0):
         distributed = strategy.distribute_datasets_from_function(
             lambda ic: dataset_fn(ic, ic.get_per_replica_batch_size(global_batch)), _input_options())
         return iter(distributed), None
-    dataset_fn = _train_dataset_fn(ctx, ctx.config.train.seed)
     index, count = _worker_index_and_count(strategy)
     replicas = strategy.num_replicas_in_sync
     input_context = tf.distribute.InputContext(num_input_pipelines=count, input_pipeline_id=index,
                                                num_replicas_in_sync=replicas)
-    iterator = iter(dataset_fn(input_context, global_batch // count))
+    dataset = _train_dataset_fn(ctx, ctx.config.train.seed)(input_context, global_batch // count)
+    if pipeline.has_py_function(dataset):
+        # Python-generated sources (tfds.testing.mock_data, from_generator) cannot be checkpointed: resume
+        # as on TPU, reseeded by the restored step.
+        dataset = _train_dataset_fn(ctx, ctx.config.train.seed + resume_step)(input_context, global_batch // count)
+        return HostBatches(strategy, iter(dataset), replicas // count), None
+    iterator = iter(dataset)
     return HostBatches(strategy, iterator, replicas // count), iterator
 
 

@@ -42,7 +42,8 @@ def _open_source(config):
         return sources.get_source(config.data.data_dir, config.data.dataset,
                                   holdout_shards=config.data.holdout_shards,
                                   include_background=config.data.include_background,
-                                  cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir)
+                                  cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
+                                  holdout_fraction=config.data.holdout_fraction if config.data.dataset else None)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
 
@@ -58,6 +59,25 @@ def _write_config(config, model_dir):
         f.write(json.dumps(json.loads(config.to_json()), indent=1, sort_keys=True) + "\n")
 
 
+# Fields that define the network a checkpoint holds: eval/export/predict take them from the run that wrote it.
+_NETWORK_FIELDS = (("model", ("variant", "width_coefficient", "depth_coefficient", "image_size", "num_classes",
+                              "dropout_rate", "survival_prob")), ("train", ("freeze_backbone",)))
+
+
+def _inherit_network(config):
+    """For eval/export/predict on a training run's model_dir, use the network settings it trained with."""
+    path = os.path.join(config.runtime.model_dir or "", CONFIG_FILE)
+    if config.runtime.mode not in ("eval", "export", "predict") or not config.runtime.model_dir \
+            or not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as f:
+        trained = json.load(f)
+    for section, fields in _NETWORK_FIELDS:
+        for field in fields:
+            if field in trained.get(section, {}):
+                config[section][field] = trained[section][field]
+
+
 def setup(config, strategy=None):
     """Validates the config and builds the RunContext (strategy, precision, data source, model_dir).
 
@@ -66,6 +86,8 @@ def setup(config, strategy=None):
     checks.validate_config(config)
     if config.runtime.mode in ("eval", "export") and not config.runtime.model_dir:
         raise UserError(f"--mode={config.runtime.mode} needs --model_dir (the directory of a training run)")
+    _inherit_network(config)
+    checks.validate_config(config)
     strategy, kind = _strategy_and_kind(config, strategy)
     checks.check_batch_divides(config.train.batch_size, strategy.num_replicas_in_sync, "train_batch_size")
     checks.check_batch_divides(config.eval.batch_size, strategy.num_replicas_in_sync, "eval_batch_size")
