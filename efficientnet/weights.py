@@ -1,6 +1,7 @@
-"""Loading Keras HDF5 weight files into a model built by `build_model`, matched by layer name.
+"""Loading weights into a model built by `build_model`: Keras HDF5 files by layer name, and (dispatched to
+efficientnet.tpu_checkpoint) the original tensorflow/tpu TF1 checkpoints.
 
-Two layouts are read (REFERENCE.md §2):
+Two HDF5 layouts are read (REFERENCE.md §2):
 - Keras 2 HDF5, as published (efficientnetb0.h5 ... b7 and _notop): root attribute `layer_names`, one group
   per layer with attribute `weight_names` listing its datasets in the layer's weight order. Full-model Keras 2
   files keep the same structure under a `model_weights` group.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import h5py
 import keras
@@ -34,26 +35,37 @@ CLASSIFIER_LAYERS = ("predictions",)
 
 @dataclasses.dataclass(frozen=True)
 class LoadResult:
-    """What `load_weights` did: layers assigned, layers left as they were, file layers not used."""
+    """What `load_weights` did: layers assigned, layers left as they were, file layers (HDF5) or scope-relative
+    variables (TF checkpoint) not used, and how many variables came from an ExponentialMovingAverage shadow."""
 
     loaded: Tuple[str, ...]
     skipped: Tuple[str, ...]
     ignored: Tuple[str, ...]
+    from_ema: int = 0
 
 
-def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str] = ()) -> LoadResult:
-    """Loads a Keras 2 `.h5` or Keras 3 `.weights.h5` file into `model` by layer name (see module docstring).
+def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str] = (), use_ema: bool = True,
+                 scope: Optional[str] = None) -> LoadResult:
+    """Loads weights into `model`: a Keras 2 `.h5` or Keras 3 `.weights.h5` file by layer name (see module
+    docstring), or anything else as a tensorflow/tpu checkpoint directory or prefix (.../model.ckpt-218949).
+
+    `use_ema` (prefer ExponentialMovingAverage shadows) and `scope` (the checkpoint's model scope, found by
+    default) apply to TF checkpoints only; see efficientnet.tpu_checkpoint.load_tpu_checkpoint.
 
     Raises:
-      NotImplementedError: `path` is not an .h5/.hdf5 file (TF checkpoints are a later issue).
-      FileNotFoundError: no file at `path`.
-      ValueError: not an HDF5 weight file; a needed layer missing; a weight count or shape mismatch; a name in
-        skip_mismatch_layers that is not a weighted layer of the model.
+      FileNotFoundError: no file, checkpoint prefix or checkpoint directory at `path`.
+      ValueError: not an HDF5 weight file / not a tensorflow/tpu checkpoint; a needed layer or variable missing;
+        a weight count or shape mismatch; unused checkpoint weights; a name in skip_mismatch_layers that is not a
+        weighted layer of the model; `scope` given for an HDF5 file.
     """
     path = os.fspath(path)
     if not path.lower().endswith(_H5_SUFFIXES):
-        raise NotImplementedError(f"load_weights reads Keras HDF5 files (.h5); {path!r} is not one (TF checkpoint "
-                                  "reading is not implemented yet)")
+        from efficientnet.tpu_checkpoint import load_tpu_checkpoint  # TensorFlow checkpoint reader, on demand
+
+        return load_tpu_checkpoint(model, path, skip_mismatch_layers=skip_mismatch_layers, use_ema=use_ema,
+                                   scope=scope)
+    if scope is not None:
+        raise ValueError(f"scope={scope!r} applies to TF checkpoints; {path} is an HDF5 file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weight file not found: {path}")
     if not h5py.is_hdf5(path):
