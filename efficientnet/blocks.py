@@ -225,19 +225,21 @@ class StochasticDepth(keras.layers.Layer):
     utils.drop_connect), so E[drop(x)] = x; at inference drop is the identity. p = 1 means no randomness.
     """
 
-    def __init__(self, survival_prob: float = 1.0, **kwargs):
+    def __init__(self, survival_prob: float = 1.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 < survival_prob <= 1.0:
             raise ValueError(f"survival_prob must be in (0, 1], got {survival_prob!r}")
         self.survival_prob = float(survival_prob)
+        # A Keras SeedGenerator, not TF's global stateful RNG: its state is a variable (not a weight, so weight
+        # files are unaffected) that the training checkpoint saves, so a resumed run draws the same masks as
+        # an uninterrupted one (training/loop.py adds every seed-generator state of the model to the checkpoint).
+        self.seed_generator = keras.random.SeedGenerator(seed) if survival_prob < 1.0 else None
 
     def call(self, inputs, training=None):
         branch, shortcut = inputs
         if training and self.survival_prob < 1.0:
             batch = tf.shape(branch)[0]
-            # tf.random (stateful, no variable): a Keras SeedGenerator would add a state variable per block that
-            # checkpoints, EMA and MirroredStrategy would all have to handle.
-            noise = tf.random.uniform([batch, 1, 1, 1], dtype=branch.dtype)
+            noise = keras.random.uniform((batch, 1, 1, 1), dtype=branch.dtype, seed=self.seed_generator)
             keep = tf.floor(tf.cast(self.survival_prob, branch.dtype) + noise)
             branch = branch / tf.cast(self.survival_prob, branch.dtype) * keep
         return shortcut + branch

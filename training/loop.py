@@ -162,7 +162,8 @@ class Trainer:
         self.eval_step = steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
         self.batches, iterator = train_batches(ctx, _latest_step(checkpoint_dir(ctx)))
         tracked = {"iterator": iterator} if iterator is not None else {}
-        ckpt = tf.train.Checkpoint(model=state.model, optimizer=state.optimizer, ema=state.ema, **tracked)
+        ckpt = tf.train.Checkpoint(model=state.model, optimizer=state.optimizer, ema=state.ema,
+                                   random=seed_states(state.model), **tracked)
         self.checkpoints = checkpoints.Checkpoints(ckpt, checkpoint_dir(ctx),
                                                    max_to_keep=ctx.config.runtime.checkpoints_to_keep)
         self.split = selection_split(ctx.source)
@@ -273,6 +274,15 @@ def checkpoint_dir(ctx):
         return ctx.model_dir
     resolver = ctx.strategy.cluster_resolver
     return f"{ctx.model_dir}/.workers/{resolver.task_type}-{resolver.task_id}"
+
+
+def seed_states(model):
+    """The state variables of the model's Keras SeedGenerators (dropout, stochastic depth).
+
+    tf.train.Checkpoint(model=...) does not save them (they are not weights); without them a restarted run would
+    draw different dropout and stochastic-depth masks than an uninterrupted one.
+    """
+    return [v.value for v in model.variables if "seed_generator_state" in v.path]
 
 
 def _latest_step(directory):
