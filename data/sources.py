@@ -164,7 +164,10 @@ class TFDSSource:
             raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction!r}")
         self._tfds = tfds
         self.name = name
-        self.builder = tfds.builder(name, data_dir=data_dir)
+        try:
+            self.builder = tfds.builder(name, data_dir=data_dir)
+        except tfds.core.registered.DatasetNotFoundError:
+            raise ValueError(f"unknown TensorFlow Datasets name {name!r} (see tfds.list_builders())") from None
         features = self.builder.info.features
         if "image" not in features or "label" not in features:
             raise ValueError(f"tfds:{name} has features {sorted(features)}; expected 'image' and 'label'")

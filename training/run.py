@@ -45,7 +45,13 @@ def _open_source(config):
                                   cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
                                   holdout_fraction=config.data.holdout_fraction if config.data.dataset else None)
     except (ValueError, FileNotFoundError) as e:
-        raise UserError(str(e)) from None
+        raise UserError(_first_line(e)) from None
+
+
+def _first_line(error):
+    """Library messages can run to pages (TFDS lists every dataset it knows); users get the first line."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _default_model_dir(config):
