@@ -329,8 +329,9 @@ def fused_mbconv_block(inputs, config: MBConvConfig, prefix: str):
     As tensorflow/tpu's MBConvBlockWithoutDepthwise (efficientnet_model.py), which produced the published
     EdgeTPU checkpoints: the kxk conv (TPU hard-codes 3x3; every EdgeTPU fused stage has kernel 3) runs at
     stride 1 and the block's stride sits on the 1x1 projection, so a stride-2 block samples the kxk output at
-    even positions. (Placing the stride on the kxk conv instead, as later ports do, shifts every sample by one
-    input pixel under "same" padding.) No depthwise conv and no squeeze-excite. With expand_ratio 1 there is
+    even positions. (Placing the stride on the kxk conv instead, as later ports do, gives the same result on odd
+    maps but shifts every sample by one pixel on even ones, e.g. 112x112 after the stem, and costs fewer MACs.)
+    No depthwise conv and no squeeze-excite. With expand_ratio 1 there is
     no expand conv, only the strided projection. Layer names follow Keras' EfficientNetV2 fused block:
     expand_conv, expand_bn, project_conv, project_bn.
     """

@@ -2,6 +2,9 @@
 
     python -m efficientnet.summary            # every variant in VARIANTS (l2 takes a minute and ~2 GB)
     python -m efficientnet.summary --model=b4
+    python -m efficientnet.summary --model=edgetpu-s --model=lite0
+
+Each variant is built with its default number of classes (1000; 1001 for EdgeTPU), shown in the last column.
 
 Multiply-adds are counted analytically from the built (never run) model's layers: convolutions, depthwise
 convolutions, the squeeze-excite 1x1 convs and the classifier. BatchNorm, activations, pooling and the SE
@@ -30,6 +33,7 @@ class SummaryRow:
     resolution: int
     trainable_params: int
     macs: int
+    num_classes: int
 
 
 def _spatial(shape) -> int:
@@ -64,32 +68,33 @@ def count_trainable_params(model: keras.Model) -> int:
 
 
 def summarize(variant) -> SummaryRow:
-    """Builds `variant` at its native resolution with 1000 classes and measures it."""
+    """Builds `variant` at its native resolution with its default number of classes and measures it."""
     v = get_variant(variant)
-    model = build_model(v, num_classes=1000)
-    row = SummaryRow(v.name, v.resolution, count_trainable_params(model), count_macs(model))
+    model = build_model(v)
+    row = SummaryRow(v.name, v.resolution, count_trainable_params(model), count_macs(model), v.num_classes)
     del model
     keras.backend.clear_session()  # free the graph before building the next (b7 and l2 are large)
     return row
 
 
 def format_row(row: SummaryRow) -> str:
-    return (f"{row.variant:<6}{row.resolution:>6}{row.trainable_params:>16,}"
-            f"{row.macs / 1e9:>10.2f}B")
+    return (f"{row.variant:<10}{row.resolution:>6}{row.trainable_params:>16,}"
+            f"{row.macs / 1e9:>10.2f}B{row.num_classes:>9}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point; returns the exit status (2 for a bad --model)."""
     parser = argparse.ArgumentParser(prog="python -m efficientnet.summary", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None, help=f"one of {', '.join(VARIANTS)}; default: all of them")
+    parser.add_argument("--model", action="append", default=None,
+                        help=f"one of {', '.join(VARIANTS)} (repeatable); default: all of them")
     args = parser.parse_args(argv)
-    names: List[str] = list(VARIANTS) if args.model is None else [args.model]
+    names: List[str] = list(VARIANTS) if args.model is None else args.model
     try:
         variants = [get_variant(name) for name in names]
     except ValueError as error:
         print(f"error: --model: {error}", file=sys.stderr)
         return 2
-    print(f"{'model':<6}{'res':>6}{'trainable params':>16}{'MACs':>11}")
+    print(f"{'model':<10}{'res':>6}{'params':>16}{'MACs':>11}{'classes':>9}")
     for v in variants:
         print(format_row(summarize(v)), flush=True)
     return 0

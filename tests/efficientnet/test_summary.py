@@ -65,10 +65,15 @@ def test_unknown_model_exits_2_with_one_line(capsys):
 
 @pytest.mark.slow
 def test_cli_subprocess():
-    ok = subprocess.run([sys.executable, "-m", "efficientnet.summary", "--model=b0"], capture_output=True, text=True,
-                        timeout=300)
+    ok = subprocess.run([sys.executable, "-m", "efficientnet.summary", "--model=b0", "--model=edgetpu-s",
+                         "--model=lite0"], capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0
-    assert "b0       224       5,288,548      0.39B" in ok.stdout
+    lines = ok.stdout.splitlines()
+    assert lines[0] == "model        res          params       MACs  classes"
+    # Counts: tests/efficientnet/test_family.py checks them against an independent count and the published ones.
+    assert lines[1:] == ["b0           224       5,288,548      0.39B     1000",
+                         "edgetpu-s    224       5,439,673      2.35B     1001",
+                         "lite0        224       4,652,008      0.39B     1000"]
     bad = subprocess.run([sys.executable, "-m", "efficientnet.summary", "--model=b42"], capture_output=True,
                          text=True, timeout=300)
     assert bad.returncode == 2 and "unknown EfficientNet variant 'b42'" in bad.stderr
