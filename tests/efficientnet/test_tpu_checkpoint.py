@@ -224,3 +224,20 @@ def test_path_and_format_errors(mixed_pair, tmp_path):
         load_weights(target, prefix, skip_mismatch_layers=("predictionz",))
     with pytest.raises(ValueError, match="applies to TF checkpoints"):
         load_weights(target, tmp_path / "w.h5", scope="efficientnet-b0")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, scope", [("b0", "efficientnet-b0"), ("edgetpu-s", "efficientnet-edgetpu-S"),
+                                         ("lite0", "efficientnet-lite0")])
+def test_full_size_variants_load_from_a_checkpoint_directory(name, scope, tmp_path):
+    # The published layouts: full block count (blocks_0..blocks_15 for b0), the real scope names, loaded through
+    # the directory's `checkpoint` state file.
+    raw, ema = build_model(name, image_size=SIZE), build_model(name, image_size=SIZE)
+    _randomize(raw, 5)
+    _randomize(ema, 6)
+    write_tpu_checkpoint(raw, tmp_path, scope=scope, ema_model=ema)
+    fresh = build_model(name, image_size=SIZE)
+    result = load_weights(fresh, tmp_path)
+    assert result.from_ema == len(fresh.weights) and not result.ignored
+    for a, b in zip(ema.weights, fresh.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
