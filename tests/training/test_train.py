@@ -77,6 +77,13 @@ def test_saved_model_signatures_agree_with_the_model_in_a_fresh_process(trained,
         images = np.load({str(tmp_path / 'images.npy')!r})
         by_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(list(jpegs)))
         by_images = loaded.signatures["serving_images"](images=tf.constant(images))
+        try:  # undecodable bytes fail that request only
+            loaded.signatures["serving_default"](image_bytes=tf.constant([b"not an image"]))
+            bad_request = "accepted"
+        except tf.errors.InvalidArgumentError:
+            bad_request = "rejected"
+        again = loaded.signatures["serving_default"](image_bytes=tf.constant(list(jpegs)))["probabilities"]
+        assert bad_request == "rejected" and np.array_equal(again.numpy(), by_bytes["probabilities"].numpy())
         np.savez({str(tmp_path / 'out.npz')!r}, p1=by_bytes["probabilities"].numpy(),
                  c1=by_bytes["classes"].numpy(), p2=by_images["probabilities"].numpy())
     """)
