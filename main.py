@@ -48,11 +48,16 @@ _bool("deterministic", None, "Deterministic ops and input order (bit-exact resum
 
 
 def with_default_config(argv):
-    """Adds --config=<demo or imagenet> when the user gave none (absl needs it before the overrides)."""
+    """Adds --config=<demo or imagenet> when the user gave none (absl needs it before the overrides).
+
+    The demo config is for training without data; predicting (e.g. with the published ImageNet weights) and
+    anything given data starts from the ImageNet recipe at the variant's resolution.
+    """
     if any(arg == "--config" or arg.startswith("--config=") for arg in argv[1:]):
         return argv
     has_data = any(arg.split("=")[0] in ("--data_dir", "--dataset") for arg in argv[1:])
-    name = "imagenet.py" if has_data else "demo.py"
+    predicting = "--mode=predict" in argv[1:]
+    name = "imagenet.py" if has_data or predicting else "demo.py"
     return argv[:1] + [f"--config={os.path.join(_CONFIG_DIR, name)}"] + argv[1:]
 
 

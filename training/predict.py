@@ -19,9 +19,19 @@ def imagenet_class_names(num_classes):
     return (["background"] + names) if num_classes == 1001 else names
 
 
-def class_names(source, num_classes):
+CLASS_NAMES_FILE = "class_names.txt"
+
+
+def class_names(source, num_classes, model_dir=None):
+    """The data source's names, else those a training run left in model_dir, else ImageNet's, else numbers."""
     if source is not None and source.class_names and len(source.class_names) == num_classes:
         return list(source.class_names)
+    path = os.path.join(model_dir or "", CLASS_NAMES_FILE)
+    if model_dir and tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            names = [line.rstrip("\n") for line in f if line.strip()]
+        if len(names) == num_classes:
+            return names
     if num_classes in (1000, 1001):
         return imagenet_class_names(num_classes)
     return [f"class {i}" for i in range(num_classes)]
@@ -49,7 +59,7 @@ def predict(config, source, weights_path, image_paths, top_k=5):
     model = export.load_inference_model(config, num_classes, weights_path)
     images = _read_images(image_paths, state_lib.image_size(config), state_lib.crop_fraction(config))
     probabilities = tf.nn.softmax(tf.cast(model(images, training=False), tf.float32)).numpy()
-    names = class_names(source, num_classes)
+    names = class_names(source, num_classes, config.runtime.model_dir)
     results = []
     for path, row in zip(image_paths, probabilities):
         best = np.argsort(-row)[:min(top_k, num_classes)]

@@ -84,6 +84,13 @@ def _inherit_network(config):
                 config[section][field] = trained[section][field]
 
 
+def _write_class_names(source, model_dir):
+    """model_dir/class_names.txt, one per line in label order: --mode=predict prints them."""
+    if source is not None and source.class_names:
+        with tf.io.gfile.GFile(os.path.join(model_dir, predict.CLASS_NAMES_FILE), "w") as f:
+            f.write("\n".join(source.class_names) + "\n")
+
+
 def setup(config, strategy=None):
     """Validates the config and builds the RunContext (strategy, precision, data source, model_dir).
 
@@ -130,6 +137,7 @@ def train(ctx):
     with dir_lock, preemption.PreemptionWatcher(ctx.strategy) as watcher:
         if ctx.is_chief:
             _write_config(config, ctx.model_dir)
+            _write_class_names(ctx.source, ctx.model_dir)
         ctx.stop_requested = watcher.requested
         resuming = tf.train.latest_checkpoint(loop.checkpoint_dir(ctx)) is not None
         init = config.runtime.init_checkpoint
