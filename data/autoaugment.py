@@ -6,10 +6,14 @@ level to op argument, the fill value 128 of geometric ops, nearest interpolation
 tensorflow/tpu models/official/efficientnet/autoaugment.py (REFERENCE.md §4), so each op can be compared
 number for number with that implementation.
 
-Design for throughput on TPU hosts: one `tf.switch_case` over the 16 ops per applied op (the branch not taken
-costs nothing), levels and signs are tensors, and all randomness is drawn from stateless ops keyed by a
-per-image seed, so results are reproducible and the ops run unchanged eagerly and inside `tf.data`.
-No tf.py_function, no tensorflow-addons, no private Keras modules.
+Design for throughput on TPU hosts (figures in benchmarks/README.md, "Input pipeline"): one `tf.switch_case`
+per applied op over only the ops that op slot can draw (the branch not taken costs little), levels and signs
+are tensors, and all randomness is drawn from stateless ops keyed by a per-image seed, so results are
+reproducible and the ops run unchanged eagerly and inside `tf.data`. The expensive ops avoid TF's slow CPU
+patterns: per-channel work goes through one [3·256] lookup table (one bincount, one gather_nd) instead of
+unstack/stack; geometric ops run the transform kernel on a one-channel position map and move whole pixels
+with one gather; no [3]-vector broadcasts. Every op is bit-identical to the first implementation
+(tests/data/test_autoaugment_regression.py). No tf.py_function, no tensorflow-addons, no private Keras modules.
 """
 import math
 
@@ -102,17 +106,17 @@ def _posterize(image, bits):
     return tf.bitwise.bitwise_and(image, mask)
 
 
-def _grayscale3(image):
-    """tf.image.rgb_to_grayscale's values (weights 0.2989/0.5870/0.1140 on x/255, back to uint8 by ·255.5 and
-    truncation), written out per channel and repeated to 3 channels: about half the cost on CPU, and the
-    3-channel result avoids a slow [h,w,1]→[h,w,3] broadcast in the blend."""
-    red, green, blue = tf.unstack(tf.cast(image, tf.float32) * (1.0 / 255.0), axis=-1)
-    gray = tf.cast(tf.clip_by_value((red * 0.2989 + green * 0.5870 + blue * 0.1140) * 255.5, 0.0, 255.0), tf.uint8)
-    return tf.stack([gray, gray, gray], axis=-1)
-
-
 def _color(image, factor):
-    return _blend(_grayscale3(image), image, factor)
+    """Blend with the grayscale copy (tf.image.rgb_to_grayscale's values: weights 0.2989/0.5870/0.1140 on x/255,
+    back to uint8 by ·255.5 and truncation), with the same float32 operations in the same order as before, so
+    the result is bit-identical; the speed comes from layout only (REFERENCE.md §4 op, benchmarks/README.md):
+    the float copy of the image is made once and shared by the grayscale and the blend, and the grey plane is
+    repeated to 3 channels with tf.tile, about 3× cheaper on CPU than tf.stack along the channel axis."""
+    pixels = tf.cast(image, tf.float32)
+    red, green, blue = tf.unstack(pixels * (1.0 / 255.0), axis=-1)
+    gray = tf.cast(tf.clip_by_value((red * 0.2989 + green * 0.5870 + blue * 0.1140) * 255.5, 0.0, 255.0), tf.uint8)
+    degenerate = tf.cast(tf.tile(gray[:, :, None], [1, 1, 3]), tf.float32)
+    return _to_uint8(degenerate + factor * (pixels - degenerate))
 
 
 def _contrast(image, factor):
@@ -141,43 +145,70 @@ def _sharpness(image, factor):
     return _blend(degenerate, image, factor)
 
 
-def _per_channel(image, channel_fn):
-    """Apply channel_fn to each [h, w] channel and restack: per-channel scalars then broadcast as scalars,
-    which TF's CPU kernels handle far faster than a [3]-vector broadcast over [h, w, 3]."""
-    return tf.stack([channel_fn(channel) for channel in tf.unstack(image, axis=-1)], axis=-1)
+# Per-channel lookup tables. A uint8 image is flattened to int32 indices value + 256·channel into one [768]
+# table, so a whole-image op is one bincount and one gather with no unstack/stack (tf.stack along the channel
+# axis copies one byte at a time and cost more than the arithmetic) and no [3]-vector broadcast.
+_BINS = 256
 
 
-def _autocontrast_channel(channel):
-    low = tf.cast(tf.reduce_min(channel), tf.float32)
-    high = tf.cast(tf.reduce_max(channel), tf.float32)
-    spread = high > low
-    scale = tf.where(spread, 255.0 / tf.maximum(high - low, 1.0), 1.0)
-    offset = tf.where(spread, -low * scale, 0.0)
-    return _to_uint8(tf.cast(channel, tf.float32) * scale + offset)
+def _table_indices(image):
+    """int32 [h·w·3]: each pixel value plus 256 × its channel, the index into a [3·256] table."""
+    channel_offsets = tf.tile(tf.constant([0, _BINS, 2 * _BINS], tf.int32), [tf.size(image) // 3])
+    return tf.cast(tf.reshape(image, [-1]), tf.int32) + channel_offsets
+
+
+def _histograms(indices):
+    """int32 [3, 256] per-channel histograms from _table_indices."""
+    return tf.reshape(tf.math.bincount(indices, minlength=3 * _BINS, maxlength=3 * _BINS), [3, _BINS])
+
+
+def _apply_tables(image, tables, indices):
+    """Map every pixel through its channel's table (int32 [3, 256], values already in 0..255)."""
+    # A uint8 table, and gather_nd rather than gather: each about 2x cheaper here (benchmarks/README.md).
+    flat_table = tf.reshape(tf.cast(tables, tf.uint8), [-1])
+    return tf.reshape(tf.gather_nd(flat_table, indices[:, None]), tf.shape(image))
+
+
+def _occupied_range(histograms):
+    """(lowest, highest) occupied bin per channel, int32 [3, 1] each (every channel has >= 1 pixel)."""
+    bins = tf.range(_BINS)
+    lowest = tf.reduce_min(tf.where(histograms > 0, bins, _BINS), axis=1, keepdims=True)
+    highest = tf.reduce_max(tf.where(histograms > 0, bins, -1), axis=1, keepdims=True)
+    return lowest, highest
 
 
 def _autocontrast(image):
-    """Stretch each channel to [0, 255]; channels with a single value are left as they are."""
-    return _per_channel(image, _autocontrast_channel)
+    """Stretch each channel to [0, 255]; channels with a single value are left as they are.
 
-
-def _equalize_channel(channel):
-    """PIL's equalize lookup table: step = (pixels − count of the brightest value) // 255;
-    lut[v] = (pixels below v + step // 2) // step; a channel with step 0 is unchanged."""
-    values = tf.cast(channel, tf.int32)
-    histogram = tf.math.bincount(tf.reshape(values, [-1]), minlength=256, maxlength=256)
-    nonzero = tf.cast(tf.where(histogram > 0), tf.int32)
-    brightest_count = histogram[nonzero[-1, 0]]
-    step = (tf.reduce_sum(histogram) - brightest_count) // 255
-    safe_step = tf.maximum(step, 1)
-    lut = tf.clip_by_value((tf.cumsum(histogram, exclusive=True) + safe_step // 2) // safe_step, 0, 255)
-    lut = tf.cast(tf.where(step > 0, lut, tf.range(256)), tf.uint8)
-    return tf.gather(lut, values)  # a uint8 table gathers faster than an int32 one
+    The table holds, for each value v, the same float32 expression v·scale + offset (then clip and truncate)
+    that was computed per pixel before, with scale and offset from the channel's min and max, so the result is
+    bit-identical to the per-pixel version.
+    """
+    indices = _table_indices(image)
+    lowest, highest = _occupied_range(_histograms(indices))
+    low, high = tf.cast(lowest, tf.float32), tf.cast(highest, tf.float32)
+    spread = high > low
+    scale = tf.where(spread, 255.0 / tf.maximum(high - low, 1.0), 1.0)
+    offset = tf.where(spread, -low * scale, 0.0)
+    values = tf.cast(tf.range(_BINS), tf.float32)[None, :]
+    tables = tf.cast(_to_uint8(values * scale + offset), tf.int32)
+    return _apply_tables(image, tables, indices)
 
 
 def _equalize(image):
-    """Per-channel histogram equalization (PIL ImageOps.equalize, tensorflow/tpu equalize)."""
-    return _per_channel(image, _equalize_channel)
+    """Per-channel histogram equalization (PIL ImageOps.equalize, tensorflow/tpu equalize): with
+    step = (pixels − count of the brightest value) // 255, lut[v] = (pixels below v + step // 2) // step;
+    a channel with step 0 is unchanged."""
+    indices = _table_indices(image)
+    histograms = _histograms(indices)
+    _, highest = _occupied_range(histograms)
+    bins = tf.range(_BINS)
+    brightest_count = tf.reduce_sum(tf.where(tf.equal(bins, highest), histograms, 0), axis=1, keepdims=True)
+    step = (tf.reduce_sum(histograms, axis=1, keepdims=True) - brightest_count) // 255
+    safe_step = tf.maximum(step, 1)
+    tables = tf.clip_by_value((tf.cumsum(histograms, axis=1, exclusive=True) + safe_step // 2) // safe_step, 0, 255)
+    tables = tf.where(step > 0, tables, bins)
+    return _apply_tables(image, tables, indices)
 
 
 def _cutout(image, half_size, seed):
@@ -194,12 +225,21 @@ def _cutout(image, half_size, seed):
 
 def _transform(image, transform):
     """Apply a projective transform [a0 a1 a2 b0 b1 b2 c0 c1] (output pixel → input pixel) with nearest
-    interpolation and constant fill 128, through the core op tf.raw_ops.ImageProjectiveTransformV3."""
+    interpolation and constant fill 128, through the core op tf.raw_ops.ImageProjectiveTransformV3.
+
+    The kernel computes the source coordinates once per output ELEMENT, i.e. three times per pixel on an RGB
+    image. Running it instead on a one-channel int32 image whose values are the pixel positions 1..h·w (0 as
+    the fill) yields the kernel's own nearest-neighbour source map in a third of the work; one gather of whole
+    3-byte pixels (row 0 being the fill colour) then moves the pixels. Same kernel, same coordinate arithmetic,
+    so the output is identical to transforming the RGB image directly.
+    """
     shape = tf.shape(image)
-    transformed = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=tf.reshape(tf.cast(transform, tf.float32), [1, 8]),
-        output_shape=shape[:2], fill_value=float(FILL_VALUE), interpolation="NEAREST", fill_mode="CONSTANT")
-    return tf.reshape(transformed, shape)
+    positions = tf.reshape(tf.range(1, shape[0] * shape[1] + 1), [1, shape[0], shape[1], 1])
+    sources = tf.raw_ops.ImageProjectiveTransformV3(
+        images=positions, transforms=tf.reshape(tf.cast(transform, tf.float32), [1, 8]),
+        output_shape=shape[:2], fill_value=0.0, interpolation="NEAREST", fill_mode="CONSTANT")
+    pixels = tf.concat([tf.fill([1, 3], tf.constant(FILL_VALUE, tf.uint8)), tf.reshape(image, [-1, 3])], axis=0)
+    return tf.reshape(tf.gather_nd(pixels, tf.reshape(sources, [-1, 1])), shape)
 
 
 def _rotate(image, degrees):
@@ -267,9 +307,6 @@ def _enhance_arg(level):
     return _scaled(level, 1.8) + 0.1
 
 
-_IDENTITY_INDEX = len(OP_NAMES)  # extra branch: "op not applied", which saves a tf.cond per op slot
-
-
 def _op_branches(image, level, negate, seed, translate_const, cutout_const):
     """One zero-argument callable per op, in OP_NAMES order, then the identity, for tf.switch_case."""
     return [
@@ -293,11 +330,15 @@ def _op_branches(image, level, negate, seed, translate_const, cutout_const):
     ]
 
 
-def _apply_op_by_index(image, op_index, level, negate, seed, hparams):
-    """Apply OP_NAMES[op_index] (an int32 tensor) through one switch_case; only the chosen branch runs."""
+def _apply_op_by_index(image, op_index, level, negate, seed, hparams, candidates=OP_NAMES):
+    """Apply candidates[op_index] through one switch_case; op_index == len(candidates) is the identity ("op
+    not applied", which saves a tf.cond per op slot). Only the chosen branch runs, but the switch is lowered
+    to Switch/Merge nodes and every node of the branches not taken is still visited, so a switch over fewer
+    candidates costs less."""
     branches = _op_branches(image, tf.cast(level, tf.float32), tf.cast(negate, tf.bool), seed,
                             float(hparams["translate_const"]), float(hparams["cutout_const"]))
-    result = tf.switch_case(op_index, branches)
+    chosen = [branches[OP_NAMES.index(name)] for name in candidates] + [branches[-1]]
+    result = tf.switch_case(op_index, chosen)
     return tf.ensure_shape(result, image.shape)
 
 
@@ -340,12 +381,14 @@ def apply_op(image, name, level, negate=False, *, seed=(0, 0), translate_const=A
     return tf.ensure_shape(branches[OP_NAMES.index(name)](), image.shape)
 
 
-def _policy_tables(policy):
-    """Constant [n, 2] tables of op index, probability and level for a policy given as POLICY_V0."""
-    ops = [[OP_NAMES.index(op) for op, _, _ in sub] for sub in policy]
-    probs = [[prob for _, prob, _ in sub] for sub in policy]
-    levels = [[float(level) for _, _, level in sub] for sub in policy]
-    return tf.constant(ops, tf.int32), tf.constant(probs, tf.float32), tf.constant(levels, tf.float32)
+def _slot_tables(policy, slot):
+    """For one op slot of a policy given as POLICY_V0: the distinct op names it uses (in OP_NAMES order, the
+    switch_case candidates) and constant [n] tables of candidate index, probability and level."""
+    names = tuple(name for name in OP_NAMES if any(sub[slot][0] == name for sub in policy))
+    ops = tf.constant([names.index(sub[slot][0]) for sub in policy], tf.int32)
+    probs = tf.constant([sub[slot][1] for sub in policy], tf.float32)
+    levels = tf.constant([float(sub[slot][2]) for sub in policy], tf.float32)
+    return names, ops, probs, levels
 
 
 def distort_with_autoaugment(image, seed, policy=POLICY_V0):
@@ -355,15 +398,15 @@ def distort_with_autoaugment(image, seed, policy=POLICY_V0):
     """
     image = _check_image(image)
     seed = _check_seed(seed)
-    ops, probs, levels = _policy_tables(policy)
     draws = tf.random.stateless_uniform([5], seed)  # sub-policy, two apply coins, two sign coins
     choice = tf.minimum(tf.cast(draws[0] * len(policy), tf.int32), len(policy) - 1)
     for slot in range(2):
+        # Each slot switches only over the ops its column of the policy uses (8 of 16 for policy v0).
+        names, ops, probs, levels = _slot_tables(policy, slot)
         op_seed = tf.random.experimental.stateless_fold_in(seed, slot + 1)
-        apply = draws[1 + slot] < probs[choice, slot]
-        op_index = tf.where(apply, ops[choice, slot], _IDENTITY_INDEX)
-        image = _apply_op_by_index(image, op_index, levels[choice, slot], draws[3 + slot] < 0.5, op_seed,
-                                   AUTOAUGMENT_HPARAMS)
+        op_index = tf.where(draws[1 + slot] < probs[choice], ops[choice], len(names))
+        image = _apply_op_by_index(image, op_index, levels[choice], draws[3 + slot] < 0.5, op_seed,
+                                   AUTOAUGMENT_HPARAMS, names)
     return image
 
 
