@@ -157,11 +157,13 @@ def _free_ports(count):
 
 
 def test_two_workers_train_together_with_identical_weights(tmp_path, demo_cache):
+    """With cross-replica BatchNorm every variable is identical on both workers (with per-replica BatchNorm,
+    the default as in the reference, the moving statistics are each worker's own)."""
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     model_dir = tmp_path / "run"
     processes = [
-        _start(_tiny_flags(model_dir, demo_cache, 4),
+        _start(_tiny_flags(model_dir, demo_cache, 4) + ["--config.model.sync_batchnorm=True"],
                env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
         for i in range(2)]
     results = [p.communicate(timeout=600) for p in processes]
