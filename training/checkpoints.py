@@ -16,6 +16,8 @@ import uuid
 import tensorflow as tf
 from absl import logging
 
+from training.errors import first_line
+
 ARCHIVE_DIR = "archive"
 BEST_EVAL_FILE = "best_eval.json"
 _ARCHIVE_PREFIX = "best"
@@ -42,7 +44,7 @@ class Checkpoints:
                 self._checkpoint.restore(path).assert_existing_objects_matched()
             # A truncated data file surfaces as IndexError ("Read less bytes than requested") from the reader.
             except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
-                failures.append((path, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__))
+                failures.append((path, first_line(e)))
                 continue
             for bad_path, reason in failures:
                 logging.warning("checkpoint %s is unusable (%s); resuming from %s instead", bad_path, reason, path)

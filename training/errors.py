@@ -1,6 +1,13 @@
 """Errors that are the user's to fix. main.py prints their one-line message and exits with status 2."""
 
 
+def first_line(error):
+    """The first line of an exception's message (library messages can run to pages: TFDS lists every dataset
+    it knows), or its type name when it has no message."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class UserError(Exception):
     """A bad flag, config value, path or file: reported as one line, exit status 2, nothing written."""
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from data import pipeline
 from training import checkpoints, logs, state as state_lib, steps
-from training.errors import NumericalError, Preempted, UserError
+from training.errors import NumericalError, Preempted, UserError, first_line
 
 
 @dataclasses.dataclass
@@ -226,8 +226,9 @@ class Trainer:
             try:
                 self.train_loop(self.batches, tf.constant(num_steps))
             except tf.errors.InvalidArgumentError as e:
-                if "Too many bad records" in str(e):
-                    raise UserError(_first_line(str(e))) from None
+                text = str(e)
+                if "Too many bad records" in text:  # the pipeline's own message, without TF's node prefix
+                    raise UserError(first_line(text[text.index("Too many bad records"):]).rstrip("]")) from None
                 raise
             result = self.metrics.result()  # reading the metrics waits for the loop to finish
             elapsed = time.monotonic() - start
@@ -292,6 +293,3 @@ def _latest_step(directory):
     path = tf.train.latest_checkpoint(directory)
     return int(path.rsplit("-", 1)[1]) if path else 0
 
-
-def _first_line(text):
-    return text.strip().splitlines()[0] if text.strip() else text

@@ -12,10 +12,8 @@ import tensorflow as tf
 
 import tpu
 from data import sources
-from training import checkpoints, checks, export, lock, loop, predict, preemption, state as state_lib
-from training.errors import UserError
-from training import logs
-from training.logs import RunLog
+from training import checkpoints, checks, export, lock, logs, loop, predict, preemption, state as state_lib
+from training.errors import UserError, first_line
 
 CONFIG_FILE = "config.json"
 
@@ -45,13 +43,7 @@ def _open_source(config):
                                   cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
                                   holdout_fraction=config.data.holdout_fraction if config.data.dataset else None)
     except (ValueError, FileNotFoundError) as e:
-        raise UserError(_first_line(e)) from None
-
-
-def _first_line(error):
-    """Library messages can run to pages (TFDS lists every dataset it knows); users get the first line."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        raise UserError(first_line(e)) from None
 
 
 def _default_model_dir(config):
@@ -114,7 +106,7 @@ def setup(config, strategy=None):
         config.model.num_classes = config.model.num_classes or source.num_classes
     config.runtime.model_dir = config.runtime.model_dir or _default_model_dir(config)
     is_chief = _is_chief(strategy)
-    log = RunLog(config.runtime.model_dir, enabled=is_chief)
+    log = logs.RunLog(config.runtime.model_dir, enabled=is_chief)
     return loop.RunContext(config=config, strategy=strategy, source=source,
                            num_classes=config.model.num_classes, model_dir=config.runtime.model_dir, log=log,
                            is_chief=is_chief,
@@ -171,8 +163,7 @@ def _restore_or_user_error(prefix, model, ema):
     try:
         checkpoints.restore_weights(prefix, model, ema)
     except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot read weights for this model from {prefix}: {reason}") from None
+        raise UserError(f"cannot read weights for this model from {prefix}: {first_line(e)}") from None
 
 
 def _check_writable_parent(path):
@@ -181,7 +172,7 @@ def _check_writable_parent(path):
     try:
         tf.io.gfile.makedirs(parent)
     except (tf.errors.OpError, OSError) as e:
-        raise UserError(f"cannot write the export to {path}: {str(e).strip().splitlines()[0]}") from None
+        raise UserError(f"cannot write the export to {path}: {first_line(e)}") from None
     if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
         raise UserError(f"cannot write the export to {path}: it exists and is not a directory")
 
@@ -198,7 +189,7 @@ def export_best(ctx, weights_prefix=None):
     try:
         return export.export_saved_model(ctx.config, ctx.num_classes, prefix, export_dir)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError, AssertionError) as e:
-        raise UserError(f"cannot export {prefix}: {str(e).strip().splitlines()[0]}") from None
+        raise UserError(f"cannot export {prefix}: {first_line(e)}") from None
 
 
 def predict_files(ctx, image_files):

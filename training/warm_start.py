@@ -13,7 +13,7 @@ import efficientnet
 from efficientnet import ema as ema_lib
 from efficientnet import weights as weights_lib
 from training import checkpoints
-from training.errors import UserError
+from training.errors import UserError, first_line
 
 CLASSIFIER = weights_lib.CLASSIFIER_LAYERS
 
@@ -75,7 +75,7 @@ def warm_start(model, path, build_model):
         efficientnet.load_weights(model, prefix, skip_mismatch_layers=CLASSIFIER)
         return f"loaded the original checkpoint {prefix}"
     except (ValueError, FileNotFoundError, NotImplementedError, tf.errors.OpError) as e:
-        raise UserError(f"--init_checkpoint {path}: {str(e).strip().splitlines()[0]}") from None
+        raise UserError(f"--init_checkpoint {path}: {first_line(e)}") from None
 
 
 def weights_num_classes(path):
@@ -101,7 +101,7 @@ def load_for_inference(model, path):
     try:
         efficientnet.load_weights(model, path if path.endswith(".h5") else _checkpoint_prefix(path))
     except (ValueError, FileNotFoundError, NotImplementedError, tf.errors.OpError) as e:
-        raise UserError(f"cannot load {path}: {str(e).strip().splitlines()[0]}") from None
+        raise UserError(f"cannot load {path}: {first_line(e)}") from None
 
 
 def is_our_checkpoint(path):
