@@ -142,12 +142,15 @@ def preprocess_for_train(image, image_size, seed, augment_name="autoaugment", ra
     crop_seed, flip_seed, augment_seed = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
     cropped = decode_and_crop(image, lambda shape: random_crop_window(shape, crop_seed, crop_fraction))
     pixels = _resize(cropped, image_size)
+    if augment_name == "none":
+        pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
+        return tf.ensure_shape(pixels, [image_size, image_size, 3])
+    # The ops work on uint8 (REFERENCE.md §3); round rather than truncate so the cast adds no −0.5 bias. The
+    # flip commutes with the rounding and the same seed gives the same flip decision for any dtype, so it is
+    # done after the cast, on a quarter of the bytes (same output as flipping the float pixels first).
+    pixels = tf.cast(tf.round(pixels), tf.uint8)
     pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
     pixels = tf.ensure_shape(pixels, [image_size, image_size, 3])
-    if augment_name == "none":
-        return pixels
-    # The ops work on uint8 (REFERENCE.md §3); round rather than truncate so the cast adds no −0.5 bias.
-    pixels = tf.cast(tf.round(pixels), tf.uint8)
     if augment_name == "autoaugment":
         pixels = autoaugment.distort_with_autoaugment(pixels, augment_seed)
     else:

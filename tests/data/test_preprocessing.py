@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import autoaugment
 from data import preprocessing
 
 RNG = np.random.default_rng(1)
@@ -80,3 +81,19 @@ def test_bad_arguments_are_one_line_errors():
         preprocessing.preprocess_for_eval(PHOTO, 0)
     with pytest.raises(ValueError, match="uint8"):
         preprocessing.preprocess_for_eval(PHOTO.astype(np.float32), 28)
+
+
+def test_train_augmented_path_equals_flip_before_rounding():
+    # preprocess_for_train flips after the uint8 rounding (cheaper); it must equal the reference order
+    # resize → clip → flip (float) → round → augment, composed here from the public pieces.
+    jpeg = tf.io.encode_jpeg(PHOTO)
+    for index in range(6):
+        seed = tf.constant([index, 3], tf.int64)
+        crop_seed, flip_seed, augment_seed = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
+        cropped = preprocessing.decode_and_crop(
+            jpeg, lambda shape: preprocessing.random_crop_window(shape, crop_seed, preprocessing.default_crop_fraction(28)))
+        resized = tf.clip_by_value(tf.image.resize(cropped, [28, 28], method="bicubic"), 0.0, 255.0)
+        flipped = tf.image.stateless_random_flip_left_right(resized, flip_seed)
+        expected = autoaugment.distort_with_autoaugment(tf.cast(tf.round(flipped), tf.uint8), augment_seed)
+        got = preprocessing.preprocess_for_train(jpeg, 28, seed, augment_name="autoaugment")
+        np.testing.assert_array_equal(got.numpy(), tf.cast(expected, tf.float32).numpy())
