@@ -23,18 +23,14 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from efficientnet import model_walk
+
 
 def _as_tf_variable(variable):
     """Returns the tf.Variable behind a Keras 3 variable (the variable itself otherwise)."""
     if isinstance(variable, keras.Variable):
         return variable.value
     return variable
-
-
-def _all_layers(model):
-    """Every layer inside ``model`` (nested models and custom layers included), each once."""
-    # Keras 3 has no public recursive layer walk; _flatten_layers is what Model.layers uses.
-    return list(model._flatten_layers(include_self=True, recursive=True))
 
 
 def ema_variables(model):
@@ -48,17 +44,11 @@ def ema_variables(model):
         ``keras.layers.BatchNormalization`` in the model, without duplicates (tensorflow/tpu
         utils.py ``get_ema_vars``).
     """
-    if not isinstance(model, keras.layers.Layer):
-        raise ValueError(f"ema_variables expects a keras.Model or keras.layers.Layer, "
-                         f"got {type(model).__name__}")
-    if not model.variables:
-        raise ValueError(f"ema_variables: model {model.name!r} has no variables; build it "
-                         f"(call it on an input or model.build(shape)) first")
+    model_walk.check_built(model, "ema_variables")
     result, seen = [], set()
     candidates = list(model.trainable_variables)
-    for layer in _all_layers(model):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            candidates += [layer.moving_mean, layer.moving_variance]
+    for layer in model_walk.batchnorm_layers(model):
+        candidates += [layer.moving_mean, layer.moving_variance]
     for variable in candidates:
         if id(variable) not in seen:
             seen.add(id(variable))

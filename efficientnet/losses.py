@@ -6,9 +6,10 @@
   BatchNorm gamma/beta; conv and dense biases ARE included (the TPU code filters on the name
   "batch_normalization" only).
 """
-import keras
 import numpy as np
 import tensorflow as tf
+
+from efficientnet import model_walk
 
 
 def _check_num_classes(num_classes):
@@ -86,17 +87,8 @@ def weight_decay_variables(model):
         model: a built ``keras.Model`` (or layer). BatchNorm layers are found by isinstance,
             nested models and custom layers included.
     """
-    if not isinstance(model, keras.layers.Layer):
-        raise ValueError(f"weight_decay_variables expects a keras.Model or keras.layers.Layer, "
-                         f"got {type(model).__name__}")
-    if not model.variables:
-        raise ValueError(f"weight_decay_variables: model {model.name!r} has no variables; "
-                         f"build it first")
-    # Keras 3 has no public recursive layer walk; _flatten_layers is what Model.layers uses.
-    excluded = set()
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            excluded.update(id(v) for v in layer.variables)
+    model_walk.check_built(model, "weight_decay_variables")
+    excluded = {id(v) for layer in model_walk.batchnorm_layers(model) for v in layer.variables}
     return [v for v in model.trainable_variables if id(v) not in excluded]
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet import blocks
-from efficientnet.weights import LoadResult, weighted_layers
+from efficientnet.weights import LoadResult, raise_if_problems, weighted_layers
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 
@@ -215,9 +215,7 @@ def _plan(names, shapes, scope, prefix, skip, use_ema):
             skipped.append(layer_name)
         else:
             problems.append(problem)
-    if problems:
-        more = f" (and {len(problems) - 1} more mismatched layers)" if len(problems) > 1 else ""
-        raise ValueError(f"cannot load weights, nothing was changed: {problems[0]}{more}")
+    raise_if_problems(problems)
     return plan, skipped, from_ema
 
 

@@ -169,7 +169,12 @@ def _plan(layers, stored, skip, path):
             skipped.append(name)
         else:
             problems.append(problem)
+    raise_if_problems(problems)
+    return plan, skipped
+
+
+def raise_if_problems(problems: List[str]) -> None:
+    """One ValueError for every mismatch found while planning a load (nothing has been assigned yet)."""
     if problems:
         more = f" (and {len(problems) - 1} more mismatched layers)" if len(problems) > 1 else ""
         raise ValueError(f"cannot load weights, nothing was changed: {problems[0]}{more}")
-    return plan, skipped
