@@ -21,5 +21,6 @@ setuptools.setup(
         "ml-collections>=0.1.1",
         "h5py>=3.0",  # reading published Keras weight files (Keras already depends on it)
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # Pillow: an independent oracle for the AutoAugment ops in tests/data (PIL's ImageOps/ImageEnhance).
+    extras_require={"test": ["pytest>=7", "pillow"]},
 )
