@@ -26,6 +26,7 @@ SLOW_CASES = [
     (["--data_dir=/nonexistent/imagenet"], "/nonexistent/imagenet/train-*-of-*"),
     (["--mode=eval"], "error: --mode=eval needs --model_dir"),
     (["--tpu=local"], "error: cannot initialize TPU 'local'"),
+    (["--mode=predict", "cat.jpg"], "error: --mode=predict needs --init_checkpoint"),
 ]
 
 
