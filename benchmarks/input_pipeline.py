@@ -5,6 +5,10 @@ randaugment) and the eval pipeline (center crop + bicubic), exactly as data.pipe
 and prints one JSON line per configuration:
   {"pipeline": "train", "augment": "autoaugment", "image_size": 224, "images_per_sec": ..., "runs": [...]}
 images_per_sec is the median over --repeats timed runs of --num_batches batches each (after --warmup batches).
+The configurations are interleaved (run 1 of every configuration, then run 2, ...) so that on a shared machine
+they all see the same mix of load; load_avg lists the 1-minute load average at the end of each run.
+`--augment autoaugment_v1` measures the training pipeline with the previous AutoAugment ops (the frozen copy in
+tests/data/reference_autoaugment_v1.py; run from the repository root) for a side-by-side comparison.
 cpu_ms_per_image is the process CPU time (user + system) per image, median over the same runs: unlike wall
 time it barely moves when other jobs share the cores, and 1000 · cores / cpu_ms_per_image estimates the rate
 on an idle machine.
@@ -22,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data import pipeline  # noqa: E402
+from data import preprocessing  # noqa: E402
 from data import sources  # noqa: E402
 
 
@@ -43,25 +48,45 @@ def measure(make, batch_size, num_batches, warmup):
     return images / (time.perf_counter() - start), 1000.0 * (_cpu_seconds() - cpu_start) / images
 
 
+def _maker(args, source, kind, augment):
+    """A function building a fresh pipeline of one configuration."""
+    def make():
+        if kind == "eval":  # one pass: repeat it so a run can be as long as the training runs
+            return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
+                                         training=False).repeat()
+        if augment != "autoaugment_v1":
+            return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
+                                         training=True, augment_name=augment, seed=0,
+                                         shuffle_buffer=args.shuffle_buffer)
+        from tests.data import reference_autoaugment_v1  # pylint: disable=import-outside-toplevel
+        current, preprocessing.autoaugment = preprocessing.autoaugment, reference_autoaugment_v1
+        try:  # the map function is traced here, so the swap only affects this dataset
+            return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
+                                         training=True, augment_name="autoaugment", seed=0,
+                                         shuffle_buffer=args.shuffle_buffer)
+        finally:
+            preprocessing.autoaugment = current
+    return make
+
+
 def run(args):
     source = sources.get_source(data_dir=args.data_dir, holdout_shards=0)
     configs = [("train", augment) for augment in args.augment] + ([("eval", "none")] if args.eval else [])
-    for kind, augment in configs:
-        def make(kind=kind, augment=augment):
-            if kind == "train":
-                return pipeline.make_dataset(source, "train", batch_size=args.batch_size,
-                                             image_size=args.image_size, training=True, augment_name=augment,
-                                             seed=0, shuffle_buffer=args.shuffle_buffer)
-            # Eval is one pass: repeat it so a run can be as long as the training runs.
-            return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
-                                         training=False).repeat()
-
-        runs = [measure(make, args.batch_size, args.num_batches, args.warmup) for _ in range(args.repeats)]
-        rates, cpu = [r for r, _ in runs], [c for _, c in runs]
+    runs = {config: [] for config in configs}
+    for _ in range(args.repeats):
+        for kind, augment in configs:
+            rate, cpu_ms = measure(_maker(args, source, kind, augment), args.batch_size, args.num_batches,
+                                   args.warmup)
+            runs[(kind, augment)].append((rate, cpu_ms, os.getloadavg()[0]))
+    for (kind, augment), results in runs.items():
         print(json.dumps({"pipeline": kind, "augment": augment, "image_size": args.image_size,
-                          "batch_size": args.batch_size, "images_per_sec": round(statistics.median(rates), 1),
-                          "cpu_ms_per_image": round(statistics.median(cpu), 3),
-                          "runs": [round(r, 1) for r in rates], "cpus": os.cpu_count()}), flush=True)
+                          "batch_size": args.batch_size,
+                          "images_per_sec": round(statistics.median(r for r, _, _ in results), 1),
+                          "cpu_ms_per_image": round(statistics.median(c for _, c, _ in results), 3),
+                          "runs": [round(r, 1) for r, _, _ in results],
+                          "cpu_ms_runs": [round(c, 3) for _, c, _ in results],
+                          "load_avg": [round(load, 1) for _, _, load in results], "cpus": os.cpu_count()}),
+              flush=True)
 
 
 def main(argv=None):
@@ -74,7 +99,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shuffle_buffer", type=int, default=1024)
     parser.add_argument("--augment", nargs="+", default=["none", "autoaugment", "randaugment"],
-                        choices=["none", "autoaugment", "randaugment"])
+                        choices=["none", "autoaugment", "randaugment", "autoaugment_v1"])
     parser.add_argument("--no_eval", dest="eval", action="store_false", help="skip the eval pipeline")
     run(parser.parse_args(argv))
 
