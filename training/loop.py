@@ -254,12 +254,14 @@ class Trainer:
         """
         metrics = evaluate(self.ctx, self.state, self.split, self.eval_step)
         record = logs.evaluation_record(self.state.step, self.split, metrics)
-        if self.best is None or metrics["top_1"] > self.best["top_1"]:
+        archived_already = self.best is not None and self.best["step"] == record["step"]  # resumed after archiving
+        if archived_already or self.best is None or metrics["top_1"] > self.best["top_1"]:
             self.best = record
             self.evals_without_improvement = 0
-            # Every worker writes (reading distributed variables may need all of them); only the chief's
-            # copy lands in model_dir.
-            checkpoints.archive_best(checkpoint_dir(self.ctx), self.state.model, self.state.ema, record)
+            if not archived_already:
+                # Every worker writes (reading distributed variables may need all of them); only the chief's
+                # copy lands in model_dir.
+                checkpoints.archive_best(checkpoint_dir(self.ctx), self.state.model, self.state.ema, record)
         else:
             self.evals_without_improvement += 1
         self.ctx.log.evaluation(record)
@@ -289,7 +291,13 @@ def seed_states(model):
     return [v.value for v in model.variables if "seed_generator_state" in v.path]
 
 
+def checkpoint_step(prefix):
+    """N of a ckpt-N prefix (0 for other names)."""
+    tail = prefix.rsplit("-", 1)[-1] if "ckpt-" in prefix else ""
+    return int(tail) if tail.isdigit() else 0
+
+
 def _latest_step(directory):
     path = tf.train.latest_checkpoint(directory)
-    return int(path.rsplit("-", 1)[1]) if path else 0
+    return checkpoint_step(path) if path else 0
 

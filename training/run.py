@@ -152,7 +152,7 @@ def evaluate_weights(ctx, split, weights_prefix=None):
     state = state_lib.build_state(ctx.config, ctx.num_classes, schedule, ctx.strategy)
     _restore_or_user_error(prefix, state.model, state.ema)
     metrics = loop.evaluate(ctx, state, split)
-    step = int(state.optimizer.iterations.numpy())
+    step = loop.checkpoint_step(prefix)  # only model and EMA are restored here, not the optimizer's step
     best = checkpoints.read_best(ctx.model_dir)
     if best and prefix == checkpoints.archived_prefix(ctx.model_dir):
         step = best["step"]

@@ -124,3 +124,13 @@ def test_two_replicas_match_one_device_for_the_same_global_batch(tmp_path, demo_
     run.run(two, strategy=mirrored)
     np.testing.assert_allclose(_final_weights(str(tmp_path / "two"), two),
                                _final_weights(str(tmp_path / "one"), one), atol=2e-5)
+
+
+def test_eval_mode_records_the_step_of_the_checkpoint_it_scores(trained, demo_cache):
+    config, _ = trained
+    model_dir = config.runtime.model_dir
+    evaluating = tiny_config(model_dir, demo_cache, **{"runtime.mode": "eval",
+                                                      "runtime.init_checkpoint": f"{model_dir}/ckpt-6"})
+    summary = run.run(evaluating)
+    assert summary["final_eval"]["step"] == 6 and summary["final_eval"]["split"] == "validation"
+    assert _metrics_lines(model_dir)[-1] == summary["final_eval"]
