@@ -72,13 +72,9 @@ def load_inference_model(config, num_classes, weights_path):
     if config.train.freeze_backbone:  # the EMA of a frozen-backbone run averages the classifier only
         warm_start.freeze_backbone(model)
     ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model), decay=config.train.moving_average_decay)
-    checkpoints.restore_weights(weights_prefix_of(weights_path), model, ema)
+    checkpoints.restore_weights(warm_start.checkpoint_prefix(weights_path), model, ema)
     ema.copy_to()
     return model
-
-
-def weights_prefix_of(path):
-    return checkpoints.find_weights(path) if tf.io.gfile.isdir(path) else path
 
 
 def export_saved_model(config, num_classes, weights_prefix, export_dir):

@@ -18,7 +18,8 @@ from training.errors import UserError, first_line
 CLASSIFIER = weights_lib.CLASSIFIER_LAYERS
 
 
-def _checkpoint_prefix(path):
+def checkpoint_prefix(path):
+    """The checkpoint prefix of `path`: itself, or the best/latest checkpoint of a directory."""
     if tf.io.gfile.isdir(path):
         prefix = checkpoints.find_weights(path)
         if prefix is None:
@@ -27,6 +28,11 @@ def _checkpoint_prefix(path):
     if not tf.io.gfile.exists(path + ".index"):
         raise UserError(f"--init_checkpoint {path}: no such file or checkpoint (looked for {path}.index)")
     return path
+
+
+def _is_ours(reader):
+    """This project's checkpoints hold the model under "model/"; tensorflow/tpu's under "efficientnet-bX/"."""
+    return any(k.startswith("model/") for k in reader.get_variable_to_shape_map())
 
 
 def _our_num_classes(reader):
@@ -49,9 +55,9 @@ def _copy_layers(source, target):
         layer.set_weights(values)
 
 
-def _from_our_checkpoint(model, prefix, build_model):
+def _from_our_checkpoint(model, prefix, reader, build_model):
     """Reads the checkpoint into a plain model of its own class count, takes its EMA weights, copies them."""
-    source = build_model(_our_num_classes(tf.train.load_checkpoint(prefix)))
+    source = build_model(_our_num_classes(reader))
     ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(source))
     checkpoints.restore_weights(prefix, source, ema)
     ema.copy_to()
@@ -68,9 +74,10 @@ def warm_start(model, path, build_model):
         if path.endswith(".h5"):
             result = efficientnet.load_weights(model, path, skip_mismatch_layers=CLASSIFIER)
             return f"loaded {len(result.loaded)} layers from {path}"
-        prefix = _checkpoint_prefix(path)
-        if any(k.startswith("model/") for k in tf.train.load_checkpoint(prefix).get_variable_to_shape_map()):
-            _from_our_checkpoint(model, prefix, build_model)
+        prefix = checkpoint_prefix(path)
+        reader = tf.train.load_checkpoint(prefix)
+        if _is_ours(reader):
+            _from_our_checkpoint(model, prefix, reader, build_model)
             return f"loaded the EMA weights of {prefix}"
         efficientnet.load_weights(model, prefix, skip_mismatch_layers=CLASSIFIER)
         return f"loaded the original checkpoint {prefix}"
@@ -87,8 +94,8 @@ def weights_num_classes(path):
         if CLASSIFIER[0] not in stored:
             raise UserError(f"{path} has no classifier layer ({CLASSIFIER[0]}); it is a _notop file")
         return int(stored[CLASSIFIER[0]][-1].shape[-1])
-    reader = tf.train.load_checkpoint(_checkpoint_prefix(path))
-    if any(k.startswith("model/") for k in reader.get_variable_to_shape_map()):
+    reader = tf.train.load_checkpoint(checkpoint_prefix(path))
+    if _is_ours(reader):
         return _our_num_classes(reader)
     dense = [s for k, s in reader.get_variable_to_shape_map().items() if k.endswith("head/dense/kernel")]
     if not dense:
@@ -99,16 +106,13 @@ def weights_num_classes(path):
 def load_for_inference(model, path):
     """Loads every layer, classifier included, from a .h5 file or an original tensorflow/tpu checkpoint."""
     try:
-        efficientnet.load_weights(model, path if path.endswith(".h5") else _checkpoint_prefix(path))
+        efficientnet.load_weights(model, path if path.endswith(".h5") else checkpoint_prefix(path))
     except (ValueError, FileNotFoundError, NotImplementedError, tf.errors.OpError) as e:
         raise UserError(f"cannot load {path}: {first_line(e)}") from None
 
 
 def is_our_checkpoint(path):
-    if path.endswith(".h5"):
-        return False
-    keys = tf.train.load_checkpoint(_checkpoint_prefix(path)).get_variable_to_shape_map()
-    return any(k.startswith("model/") for k in keys)
+    return not path.endswith(".h5") and _is_ours(tf.train.load_checkpoint(checkpoint_prefix(path)))
 
 
 def freeze_backbone(model):
