@@ -63,7 +63,9 @@ def _train():
         moving_average_decay=0.9999,     # EMA with (1 + t) / (10 + t) warm-up
         seed=0,
         deterministic=False,             # op determinism + deterministic input order (exact resume)
-        freeze_backbone=False,           # fine-tuning: train only the classifier
+        freeze_backbone=False,           # fine-tuning: train only the classifier, the whole run
+        freeze_backbone_epochs=0.0,      # fine-tuning: train only the classifier for this many epochs first
+                                         # (a warm-up of the new head), then every layer
     ))
 
 

@@ -10,7 +10,6 @@
 """
 import json
 import os
-import shutil
 import uuid
 
 import tensorflow as tf
@@ -130,5 +129,3 @@ def restore_weights(prefix, model, ema):
 def remove_tree(path):
     if tf.io.gfile.exists(path):
         tf.io.gfile.rmtree(path)
-    elif os.path.exists(path):
-        shutil.rmtree(path, ignore_errors=True)

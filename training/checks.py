@@ -48,6 +48,10 @@ def validate_config(config):
     _require(config.data.holdout_shards >= 0, f"holdout_shards must be >= 0, got {config.data.holdout_shards}")
     _require(config.train.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {config.train.warmup_epochs}")
     _require(config.eval.early_stopping_evals >= 0, "early_stopping_evals must be >= 0")
+    _require(config.train.freeze_backbone_epochs >= 0,
+             f"freeze_backbone_epochs must be >= 0, got {config.train.freeze_backbone_epochs}")
+    _require(not (config.train.freeze_backbone and config.train.freeze_backbone_epochs),
+             "give either freeze_backbone (the whole run) or freeze_backbone_epochs (a head warm-up), not both")
     _check_fraction(config.train.label_smoothing, "label_smoothing")
     _check_fraction(config.train.moving_average_decay, "moving_average_decay")
     _check_fraction(config.train.rmsprop_decay, "rmsprop_decay")

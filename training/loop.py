@@ -7,7 +7,7 @@ import time
 import tensorflow as tf
 
 from data import pipeline
-from training import checkpoints, logs, state as state_lib, steps
+from training import checkpoints, logs, state as state_lib, steps, warm_start
 from training.errors import NumericalError, Preempted, UserError, first_line
 
 
@@ -161,7 +161,7 @@ class Trainer:
         self.ctx, self.state, self.schedule = ctx, state, schedule
         with ctx.strategy.scope():
             self.metrics = steps.TrainMetrics()
-        self.train_loop = steps.make_train_loop(state, ctx.strategy, step_config(ctx), self.metrics)
+        self._train_loop, self._head_only = None, None  # made by train_loop() for the current phase
         self.eval_step = steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
         self.batches, iterator = train_batches(ctx, _latest_step(checkpoint_dir(ctx)))
         tracked = {"iterator": iterator} if iterator is not None else {}
@@ -206,7 +206,29 @@ class Trainer:
         step = self.state.step
         next_eval = (step // self.schedule.steps_per_eval + 1) * self.schedule.steps_per_eval
         next_save = (step // self.checkpoint_steps + 1) * self.checkpoint_steps
-        return min(self.schedule.total_steps, next_eval, next_save)
+        # The end of the head warm-up is a boundary too: one host loop never spans both phases.
+        phase_end = self.schedule.head_only_steps if step < self.schedule.head_only_steps else next_save
+        return min(self.schedule.total_steps, next_eval, next_save, phase_end)
+
+    def train_loop(self):
+        """The compiled train loop of the current phase: the classifier alone during the head warm-up
+        (config.train.freeze_backbone_epochs) or the whole run (freeze_backbone), else every layer.
+
+        The phases differ in which variables get gradients, so each has its own traced function. The frozen
+        layers' optimizer slots are not touched while frozen: RMSProp's mean square keeps its initial 1 and the
+        momentum its 0, so the backbone starts as if with a fresh optimizer when it is unfrozen (zero gradients
+        would instead decay the mean square and inflate the first steps).
+        """
+        head_only = self.ctx.config.train.freeze_backbone or self.state.step < self.schedule.head_only_steps
+        if head_only != self._head_only:
+            warm_start.set_backbone_trainable(self.state.model, not head_only)
+            self._train_loop = steps.make_train_loop(self.state, self.ctx.strategy, step_config(self.ctx),
+                                                     self.metrics)
+            self._head_only = head_only
+            if self.schedule.head_only_steps:
+                self.ctx.log.message(f"step {self.state.step}: training "
+                                     f"{'the classifier only' if head_only else 'every layer'}")
+        return self._train_loop
 
     def _evals_since_best(self):
         """Evaluations after the archived best (early stopping survives restarts through metrics.jsonl)."""
@@ -224,7 +246,7 @@ class Trainer:
             self.metrics.reset()
             start = time.monotonic()
             try:
-                self.train_loop(self.batches, tf.constant(num_steps))
+                self.train_loop()(self.batches, tf.constant(num_steps))
             except tf.errors.InvalidArgumentError as e:
                 text = str(e)
                 if "Too many bad records" in text:  # the pipeline's own message, without TF's node prefix

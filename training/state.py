@@ -29,10 +29,14 @@ class TrainState:
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
-    """How long the run is, in steps, with the epoch length it was derived from."""
+    """How long the run is, in steps, with the epoch length it was derived from.
+
+    head_only_steps: the first steps train only the classifier (config.train.freeze_backbone_epochs).
+    """
     steps_per_epoch: int
     total_steps: int
     steps_per_eval: int
+    head_only_steps: int = 0
 
     @classmethod
     def from_config(cls, config, num_train_examples):
@@ -44,7 +48,8 @@ class Schedule:
         if total is None:
             total = int(config.train.epochs * steps_per_epoch)
         per_eval = config.eval.steps_per_eval or max(1, int(config.eval.epochs_per_eval * steps_per_epoch))
-        return cls(steps_per_epoch, total, min(per_eval, max(total, 1)))
+        head_only = min(total, int(round(config.train.freeze_backbone_epochs * steps_per_epoch)))
+        return cls(steps_per_epoch, total, min(per_eval, max(total, 1)), head_only)
 
 
 def learning_rate_schedule(config, schedule):
@@ -90,7 +95,9 @@ def build_state(config, num_classes, schedule, strategy, init_checkpoint=None, l
     """Creates model, optimizer and EMA under `strategy`, with every variable built before the first step.
 
     init_checkpoint: pretrained weights to start from (training/warm_start.py), loaded before the EMA shadows
-    are created so that the average starts at them. config.train.freeze_backbone trains the classifier only.
+    are created so that the average starts at them. config.train.freeze_backbone trains the classifier only
+    (optimizer slots and EMA shadows then exist for it alone). With config.train.freeze_backbone_epochs they
+    cover every layer: the Trainer freezes the backbone for the first steps and unfreezes it after.
     """
     with strategy.scope():
         model = build_model(config, num_classes)

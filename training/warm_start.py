@@ -118,9 +118,13 @@ def is_our_checkpoint(path):
 def freeze_backbone(model):
     """Trains only the classifier: every other layer becomes non-trainable (BatchNorm then runs in inference
     mode, as Keras does for frozen BatchNorm layers)."""
-    for layer in model.layers:
-        if layer.name not in CLASSIFIER:
-            layer.trainable = False
+    set_backbone_trainable(model, False)
     if not model.trainable_weights:
         raise UserError("freeze_backbone: the model has no classifier layer named 'predictions' to train")
 
+
+def set_backbone_trainable(model, trainable):
+    """Freezes (False) or unfreezes (True) every layer but the classifier."""
+    for layer in model.layers:
+        if layer.name not in CLASSIFIER:
+            layer.trainable = trainable
