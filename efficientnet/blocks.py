@@ -217,12 +217,51 @@ class SqueezeExciteExpand(_PointwiseOnVector):
         return input_shape[0]
 
 
+def replica_seed(seed_generator: keras.random.SeedGenerator) -> tf.Tensor:
+    """The generator's next seed with this replica's id folded in: an int32 [2] seed for tf.random.stateless_*.
+
+    Under tf.distribute the generator's state is a mirrored variable, the same on every replica, so its seed
+    alone gives every replica the same masks for the same position in its batch. The TF1 TPU reference drew
+    these masks with stateful random ops in each core's program (tf.random_uniform in utils.drop_connect,
+    tf.layers.dropout), not from one seed state mirrored across replicas. Folding in the replica id gives each
+    replica its own stream, while the masks stay a function of the generator's (checkpointed) state, so a
+    resumed run draws what an uninterrupted one does.
+    """
+    seed = seed_generator.next()  # int64 [seed, counter]; advances the state by one draw
+    # XLA's stateless RNG takes int32 seeds only; reduced the way keras.random's TF backend reduces them.
+    seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    return tf.random.experimental.stateless_fold_in(seed, _replica_id())
+
+
+def _replica_id() -> tf.Tensor:
+    """This replica's index in its sync group (global across workers; a tensor on TPU), 0 without replicas."""
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context: one program stands for all replicas
+        return tf.constant(0, tf.int32)
+    return tf.cast(context.replica_id_in_sync_group, tf.int32)
+
+
+def inverted_drop(inputs, keep_prob: float, mask_shape, seed_generator: keras.random.SeedGenerator):
+    """inputs / keep_prob · floor(keep_prob + U[0,1)), U of `mask_shape` (broadcast to inputs) per replica.
+
+    tensorflow/tpu utils.drop_connect's formula, also inverted dropout: E = inputs. keep_prob is taken at the
+    inputs' precision for the threshold and the divisor alike, so that the keep rate equals the divisor and the
+    mean stays exact in bfloat16 too; the uniform is float32 because a bfloat16 one has 128 levels and
+    keep_prob + U rounds up to 1 early (drawn in bfloat16, keep_prob 0.7 kept 69.6% and the mean fell 0.5% short).
+    """
+    keep_prob = tf.cast(keep_prob, inputs.dtype)
+    noise = tf.random.stateless_uniform(mask_shape, seed=replica_seed(seed_generator), dtype=tf.float32)
+    keep = tf.floor(tf.cast(keep_prob, tf.float32) + noise)
+    return inputs / keep_prob * tf.cast(keep, inputs.dtype)
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class StochasticDepth(keras.layers.Layer):
     """Residual sum with stochastic depth: inputs [branch, shortcut] -> shortcut + drop(branch).
 
     At training, drop(x) = x / p · floor(p + U[0,1)) with one draw per sample (REFERENCE §2, tensorflow/tpu
     utils.drop_connect), so E[drop(x)] = x; at inference drop is the identity. p = 1 means no randomness.
+    Under tf.distribute each replica draws its own masks (`replica_seed`).
     """
 
     def __init__(self, survival_prob: float = 1.0, seed=None, **kwargs):
@@ -238,10 +277,8 @@ class StochasticDepth(keras.layers.Layer):
     def call(self, inputs, training=None):
         branch, shortcut = inputs
         if training and self.survival_prob < 1.0:
-            batch = tf.shape(branch)[0]
-            noise = keras.random.uniform((batch, 1, 1, 1), dtype=branch.dtype, seed=self.seed_generator)
-            keep = tf.floor(tf.cast(self.survival_prob, branch.dtype) + noise)
-            branch = branch / tf.cast(self.survival_prob, branch.dtype) * keep
+            one_per_sample = (tf.shape(branch)[0], 1, 1, 1)
+            branch = inverted_drop(branch, self.survival_prob, one_per_sample, self.seed_generator)
         return shortcut + branch
 
     def compute_output_shape(self, input_shape):
@@ -249,6 +286,30 @@ class StochasticDepth(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "survival_prob": self.survival_prob}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ReplicaDropout(keras.layers.Dropout):
+    """keras.layers.Dropout whose masks are drawn independently on each replica (`replica_seed`).
+
+    Same arguments, semantics (inverted dropout: kept units scaled by 1 / (1 - rate), identity at inference),
+    seed-generator state and weights (none) as the parent; only the draw differs. The parent seeds every
+    replica from the same mirrored state, so all replicas would drop the same units of the same batch position.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0:
+            return inputs
+        if self.rate >= 1:  # as the parent: everything dropped (a keep probability of 0 has no inverse)
+            return tf.zeros_like(inputs)
+        return inverted_drop(inputs, 1.0 - self.rate, self._mask_shape(inputs), self.seed_generator)
+
+    def _mask_shape(self, inputs):
+        """The inputs' shape, or noise_shape with its None entries taken from the inputs (as the parent)."""
+        shape = tf.shape(inputs)
+        if self.noise_shape is None:
+            return shape
+        return tf.stack([shape[i] if size is None else size for i, size in enumerate(self.noise_shape)])
 
 
 @dataclasses.dataclass(frozen=True)

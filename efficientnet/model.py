@@ -61,7 +61,8 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout_rate > 0:
-            x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
+            # Not keras.layers.Dropout, which drops the same units on every replica (blocks.ReplicaDropout).
+            x = blocks.ReplicaDropout(dropout_rate, name="top_dropout")(x)
         # Classifier at the variables' precision: float32 logits (and loss) under mixed precision (REFERENCE §5).
         x = keras.layers.Dense(num_classes, kernel_initializer=blocks.DenseKernelInitializer(),
                                dtype=keras.config.dtype_policy().variable_dtype, name="predictions")(x)
