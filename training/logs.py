@@ -22,9 +22,11 @@ def _format_duration(seconds):
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
-def evaluation_record(step, split, metrics, *, ema=True):
-    """The metrics.jsonl line of one evaluation: {"step", "split", "top_1", "top_5", "loss", ..., "ema"}."""
-    return {"step": int(step), "split": split, **{k: float(v) for k, v in metrics.items()}, "ema": ema}
+def evaluation_record(step, split, metrics, *, ema=True, weights=None):
+    """The metrics.jsonl line of one evaluation: {"step", "split", "top_1", "top_5", "loss", ..., "ema"}, and
+    "weights" (the file scored) when they are not this run's own (--mode=eval --init_checkpoint=FILE.h5)."""
+    record = {"step": int(step), "split": split, **{k: float(v) for k, v in metrics.items()}, "ema": ema}
+    return {**record, "weights": weights} if weights else record
 
 
 def read_metrics(model_dir):
@@ -80,7 +82,7 @@ class RunLog:
         if not self._enabled:
             return record
         step, split = record["step"], record["split"]
-        metrics = {k: v for k, v in record.items() if k not in ("step", "split", "ema")}
+        metrics = {k: v for k, v in record.items() if k not in ("step", "split", "ema", "weights")}
         _append_line(f"{self._model_dir}/metrics.jsonl", json.dumps(record))
         self.scalars(step, {k: v for k, v in metrics.items() if k != "num_examples"}, prefix=f"{split}/")
         self.message(f"eval {split} at step {step}: top-1 {metrics['top_1']:.4f}  top-5 {metrics['top_5']:.4f}  "

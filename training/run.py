@@ -12,7 +12,9 @@ import tensorflow as tf
 
 import tpu
 from data import sources
-from training import checkpoints, checks, export, lock, logs, loop, predict, preemption, state as state_lib
+from efficientnet import ema as ema_lib
+from training import checkpoints, checks, export, lock, logs, loop, predict, preemption, state as state_lib, \
+    warm_start
 from training.errors import UserError, first_line
 
 CONFIG_FILE = "config.json"
@@ -76,6 +78,22 @@ def _inherit_network(config):
                 config[section][field] = trained[section][field]
 
 
+def _external_weights(config):
+    """--mode=eval's --init_checkpoint when it is not one of our checkpoints (a Keras .h5 file or an original
+    tensorflow/tpu checkpoint), else None. Such weights are scored as stored, with no training run behind them."""
+    path = config.runtime.init_checkpoint
+    if config.runtime.mode != "eval" or not path:
+        return None
+    if warm_start.is_keras_file(path):
+        if not tf.io.gfile.exists(path):
+            raise UserError(f"--init_checkpoint {path}: no such file")
+        return path
+    try:
+        return None if warm_start.is_our_checkpoint(path) else path
+    except tf.errors.OpError as e:
+        raise UserError(f"--init_checkpoint {path}: {first_line(e)}") from None
+
+
 def _write_class_names(source, model_dir):
     """model_dir/class_names.txt, one per line in label order: --mode=predict prints them."""
     if source is not None and source.class_names:
@@ -89,9 +107,11 @@ def setup(config, strategy=None):
     `strategy` replaces the one tpu.resolve_strategy would pick (tests use MirroredStrategy this way).
     """
     checks.validate_config(config)
-    if config.runtime.mode in ("eval", "export") and not config.runtime.model_dir:
+    external = _external_weights(config)
+    if config.runtime.mode in ("eval", "export") and not config.runtime.model_dir and not external:
         raise UserError(f"--mode={config.runtime.mode} needs --model_dir (the directory of a training run)")
-    _inherit_network(config)
+    if not external:  # published weights have the network the flags name, not that of model_dir's run
+        _inherit_network(config)
     checks.validate_config(config)
     strategy, kind = _strategy_and_kind(config, strategy)
     checks.check_batch_divides(config.train.batch_size, strategy.num_replicas_in_sync, "train_batch_size")
@@ -159,6 +179,56 @@ def evaluate_weights(ctx, split, weights_prefix=None):
     return ctx.log.evaluation(logs.evaluation_record(step, split, metrics))
 
 
+def _stored_num_classes(path):
+    try:
+        return warm_start.weights_num_classes(path)
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        raise UserError(f"cannot read {path}: {first_line(e)}") from None
+
+
+def _check_num_classes(ctx, path):
+    """The classifier of the weights must have exactly the data's classes, or every label is scored against
+    another class (1001-class original checkpoints count a background class 0)."""
+    stored, data = _stored_num_classes(path), ctx.source.num_classes
+    if stored != data:
+        if stored == data + 1 and not ctx.config.data.include_background:
+            fix = "add --config.data.include_background=true (class 0 of those weights is the background)"
+        elif stored == data - 1 and ctx.config.data.include_background:
+            fix = "drop --config.data.include_background (those weights have no background class)"
+        else:
+            fix = f"evaluate them on data with {stored} classes"
+        raise UserError(f"--init_checkpoint {path} has {stored} classes but the data has {data}; {fix}")
+    if stored != ctx.num_classes:
+        raise UserError(f"--init_checkpoint {path} has {stored} classes but --num_label_classes is "
+                        f"{ctx.num_classes}; drop --num_label_classes")
+
+
+def _external_state(ctx, path):
+    """The model holding every stored weight of `path`, classifier included, and an EMA to evaluate it with."""
+    with ctx.strategy.scope():
+        model = state_lib.build_model(ctx.config, ctx.num_classes)
+    warm_start.load_for_inference(model, path)  # outside the scope: assigning a distributed model sets every replica
+    # loop.evaluate scores the EMA shadows by swapping them into the model. Shadows start at the variables' current
+    # values, so an average created after loading holds exactly the stored weights and the swap changes nothing:
+    # the published weights are scored by the same evaluation as ours. No optimizer: nothing is trained.
+    with ctx.strategy.scope():
+        ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model))
+    return state_lib.TrainState(model=model, optimizer=None, ema=ema, learning_rate=None)
+
+
+def evaluate_external(ctx, split, path):
+    """Scores a .h5 file or an original tensorflow/tpu checkpoint as stored on `split`; appends it to metrics.jsonl."""
+    _check_num_classes(ctx, path)
+    state = _external_state(ctx, path)
+    ctx.log.message(f"evaluating the weights of {path} as stored")
+    metrics = loop.evaluate(ctx, state, split)
+    if ctx.is_chief and not tf.io.gfile.exists(os.path.join(ctx.model_dir, CONFIG_FILE)):
+        # A training run's config.json is left as it is: eval/export of its checkpoints read their network from it.
+        _write_config(ctx.config, ctx.model_dir)
+    # ema=False: these are the stored weights, not EMA shadows kept by one of our training runs.
+    return ctx.log.evaluation(logs.evaluation_record(0, split, metrics, ema=False, weights=path))
+
+
 def _restore_or_user_error(prefix, model, ema):
     try:
         checkpoints.restore_weights(prefix, model, ema)
@@ -214,7 +284,10 @@ def run(config, strategy=None, image_files=()):
         summary["best"] = train(ctx)
     if mode == "train_and_eval" and ctx.source.num_examples(config.data.eval_split) > 0:
         summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split)
-    if mode == "eval":
+    if mode == "eval" and _external_weights(config):
+        summary["weights"] = config.runtime.init_checkpoint
+        summary["final_eval"] = evaluate_external(ctx, config.data.eval_split, summary["weights"])
+    elif mode == "eval":
         summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split, config.runtime.init_checkpoint)
     export_at_end = config.runtime.export_dir or config.runtime.export_at_end
     if mode == "export" or (mode == "train_and_eval" and export_at_end):
@@ -230,7 +303,8 @@ def final_line(summary):
         parts.append(f"best {best['split']} top-1 {best['top_1']:.4f} at step {best['step']}")
     final = summary.get("final_eval")
     if final:
-        parts.append(f"{final['split']} top-1 {final['top_1']:.4f} (EMA weights)")
+        weights = f"weights of {summary['weights']}" if summary.get("weights") else "EMA weights"
+        parts.append(f"{final['split']} top-1 {final['top_1']:.4f} ({weights})")
     if summary.get("export_dir"):
         parts.append(f"SavedModel in {summary['export_dir']}")
     parts.append(f"model_dir {summary['model_dir']}")

@@ -1,12 +1,17 @@
 """Starting a run from pretrained weights (--init_checkpoint): fine-tuning on another dataset.
 
 Three kinds of files are accepted, told apart by their content:
-- a Keras weight file (.h5: the published efficientnetb0.h5 ... b7, or a Keras 3 .weights.h5);
+- a Keras weight file (.h5/.hdf5: the published efficientnetb0.h5 ... b7, or a Keras 3 .weights.h5), local or
+  on any file system TensorFlow reads (gs://: copied to a local temporary file, h5py reads only local files);
 - a checkpoint of this project (a model_dir, its archive/, or a ckpt-N prefix): its EMA weights are used;
 - an original tensorflow/tpu checkpoint (variables under efficientnet-bX/, EMA shadows preferred).
 Every layer is loaded except the classifier when the class counts differ; the new classifier keeps the
 reference initialization (uniform ±1/sqrt(num_classes), REFERENCE.md §2).
 """
+import contextlib
+import os
+import tempfile
+
 import tensorflow as tf
 
 import efficientnet
@@ -16,6 +21,23 @@ from training import checkpoints
 from training.errors import UserError, first_line
 
 CLASSIFIER = weights_lib.CLASSIFIER_LAYERS
+KERAS_SUFFIXES = (".h5", ".hdf5")
+
+
+def is_keras_file(path):
+    return path.endswith(KERAS_SUFFIXES)
+
+
+@contextlib.contextmanager
+def _local_copy(path):
+    """`path` itself when local, else a temporary local copy of it (h5py cannot read gs:// and the like)."""
+    if "://" not in path:
+        yield path
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, os.path.basename(path))
+        tf.io.gfile.copy(path, local)
+        yield local
 
 
 def checkpoint_prefix(path):
@@ -71,8 +93,9 @@ def warm_start(model, path, build_model):
     for reading this project's checkpoints, and assigning into a distributed `model` writes every replica.
     """
     try:
-        if path.endswith(".h5"):
-            result = efficientnet.load_weights(model, path, skip_mismatch_layers=CLASSIFIER)
+        if is_keras_file(path):
+            with _local_copy(path) as local:
+                result = efficientnet.load_weights(model, local, skip_mismatch_layers=CLASSIFIER)
             return f"loaded {len(result.loaded)} layers from {path}"
         prefix = checkpoint_prefix(path)
         reader = tf.train.load_checkpoint(prefix)
@@ -87,10 +110,13 @@ def warm_start(model, path, build_model):
 
 def weights_num_classes(path):
     """The class count stored in a weight file or checkpoint (its classifier's output width)."""
-    if path.endswith(".h5"):
+    if is_keras_file(path):
         import h5py  # pylint: disable=import-outside-toplevel
-        with h5py.File(path, "r") as h5:
-            stored = weights_lib.read_h5_weights(h5, path)
+        try:
+            with _local_copy(path) as local, h5py.File(local, "r") as h5:
+                stored = weights_lib.read_h5_weights(h5, path)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise UserError(f"cannot read {path}: {first_line(e)}") from None
         if CLASSIFIER[0] not in stored:
             raise UserError(f"{path} has no classifier layer ({CLASSIFIER[0]}); it is a _notop file")
         return int(stored[CLASSIFIER[0]][-1].shape[-1])
@@ -106,13 +132,17 @@ def weights_num_classes(path):
 def load_for_inference(model, path):
     """Loads every layer, classifier included, from a .h5 file or an original tensorflow/tpu checkpoint."""
     try:
-        efficientnet.load_weights(model, path if path.endswith(".h5") else checkpoint_prefix(path))
+        if is_keras_file(path):
+            with _local_copy(path) as local:
+                efficientnet.load_weights(model, local)
+        else:
+            efficientnet.load_weights(model, checkpoint_prefix(path))
     except (ValueError, FileNotFoundError, NotImplementedError, tf.errors.OpError) as e:
         raise UserError(f"cannot load {path}: {first_line(e)}") from None
 
 
 def is_our_checkpoint(path):
-    return not path.endswith(".h5") and _is_ours(tf.train.load_checkpoint(checkpoint_prefix(path)))
+    return not is_keras_file(path) and _is_ours(tf.train.load_checkpoint(checkpoint_prefix(path)))
 
 
 def freeze_backbone(model):

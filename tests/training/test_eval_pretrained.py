@@ -1,0 +1,82 @@
+"""--mode=eval on published weights (here a Keras 3 .weights.h5 of the tiny network) with no --model_dir."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from data import pipeline, sources
+from tests.training.conftest import tiny_config
+from training import run, state as state_lib
+from training.errors import UserError
+
+pytestmark = pytest.mark.slow
+
+
+def _eval_config(demo_cache, weights, **overrides):
+    return tiny_config(None, demo_cache, **{"runtime.model_dir": None, "runtime.mode": "eval",
+                                            "runtime.init_checkpoint": weights, **overrides})
+
+
+def _published(config, num_classes, path):
+    """A model whose classifier is far from any fresh initialization, saved to `path`: an evaluation that
+    scored anything but these weights (e.g. EMA shadows of a random initialization) gets another loss."""
+    model = state_lib.build_model(config, num_classes)
+    head = model.get_layer("predictions")
+    rng = np.random.default_rng(0)
+    head.set_weights([rng.normal(size=w.shape).astype(w.dtype) for w in head.get_weights()])
+    model.save_weights(path)
+    return model
+
+
+def _scores(model, config, cache_dir):
+    """Top-1 and mean cross-entropy of `model` on the eval split, computed eagerly without training/."""
+    dataset = pipeline.make_dataset(sources.get_source(cache_dir=cache_dir), config.data.eval_split,
+                                    batch_size=config.eval.batch_size, image_size=state_lib.image_size(config),
+                                    training=False, crop_fraction=state_lib.crop_fraction(config))
+    hits = loss = count = 0.0
+    for batch in dataset:
+        logits = model(batch["images"], training=False)
+        labels, mask = batch["labels"].numpy(), batch["mask"].numpy()
+        per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        hits += float(np.sum((np.argmax(logits, axis=-1) == labels) * mask))
+        loss += float(np.sum(np.asarray(per_example) * mask))
+        count += float(mask.sum())
+    return hits / count, loss / count
+
+
+def test_eval_scores_published_weights_as_stored_in_a_fresh_run_dir(tmp_path, demo_cache, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default run directory is runs/<variant>-<time> under the working directory
+    weights = str(tmp_path / "published.weights.h5")
+    config = _eval_config(demo_cache, weights)
+    model = _published(config, 8, weights)
+
+    summary = run.run(config)
+
+    top_1, loss = _scores(model, config, demo_cache)
+    final = summary["final_eval"]
+    assert final["num_examples"] == 320 and final["top_1"] == pytest.approx(top_1, abs=1e-6)
+    assert final["loss"] == pytest.approx(loss, rel=1e-4)
+    model_dir = summary["model_dir"]
+    assert model_dir.startswith("runs" + os.sep) and final["ema"] is False and final["weights"] == weights
+    with open(os.path.join(model_dir, "metrics.jsonl")) as f:
+        assert [json.loads(line) for line in f] == [final]
+    with open(os.path.join(model_dir, "config.json")) as f:
+        assert json.load(f)["runtime"]["init_checkpoint"] == weights
+    assert weights in run.final_line(summary)
+
+
+def test_eval_refuses_weights_with_another_class_count_in_one_line(tmp_path, demo_cache, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    weights = str(tmp_path / "with_background.weights.h5")
+    config = _eval_config(demo_cache, weights)
+    _published(config, 9, weights)  # 8 demo classes + a background class 0, like the original checkpoints
+
+    with pytest.raises(UserError) as error:
+        run.run(config)
+
+    message = str(error.value)
+    assert "\n" not in message and "has 9 classes but the data has 8" in message
+    assert "--config.data.include_background=true" in message
+    assert not os.path.exists(tmp_path / "runs")  # nothing written for a refused command

@@ -1,0 +1,62 @@
+"""Keras weight files for --init_checkpoint on remote file systems and with either HDF5 suffix (eager, fast)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import efficientnet
+from training import warm_start
+from training.errors import UserError
+
+# A 7-block network at 32 px: building it eagerly takes about a second.
+TINY = efficientnet.custom_variant(width=0.1, depth=0.1, resolution=32, name="tiny")
+
+
+def _model(num_classes, seed):
+    tf.keras.utils.set_random_seed(seed)
+    return efficientnet.build_model(TINY, num_classes=num_classes)
+
+
+def _to_ram(local_path, name):
+    """Copies a file to TensorFlow's in-memory file system: a stand-in for gs:// that needs no network."""
+    remote = f"ram://warm_start_test/{name}"
+    tf.io.gfile.makedirs("ram://warm_start_test")
+    tf.io.gfile.copy(local_path, remote, overwrite=True)
+    return remote
+
+
+@pytest.mark.parametrize("suffix", [".weights.h5", ".hdf5"])
+def test_weights_on_a_remote_file_system_load_like_local_ones(tmp_path, suffix):
+    source = _model(10, seed=1)
+    local = str(tmp_path / f"source{suffix}")
+    source.save_weights(local) if suffix == ".weights.h5" else _save_keras2_style(source, local)
+    remote = _to_ram(local, f"source{suffix}")
+
+    assert warm_start.weights_num_classes(remote) == 10
+    target = _model(10, seed=2)
+    warm_start.load_for_inference(target, remote)
+    for expected, got in zip(source.weights, target.weights):
+        np.testing.assert_array_equal(got.numpy(), expected.numpy(), err_msg=expected.path)
+
+
+def _save_keras2_style(model, path):
+    """The Keras 2 HDF5 layout of the published efficientnetb0.h5 ... b7 files (layer_names / weight_names)."""
+    import h5py  # pylint: disable=import-outside-toplevel
+    with h5py.File(path, "w") as h5:
+        layers = [layer for layer in model.layers if layer.weights]
+        h5.attrs["layer_names"] = [layer.name.encode() for layer in layers]
+        for layer in layers:
+            group = h5.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0".encode() for w in layer.weights]
+            group.attrs["weight_names"] = names
+            for name, weight in zip(names, layer.weights):
+                group.create_dataset(name.decode(), data=weight.numpy())
+
+
+def test_a_missing_weight_file_is_one_line(tmp_path):
+    for path in (str(tmp_path / "missing.hdf5"), "ram://warm_start_test/missing.h5"):
+        with pytest.raises(UserError) as error:
+            warm_start.weights_num_classes(path)
+        assert "\n" not in str(error.value) and path in str(error.value)
+        with pytest.raises(UserError) as error:
+            warm_start.load_for_inference(_model(10, seed=3), path)
+        assert "\n" not in str(error.value) and path in str(error.value)
