@@ -50,14 +50,17 @@ _bool("deterministic", None, "Deterministic ops and input order (bit-exact resum
 def with_default_config(argv):
     """Adds --config=<demo or imagenet> when the user gave none (absl needs it before the overrides).
 
-    The demo config is for training without data; predicting (e.g. with the published ImageNet weights) and
-    anything given data starts from the ImageNet recipe at the variant's resolution.
+    The demo config is for training without data; predicting and exporting published weights (--init_checkpoint
+    without a --model_dir to take the network from) and anything given data start from the ImageNet recipe at
+    the variant's resolution.
     """
     if any(arg == "--config" or arg.startswith("--config=") for arg in argv[1:]):
         return argv
-    has_data = any(arg.split("=")[0] in ("--data_dir", "--dataset") for arg in argv[1:])
+    names = {arg.split("=")[0] for arg in argv[1:]}
+    has_data = bool(names & {"--data_dir", "--dataset"})
     predicting = "--mode=predict" in argv[1:]
-    name = "imagenet.py" if has_data or predicting else "demo.py"
+    exporting_weights = "--mode=export" in argv[1:] and "--init_checkpoint" in names and "--model_dir" not in names
+    name = "imagenet.py" if has_data or predicting or exporting_weights else "demo.py"
     return argv[:1] + [f"--config={os.path.join(_CONFIG_DIR, name)}"] + argv[1:]
 
 

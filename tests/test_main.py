@@ -54,3 +54,16 @@ def test_user_mistakes_are_one_line_and_exit_2(cases, tmp_path):
 def test_flag_mistakes_print_exactly_one_line_before_tensorflow_loads(tmp_path):
     for (args, _), (process, stdout, stderr) in zip(CASES, _run_all(CASES, tmp_path)):
         assert len(stderr.strip().splitlines()) == 1, (args, stderr)
+
+
+@pytest.mark.parametrize("args, config", [
+    ([], "demo.py"),
+    (["--data_dir=gs://b/imagenet"], "imagenet.py"),
+    (["--mode=predict", "--init_checkpoint=w.h5", "cat.jpg"], "imagenet.py"),
+    (["--mode=export", "--init_checkpoint=w.h5", "--export_dir=e"], "imagenet.py"),  # published weights
+    (["--mode=export", "--model_dir=runs/x"], "demo.py"),  # the network comes from the run's config.json
+])
+def test_default_config_follows_what_the_command_needs(args, config):
+    import main  # pylint: disable=import-outside-toplevel  (defines absl flags; no TensorFlow)
+    argv = main.with_default_config(["main.py", *args])
+    assert argv[1].endswith(os.path.join("configs", config)) and argv[2:] == args

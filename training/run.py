@@ -79,10 +79,11 @@ def _inherit_network(config):
 
 
 def _external_weights(config):
-    """--mode=eval's --init_checkpoint when it is not one of our checkpoints (a Keras .h5 file or an original
-    tensorflow/tpu checkpoint), else None. Such weights are scored as stored, with no training run behind them."""
+    """--mode=eval/export's --init_checkpoint when it is not one of our checkpoints (a Keras .h5 file or an
+    original tensorflow/tpu checkpoint), else None. Such weights are scored or exported as stored, with no
+    training run behind them."""
     path = config.runtime.init_checkpoint
-    if config.runtime.mode != "eval" or not path:
+    if config.runtime.mode not in ("eval", "export") or not path:
         return None
     if warm_start.is_keras_file(path):
         if not tf.io.gfile.exists(path):
@@ -120,8 +121,9 @@ def setup(config, strategy=None):
         keras.utils.set_random_seed(config.train.seed)
         tf.config.experimental.enable_op_determinism()
     keras.config.set_dtype_policy(tpu.precision_policy(kind, config.runtime.use_bfloat16))
-    predicting_without_data = config.runtime.mode == "predict" and not (config.data.data_dir or config.data.dataset)
-    source = None if predicting_without_data else _open_source(config)
+    # Predicting, and exporting published weights, need no data: the class count is the weights'.
+    needs_no_data = config.runtime.mode == "predict" or (config.runtime.mode == "export" and external)
+    source = None if needs_no_data and not (config.data.data_dir or config.data.dataset) else _open_source(config)
     if source is not None:
         config.model.num_classes = config.model.num_classes or source.num_classes
     config.runtime.model_dir = config.runtime.model_dir or _default_model_dir(config)
@@ -249,17 +251,30 @@ def _check_writable_parent(path):
 
 def export_best(ctx, weights_prefix=None):
     """Exports the archived best (or the given checkpoint) to config.runtime.export_dir."""
-    export_dir = ctx.config.runtime.export_dir or os.path.join(ctx.model_dir, "export")
     prefix = checkpoints.find_weights(ctx.model_dir, weights_prefix)
     if prefix is None:
         raise UserError(f"no checkpoint to export in {ctx.model_dir} (looked for archive/ and ckpt-N)")
+    return _export(ctx, prefix, ctx.num_classes)
+
+
+def export_external(ctx, path):
+    """Exports a .h5 file or an original tensorflow/tpu checkpoint as stored, with its own class count."""
+    stored = _stored_num_classes(path)
+    if ctx.num_classes not in (None, stored):
+        raise UserError(f"--init_checkpoint {path} has {stored} classes, not {ctx.num_classes}; "
+                        "drop --num_label_classes or use the data those weights were trained on")
+    return _export(ctx, path, stored)
+
+
+def _export(ctx, weights, num_classes):
+    export_dir = ctx.config.runtime.export_dir or os.path.join(ctx.model_dir, "export")
     if not ctx.is_chief:
         return None
     _check_writable_parent(export_dir)
     try:
-        return export.export_saved_model(ctx.config, ctx.num_classes, prefix, export_dir)
+        return export.export_saved_model(ctx.config, num_classes, weights, export_dir)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError, AssertionError) as e:
-        raise UserError(f"cannot export {prefix}: {first_line(e)}") from None
+        raise UserError(f"cannot export {weights}: {first_line(e)}") from None
 
 
 def predict_files(ctx, image_files):
@@ -280,17 +295,20 @@ def run(config, strategy=None, image_files=()):
     ctx = setup(config, strategy)
     mode = config.runtime.mode
     summary = {"mode": mode, "model_dir": ctx.model_dir}
+    external = _external_weights(config)
     if mode in ("train", "train_and_eval"):
         summary["best"] = train(ctx)
     if mode == "train_and_eval" and ctx.source.num_examples(config.data.eval_split) > 0:
         summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split)
-    if mode == "eval" and _external_weights(config):
+    if mode == "eval" and external:
         summary["weights"] = config.runtime.init_checkpoint
         summary["final_eval"] = evaluate_external(ctx, config.data.eval_split, summary["weights"])
     elif mode == "eval":
         summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split, config.runtime.init_checkpoint)
     export_at_end = config.runtime.export_dir or config.runtime.export_at_end
-    if mode == "export" or (mode == "train_and_eval" and export_at_end):
+    if mode == "export" and external:
+        summary["export_dir"] = export_external(ctx, config.runtime.init_checkpoint)
+    elif mode == "export" or (mode == "train_and_eval" and export_at_end):
         summary["export_dir"] = export_best(ctx, config.runtime.init_checkpoint if mode == "export" else None)
     ctx.log.message(final_line(summary))
     return summary

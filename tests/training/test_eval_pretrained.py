@@ -1,10 +1,12 @@
-"""--mode=eval on published weights (here a Keras 3 .weights.h5 of the tiny network) with no --model_dir."""
+"""--mode=eval and --mode=export on published weights (here a Keras 3 .weights.h5 of the tiny network) with no
+--model_dir."""
 import json
 import os
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from data import pipeline, sources
 from tests.training.conftest import tiny_config
@@ -80,3 +82,18 @@ def test_eval_refuses_weights_with_another_class_count_in_one_line(tmp_path, dem
     assert "\n" not in message and "has 9 classes but the data has 8" in message
     assert "--config.data.include_background=true" in message
     assert not os.path.exists(tmp_path / "runs")  # nothing written for a refused command
+
+
+def test_export_of_published_weights_needs_neither_data_nor_model_dir(tmp_path, demo_cache, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    weights, export_dir = str(tmp_path / "published.weights.h5"), str(tmp_path / "served")
+    config = _eval_config(demo_cache, weights, **{"runtime.mode": "export", "runtime.export_dir": export_dir,
+                                                  "data.cache_dir": str(tmp_path / "no_demo_data")})
+    model = _published(config, 9, weights)  # a class count no data source here has: it comes from the file
+
+    summary = run.run(config)
+
+    assert summary["export_dir"] == export_dir and not os.path.exists(tmp_path / "no_demo_data")
+    images = tf.random.uniform([2, 32, 32, 3], 0, 255, seed=1)
+    served = tf.saved_model.load(export_dir).signatures["serving_images"](images=images)["probabilities"]
+    np.testing.assert_allclose(served.numpy(), tf.nn.softmax(model(images, training=False)).numpy(), atol=1e-6)
