@@ -23,6 +23,7 @@ class RunContext:
     is_chief: bool = True
     jit_compile: bool = False
     stop_requested: object = lambda: False  # PreemptionWatcher.requested (training/preemption.py)
+    external_weights: str = None  # --mode=eval/export of a .h5 file or original checkpoint (run._external_weights)
 
 
 def _input_options():

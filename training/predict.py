@@ -44,16 +44,17 @@ def _disambiguate(rows):
     return [f"{names} ({synset})" if counts[names] > 1 else names for synset, names in rows]
 
 
-def imagenet_class_names(num_classes):
+def imagenet_class_names(num_classes, rows=None):
     """Human-readable ImageNet class names (WordNet lemmas, e.g. "tench, Tinca tinca") in label order.
 
     With 1001 classes, class 0 is the background class of the original checkpoints. Names are unique: the
     few lemma strings that two synsets share get the synset id appended (see _disambiguate), because a top-5
     list that says "crane" twice, or once, cannot tell a bird from a machine.
+    rows: read_imagenet_synsets_and_names() when the caller has read it already.
     """
     if num_classes not in (IMAGENET_NUM_CLASSES, IMAGENET_NUM_CLASSES + 1):
         raise ValueError(f"ImageNet models have 1000 or 1001 classes, not {num_classes}")
-    names = _disambiguate(read_imagenet_synsets_and_names())
+    names = _disambiguate(rows or read_imagenet_synsets_and_names())
     return (["background"] + names) if num_classes == IMAGENET_NUM_CLASSES + 1 else names
 
 
@@ -73,9 +74,9 @@ def class_names(source, num_classes, model_dir=None):
             names = [line.rstrip("\n") for line in f if line.strip()]
         names = names if len(names) == num_classes else None
     if num_classes in (IMAGENET_NUM_CLASSES, IMAGENET_NUM_CLASSES + 1):
-        synsets = [synset for synset, _ in read_imagenet_synsets_and_names()]
-        if names is None or names[-IMAGENET_NUM_CLASSES:] == synsets:
-            return imagenet_class_names(num_classes)
+        rows = read_imagenet_synsets_and_names()
+        if names is None or names[-IMAGENET_NUM_CLASSES:] == [synset for synset, _ in rows]:
+            return imagenet_class_names(num_classes, rows)
     return names or [f"class {i}" for i in range(num_classes)]
 
 

@@ -131,7 +131,7 @@ def setup(config, strategy=None):
     log = logs.RunLog(config.runtime.model_dir, enabled=is_chief)
     return loop.RunContext(config=config, strategy=strategy, source=source,
                            num_classes=config.model.num_classes, model_dir=config.runtime.model_dir, log=log,
-                           is_chief=is_chief,
+                           is_chief=is_chief, external_weights=external,
                            jit_compile=tpu.use_xla(kind, config.runtime.jit_compile,
                                                    strategy.num_replicas_in_sync))
 
@@ -295,7 +295,7 @@ def run(config, strategy=None, image_files=()):
     ctx = setup(config, strategy)
     mode = config.runtime.mode
     summary = {"mode": mode, "model_dir": ctx.model_dir}
-    external = _external_weights(config)
+    external = ctx.external_weights
     if mode in ("train", "train_and_eval"):
         summary["best"] = train(ctx)
     if mode == "train_and_eval" and ctx.source.num_examples(config.data.eval_split) > 0:
