@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet import blocks
-from efficientnet.weights import LoadResult, raise_if_problems, weighted_layers
+from efficientnet.loading import LoadResult, raise_if_problems, weighted_layers
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 

@@ -19,30 +19,17 @@ absent from the file or differ in shape; they keep their current values in that 
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import h5py
 import keras
 import numpy as np
 
+# What both readers share lives in efficientnet.loading: tpu_checkpoint imports it, never this module.
+from efficientnet.loading import LoadResult, raise_if_problems, weighted_layers
+
 _H5_SUFFIXES = (".h5", ".hdf5")
-
-# Pass as skip_mismatch_layers to load everything but the classifier.
-CLASSIFIER_LAYERS = ("predictions",)
-
-
-@dataclasses.dataclass(frozen=True)
-class LoadResult:
-    """What `load_weights` did: layers assigned, layers left as they were, file layers (HDF5) or scope-relative
-    variables (TF checkpoint) not used, and how many variables came from an ExponentialMovingAverage shadow."""
-
-    loaded: Tuple[str, ...]
-    skipped: Tuple[str, ...]
-    ignored: Tuple[str, ...]
-    from_ema: int = 0
-
 
 def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str] = (), use_ema: bool = True,
                  scope: Optional[str] = None) -> LoadResult:
@@ -82,25 +69,6 @@ def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str
             variable.assign(array.astype(variable.dtype))
     ignored = tuple(name for name in stored if name not in layers)
     return LoadResult(loaded=tuple(plan), skipped=tuple(skipped), ignored=ignored)
-
-
-def weighted_layers(model: keras.Model) -> Dict[str, keras.layers.Layer]:
-    """Layers of `model` (nested models flattened) that own weights, by name, in model order."""
-    found: Dict[str, keras.layers.Layer] = {}
-    for layer in _flatten(model):
-        if layer.weights:
-            if layer.name in found:
-                raise ValueError(f"model {model.name!r} has two weighted layers named {layer.name!r}")
-            found[layer.name] = layer
-    return found
-
-
-def _flatten(model: keras.Model) -> Iterable[keras.layers.Layer]:
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _flatten(layer)
-        else:
-            yield layer
 
 
 def read_h5_weights(h5: h5py.File, path: str = "") -> Dict[str, List[np.ndarray]]:
@@ -171,10 +139,3 @@ def _plan(layers, stored, skip, path):
             problems.append(problem)
     raise_if_problems(problems)
     return plan, skipped
-
-
-def raise_if_problems(problems: List[str]) -> None:
-    """One ValueError for every mismatch found while planning a load (nothing has been assigned yet)."""
-    if problems:
-        more = f" (and {len(problems) - 1} more mismatched layers)" if len(problems) > 1 else ""
-        raise ValueError(f"cannot load weights, nothing was changed: {problems[0]}{more}")

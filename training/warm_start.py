@@ -16,11 +16,11 @@ import tensorflow as tf
 
 import efficientnet
 from efficientnet import ema as ema_lib
-from efficientnet import weights as weights_lib
+from efficientnet import loading, weights as weights_lib
 from training import checkpoints
 from training.errors import UserError, first_line
 
-CLASSIFIER = weights_lib.CLASSIFIER_LAYERS
+CLASSIFIER = loading.CLASSIFIER_LAYERS
 KERAS_SUFFIXES = (".h5", ".hdf5")
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from efficientnet import build_model, load_weights
-from efficientnet.weights import CLASSIFIER_LAYERS, weighted_layers
+from efficientnet.loading import CLASSIFIER_LAYERS, weighted_layers
 from tests.efficientnet.conftest import keras_reference, random_pixels, write_keras2_h5
 
 # Measured max |softmax difference| per case is printed (run with -s) and recorded in the report.
