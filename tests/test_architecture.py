@@ -1,0 +1,115 @@
+"""The module structure: imports point down (docs/architecture.md), no module imports a module that imports it
+back, and every document a comment cites is in the repository.
+
+Imports are read from the source with ast (function-local imports included), so this runs in a second.
+"""
+import ast
+import os
+import re
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("efficientnet", "data", "tpu", "training", "configs")
+# What each package may import from the project (besides itself): the dependency direction of the README.
+ALLOWED = {
+    "efficientnet": set(),
+    "data": set(),
+    "tpu": set(),
+    "configs": set(),
+    "training": {"efficientnet", "data", "tpu", "configs"},
+    "main": {"training", "configs"},
+}
+
+
+def _project_modules():
+    """{module name: path} for main.py and every .py file of the application packages."""
+    modules = {"main": os.path.join(REPO, "main.py")}
+    for package in PACKAGES:
+        for root, _, files in os.walk(os.path.join(REPO, package)):
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.join(root, name)
+                    dotted = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+                    modules[dotted[:-len(".__init__")] if dotted.endswith(".__init__") else dotted] = path
+    return modules
+
+
+def _imports(path, modules):
+    """Project modules imported anywhere in the file (module-level or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        found.update(name for name in names if name in modules)
+    return found
+
+
+def _graph():
+    modules = _project_modules()
+    return {name: _imports(path, modules) - {name} for name, path in modules.items()}
+
+
+def test_imports_follow_the_dependency_direction():
+    violations = []
+    for module, imported in _graph().items():
+        package = module.split(".")[0]
+        for target in imported:
+            target_package = target.split(".")[0]
+            if target_package != package and target_package not in ALLOWED[package]:
+                violations.append(f"{module} imports {target}")
+    assert not violations, violations
+
+
+def _cycle_from(start, graph):
+    """A path start -> ... -> start through the import graph, or None."""
+    stack, seen = [(start, [start])], set()
+    while stack:
+        node, path = stack.pop()
+        for target in graph.get(node, ()):
+            if target == start:
+                return path + [start]
+            if target not in seen:
+                seen.add(target)
+                stack.append((target, path + [target]))
+    return None
+
+
+def test_no_module_imports_a_module_that_imports_it_back():
+    graph = _graph()
+    # A package's __init__ re-exporting its own modules is not a cycle between files of different concerns.
+    graph = {m: {t for t in targets if not (t == m.split(".")[0] and "." in m)} for m, targets in graph.items()}
+    cycles = [cycle for cycle in (_cycle_from(m, graph) for m in graph) if cycle]
+    assert not cycles, [" -> ".join(c) for c in cycles]
+
+
+def test_the_cycle_check_sees_a_cycle():
+    """Positive control for the check above."""
+    assert _cycle_from("a", {"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle_from("a", {"a": {"b"}, "b": set()}) is None
+
+
+_CITATION = re.compile(r"\b((?:docs|benchmarks)/[\w./-]+\.md)")
+_OUTSIDE_NOTES = re.compile(r"\b(?:REFERENCE|DESIGN)(?:\.md| §)")
+
+
+def _tracked_text_files():
+    for root, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("runs", "__pycache__", "build")
+                   and not d.endswith(".egg-info")]
+        for name in files:
+            if name.endswith((".py", ".md")):
+                yield os.path.join(root, name)
+
+
+def test_every_cited_document_is_in_the_repository():
+    missing, outside = [], []
+    for path in _tracked_text_files():
+        text = open(path, encoding="utf-8").read()
+        relative = os.path.relpath(path, REPO)
+        missing += [f"{relative}: {cited}" for cited in _CITATION.findall(text)
+                    if not os.path.exists(os.path.join(REPO, cited))]
+        outside += [f"{relative}: {m.group(0)}" for m in _OUTSIDE_NOTES.finditer(text)]
+    assert not missing, missing
+    assert not outside, f"{len(outside)} citations of notes that are not in the repository, e.g. {outside[:3]}"
