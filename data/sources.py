@@ -272,7 +272,7 @@ def get_source(data_dir=None, dataset=None, *, holdout_shards=None, include_back
     if data_dir is not None:
         return TFRecordSource(data_dir, holdout_shards=IMAGENET_HOLDOUT_SHARDS if holdout_shards is None
                               else holdout_shards, include_background=include_background)
-    from data import demo  # local import: demo imports this module
+    from data import demo  # here, not at the top: only runs without data pay for the generator (numpy drawing)
 
     directory = demo.ensure_demo_data(cache_dir)
     with open(os.path.join(directory, demo.METADATA_FILE), encoding="utf-8") as handle:

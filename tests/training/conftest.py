@@ -1,7 +1,7 @@
 """Shared fixtures for training tests: demo data generated once, and a tiny config that traces quickly."""
 import pytest
 
-from configs import demo
+from configs import tiny
 
 
 @pytest.fixture(scope="session")
@@ -13,25 +13,18 @@ def demo_cache(tmp_path_factory):
     return str(cache)
 
 
-# A 7-block, 32-px network that traces in seconds (the code path is the same as b0's).
-TINY_MODEL = {"model.width_coefficient": 0.1, "model.depth_coefficient": 0.1, "model.image_size": 32}
+# The model fields of configs/tiny.py: a 7-block, 32-px network (the code path is b0's).
+TINY_MODEL = {f"model.{field}": getattr(tiny.get_config().model, field)
+              for field in ("width_coefficient", "depth_coefficient", "image_size")}
 
 
 def tiny_config(model_dir, cache_dir, **overrides):
-    """The demo config shrunk to a 7-block, 32-px network that traces in seconds.
+    """configs/tiny.py with this test's model_dir and demo cache.
 
     overrides: "section.field" -> value, e.g. {"train.steps": 9}.
     """
-    config = demo.get_config()
-    for dotted, value in TINY_MODEL.items():
-        section, field = dotted.split(".")
-        config[section][field] = value
+    config = tiny.get_config()
     config.data.cache_dir = cache_dir
-    config.train.batch_size = 8
-    config.train.steps = 6
-    config.train.iterations_per_loop = 3
-    config.eval.batch_size = 32
-    config.eval.steps_per_eval = 3
     config.runtime.model_dir = str(model_dir)
     for dotted, value in overrides.items():
         section, field = dotted.split(".")
