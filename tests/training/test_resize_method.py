@@ -1,0 +1,44 @@
+"""End to end: a Lite config's eval pipeline (training/loop.py eval_dataset → data/pipeline.py) resizes with
+the compat.v1 bilinear kernel, a B0 config's with bicubic, pixel for pixel as the original's port."""
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import base
+from data import sources
+from tests.data import original_port as port
+from tests.data.conftest import make_example, write_shards
+from training import loop, state as state_lib
+
+SIZES = [(61, 83), (90, 70), (40, 40), (75, 120), (33, 50)]
+
+
+@pytest.fixture(scope="module")
+def photo_records(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("photo_records"))
+    jpegs = [port.jpeg_bytes(port.photo_like(h, w, 20 + i)) for i, (h, w) in enumerate(SIZES)]
+    write_shards(directory, "validation", [3, 2], lambda i: make_example(jpegs[i], i + 1))
+    write_shards(directory, "train", [1], lambda i: make_example(jpegs[i], i + 1))
+    return directory, jpegs
+
+
+@pytest.mark.parametrize("variant,method", [("lite0", "bilinear"), ("b0", "bicubic")])
+def test_eval_dataset_resizes_with_the_variants_kernel(photo_records, variant, method):
+    directory, jpegs = photo_records
+    config = base.get_config()
+    config.model.variant = variant
+    config.model.image_size = 48
+    config.eval.batch_size = 8
+    assert state_lib.resize_method(config) == method
+    ctx = types.SimpleNamespace(config=config, strategy=tf.distribute.get_strategy(),
+                                source=sources.get_source(data_dir=directory, holdout_shards=0))
+    seen = 0
+    for batch in loop.eval_dataset(ctx, "validation"):
+        for image, label, mask in zip(batch["images"].numpy(), batch["labels"].numpy(), batch["mask"].numpy()):
+            if mask:
+                want = port.preprocess_for_eval(jpegs[label], 48, method)
+                assert np.abs(image - want).max() == 0.0, (variant, label)
+                seen += 1
+    assert seen == len(SIZES)
