@@ -7,8 +7,6 @@ and prints one JSON line per configuration:
 images_per_sec is the median over --repeats timed runs of --num_batches batches each (after --warmup batches).
 The configurations are interleaved (run 1 of every configuration, then run 2, ...) so that on a shared machine
 they all see the same mix of load; load_avg lists the 1-minute load average at the end of each run.
-`--augment autoaugment_v1` measures the training pipeline with the previous AutoAugment ops (the frozen copy in
-tests/data/reference_autoaugment_v1.py; run from the repository root) for a side-by-side comparison.
 cpu_ms_per_image is the process CPU time (user + system) per image, median over the same runs: unlike wall
 time it barely moves when other jobs share the cores, and 1000 · cores / cpu_ms_per_image estimates the rate
 on an idle machine.
@@ -26,7 +24,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data import pipeline  # noqa: E402
-from data import preprocessing  # noqa: E402
 from data import sources  # noqa: E402
 
 
@@ -54,18 +51,9 @@ def _maker(args, source, kind, augment):
         if kind == "eval":  # one pass: repeat it so a run can be as long as the training runs
             return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
                                          training=False).repeat()
-        if augment != "autoaugment_v1":
-            return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
-                                         training=True, augment_name=augment, seed=0,
-                                         shuffle_buffer=args.shuffle_buffer)
-        from tests.data import reference_autoaugment_v1  # pylint: disable=import-outside-toplevel
-        current, preprocessing.autoaugment = preprocessing.autoaugment, reference_autoaugment_v1
-        try:  # the map function is traced here, so the swap only affects this dataset
-            return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
-                                         training=True, augment_name="autoaugment", seed=0,
-                                         shuffle_buffer=args.shuffle_buffer)
-        finally:
-            preprocessing.autoaugment = current
+        return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
+                                     training=True, augment_name=augment, seed=0,
+                                     shuffle_buffer=args.shuffle_buffer)
     return make
 
 
@@ -99,7 +87,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shuffle_buffer", type=int, default=1024)
     parser.add_argument("--augment", nargs="+", default=["none", "autoaugment", "randaugment"],
-                        choices=["none", "autoaugment", "randaugment", "autoaugment_v1"])
+                        choices=["none", "autoaugment", "randaugment"])
     parser.add_argument("--no_eval", dest="eval", action="store_false", help="skip the eval pipeline")
     run(parser.parse_args(argv))
 

@@ -39,6 +39,8 @@ def _data():
         randaugment_num_layers=2,
         randaugment_magnitude=10,
         crop_fraction=config_dict.placeholder(float),   # None: image_size / (image_size + 32)
+        resize_method=config_dict.placeholder(str),     # "bicubic"/"bilinear"; None: the variant's (bilinear
+                                                        # for EdgeTPU/Lite as tensorflow/tpu main.py, else bicubic)
         max_bad_fraction=0.01,                          # stop if more than 1% of records are undecodable
         eval_split="validation",                        # what --mode=eval scores
     ))

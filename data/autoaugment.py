@@ -1,10 +1,14 @@
 """AutoAugment (policy v0) and RandAugment on uint8 images, in core TensorFlow graph ops only.
 
-Every image op of REFERENCE.md §4 takes a uint8 [height, width, 3] tensor and returns one of the same shape
-and dtype. Levels run 0..10 (larger RandAugment magnitudes extrapolate, as in tensorflow/tpu); the mapping from
-level to op argument, the fill value 128 of geometric ops, nearest interpolation and the blend rounding follow
-tensorflow/tpu models/official/efficientnet/autoaugment.py (REFERENCE.md §4), so each op can be compared
-number for number with that implementation.
+The specification is tensorflow/tpu models/official/efficientnet/autoaugment.py (run under
+tensorflow.compat.v1), quirks included: every op gives the original's pixels exactly (tests/data/
+test_original_ops.py compares each op with an independent port of the original's semantics). Every op takes a
+uint8 [height, width, 3] tensor and returns one of the same shape and dtype. Levels run 0..10 (larger
+RandAugment magnitudes extrapolate, as in the original). The level → argument maps are computed in Python
+float64 exactly as the original's `level_to_arg` does (`level_to_arg` below) and enter the graph as constant
+tables, cast to float32 where the original's tensor ops cast them. Two bugs of the original are kept by default
+because the published checkpoints were trained with them: the uint8 wrap-around of the Solarize threshold and
+of the Posterize shift (`_solarize`, `_posterize`); `uint8_wraparound=False` gives the intended behaviour.
 
 Design for throughput on TPU hosts (figures in benchmarks/README.md, "Input pipeline"): one `tf.switch_case`
 per applied op over only the ops that op slot can draw (the branch not taken costs little), levels and signs
@@ -12,27 +16,29 @@ are tensors, and all randomness is drawn from stateless ops keyed by a per-image
 reproducible and the ops run unchanged eagerly and inside `tf.data`. The expensive ops avoid TF's slow CPU
 patterns: per-channel work goes through one [3·256] lookup table (one bincount, one gather_nd) instead of
 unstack/stack; geometric ops run the transform kernel on a one-channel position map and move whole pixels
-with one gather; no [3]-vector broadcasts. Every op is bit-identical to the first implementation
-(tests/data/test_autoaugment_regression.py). No tf.py_function, no tensorflow-addons, no private Keras modules.
+with one gather; no [3]-vector broadcasts. No tf.py_function, no tensorflow-addons, no private Keras modules.
 """
 import math
+import numbers
 
+import numpy as np
 import tensorflow as tf
 
-MAX_LEVEL = 10.0  # REFERENCE.md §4
-FILL_VALUE = 128  # pixels exposed by geometric ops and Cutout (REFERENCE.md §4)
+MAX_LEVEL = 10.0  # tensorflow/tpu autoaugment.py _MAX_LEVEL
+FILL_VALUE = 128  # pixels exposed by geometric ops and Cutout (the original's replace_value [128, 128, 128])
 
-# Op names exactly as in REFERENCE.md §4 (the RandAugment list); the order fixes the switch_case branch index.
+# Op names as in the original's RandAugment list (distort_image_with_randaugment available_ops); the order
+# fixes the switch_case branch index.
 OP_NAMES = (
     "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
     "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "Cutout", "SolarizeAdd",
 )
 
-# (translate_const, cutout_const) per augmentation (REFERENCE.md §4).
+# (translate_const, cutout_const) per augmentation (distort_image_with_autoaugment / _randaugment HParams).
 AUTOAUGMENT_HPARAMS = {"translate_const": 250.0, "cutout_const": 100.0}
 RANDAUGMENT_HPARAMS = {"translate_const": 100.0, "cutout_const": 40.0}
 
-# Policy v0: 25 sub-policies of two (op, probability, level) each (REFERENCE.md §4, tensorflow/tpu policy_v0).
+# Policy v0: 25 sub-policies of two (op, probability, level) each (tensorflow/tpu autoaugment.py policy_v0).
 POLICY_V0 = (
     (("Equalize", 0.8, 1), ("ShearY", 0.8, 4)),
     (("Color", 0.4, 9), ("Equalize", 0.6, 3)),
@@ -81,11 +87,18 @@ def _invert(image):
     return 255 - image
 
 
-def _solarize(image, threshold):
-    """Invert every pixel at or above `threshold` (an int32 that may be 256, i.e. nothing inverted).
+def _solarize(image, threshold, uint8_wraparound=True):
+    """Invert every pixel at or above `threshold` (int32 scalar, int(level/10·256), may exceed 255).
 
+    BUG KEPT FOR FIDELITY (default): tensorflow/tpu autoaugment.py `solarize` compares the uint8 image with the
+    Python int threshold, which TensorFlow converts to uint8 modulo 256. Level 10 (threshold 256) thus becomes 0
+    and inverts EVERY pixel (sub-policy (Solarize, 0.6, 10) of policy v0; every Solarize at RandAugment
+    magnitude 10), magnitude 17 (435) acts as 179 and magnitude 28 (716) as 204. uint8_wraparound=False: a
+    threshold >= 256 inverts nothing, as intended.
     255 − v equals v XOR 255 on uint8; an XOR with a 0/255 mask is several times cheaper than tf.where on CPU.
     """
+    if uint8_wraparound:
+        threshold = threshold % 256
     at_or_above = tf.cast(image >= tf.cast(tf.clip_by_value(threshold, 0, 255), tf.uint8), tf.uint8)
     enabled = tf.cast(threshold <= 255, tf.uint8) * 255
     return tf.bitwise.bitwise_xor(image, at_or_above * enabled)
@@ -98,20 +111,30 @@ def _solarize_add(image, addition, threshold=128):
     return image + increment * tf.cast(image < threshold, tf.uint8)
 
 
-def _posterize(image, bits):
-    """Keep the `bits` high bits. TF clamps shift amounts to [0, 7] on uint8 (checked on TF 2.21), so with
-    0 bits tensorflow/tpu's shift by 8 keeps the top bit and bits >= 8 is the identity; reproduced here."""
-    shift = tf.clip_by_value(8 - bits, 0, 7)
+def _posterize(image, bits, uint8_wraparound=True):
+    """(v >> s) << s with s = 8 − bits (tensorflow/tpu autoaugment.py `posterize`, bits = int(level/10·4)).
+
+    TensorFlow's shift ops clamp a uint8 shift amount to [0, 7], so bits 0 (s = 8) keeps the top bit.
+    BUG KEPT FOR FIDELITY (default): the original passes s as a Python int, converted to uint8 modulo 256, so
+    bits >= 9 (RandAugment magnitude >= 23, e.g. 28 of the B7 recipe: bits 11, s = −3 → 253 → clamped to 7)
+    also keeps only the top bit where the intent was the identity (tensorflow/tpu `_posterize` via
+    level_to_arg's 'Posterize' entry). uint8_wraparound=False: bits >= 8 leave the image unchanged.
+    """
+    shift = 8 - bits
+    if uint8_wraparound:
+        shift = shift % 256
+    shift = tf.clip_by_value(shift, 0, 7)
     mask = tf.cast(tf.bitwise.left_shift(255, shift) % 256, tf.uint8)  # (v >> s) << s == v & mask
     return tf.bitwise.bitwise_and(image, mask)
 
 
 def _color(image, factor):
-    """Blend with the grayscale copy (tf.image.rgb_to_grayscale's values: weights 0.2989/0.5870/0.1140 on x/255,
-    back to uint8 by ·255.5 and truncation), with the same float32 operations in the same order as before, so
-    the result is bit-identical; the speed comes from layout only (REFERENCE.md §4 op, benchmarks/README.md):
-    the float copy of the image is made once and shared by the grayscale and the blend, and the grey plane is
-    repeated to 3 channels with tf.tile, about 3× cheaper on CPU than tf.stack along the channel axis."""
+    """Blend with the grayscale copy (tensorflow/tpu `color`: tf.image.rgb_to_grayscale, weights
+    0.2989/0.5870/0.1140 on x/255, back to uint8 by ·255.5 and truncation). The grey values equal
+    tf.image.rgb_to_grayscale's for all 2**24 RGB triples (checked exhaustively on TF 2.21, x86 CPU); the speed
+    comes from layout only (benchmarks/README.md): the float copy of the image is made once and shared by the
+    grayscale and the blend, and the grey plane is repeated to 3 channels with tf.tile, about 3× cheaper on
+    CPU than tf.stack along the channel axis."""
     pixels = tf.cast(image, tf.float32)
     red, green, blue = tf.unstack(pixels * (1.0 / 255.0), axis=-1)
     gray = tf.cast(tf.clip_by_value((red * 0.2989 + green * 0.5870 + blue * 0.1140) * 255.5, 0.0, 255.0), tf.uint8)
@@ -180,9 +203,9 @@ def _occupied_range(histograms):
 def _autocontrast(image):
     """Stretch each channel to [0, 255]; channels with a single value are left as they are.
 
-    The table holds, for each value v, the same float32 expression v·scale + offset (then clip and truncate)
-    that was computed per pixel before, with scale and offset from the channel's min and max, so the result is
-    bit-identical to the per-pixel version.
+    The table holds, for each value v, the float32 expression v·scale + offset (then clip and truncate) that
+    tensorflow/tpu `autocontrast` computes per pixel, with scale = 255 / (max − min) and offset = −min·scale,
+    so the result is the same.
     """
     indices = _table_indices(image)
     lowest, highest = _occupied_range(_histograms(indices))
@@ -211,10 +234,17 @@ def _equalize(image):
     return _apply_tables(image, tables, indices)
 
 
+def cutout_center(shape, seed):
+    """Cutout's random centre (row, column), uniform over the image: the original draws it with stateful
+    random_uniform, this is its stateless counterpart (the only part of Cutout that differs by design)."""
+    return tf.random.stateless_uniform([2], seed, minval=0, maxval=2**31 - 1, dtype=tf.int32) % shape[:2]
+
+
 def _cutout(image, half_size, seed):
-    """Fill a square of side 2·half_size (clipped at the borders) around a random centre with 128."""
+    """Fill a square of side 2·half_size (clipped at the borders) around a random centre with 128
+    (tensorflow/tpu autoaugment.py `cutout` with replace 128)."""
     shape = tf.shape(image)
-    center = tf.random.stateless_uniform([2], seed, minval=0, maxval=2**31 - 1, dtype=tf.int32) % shape[:2]
+    center = cutout_center(shape, seed)
     top, bottom = tf.maximum(center[0] - half_size, 0), tf.minimum(center[0] + half_size, shape[0])
     left, right = tf.maximum(center[1] - half_size, 0), tf.minimum(center[1] + half_size, shape[1])
     # Full-size 0/1 mask built by padding a block (no broadcasting); arithmetic select beats tf.where on CPU.
@@ -277,66 +307,99 @@ def _shift(image, pixels, axis):
     return tf.pad(tf.slice(image, begin, extent), paddings, constant_values=FILL_VALUE)
 
 
-def _translate_x(image, pixels):
-    """Positive `pixels` moves the content left (tensorflow/tpu translates by −pixels)."""
-    return _shift(image, pixels, axis=1)
+def _translate(image, pixels, axis, integral):
+    """output[i] = input[i + pixels] along `axis` (x: axis 1), nearest, fill 128: positive `pixels` moves the
+    content left/up (tensorflow/tpu `translate_x`/`translate_y` translate by −pixels).
 
-
-def _translate_y(image, pixels):
-    return _shift(image, pixels, axis=0)
+    `integral`: every value `pixels` can take is a whole number (known in Python from the argument tables),
+    so the cheap slice-and-pad _shift is exact; otherwise the transform kernel rounds x + pixels per pixel in
+    float32, which only the kernel itself reproduces."""
+    if integral:
+        return _shift(image, pixels, axis)
+    zero = tf.zeros_like(pixels)
+    dx, dy = (pixels, zero) if axis == 1 else (zero, pixels)
+    one = tf.ones_like(pixels)
+    return _transform(image, tf.stack([one, zero, dx, zero, one, dy, zero, zero]))
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Level → argument (REFERENCE.md §4) and dispatch.
+# Level → argument and dispatch.
+
+_INT_ARG_MAX = {"Posterize": 4, "Solarize": 256, "SolarizeAdd": 110}
+_ENHANCE_OPS = ("Color", "Contrast", "Brightness", "Sharpness")
+_SIGNED_OPS = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
+
+
+def level_to_arg(name, level, translate_const=250.0, cutout_const=100.0):
+    """The (unsigned) argument of op `name` at `level`, a Python int or float computed exactly as
+    tensorflow/tpu autoaugment.py `level_to_arg` does: in float64, (level / 10) · max, truncated once by int()
+    for the integer ops (Posterize bits, Solarize threshold, SolarizeAdd addition, Cutout half-size). So
+    SolarizeAdd at level 23 is int(2.3 · 110) = int(252.99999999999997) = 252 and AutoAugment's Cutout at
+    level 23 is 229, where float32 arithmetic would give 253 and 230. The signed ops' random sign is applied
+    in the graph (an exact float32 negation, as the original's _randomly_negate_tensor)."""
+    fraction = level / MAX_LEVEL
+    if name in ("AutoContrast", "Equalize", "Invert"):
+        return 0.0
+    if name in _INT_ARG_MAX:
+        return int(fraction * _INT_ARG_MAX[name])
+    if name == "Cutout":
+        return int(fraction * cutout_const)
+    if name in _ENHANCE_OPS:
+        return fraction * 1.8 + 0.1
+    if name == "Rotate":
+        return fraction * 30.0
+    if name in ("ShearX", "ShearY"):
+        return fraction * 0.3
+    return fraction * float(translate_const)  # TranslateX, TranslateY
+
+
+def _arg_table(name_levels, translate_const, cutout_const):
+    """float32 constant [n] of level_to_arg for (name, level) pairs (the float64 → float32 cast is the one the
+    original's tensor ops make; the integer arguments are far below 2**24, so exact), and whether every
+    translation in it is a whole number of pixels (see _translate)."""
+    args = np.array([level_to_arg(name, level, translate_const, cutout_const) for name, level in name_levels],
+                    np.float64).astype(np.float32)
+    translations = [a for (name, _), a in zip(name_levels, args) if name in ("TranslateX", "TranslateY")]
+    return tf.constant(args, tf.float32), all(float(a).is_integer() for a in translations)
 
 
 def _signed(value, negate):
     return tf.where(negate, -value, value)
 
 
-def _scaled(level, scale):
-    """level/10·scale, multiplied first so integer levels map to exact integers before truncation."""
-    return level * scale / MAX_LEVEL
-
-
-def _int_arg(level, scale):
-    return tf.cast(tf.floor(_scaled(level, scale)), tf.int32)  # tensorflow/tpu uses int(): truncation
-
-
-def _enhance_arg(level):
-    return _scaled(level, 1.8) + 0.1
-
-
-def _op_branches(image, level, negate, seed, translate_const, cutout_const):
-    """One zero-argument callable per op, in OP_NAMES order, then the identity, for tf.switch_case."""
+def _op_branches(image, arg, negate, seed, integral_translate, uint8_wraparound):
+    """One zero-argument callable per op, in OP_NAMES order, then the identity, for tf.switch_case. `arg` is
+    the op's float32 argument from _arg_table (whole numbers for the integer ops)."""
+    count = tf.cast(arg, tf.int32)
+    signed = _signed(arg, negate)
     return [
         lambda: _autocontrast(image),
         lambda: _equalize(image),
         lambda: _invert(image),
-        lambda: _rotate(image, _signed(_scaled(level, 30.0), negate)),
-        lambda: _posterize(image, _int_arg(level, 4.0)),
-        lambda: _solarize(image, _int_arg(level, 256.0)),
-        lambda: _color(image, _enhance_arg(level)),
-        lambda: _contrast(image, _enhance_arg(level)),
-        lambda: _brightness(image, _enhance_arg(level)),
-        lambda: _sharpness(image, _enhance_arg(level)),
-        lambda: _shear_x(image, _signed(_scaled(level, 0.3), negate)),
-        lambda: _shear_y(image, _signed(_scaled(level, 0.3), negate)),
-        lambda: _translate_x(image, _signed(_scaled(level, translate_const), negate)),
-        lambda: _translate_y(image, _signed(_scaled(level, translate_const), negate)),
-        lambda: _cutout(image, _int_arg(level, cutout_const), seed),
-        lambda: _solarize_add(image, _int_arg(level, 110.0)),
+        lambda: _rotate(image, signed),
+        lambda: _posterize(image, count, uint8_wraparound),
+        lambda: _solarize(image, count, uint8_wraparound),
+        lambda: _color(image, arg),
+        lambda: _contrast(image, arg),
+        lambda: _brightness(image, arg),
+        lambda: _sharpness(image, arg),
+        lambda: _shear_x(image, signed),
+        lambda: _shear_y(image, signed),
+        lambda: _translate(image, signed, 1, integral_translate),
+        lambda: _translate(image, signed, 0, integral_translate),
+        lambda: _cutout(image, count, seed),
+        lambda: _solarize_add(image, count),
         lambda: tf.identity(image),
     ]
 
 
-def _apply_op_by_index(image, op_index, level, negate, seed, hparams, candidates=OP_NAMES):
+def _apply_op_by_index(image, op_index, arg, negate, seed, integral_translate, uint8_wraparound,
+                       candidates=OP_NAMES):
     """Apply candidates[op_index] through one switch_case; op_index == len(candidates) is the identity ("op
     not applied", which saves a tf.cond per op slot). Only the chosen branch runs, but the switch is lowered
     to Switch/Merge nodes and every node of the branches not taken is still visited, so a switch over fewer
     candidates costs less."""
-    branches = _op_branches(image, tf.cast(level, tf.float32), tf.cast(negate, tf.bool), seed,
-                            float(hparams["translate_const"]), float(hparams["cutout_const"]))
+    branches = _op_branches(image, arg, tf.cast(negate, tf.bool), seed, integral_translate, uint8_wraparound)
     chosen = [branches[OP_NAMES.index(name)] for name in candidates] + [branches[-1]]
     result = tf.switch_case(op_index, chosen)
     return tf.ensure_shape(result, image.shape)
@@ -357,42 +420,53 @@ def _check_seed(seed):
     return tf.cast(seed, tf.int64)
 
 
+def _check_level(level, what):
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not level >= 0:
+        raise ValueError(f"{what} must be a Python number >= 0, got {level!r}")
+    return float(level)
+
+
 def apply_op(image, name, level, negate=False, *, seed=(0, 0), translate_const=AUTOAUGMENT_HPARAMS["translate_const"],
-             cutout_const=AUTOAUGMENT_HPARAMS["cutout_const"]):
-    """Apply one named op of REFERENCE.md §4 to a uint8 [h, w, 3] image and return a uint8 image of that shape.
+             cutout_const=AUTOAUGMENT_HPARAMS["cutout_const"], uint8_wraparound=True):
+    """Apply one named op to a uint8 [h, w, 3] image and return a uint8 image of that shape, with the
+    argument tensorflow/tpu's level_to_arg gives at `level`.
 
     Args:
       image: uint8 tensor [height, width, 3].
       name: one of OP_NAMES.
-      level: magnitude, 0..10 (larger values extrapolate the linear maps, as RandAugment magnitudes do).
+      level: Python number >= 0, 0..10 (larger values extrapolate the linear maps, as RandAugment magnitudes do).
       negate: for the signed ops (Rotate, ShearX/Y, TranslateX/Y), use the negative argument; ignored otherwise.
       seed: stateless seed [2] for Cutout's centre; ignored by the other ops.
       translate_const, cutout_const: pixels at level 10 (AutoAugment 250/100, RandAugment 100/40).
+      uint8_wraparound: keep the original's uint8 wrap-around of the Solarize threshold and Posterize shift
+        (default, see _solarize/_posterize); False gives the intended behaviour.
     Deterministic given its arguments; runs eagerly and inside tf.data / tf.function.
     """
     if name not in OP_NAMES:
         raise ValueError(f"unknown augmentation op {name!r}; expected one of {', '.join(OP_NAMES)}")
-    if isinstance(level, (int, float)) and level < 0:
-        raise ValueError(f"augmentation level must be >= 0, got {level}")
+    level = _check_level(level, "augmentation level")
     image = _check_image(image)
+    args, integral = _arg_table([(name, level)], translate_const, cutout_const)
     # The op is known in Python here, so call its branch directly instead of tracing a 17-way switch_case.
-    branches = _op_branches(image, tf.cast(level, tf.float32), tf.cast(negate, tf.bool), _check_seed(seed),
-                            float(translate_const), float(cutout_const))
+    branches = _op_branches(image, args[0], tf.cast(negate, tf.bool), _check_seed(seed), integral,
+                            uint8_wraparound)
     return tf.ensure_shape(branches[OP_NAMES.index(name)](), image.shape)
 
 
-def _slot_tables(policy, slot):
+def _slot_tables(policy, slot, hparams):
     """For one op slot of a policy given as POLICY_V0: the distinct op names it uses (in OP_NAMES order, the
-    switch_case candidates) and constant [n] tables of candidate index, probability and level."""
+    switch_case candidates), constant [n] tables of candidate index, probability and op argument, and whether
+    every translation of the slot is a whole number of pixels."""
     names = tuple(name for name in OP_NAMES if any(sub[slot][0] == name for sub in policy))
     ops = tf.constant([names.index(sub[slot][0]) for sub in policy], tf.int32)
     probs = tf.constant([sub[slot][1] for sub in policy], tf.float32)
-    levels = tf.constant([float(sub[slot][2]) for sub in policy], tf.float32)
-    return names, ops, probs, levels
+    args, integral = _arg_table([(sub[slot][0], sub[slot][2]) for sub in policy], **hparams)
+    return names, ops, probs, args, integral
 
 
-def distort_with_autoaugment(image, seed, policy=POLICY_V0):
-    """AutoAugment: pick one sub-policy uniformly, apply each of its ops with its probability (REFERENCE.md §4).
+def distort_with_autoaugment(image, seed, policy=POLICY_V0, uint8_wraparound=True):
+    """AutoAugment: pick one sub-policy uniformly, apply each of its ops with its probability (tensorflow/tpu
+    distort_image_with_autoaugment, translate_const 250, cutout_const 100).
 
     `seed` is a stateless seed [2]; the same image and seed always give the same result.
     """
@@ -402,27 +476,28 @@ def distort_with_autoaugment(image, seed, policy=POLICY_V0):
     choice = tf.minimum(tf.cast(draws[0] * len(policy), tf.int32), len(policy) - 1)
     for slot in range(2):
         # Each slot switches only over the ops its column of the policy uses (8 of 16 for policy v0).
-        names, ops, probs, levels = _slot_tables(policy, slot)
+        names, ops, probs, args, integral = _slot_tables(policy, slot, AUTOAUGMENT_HPARAMS)
         op_seed = tf.random.experimental.stateless_fold_in(seed, slot + 1)
         op_index = tf.where(draws[1 + slot] < probs[choice], ops[choice], len(names))
-        image = _apply_op_by_index(image, op_index, levels[choice], draws[3 + slot] < 0.5, op_seed,
-                                   AUTOAUGMENT_HPARAMS, names)
+        image = _apply_op_by_index(image, op_index, args[choice], draws[3 + slot] < 0.5, op_seed, integral,
+                                   uint8_wraparound, names)
     return image
 
 
-def distort_with_randaugment(image, num_layers, magnitude, seed):
+def distort_with_randaugment(image, num_layers, magnitude, seed, uint8_wraparound=True):
     """RandAugment: `num_layers` ops drawn uniformly from the 16 of OP_NAMES, each always applied at level
-    `magnitude` with a random sign for the signed ops (tensorflow/tpu distort_image_with_randaugment)."""
-    if not isinstance(num_layers, int) or num_layers < 0:
+    `magnitude` with a random sign for the signed ops (tensorflow/tpu distort_image_with_randaugment,
+    translate_const 100, cutout_const 40)."""
+    if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 0:
         raise ValueError(f"randaugment num_layers must be an int >= 0, got {num_layers!r}")
-    if not isinstance(magnitude, (int, float)) or magnitude < 0:
-        raise ValueError(f"randaugment magnitude must be a number >= 0, got {magnitude!r}")
+    magnitude = _check_level(magnitude, "randaugment magnitude")
     image = _check_image(image)
     seed = _check_seed(seed)
+    args, integral = _arg_table([(name, magnitude) for name in OP_NAMES], **RANDAUGMENT_HPARAMS)
     for layer in range(num_layers):
         layer_seed = tf.random.experimental.stateless_fold_in(seed, layer + 1)
         draws = tf.random.stateless_uniform([2], layer_seed)
         op_index = tf.minimum(tf.cast(draws[0] * len(OP_NAMES), tf.int32), len(OP_NAMES) - 1)
-        image = _apply_op_by_index(image, op_index, float(magnitude), draws[1] < 0.5, layer_seed,
-                                   RANDAUGMENT_HPARAMS)
+        image = _apply_op_by_index(image, op_index, args[op_index], draws[1] < 0.5, layer_seed, integral,
+                                   uint8_wraparound)
     return image

@@ -56,7 +56,8 @@ def _record_fn(source, image_size, training, seed, position_scale, position_offs
         def good():
             if training:
                 return preprocessing.preprocess_for_train(image, image_size, example_seed, **augment)
-            return preprocessing.preprocess_for_eval(image, image_size, augment["crop_fraction"])
+            return preprocessing.preprocess_for_eval(image, image_size, augment["crop_fraction"],
+                                                     augment["resize_method"])
 
         pixels = tf.cond(ok, good, lambda: tf.zeros([image_size, image_size, 3], tf.float32))
         return {"images": pixels, "labels": label, "index": index, "ok": ok}
@@ -133,7 +134,8 @@ def _eval_batches(examples, source, split, batch_size, image_size, num_batches, 
 
 
 def make_dataset(source, split, *, batch_size, image_size, training, augment_name="autoaugment",
-                 randaugment_num_layers=2, randaugment_magnitude=10, crop_fraction=None, seed=None,
+                 randaugment_num_layers=2, randaugment_magnitude=10, crop_fraction=None, resize_method="bicubic",
+                 seed=None,
                  deterministic=False, input_context=None, num_batches=None, max_bad_fraction=0.01,
                  bad_check_min_records=1000, shuffle_buffer=10_000):
     """Build the input pipeline of one host (one tf.distribute input pipeline).
@@ -146,6 +148,7 @@ def make_dataset(source, split, *, batch_size, image_size, training, augment_nam
       training: True → infinite, shuffled, augmented, drop_remainder; False → one padded, masked pass.
       augment_name: "autoaugment", "randaugment" or "none" (training only).
       crop_fraction: eval (and fallback) center-crop fraction; None → image_size / (image_size + 32).
+      resize_method: "bicubic" or "bilinear" (compat.v1 semantics; the variant row's, bilinear for EdgeTPU/Lite).
       seed: int; None draws a random one (not reproducible).
       deterministic: fix the element order (needed for exact resume); False lets file reads interleave freely.
       input_context: tf.distribute.InputContext; training shards files (records if fewer files than
@@ -166,10 +169,12 @@ def make_dataset(source, split, *, batch_size, image_size, training, augment_nam
         raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")  # still stateless ops, just not reproducible
+    preprocessing.check_resize_method(resize_method)
     augment = {"augment_name": augment_name, "randaugment_num_layers": randaugment_num_layers,
-               "randaugment_magnitude": randaugment_magnitude, "crop_fraction": crop_fraction}
+               "randaugment_magnitude": randaugment_magnitude, "crop_fraction": crop_fraction,
+               "resize_method": resize_method}
     if not training:
-        augment = {"crop_fraction": crop_fraction}
+        augment = {"crop_fraction": crop_fraction, "resize_method": resize_method}
     preprocessing.check_size(image_size, crop_fraction)
     examples = _examples(source, split, image_size=image_size, training=training, seed=int(seed),
                          deterministic=deterministic, input_context=input_context, augment=augment,

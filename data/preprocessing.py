@@ -1,20 +1,34 @@
 """Image preprocessing for training and evaluation: pure functions of (image, size, seed).
 
 Both functions accept either an encoded image (a scalar tf.string holding JPEG, PNG, GIF or BMP bytes) or a
-decoded uint8 [height, width, 3] image, and return float32 [size, size, 3] pixels in [0, 255] (the model
-normalizes inside, DESIGN.md). For JPEG bytes only the crop window is decoded (tf.image.decode_and_crop_jpeg),
-which is what makes ImageNet-size photos cheap. Geometry and constants follow REFERENCE.md §3
-(tensorflow/tpu preprocessing.py); resizing uses TF2's tf.image.resize bicubic (half-pixel centres).
-All randomness is stateless and keyed by `seed`, so a given (image, size, seed) always gives the same output.
+decoded uint8 [height, width, 3] image, and return float32 [size, size, 3] pixels on the [0, 255] scale (the
+model normalizes inside). For JPEG bytes only the crop window is decoded (tf.image.decode_and_crop_jpeg), which
+is what makes ImageNet-size photos cheap.
+
+The specification is tensorflow/tpu models/official/efficientnet/preprocessing.py as it ran under
+tensorflow.compat.v1 (published-era version, CROP_PADDING = 32), quirks included; tests/data/
+test_original_ops.py checks the pixels against an independent port of it:
+- resizing with the compat.v1 kernels: ResizeBicubic / ResizeBilinear with align_corners=False and
+  half_pixel_centers=False (bicubic coefficient -0.75), not TF2's tf.image.resize. Bicubic for B0-B7, B8, L2;
+  bilinear for EdgeTPU and Lite (`resize_method`, from the variant's row);
+- no clipping after the resize, in eval and in training without augmentation: bicubic overshoot (values a
+  little below 0 or above 255) reaches the network, as in the original;
+- before AutoAugment/RandAugment: clip to [0, 255], then cast to uint8, which truncates;
+- the training crop falls back to the eval center crop when the sampler returns the whole image, judged by
+  comparing all three dims of the JPEG's shape with the decoded crop's [h, w, 3] (so a grayscale or CMYK JPEG
+  never falls back), and that fallback is resized bicubically whatever `resize_method` says.
+All randomness is stateless and keyed by `seed`, so a given (image, size, seed) always gives the same output;
+it is the one intended difference from the original, which drew from stateful random ops.
 """
 import tensorflow as tf
 
 from data import autoaugment
 
-CROP_PADDING = 32  # eval crop fraction = size / (size + 32), REFERENCE.md §1
+CROP_PADDING = 32  # eval crop fraction = size / (size + 32): tensorflow/tpu preprocessing.py CROP_PADDING
 AUGMENT_NAMES = ("autoaugment", "randaugment", "none")
+RESIZE_METHODS = ("bicubic", "bilinear")
 
-# Random-crop sampler settings, REFERENCE.md §3 (tensorflow/tpu preprocessing.py).
+# Random-crop sampler settings of tensorflow/tpu preprocessing.py `_decode_and_random_crop`.
 MIN_OBJECT_COVERED = 0.1
 ASPECT_RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 AREA_RANGE = (0.08, 1.0)
@@ -60,70 +74,130 @@ def is_jpeg(image_bytes):
     return tf.equal(tf.strings.substr(image_bytes, 0, 3), b"\xff\xd8\xff")
 
 
+def check_resize_method(resize_method):
+    """Raise a one-line ValueError unless `resize_method` is one of RESIZE_METHODS."""
+    if resize_method not in RESIZE_METHODS:
+        raise ValueError(f"resize_method must be one of {', '.join(RESIZE_METHODS)}; got {resize_method!r}")
+
+
+def _check_range(name, value, upper=None):
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
+    if not 0.0 < low <= high or (upper is not None and high > upper):
+        bound = f" <= {upper}" if upper is not None else ""
+        raise ValueError(f"{name} must satisfy 0 < low <= high{bound}, got {value!r}")
+    return low, high
+
+
 def center_crop_window(shape, crop_fraction):
-    """[offset_h, offset_w, side, side] of the eval crop: side = int(fraction·min(h, w)), offsets
-    ((h − side) + 1) // 2 (REFERENCE.md §3)."""
+    """[offset_h, offset_w, side, side] of the eval crop (tensorflow/tpu preprocessing.py
+    `_decode_and_center_crop`): side = int(float32(fraction) · min(h, w)) computed in float32, offsets
+    ((h − side) + 1) // 2. The side is kept >= 1 (the original would fail on a 1-pixel image instead)."""
     height, width = shape[0], shape[1]
     side = tf.cast(crop_fraction * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
     side = tf.maximum(side, 1)
     return tf.stack([(height - side + 1) // 2, (width - side + 1) // 2, side, side])
 
 
-def random_crop_window(shape, seed, crop_fraction):
-    """Inception-style crop [offset_h, offset_w, h, w] sampled on the image shape (REFERENCE.md §3); when the
-    sampler gives up and returns the whole image, use the eval center crop instead, as tensorflow/tpu does."""
+def sample_crop_window(shape, seed, area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
+    """The Inception-style sampler's window [offset_h, offset_w, h, w] on an image of `shape` (the whole image
+    when it gives up after MAX_ATTEMPTS), with tensorflow/tpu's `_decode_and_random_crop` settings."""
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.cast(shape, tf.int32), tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
-        min_object_covered=MIN_OBJECT_COVERED, aspect_ratio_range=ASPECT_RATIO_RANGE, area_range=AREA_RANGE,
+        min_object_covered=MIN_OBJECT_COVERED, aspect_ratio_range=aspect_ratio_range, area_range=area_range,
         max_attempts=MAX_ATTEMPTS, use_image_if_no_bounding_boxes=True)
-    window = tf.stack([begin[0], begin[1], size[0], size[1]])
-    whole_image = tf.logical_and(tf.equal(size[0], shape[0]), tf.equal(size[1], shape[1]))
-    return tf.where(whole_image, center_crop_window(shape, crop_fraction), window)
+    return tf.stack([begin[0], begin[1], size[0], size[1]])
+
+
+def falls_back(shape, window):
+    """Whether the training crop falls back to the center crop: tensorflow/tpu `_decode_and_random_crop` asks
+    `_at_least_x_are_equal(original_shape, shape(crop), 3)`, i.e. the JPEG's [h, w, channels] equals the
+    decoded crop's [h, w, 3] in all three dims. A grayscale (or CMYK) JPEG therefore never falls back, even
+    when the sampler returned the whole image."""
+    crop_shape = tf.stack([window[2], window[3], 3])
+    return tf.reduce_all(tf.equal(tf.cast(shape[:3], tf.int32), crop_shape))
+
+
+def random_crop_window(shape, seed, crop_fraction, area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
+    """(window, fallback): the sampled window, or the eval center crop with `crop_fraction` when `falls_back`."""
+    window = sample_crop_window(shape, seed, area_range, aspect_ratio_range)
+    fallback = falls_back(shape, window)
+    return tf.where(fallback, center_crop_window(shape, crop_fraction), window), fallback
 
 
 def decode_and_crop(image, window_fn):
-    """Decode (if encoded) and crop `image` to window_fn(shape) → uint8 [h', w', 3].
+    """Decode (if encoded) and crop `image` → (uint8 [h', w', 3], aux), where window_fn(shape) returns
+    (window, aux) and `shape` is [h, w, channels] as stored (extract_jpeg_shape for JPEG).
 
-    JPEG bytes decode only the window; other encodings (PNG from TFDS, …) decode fully, then crop.
+    JPEG bytes decode only the window; other encodings (PNG from TFDS, …) decode fully to RGB, then crop.
     """
     if image.dtype != tf.string:
-        window = window_fn(tf.shape(image))
-        return tf.image.crop_to_bounding_box(image, window[0], window[1], window[2], window[3])
+        window, aux = window_fn(tf.shape(image))
+        return tf.image.crop_to_bounding_box(image, window[0], window[1], window[2], window[3]), aux
 
     def jpeg():
-        window = window_fn(tf.image.extract_jpeg_shape(image))
-        return tf.image.decode_and_crop_jpeg(image, window, channels=3)
+        window, aux = window_fn(tf.image.extract_jpeg_shape(image))
+        return tf.image.decode_and_crop_jpeg(image, window, channels=3), aux
 
     def other():
         decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
-        window = window_fn(tf.shape(decoded))
-        return decoded[window[0]:window[0] + window[2], window[1]:window[1] + window[3]]
+        window, aux = window_fn(tf.shape(decoded))
+        return decoded[window[0]:window[0] + window[2], window[1]:window[1] + window[3]], aux
 
     return tf.cond(is_jpeg(image), jpeg, other)
 
 
-def _resize(image, image_size):
-    """Bicubic resize to [s, s], then clip: bicubic overshoots [0, 255] (REFERENCE.md §3)."""
-    resized = tf.image.resize(image, [image_size, image_size], method=tf.image.ResizeMethod.BICUBIC)
-    return tf.clip_by_value(resized, 0.0, 255.0)
+def resize(image, image_size, resize_method):
+    """Resize to [image_size, image_size] with tf.compat.v1 semantics, as tensorflow/tpu preprocessing.py
+    `_resize_image` (compat.v1 resize_bicubic, or compat.v1 resize with BILINEAR): align_corners=False,
+    half_pixel_centers=False, bicubic coefficient -0.75. Returns float32, NOT clipped (bicubic overshoots
+    [0, 255] slightly; the original passes that on)."""
+    images = image[None]
+    size = tf.constant([image_size, image_size], tf.int32)
+    if resize_method == "bicubic":
+        resized = tf.raw_ops.ResizeBicubic(images=images, size=size, align_corners=False, half_pixel_centers=False)
+    else:
+        resized = tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=False,
+                                            half_pixel_centers=False)
+    return resized[0]
 
 
-def preprocess_for_eval(image, image_size, crop_fraction=None):
-    """Center crop of side crop_fraction·min(h, w) (default image_size / (image_size + 32)), bicubic resize.
+def preprocess_for_eval(image, image_size, crop_fraction=None, resize_method="bicubic"):
+    """Center crop of side crop_fraction·min(h, w), then resize (tensorflow/tpu preprocess_for_eval).
 
     Args:
       image: scalar tf.string of encoded bytes, or uint8 [h, w, 3].
-    Returns float32 [image_size, image_size, 3] in [0, 255].
+      crop_fraction: None → image_size / (image_size + 32), the published-era crop the published checkpoints
+        were evaluated with. tensorflow/tpu switched in November 2021 to CROP_FRACTION 0.875 applied as
+        image_size / (image_size + round(image_size / 7)), which is 0.875 at 224 and within 0.001 of it at
+        the other sizes: crop_fraction=0.875 approximates it (pass that exact expression to reproduce it).
+      resize_method: "bicubic" (B0-B7, B8, L2) or "bilinear" (EdgeTPU, Lite), compat.v1 semantics.
+    Returns float32 [image_size, image_size, 3], not clipped (values slightly outside [0, 255] are possible).
     """
     crop_fraction = check_size(image_size, crop_fraction)
+    check_resize_method(resize_method)
     image = _check_image(image)
-    cropped = decode_and_crop(image, lambda shape: center_crop_window(shape, crop_fraction))
-    return tf.ensure_shape(_resize(cropped, image_size), [image_size, image_size, 3])
+    cropped, _ = decode_and_crop(image, lambda shape: (center_crop_window(shape, crop_fraction), tf.constant(False)))
+    return tf.ensure_shape(resize(cropped, image_size, resize_method), [image_size, image_size, 3])
+
+
+def _train_resize(cropped, image_size, resize_method, fallback):
+    """The fallback center crop is resized bicubically whatever resize_method is: tensorflow/tpu
+    `_decode_and_random_crop` calls `_decode_and_center_crop(image_bytes, image_size)` without passing the
+    resize method on (a quirk that only affects EdgeTPU/Lite; kept for fidelity)."""
+    if resize_method == "bicubic":
+        return resize(cropped, image_size, "bicubic")
+    return tf.cond(fallback, lambda: resize(cropped, image_size, "bicubic"),
+                   lambda: resize(cropped, image_size, resize_method))
 
 
 def preprocess_for_train(image, image_size, seed, augment_name="autoaugment", randaugment_num_layers=2,
-                         randaugment_magnitude=10, crop_fraction=None):
-    """Random inception crop, bicubic resize, random left-right flip, clip, then the chosen augmentation.
+                         randaugment_magnitude=10, crop_fraction=None, resize_method="bicubic",
+                         area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE, uint8_wraparound=True):
+    """Random Inception crop, resize, random left-right flip, then (with augmentation) clip to [0, 255],
+    truncate to uint8 and augment (tensorflow/tpu preprocess_for_train).
 
     Args:
       image: scalar tf.string of encoded bytes, or uint8 [h, w, 3].
@@ -131,29 +205,37 @@ def preprocess_for_train(image, image_size, seed, augment_name="autoaugment", ra
       seed: stateless seed, integer tensor [2]; the output is a pure function of (image, image_size, seed, …).
       augment_name: "autoaugment" (policy v0), "randaugment" or "none".
       crop_fraction: center-crop fraction of the fallback crop; None → image_size / (image_size + 32).
-    Returns float32 [image_size, image_size, 3] in [0, 255].
+      resize_method: "bicubic" or "bilinear" (compat.v1 semantics); the fallback crop is always bicubic.
+      area_range, aspect_ratio_range: the crop sampler's ranges (original: (0.08, 1.0) and (3/4, 4/3)).
+      uint8_wraparound: keep the original's Solarize/Posterize uint8 wrap-around (data/autoaugment.py).
+    Returns float32 [image_size, image_size, 3]: with augmentation whole numbers in [0, 255]; with "none" the
+    resized pixels as they are (not clipped, as in the original).
     """
     check_augment_name(augment_name)
+    check_resize_method(resize_method)
     crop_fraction = check_size(image_size, crop_fraction)
+    area_range = _check_range("area_range", area_range, upper=1.0)
+    aspect_ratio_range = _check_range("aspect_ratio_range", aspect_ratio_range)
     image = _check_image(image)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     if seed.shape != (2,):
         raise ValueError(f"seed must be an integer tensor of shape [2], got shape {seed.shape}")
     crop_seed, flip_seed, augment_seed = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
-    cropped = decode_and_crop(image, lambda shape: random_crop_window(shape, crop_seed, crop_fraction))
-    pixels = _resize(cropped, image_size)
+    cropped, fallback = decode_and_crop(
+        image, lambda shape: random_crop_window(shape, crop_seed, crop_fraction, area_range, aspect_ratio_range))
+    pixels = _train_resize(cropped, image_size, resize_method, fallback)
     if augment_name == "none":
         pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
         return tf.ensure_shape(pixels, [image_size, image_size, 3])
-    # The ops work on uint8 (REFERENCE.md §3); round rather than truncate so the cast adds no −0.5 bias. The
-    # flip commutes with the rounding and the same seed gives the same flip decision for any dtype, so it is
-    # done after the cast, on a quarter of the bytes (same output as flipping the float pixels first).
-    pixels = tf.cast(tf.round(pixels), tf.uint8)
+    # The original flips the float pixels, then clips and casts to uint8 (truncation). Elementwise clip and cast
+    # commute with the flip, and the same seed gives the same flip decision for any dtype, so the flip is done
+    # after the cast, on a quarter of the bytes (same output).
+    pixels = tf.cast(tf.clip_by_value(pixels, 0.0, 255.0), tf.uint8)
     pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
     pixels = tf.ensure_shape(pixels, [image_size, image_size, 3])
     if augment_name == "autoaugment":
-        pixels = autoaugment.distort_with_autoaugment(pixels, augment_seed)
+        pixels = autoaugment.distort_with_autoaugment(pixels, augment_seed, uint8_wraparound=uint8_wraparound)
     else:
         pixels = autoaugment.distort_with_randaugment(pixels, randaugment_num_layers, randaugment_magnitude,
-                                                      augment_seed)
+                                                      augment_seed, uint8_wraparound=uint8_wraparound)
     return tf.cast(pixels, tf.float32)

@@ -32,6 +32,9 @@ INCEPTION_STDDEV_RGB = (128.0, 128.0, 128.0)
 # Activations the builder knows by name: swish for B0-B7, relu for EdgeTPU, relu6 for Lite.
 ACTIVATIONS = ("swish", "relu", "relu6")
 
+# Image resize kernels of the input pipeline (both with tf.compat.v1 semantics, data/preprocessing.py).
+RESIZE_METHODS = ("bicubic", "bilinear")
+
 
 @dataclasses.dataclass(frozen=True)
 class StageSpec:
@@ -116,6 +119,10 @@ class Variant:
       depth_divisor: filter counts are rounded to multiples of this.
       mean_rgb / stddev_rgb: input normalization on the [0, 255] scale.
       num_classes: default classifier width (1001 for EdgeTPU: class 0 is "background").
+      resize_method: the input pipeline's resize kernel, one of RESIZE_METHODS: "bicubic" for B0-B7/B8/L2,
+        "bilinear" for EdgeTPU and Lite (tensorflow/tpu models/official/efficientnet/main.py picks
+        ResizeMethod.BILINEAR for "efficientnet-lite*" and "efficientnet-edgetpu*" names, "for easier
+        post-quantization", in training, eval and the serving export alike).
     """
 
     name: str
@@ -133,6 +140,7 @@ class Variant:
     mean_rgb: Tuple[float, float, float] = IMAGENET_MEAN_RGB
     stddev_rgb: Tuple[float, float, float] = IMAGENET_STDDEV_RGB
     num_classes: int = 1000
+    resize_method: str = "bicubic"
 
     def __post_init__(self):
         _check_positive("width_coefficient", self.width_coefficient)
@@ -147,6 +155,8 @@ class Variant:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {self.num_classes!r}")
+        if self.resize_method not in RESIZE_METHODS:
+            raise ValueError(f"resize_method must be one of {RESIZE_METHODS}, got {self.resize_method!r}")
         if not self.stages:
             raise ValueError(f"variant {self.name!r} has no stages")
 
@@ -154,9 +164,10 @@ class Variant:
     def eval_crop_fraction(self) -> float:
         """Side fraction of the eval center crop: resolution / (resolution + 32) (REFERENCE §1).
 
-        tensorflow/tpu moved to a flat 0.875 for every size in late 2021. We keep the per-size fraction because
-        it is the one the published checkpoints and the Keras/timm ports were evaluated with; the flat value
-        costs up to about 0.6 top-1 points on b7 (REFERENCE §1).
+        tensorflow/tpu moved to about 0.875 for every size in November 2021 (preprocessing.py: CROP_FRACTION
+        0.875, padding round(resolution / 7), i.e. resolution / (resolution + round(resolution / 7))). We keep the
+        per-size fraction because it is the one the published checkpoints and the Keras/timm ports were
+        evaluated with; the flat value costs up to about 0.6 top-1 points on b7 (REFERENCE §1).
         """
         return self.resolution / (self.resolution + CROP_PADDING)
 
@@ -203,17 +214,19 @@ def _row(name, width, depth, resolution, dropout) -> Variant:
 
 
 def _edgetpu(name, width, depth, resolution, dropout) -> Variant:
-    """An EdgeTPU row: ReLU, fused early stages, inception mean/std, 1001 classes (tensorflow/tpu edgetpu/)."""
+    """An EdgeTPU row: ReLU, fused early stages, inception mean/std, 1001 classes (tensorflow/tpu edgetpu/),
+    bilinear resizing (tensorflow/tpu main.py)."""
     return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
                    dropout_rate=dropout, stages=EDGETPU_STAGES, activation="relu", mean_rgb=INCEPTION_MEAN_RGB,
-                   stddev_rgb=INCEPTION_STDDEV_RGB, num_classes=1001)
+                   stddev_rgb=INCEPTION_STDDEV_RGB, num_classes=1001, resize_method="bilinear")
 
 
 def _lite(name, width, depth, resolution, dropout) -> Variant:
-    """A Lite row: ReLU6, no SE, stem/head fixed, inception mean/std (tensorflow/tpu lite/)."""
+    """A Lite row: ReLU6, no SE, stem/head fixed, inception mean/std (tensorflow/tpu lite/), bilinear resizing
+    (tensorflow/tpu main.py)."""
     return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
                    dropout_rate=dropout, stages=LITE_STAGES, activation="relu6", scale_stem_and_head=False,
-                   mean_rgb=INCEPTION_MEAN_RGB, stddev_rgb=INCEPTION_STDDEV_RGB)
+                   mean_rgb=INCEPTION_MEAN_RGB, stddev_rgb=INCEPTION_STDDEV_RGB, resize_method="bilinear")
 
 
 # The scaling table (REFERENCE §1). l2 is also used at 475; 800 is its native size. EdgeTPU and Lite rows:

@@ -35,6 +35,8 @@ def validate_config(config):
              f"unknown model {config.model.variant!r}; choose one of {', '.join(efficientnet.VARIANTS)}")
     _check_choice(config.runtime.mode, base.MODES, "mode")
     _check_choice(config.data.augment_name, base.AUGMENTATIONS, "augment_name")
+    if config.data.resize_method is not None:
+        _check_choice(config.data.resize_method, efficientnet.variants.RESIZE_METHODS, "resize_method")
     _check_choice(config.train.lr_schedule, base.LR_SCHEDULES, "lr_schedule")
     _check_positive(config, [
         "train.batch_size", "eval.batch_size", "train.iterations_per_loop", "train.base_learning_rate",

@@ -3,7 +3,7 @@
 Signatures:
 - serving_default: image_bytes string[None] (JPEG or PNG) -> probabilities float32[None, classes],
   classes int32[None, k] (top-k indices, k = min(5, classes)). The eval preprocessing (center crop with the
-  run's crop fraction, bicubic resize) runs in the graph, so clients send the file's bytes as they are.
+  run's crop fraction, the run's resize kernel: bicubic, bilinear for EdgeTPU/Lite) runs in the graph, so clients send the file's bytes as they are.
   Undecodable bytes fail that request with InvalidArgumentError; the server keeps running.
 - serving_images: images float32[None, size, size, 3], pixels in [0, 255] -> the same outputs.
 
@@ -24,11 +24,12 @@ from training import checkpoints, state as state_lib, warm_start
 class ServingModule(tf.Module):
     """The model with its preprocessing and output head, as tf.functions with fixed signatures."""
 
-    def __init__(self, model, image_size, crop_fraction, num_classes):
+    def __init__(self, model, image_size, crop_fraction, num_classes, resize_method="bicubic"):
         super().__init__(name="efficientnet_serving")
         self.model = model
         self._image_size = image_size
         self._crop_fraction = crop_fraction
+        self._resize_method = resize_method
         self._top_k = min(5, num_classes)
         self.serve_bytes = tf.function(
             self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
@@ -39,7 +40,8 @@ class ServingModule(tf.Module):
     def _serve_bytes(self, image_bytes):
         size = self._image_size
         images = tf.map_fn(
-            lambda data: preprocessing.preprocess_for_eval(data, size, crop_fraction=self._crop_fraction),
+            lambda data: preprocessing.preprocess_for_eval(data, size, crop_fraction=self._crop_fraction,
+                                                           resize_method=self._resize_method),
             image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
         return self._predict(images)
 
@@ -81,7 +83,8 @@ def export_saved_model(config, num_classes, weights_prefix, export_dir):
     """Writes the SavedModel of `weights_prefix`'s EMA weights to export_dir; returns export_dir."""
     model = load_inference_model(config, num_classes, weights_prefix)
     size = state_lib.image_size(config)
-    module = ServingModule(model, size, state_lib.crop_fraction(config), num_classes)
+    module = ServingModule(model, size, state_lib.crop_fraction(config), num_classes,
+                           state_lib.resize_method(config))
     export_dir = export_dir.rstrip("/")
     tmp_dir = f"{export_dir}.tmp-{uuid.uuid4().hex[:8]}"
     signatures = {"serving_default": module.serve_bytes.get_concrete_function(),

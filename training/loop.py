@@ -38,7 +38,8 @@ def _train_dataset_fn(ctx, seed):
         return pipeline.make_dataset(
             ctx.source, "train", batch_size=batch_size, image_size=size, training=True,
             augment_name=config.data.augment_name, randaugment_num_layers=config.data.randaugment_num_layers,
-            randaugment_magnitude=config.data.randaugment_magnitude, seed=seed,
+            randaugment_magnitude=config.data.randaugment_magnitude, crop_fraction=state_lib.crop_fraction(config),
+            resize_method=state_lib.resize_method(config), seed=seed,
             deterministic=config.train.deterministic, input_context=input_context,
             max_bad_fraction=config.data.max_bad_fraction)
 
@@ -120,7 +121,8 @@ def eval_dataset(ctx, split):
         return pipeline.make_dataset(
             ctx.source, split, batch_size=input_context.get_per_replica_batch_size(config.eval.batch_size),
             image_size=state_lib.image_size(config), training=False,
-            crop_fraction=state_lib.crop_fraction(config), input_context=input_context,
+            crop_fraction=state_lib.crop_fraction(config), resize_method=state_lib.resize_method(config),
+            input_context=input_context,
             num_batches=num_steps * local_replicas)
 
     return strategy.distribute_datasets_from_function(dataset_fn, _input_options())

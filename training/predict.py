@@ -80,14 +80,15 @@ def class_names(source, num_classes, model_dir=None):
     return names or [f"class {i}" for i in range(num_classes)]
 
 
-def _read_images(paths, size, crop_fraction):
+def _read_images(paths, size, crop_fraction, resize_method):
     images = []
     for path in paths:
         if not tf.io.gfile.exists(path):
             raise UserError(f"no such image file: {path}")
         data = tf.io.gfile.GFile(path, "rb").read()
         try:
-            images.append(preprocessing.preprocess_for_eval(tf.constant(data), size, crop_fraction=crop_fraction))
+            images.append(preprocessing.preprocess_for_eval(tf.constant(data), size, crop_fraction=crop_fraction,
+                                                            resize_method=resize_method))
         except (tf.errors.InvalidArgumentError, ValueError):
             raise UserError(f"{path} is not a decodable JPEG/PNG/GIF/BMP image") from None
     return tf.stack(images)
@@ -100,7 +101,8 @@ def predict(config, source, weights_path, image_paths, top_k=5):
                         "--init_checkpoint=WEIGHTS image.jpg ...")
     num_classes = config.model.num_classes or warm_start.weights_num_classes(weights_path)
     model = export.load_inference_model(config, num_classes, weights_path)
-    images = _read_images(image_paths, state_lib.image_size(config), state_lib.crop_fraction(config))
+    images = _read_images(image_paths, state_lib.image_size(config), state_lib.crop_fraction(config),
+                          state_lib.resize_method(config))
     probabilities = tf.nn.softmax(tf.cast(model(images, training=False), tf.float32)).numpy()
     names = class_names(source, num_classes, config.runtime.model_dir)
     results = []

@@ -91,6 +91,12 @@ def crop_fraction(config):
     return size / (size + 32)
 
 
+def resize_method(config):
+    """The input pipeline's resize kernel: config.data.resize_method, else the variant row's (bilinear for
+    EdgeTPU and Lite, bicubic otherwise)."""
+    return config.data.resize_method or variant(config).resize_method
+
+
 def build_state(config, num_classes, schedule, strategy, init_checkpoint=None, log=print):
     """Creates model, optimizer and EMA under `strategy`, with every variable built before the first step.
 

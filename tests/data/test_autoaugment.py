@@ -1,4 +1,5 @@
-"""Tests for data/autoaugment.py: every op eagerly and in tf.data, known values, PIL where PIL is the oracle."""
+"""Tests for data/autoaugment.py: every op eagerly and in tf.data, known values, PIL where PIL is the oracle.
+Exact equality with the original's ops is tested in test_original_ops.py."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -47,8 +48,10 @@ def test_invert_solarize_posterize_known_values():
     # Level 5 → threshold int(0.5·256) = 128: values >= 128 are inverted.
     solarize = aa.apply_op(image, "Solarize", 5).numpy()[0, :, 0]
     np.testing.assert_array_equal(solarize, [0, 1, 63, 64, 127, 127, 55, 0])
-    # Level 10 → threshold 256: nothing changes; level 0 → threshold 0: everything inverted.
-    np.testing.assert_array_equal(aa.apply_op(image, "Solarize", 10).numpy(), image)
+    # Level 10 → threshold 256, which the original's uint8 comparison wraps to 0: everything inverted, like
+    # level 0; the corrected option inverts nothing.
+    np.testing.assert_array_equal(aa.apply_op(image, "Solarize", 10).numpy(), 255 - image)
+    np.testing.assert_array_equal(aa.apply_op(image, "Solarize", 10, uint8_wraparound=False).numpy(), image)
     np.testing.assert_array_equal(aa.apply_op(image, "Solarize", 0).numpy(), 255 - image)
     # Level 5 → int(0.5·4) = 2 bits kept.
     posterize = aa.apply_op(image, "Posterize", 5).numpy()[0, :, 0]
@@ -138,7 +141,11 @@ def test_bad_arguments_are_one_line_errors():
         aa.apply_op(IMAGE, "Blur", 3)
     with pytest.raises(ValueError, match="uint8"):
         aa.apply_op(IMAGE.astype(np.float32), "Invert", 3)
-    with pytest.raises(ValueError, match="level must be >= 0"):
+    with pytest.raises(ValueError, match="level must be a Python number >= 0"):
         aa.apply_op(IMAGE, "Rotate", -1)
+    with pytest.raises(ValueError, match="level must be a Python number >= 0"):
+        aa.apply_op(IMAGE, "Rotate", tf.constant(3.0))
+    with pytest.raises(ValueError, match="magnitude must be a Python number >= 0"):
+        aa.distort_with_randaugment(IMAGE, 2, -1, (0, 0))
     with pytest.raises(ValueError, match="num_layers"):
         aa.distort_with_randaugment(IMAGE, -1, 10, (0, 0))

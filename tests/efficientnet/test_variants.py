@@ -104,3 +104,13 @@ def test_variant_validation():
         Variant("x", 1.0, 1.0, 224, 0.2, activation="gelu")
     with pytest.raises(ValueError, match="survival_prob"):
         Variant("x", 1.0, 1.0, 224, 0.2, survival_prob=0.0)
+
+
+def test_resize_method_per_family():
+    # tensorflow/tpu main.py: BILINEAR for "efficientnet-lite*" and "efficientnet-edgetpu*", bicubic otherwise.
+    for name, row in VARIANTS.items():
+        expected = "bilinear" if name.startswith(("lite", "edgetpu")) else "bicubic"
+        assert row.resize_method == expected, name
+    assert custom_variant(1).resize_method == "bicubic"
+    with pytest.raises(ValueError, match="resize_method must be one of"):
+        dataclasses.replace(VARIANTS["b0"], resize_method="area")

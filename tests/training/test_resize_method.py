@@ -1,0 +1,65 @@
+"""End to end: a Lite config's eval pipeline (training/loop.py eval_dataset → data/pipeline.py) resizes with
+the compat.v1 bilinear kernel, a B0 config's with bicubic, pixel for pixel as the original's port; the serving
+signature (training/export.py ServingModule) and --mode=predict's reader use the kernel they are given."""
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import base
+from data import sources
+from tests.data import original_port as port
+from tests.data.conftest import make_example, write_shards
+from training import export, loop, predict, state as state_lib
+
+SIZES = [(61, 83), (90, 70), (40, 40), (75, 120), (33, 50)]
+
+
+@pytest.fixture(scope="module")
+def photo_records(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("photo_records"))
+    jpegs = [port.jpeg_bytes(port.photo_like(h, w, 20 + i)) for i, (h, w) in enumerate(SIZES)]
+    write_shards(directory, "validation", [3, 2], lambda i: make_example(jpegs[i], i + 1))
+    write_shards(directory, "train", [1], lambda i: make_example(jpegs[i], i + 1))
+    return directory, jpegs
+
+
+@pytest.mark.parametrize("variant,method", [("lite0", "bilinear"), ("b0", "bicubic")])
+def test_eval_dataset_resizes_with_the_variants_kernel(photo_records, variant, method):
+    directory, jpegs = photo_records
+    config = base.get_config()
+    config.model.variant = variant
+    config.model.image_size = 48
+    config.eval.batch_size = 8
+    assert state_lib.resize_method(config) == method
+    ctx = types.SimpleNamespace(config=config, strategy=tf.distribute.get_strategy(),
+                                source=sources.get_source(data_dir=directory, holdout_shards=0))
+    seen = 0
+    for batch in loop.eval_dataset(ctx, "validation"):
+        for image, label, mask in zip(batch["images"].numpy(), batch["labels"].numpy(), batch["mask"].numpy()):
+            if mask:
+                want = port.preprocess_for_eval(jpegs[label], 48, method)
+                assert np.abs(image - want).max() == 0.0, (variant, label)
+                seen += 1
+    assert seen == len(SIZES)
+
+
+class _Pixels(tf.Module):
+    """A stand-in network whose logits are the input pixels / 256, so the served probabilities expose them."""
+
+    def __call__(self, images, training=False):
+        return tf.reshape(images, [tf.shape(images)[0], -1]) / 256.0
+
+
+@pytest.mark.parametrize("method", ["bilinear", "bicubic"])
+def test_serving_signature_and_predict_resize_with_the_given_kernel(photo_records, tmp_path, method):
+    _, jpegs = photo_records
+    module = export.ServingModule(_Pixels(), 48, 48 / 80, 48 * 48 * 3, method)
+    served = module.serve_bytes(tf.constant(jpegs[:2]))["probabilities"].numpy()
+    want = np.stack([port.preprocess_for_eval(data, 48, method).reshape(-1) for data in jpegs[:2]])
+    np.testing.assert_allclose(served, tf.nn.softmax(want / 256.0).numpy(), rtol=1e-6, atol=0)
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(jpegs[3])
+    read = predict._read_images([str(path)], 48, 48 / 80, method).numpy()
+    assert np.abs(read[0] - port.preprocess_for_eval(jpegs[3], 48, method)).max() == 0.0
