@@ -84,7 +84,8 @@ def with_schema_config(argv):
 def parse_flags(argv):
     """absl flag parsing with the project's convention for user mistakes: one line, exit status 2.
 
-    --help (absl exits with status 1 after printing it) exits 0 here; --help_config lists the config fields.
+    --help (absl exits with status 1 after printing it) exits 0 here; --help_config lists the config fields,
+    and so does --helpfull after absl's list of flags.
     """
     try:
         _ARGV[:] = argv
@@ -96,6 +97,8 @@ def parse_flags(argv):
         bad = _bad_override(argv)
         _user_error(cli.unknown_field_message(bad) if bad else f"bad config override: {errors.first_line(e)}")
     except SystemExit as e:  # absl's help flags exit 1 after printing the help: asking for help is no error
+        if any(re.match(r"^-{1,2}helpfull(=true)?$", arg, re.IGNORECASE) for arg in argv[1:]):
+            print(f"\nconfig fields (--config.section.field=value):\n{cli.describe_fields()}")
         sys.exit(0 if e.code == 1 else e.code)
     if flags.FLAGS.help_config:
         print(cli.describe_fields())

@@ -158,7 +158,8 @@ def test_help_exits_0_and_shows_the_recipes_defaults():
                      "(default: '0.016')", "--lr_warmup_epochs: Linear learning-rate warm-up, in epochs. "
                      "Demo config (no data given): 1.0. (default: '5.0')", "--[no]skip_host_call: Accepted"):
         assert expected in text
-    assert _main("--helpfull")[0].returncode == 0
+    full, _ = _main("--helpfull")
+    assert full.returncode == 0 and "--config.train.warmup_epochs=5.0" in full.stdout
 
 
 def test_help_config_lists_every_field_with_default_and_comment():
