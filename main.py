@@ -120,7 +120,9 @@ def _quiet_tensorflow_import():
         try:
             from training import run  # pylint: disable=import-outside-toplevel
             import tensorflow as tf  # pylint: disable=import-outside-toplevel
-            tf.config.list_logical_devices()  # device discovery is where cuInit runs
+            # Physical device discovery is where cuInit runs. Not list_logical_devices: that initializes the
+            # runtime, after which MultiWorkerMirroredStrategy can no longer configure its collectives.
+            tf.config.list_physical_devices("GPU")
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
