@@ -1,67 +1,57 @@
 """Train, evaluate and export EfficientNet: `python main.py --model=b4 --tpu=NAME --data_dir=gs://... --model_dir=gs://...`.
 
-With no data flags it runs the CPU-sized demo (configs/demo.py) on generated demo data; with --data_dir or
---dataset it starts from the paper's recipe (configs/imagenet.py). Any config field can be overridden as
---config.section.field=value; the named flags below are shortcuts that keep the original's names.
+Training without data (--data_dir/--dataset) runs the CPU-sized demo (configs/demo.py) on generated demo data;
+everything else starts from the paper's recipe (configs/imagenet.py); the rule is configs/cli.py `preset_name`,
+applied to the parsed flags. Any config field can be overridden as --config.section.field=value
+(--help_config lists them); the named flags below, one table in configs/cli.py, keep the original
+tensorflow/tpu main.py's names, and every flag of that main.py is accepted.
 """
 import os
+import re
 import sys
 
-# TensorFlow's C++ INFO/WARNING lines drown the progress output; errors still show. Set before TF loads.
+# TensorFlow's C++ INFO/WARNING lines drown the progress output. This filters those logged after TensorFlow
+# initializes its logging; the lines printed before that, and the ERROR-level "failed call to cuInit" of a
+# machine without a GPU driver (XLA's stream_executor cuda_platform.cc), are filtered by _quiet_tensorflow_import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402  (after the environment is set)
 from ml_collections import config_flags  # noqa: E402
 
-import configs  # noqa: E402
+from configs import base, cli, demo  # noqa: E402
 from training import checks, errors  # noqa: E402  (no TensorFlow: bad flags fail before it loads)
 
-_CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
-config_flags.DEFINE_config_file("config", None, "Config file (default: configs/demo.py without data flags, "
-                                "configs/imagenet.py with them).", lock_config=True)
-
-_str, _int, _float, _bool = flags.DEFINE_string, flags.DEFINE_integer, flags.DEFINE_float, flags.DEFINE_bool
-_str("model", None, "Variant: b0 ... b7, b8, l2.")
-_str("tpu", None, "Cloud TPU name, grpc://host:port, or 'local' on a TPU VM.")
-_str("data_dir", None, "ImageNet-format TFRecords (train-*-of-*, validation-*-of-*); absent: demo data.")
-_str("dataset", None, "TensorFlow Datasets source instead of --data_dir, e.g. tfds:imagenet2012.")
-_str("model_dir", None, "Where checkpoints, metrics and the archive go (default runs/<model>-<time>).")
-flags.DEFINE_enum("mode", None, ["train", "eval", "train_and_eval", "export", "predict"], "What to run.")
-_int("train_steps", None, "Training steps (default: config epochs x steps per epoch).")
-_int("train_batch_size", None, "Global training batch.")
-_int("eval_batch_size", None, "Global evaluation batch.")
-_int("steps_per_eval", None, "Training steps between minival evaluations.")
-_int("iterations_per_loop", None, "Training steps per host call.")
-_int("image_size", None, "Input resolution (default: the variant's).")
-_int("num_label_classes", None, "Classes (default: from the data).")
-_int("holdout_shards", None, "Train shards held out as minival.")
-_str("augment_name", None, "autoaugment, randaugment or none.")
-_float("base_learning_rate", None, "Learning rate per 256 images (scaled linearly with the batch).")
-_float("moving_average_decay", None, "EMA decay.")
-_float("weight_decay", None, "L2 weight decay.")
-_float("label_smoothing", None, "Label smoothing.")
-_bool("use_bfloat16", None, "bfloat16 activations (default: on TPU only).")
-_str("export_dir", None, "Where to write the SavedModel.")
-_str("init_checkpoint", None, "Weights to start from, evaluate or export.")
-_int("seed", None, "Random seed.")
-_bool("deterministic", None, "Deterministic ops and input order (bit-exact resume).")
+_DEFINE = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer, "float": flags.DEFINE_float,
+           "bool": flags.DEFINE_bool}
 
 
-def with_default_config(argv):
-    """Adds --config=<demo or imagenet> when the user gave none (absl needs it before the overrides).
+# The command line ml_collections scans for --config.* overrides. It reads it (and any --flagfile in it) as
+# soon as --config is defined, so it stays empty until parse_flags fills it: a missing flagfile is then absl's
+# one-line error, not a traceback at import.
+_ARGV = []
 
-    The demo config is for training without data; predicting and exporting published weights (--init_checkpoint
-    without a --model_dir to take the network from) and anything given data start from the ImageNet recipe at
-    the variant's resolution.
+
+def define_flags(flag_values=flags.FLAGS, argv=None):
+    """Defines --config and every row of configs/cli.py's table on `flag_values` (tests pass their own).
+
+    argv: the list ml_collections scans for the --config.* overrides, filled before parsing (default _ARGV).
     """
-    if any(arg == "--config" or arg.startswith("--config=") for arg in argv[1:]):
-        return argv
-    names = {arg.split("=")[0] for arg in argv[1:]}
-    has_data = bool(names & {"--data_dir", "--dataset"})
-    predicting = "--mode=predict" in argv[1:]
-    exporting_weights = "--mode=export" in argv[1:] and "--init_checkpoint" in names and "--model_dir" not in names
-    name = "imagenet.py" if has_data or predicting or exporting_weights else "demo.py"
-    return argv[:1] + [f"--config={os.path.join(_CONFIG_DIR, name)}"] + argv[1:]
+    config_flags.DEFINE_config_file(
+        "config", None, "Config file, e.g. configs/transfer.py:cifar10. Default: configs/demo.py to "
+        "train without data, else configs/imagenet.py (the recipe); --help_config lists every field.",
+        flag_values=flag_values, lock_config=True, sys_argv=_ARGV if argv is None else argv)
+    flags.DEFINE_bool("help_config", False, "List every config field with its default and comment, and exit.",
+                      flag_values=flag_values)
+    demo_config = demo.get_config()
+    for flag in cli.FLAGS:
+        default, help_text = cli.shown_default(flag), cli.help_text(flag, demo_config)
+        if flag.kind == "enum":
+            flags.DEFINE_enum(flag.name, default, base.MODES, help_text, flag_values=flag_values)
+        else:
+            _DEFINE[flag.kind](flag.name, default, help_text, flag_values=flag_values)
+
+
+define_flags()
 
 
 def _user_error(message):
@@ -69,16 +59,79 @@ def _user_error(message):
     sys.exit(2)
 
 
+def _bad_override(argv):
+    """The first --config.section.field on the command line that names no field of the schema, else None."""
+    known = {f"{section}.{field}" for section, fields in base.get_config().items() for field in fields}
+    for arg in argv[1:]:
+        name = arg.split("=", 1)[0].lstrip("-")
+        name = name[2:] if name.startswith("noconfig.") else name
+        if name.startswith("config.") and name[len("config."):] not in known:
+            return arg
+    return None
+
+
+def with_schema_config(argv):
+    """argv with --config=configs/base.py first when the user gave no --config: ml_collections registers the
+    --config.* override flags only while parsing a --config. The schema is a neutral start; the rule choosing
+    the preset (configs/cli.py `resolve`) runs on the parsed values. The test for a user's --config is
+    ml_collections' own (after --flagfile expansion), so it holds for every spelling it accepts."""
+    expanded = flags.FLAGS.read_flags_from_files(argv, force_gnu=False)
+    if any(re.match(r"^-{1,2}config(=|$)", arg) for arg in expanded[1:]):
+        return argv
+    return argv[:1] + [f"--config={cli.BASE_CONFIG}"] + argv[1:]
+
+
 def parse_flags(argv):
-    """absl flag parsing with the project's convention for user mistakes: one line, exit status 2."""
+    """absl flag parsing with the project's convention for user mistakes: one line, exit status 2.
+
+    --help (absl exits with status 1 after printing it) exits 0 here; --help_config lists the config fields,
+    and so does --helpfull after absl's list of flags.
+    """
     try:
-        return flags.FLAGS(argv)
+        _ARGV[:] = argv
+        argv = with_schema_config(argv)
+        remaining = flags.FLAGS(argv)
     except flags.Error as e:
         _user_error(e)
     except (AttributeError, KeyError, TypeError, ValueError) as e:  # --config.<unknown or mistyped field>
-        overrides = " ".join(arg for arg in argv[1:] if arg.startswith("--config."))
-        _user_error(f"bad config override ({overrides}): no field {str(e).strip(chr(34))}; "
-                    "see configs/base.py for the fields")
+        bad = _bad_override(argv)
+        _user_error(cli.unknown_field_message(bad) if bad else f"bad config override: {errors.first_line(e)}")
+    except SystemExit as e:  # absl's help flags exit 1 after printing the help: asking for help is no error
+        if any(re.match(r"^-{1,2}helpfull(=true)?$", arg, re.IGNORECASE) for arg in argv[1:]):
+            print(f"\nconfig fields (--config.section.field=value):\n{cli.describe_fields()}")
+        sys.exit(0 if e.code == 1 else e.code)
+    if flags.FLAGS.help_config:
+        print(cli.describe_fields())
+        sys.exit(0)
+    return remaining
+
+
+def _quiet_tensorflow_import():
+    """Imports training.run (TensorFlow) and initializes its devices with stderr captured, then replays every
+    captured line except TensorFlow's start-up noise: the lines logged before its logging is initialized (which
+    TF_CPP_MIN_LOG_LEVEL does not reach) and the cuInit error of a machine without a GPU driver."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+    noise = re.compile(r"absl::InitializeLog|oneDNN custom operations|cudart_stub\.cc|failed call to cuInit|"
+                       r"cpu_feature_guard\.cc|To enable the following instructions|computation_placer")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            from training import run  # pylint: disable=import-outside-toplevel
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+            # Physical device discovery is where cuInit runs. Not list_logical_devices: that initializes the
+            # runtime, after which MultiWorkerMirroredStrategy can no longer configure its collectives.
+            tf.config.list_physical_devices("GPU")
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                    if not noise.search(line)]
+            sys.stderr.write("".join(kept))
+    return run
 
 
 def main(argv):
@@ -86,16 +139,17 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # absl INFO lines from checkpoint saving are noise here
     try:
-        config = configs.apply_flag_overrides(flags.FLAGS.config, {name: flags.FLAGS[name].value
-                                                                   for name in configs.FLAG_FIELDS})
+        config, notes = cli.resolve(flags.FLAGS)
         checks.validate_config(config)
-    except (errors.UserError, TypeError) as e:  # TypeError: a value of the wrong type for a config field
+    except (errors.UserError, cli.FlagError, TypeError) as e:  # TypeError: a value of the wrong type for a field
         _user_error(e)
-    from training import run  # pylint: disable=import-outside-toplevel  (loads TensorFlow)
+    for note in notes:
+        print(note, file=sys.stderr)
+    run = _quiet_tensorflow_import()
     try:
         if image_files and config.runtime.mode != "predict":
             raise errors.UserError(f"unexpected arguments {' '.join(image_files)} (image files go with --mode=predict)")
-        run.run(config, image_files=image_files)
+        run.run(config, image_files=image_files, user_fields=cli.fields_given(flags.FLAGS))
     except errors.UserError as e:
         _user_error(e)
     except errors.NumericalError as e:
@@ -107,4 +161,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, argv=with_default_config(sys.argv), flags_parser=parse_flags)
+    app.run(main, flags_parser=parse_flags)

@@ -12,6 +12,8 @@ setuptools.setup(
     description="EfficientNet B0-B7 for TensorFlow 2 / Keras 3 with the published Cloud TPU training recipe.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["efficientnet", "efficientnet.*"]),
     install_requires=[
@@ -22,5 +24,6 @@ setuptools.setup(
         "h5py>=3.0",  # reading published Keras weight files (Keras already depends on it)
     ],
     # Pillow: an independent oracle for the AutoAugment ops in tests/data (PIL's ImageOps/ImageEnhance).
-    extras_require={"test": ["pytest>=7", "pillow"]},
+    # TensorBoard: only to view the event files a run writes (TensorFlow >= 2.20 no longer installs it).
+    extras_require={"test": ["pytest>=7", "pillow"], "tensorboard": ["tensorboard"]},
 )

@@ -43,6 +43,8 @@ def _data():
                                                         # for EdgeTPU/Lite as tensorflow/tpu main.py, else bicubic)
         max_bad_fraction=0.01,                          # stop if more than 1% of records are undecodable
         eval_split="validation",                        # what --mode=eval scores
+        num_train_images=config_dict.placeholder(int),  # None: counted; set: checked against train + minival
+        num_eval_images=config_dict.placeholder(int),   # None: counted; set: checked against validation
     ))
 
 
@@ -77,6 +79,9 @@ def _eval():
         steps_per_eval=config_dict.placeholder(int), # None: every epochs_per_eval epochs
         epochs_per_eval=5.0,
         early_stopping_evals=0,                      # stop after N evaluations without a better top-1; 0: never
+        in_training=True,                            # False: the training job only saves checkpoints and a
+                                                     # --mode=eval sidecar evaluates them (the original's pairing)
+        timeout_seconds=config_dict.placeholder(int),  # sidecar: stop after this long without a new checkpoint
     ))
 
 
@@ -85,6 +90,8 @@ def _runtime():
         mode="train_and_eval",                       # one of MODES
         model_dir=config_dict.placeholder(str),
         tpu=config_dict.placeholder(str),            # TPU name, grpc://host:port or "local"
+        tpu_zone=config_dict.placeholder(str),       # zone of a TPU given by name (None: the VM's metadata)
+        gcp_project=config_dict.placeholder(str),    # its GCP project (None: the VM's metadata)
         use_bfloat16=config_dict.placeholder(bool),  # None: on TPU only
         jit_compile=config_dict.placeholder(bool),   # None: XLA on TPU/GPU, not on CPU (REFERENCE §7)
         checkpoints_to_keep=3,

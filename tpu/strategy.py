@@ -46,10 +46,14 @@ def _check_reachable(master, timeout_s):
             "check --tpu and that the TPU is READY") from None
 
 
-def _tpu_strategy(tpu, timeout_s):
-    """Connects to and initializes the TPU system named by `tpu`; returns a TPUStrategy."""
+def _tpu_strategy(tpu, timeout_s, zone=None, project=None):
+    """Connects to and initializes the TPU system named by `tpu`; returns a TPUStrategy.
+
+    zone/project locate a TPU given by name through the Cloud TPU API (the original's --tpu_zone and
+    --gcp_project); None lets the resolver read them from the VM's metadata.
+    """
     try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu, zone=zone, project=project)
     except Exception as e:  # The Cloud TPU API lookup of a name raises URLError, ValueError, HttpError, ...
         raise TPUUnreachableError(f"cannot resolve TPU {tpu!r}: {e}") from None
     if tpu != "local":
@@ -63,10 +67,10 @@ def _tpu_strategy(tpu, timeout_s):
     return tf.distribute.TPUStrategy(resolver)
 
 
-def resolve_strategy(tpu=None, *, timeout_s=TPU_CONNECT_TIMEOUT_S):
+def resolve_strategy(tpu=None, *, timeout_s=TPU_CONNECT_TIMEOUT_S, zone=None, project=None):
     """Returns the strategy for this process following the table in the module docstring."""
     if tpu:
-        return _tpu_strategy(tpu, timeout_s)
+        return _tpu_strategy(tpu, timeout_s, zone=zone, project=project)
     if os.environ.get("TF_CONFIG"):
         try:
             json.loads(os.environ["TF_CONFIG"])

@@ -22,11 +22,13 @@ def _format_duration(seconds):
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
-def evaluation_record(step, split, metrics, *, ema=True, weights=None):
+def evaluation_record(step, split, metrics, *, ema=True, weights=None, image_size=None, crop_fraction=None):
     """The metrics.jsonl line of one evaluation: {"step", "split", "top_1", "top_5", "loss", ..., "ema"}, and
-    "weights" (the file scored) when they are not this run's own (--mode=eval --init_checkpoint=FILE.h5)."""
+    "weights" (the file scored: published weights, or the checkpoint --mode=eval read) and the eval
+    "image_size"/"crop_fraction" when given (--mode=eval says what it evaluated)."""
     record = {"step": int(step), "split": split, **{k: float(v) for k, v in metrics.items()}, "ema": ema}
-    return {**record, "weights": weights} if weights else record
+    described = {"weights": weights, "image_size": image_size, "crop_fraction": crop_fraction}
+    return {**record, **{k: v for k, v in described.items() if v is not None}}
 
 
 def read_metrics(model_dir):
@@ -82,7 +84,8 @@ class RunLog:
         if not self._enabled:
             return record
         step, split = record["step"], record["split"]
-        metrics = {k: v for k, v in record.items() if k not in ("step", "split", "ema", "weights")}
+        metrics = {k: v for k, v in record.items()
+                   if k not in ("step", "split", "ema", "weights", "image_size", "crop_fraction")}
         _append_line(f"{self._model_dir}/metrics.jsonl", json.dumps(record))
         self.scalars(step, {k: v for k, v in metrics.items() if k != "num_examples"}, prefix=f"{split}/")
         self.message(f"eval {split} at step {step}: top-1 {metrics['top_1']:.4f}  top-5 {metrics['top_5']:.4f}  "

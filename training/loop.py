@@ -183,9 +183,10 @@ class Trainer:
         restored = self.checkpoints.restore_latest()
         if restored:
             self.ctx.log.message(f"resumed from {restored} at step {self.state.step}")
-        if self.split == "validation":
+        evaluating = self.ctx.config.eval.in_training  # False: a --mode=eval sidecar evaluates (training/sidecar.py)
+        if self.split == "validation" and evaluating:
             self.ctx.log.message("warning: no minival holdout; selecting checkpoints on the validation split")
-        if self._eval_missing():  # killed after the checkpoint at an eval step, before its evaluation
+        if evaluating and self._eval_missing():  # killed after the checkpoint at an eval step, before its evaluation
             self._evaluate_and_select()
         while self.state.step < self.schedule.total_steps and not self._should_stop_early():
             boundary = self._next_boundary()
@@ -193,7 +194,7 @@ class Trainer:
             path = self.checkpoints.save(self.state.step)
             if self.preempted:
                 raise Preempted(self.state.step, path)
-            if self._is_eval_step(self.state.step):
+            if evaluating and self._is_eval_step(self.state.step):
                 self._evaluate_and_select()
         return self.best
 

@@ -13,8 +13,8 @@ import tensorflow as tf
 import tpu
 from data import sources
 from efficientnet import ema as ema_lib
-from training import checkpoints, checks, export, lock, logs, loop, predict, preemption, state as state_lib, \
-    warm_start
+from training import checkpoints, checks, export, lock, logs, loop, predict, preemption, sidecar, \
+    state as state_lib, warm_start
 from training.errors import UserError, first_line
 
 CONFIG_FILE = "config.json"
@@ -23,7 +23,8 @@ CONFIG_FILE = "config.json"
 def _strategy_and_kind(config, strategy=None):
     if strategy is None:
         try:
-            strategy = tpu.resolve_strategy(config.runtime.tpu)
+            strategy = tpu.resolve_strategy(config.runtime.tpu, zone=config.runtime.tpu_zone,
+                                            project=config.runtime.gcp_project)
         except (tpu.TPUUnreachableError, ValueError) as e:
             raise UserError(str(e)) from None
     return strategy, tpu.device_kind(strategy)
@@ -48,6 +49,18 @@ def _open_source(config):
         raise UserError(first_line(e)) from None
 
 
+def _check_counts(config, source, log):
+    """The original's --num_train_images/--num_eval_images, when given, are checked against the records counted:
+    epochs here always count the actual records (train + minival is the original's num_train_images)."""
+    for given, splits, flag in ((config.data.num_train_images, ("train", "minival"), "num_train_images"),
+                                (config.data.num_eval_images, ("validation",), "num_eval_images")):
+        if given is not None and config.runtime.mode in ("train", "train_and_eval", "eval"):
+            counted = sum(source.num_examples(split) for split in splits)
+            if counted != given:
+                log.message(f"warning: --{flag}={given} but the data has {counted} ({' + '.join(splits)}); "
+                            f"using the {counted} records")
+
+
 def _default_model_dir(config):
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return os.path.join("runs", f"{config.model.variant}-{stamp}")
@@ -59,23 +72,54 @@ def _write_config(config, model_dir):
         f.write(json.dumps(json.loads(config.to_json()), indent=1, sort_keys=True) + "\n")
 
 
-# Fields that define the network a checkpoint holds: eval/export/predict take them from the run that wrote it.
-_NETWORK_FIELDS = (("model", ("variant", "width_coefficient", "depth_coefficient", "image_size", "num_classes",
-                              "dropout_rate", "survival_prob")), ("train", ("freeze_backbone",)))
+# What eval/export/predict take from the run whose checkpoints they read (its model_dir/config.json).
+# The network a checkpoint holds always comes from the run; a flag saying otherwise is reported and ignored.
+_NETWORK_FIELDS = ("model.variant", "model.width_coefficient", "model.depth_coefficient", "model.num_classes",
+                   "model.dropout_rate", "model.survival_prob", "train.freeze_backbone")
+# The data and evaluation settings it trained with come from the run unless the user sets them: evaluating a
+# finished run needs no flag repeated, and a flag still chooses another resolution, crop, split or data.
+# The train length fields let a --mode=eval sidecar know the run's final step.
+_RUN_FIELDS = ("model.image_size", "data.data_dir", "data.dataset", "data.tfds_data_dir", "data.cache_dir",
+               "data.holdout_shards", "data.holdout_fraction", "data.include_background", "data.crop_fraction",
+               "data.eval_split", "eval.batch_size", "train.steps", "train.epochs", "train.batch_size",
+               "eval.in_training")
 
 
-def _inherit_network(config):
-    """For eval/export/predict on a training run's model_dir, use the network settings it trained with."""
-    path = os.path.join(config.runtime.model_dir or "", CONFIG_FILE)
-    if config.runtime.mode not in ("eval", "export", "predict") or not config.runtime.model_dir \
-            or not tf.io.gfile.exists(path):
-        return
-    with tf.io.gfile.GFile(path) as f:
-        trained = json.load(f)
-    for section, fields in _NETWORK_FIELDS:
-        for field in fields:
-            if field in trained.get(section, {}):
-                config[section][field] = trained[section][field]
+# Where the run's data was: predict reads no data (the class names are in model_dir), so it never opens it.
+_DATA_PLACES = ("data.data_dir", "data.dataset", "data.tfds_data_dir", "data.cache_dir")
+
+
+def holds_trained_network(model_dir):
+    """True when model_dir has a checkpoint of a training run (ckpt-N or archive/), not just a config.json
+    (--mode=eval of published weights writes one)."""
+    return bool(model_dir) and tf.io.gfile.exists(os.path.join(model_dir, CONFIG_FILE)) and (
+        tf.train.latest_checkpoint(model_dir) is not None
+        or tf.io.gfile.exists(checkpoints.archived_prefix(model_dir) + ".index"))
+
+
+def read_run_config(model_dir):
+    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE)) as f:
+        return json.load(f)
+
+
+def _inherit_run_settings(config, user_fields=()):
+    """For eval/export/predict on a training run's model_dir: the network it trained (always) and its data and
+    evaluation settings (unless in user_fields, the "section.field" names the user set); returns the notes."""
+    if config.runtime.mode not in ("eval", "export", "predict") or not holds_trained_network(config.runtime.model_dir):
+        return []
+    trained, notes = read_run_config(config.runtime.model_dir), []
+    for dotted in _NETWORK_FIELDS + _RUN_FIELDS:
+        section, field = dotted.split(".")
+        if field not in trained.get(section, {}) or (config.runtime.mode == "predict" and dotted in _DATA_PLACES):
+            continue
+        value = trained[section][field]
+        if dotted in user_fields and dotted in _RUN_FIELDS:
+            continue
+        if dotted in user_fields and config[section][field] != value:
+            notes.append(f"note: using {dotted}={value} of the run in {config.runtime.model_dir} (its checkpoints "
+                         f"hold that network), not {config[section][field]}")
+        config[section][field] = value
+    return notes
 
 
 def _external_weights(config):
@@ -83,7 +127,7 @@ def _external_weights(config):
     original tensorflow/tpu checkpoint), else None. Such weights are scored or exported as stored, with no
     training run behind them."""
     path = config.runtime.init_checkpoint
-    if config.runtime.mode not in ("eval", "export") or not path:
+    if config.runtime.mode not in ("eval", "export", "predict") or not path:
         return None
     if warm_start.is_keras_file(path):
         if not tf.io.gfile.exists(path):
@@ -102,17 +146,22 @@ def _write_class_names(source, model_dir):
             f.write("\n".join(source.class_names) + "\n")
 
 
-def setup(config, strategy=None):
+def setup(config, strategy=None, user_fields=()):
     """Validates the config and builds the RunContext (strategy, precision, data source, model_dir).
 
     `strategy` replaces the one tpu.resolve_strategy would pick (tests use MirroredStrategy this way).
+    user_fields: the "section.field" names set on the command line (they win over a run's config.json).
     """
     checks.validate_config(config)
     external = _external_weights(config)
     if config.runtime.mode in ("eval", "export") and not config.runtime.model_dir and not external:
         raise UserError(f"--mode={config.runtime.mode} needs --model_dir (the directory of a training run)")
-    if not external:  # published weights have the network the flags name, not that of model_dir's run
-        _inherit_network(config)
+    if config.runtime.mode in ("eval", "export") and not config.runtime.init_checkpoint \
+            and not holds_trained_network(config.runtime.model_dir):
+        raise UserError(f"no training run to {config.runtime.mode} in {config.runtime.model_dir} "
+                        f"(no {CONFIG_FILE} with a checkpoint)")
+    # Published weights have the network the flags name, at the variant's resolution unless one is given.
+    notes = [] if external else _inherit_run_settings(config, user_fields)
     checks.validate_config(config)
     strategy, kind = _strategy_and_kind(config, strategy)
     checks.check_batch_divides(config.train.batch_size, strategy.num_replicas_in_sync, "train_batch_size")
@@ -129,6 +178,10 @@ def setup(config, strategy=None):
     config.runtime.model_dir = config.runtime.model_dir or _default_model_dir(config)
     is_chief = _is_chief(strategy)
     log = logs.RunLog(config.runtime.model_dir, enabled=is_chief)
+    for note in notes:
+        log.message(note)
+    if source is not None:
+        _check_counts(config, source, log)
     return loop.RunContext(config=config, strategy=strategy, source=source,
                            num_classes=config.model.num_classes, model_dir=config.runtime.model_dir, log=log,
                            is_chief=is_chief, external_weights=external,
@@ -178,7 +231,12 @@ def evaluate_weights(ctx, split, weights_prefix=None):
     best = checkpoints.read_best(ctx.model_dir)
     if best and prefix == checkpoints.archived_prefix(ctx.model_dir):
         step = best["step"]
-    return ctx.log.evaluation(logs.evaluation_record(step, split, metrics))
+    return ctx.log.evaluation(logs.evaluation_record(step, split, metrics, weights=prefix, **_eval_settings(ctx)))
+
+
+def _eval_settings(ctx):
+    """What an evaluation record states about the input it scored."""
+    return {"image_size": state_lib.image_size(ctx.config), "crop_fraction": state_lib.crop_fraction(ctx.config)}
 
 
 def _stored_num_classes(path):
@@ -228,7 +286,8 @@ def evaluate_external(ctx, split, path):
         # A training run's config.json is left as it is: eval/export of its checkpoints read their network from it.
         _write_config(ctx.config, ctx.model_dir)
     # ema=False: these are the stored weights, not EMA shadows kept by one of our training runs.
-    return ctx.log.evaluation(logs.evaluation_record(0, split, metrics, ema=False, weights=path))
+    return ctx.log.evaluation(logs.evaluation_record(0, split, metrics, ema=False, weights=path,
+                                                     **_eval_settings(ctx)))
 
 
 def _restore_or_user_error(prefix, model, ema):
@@ -285,14 +344,19 @@ def predict_files(ctx, image_files):
     return predict.predict(ctx.config, ctx.source, weights, list(image_files))
 
 
-def run(config, strategy=None, image_files=()):
+def run(config, strategy=None, image_files=(), user_fields=()):
     """Runs config.runtime.mode; returns a summary dict (also printed as the final line).
 
     image_files: the files to classify with --mode=predict (main.py's positional arguments).
+    user_fields: the "section.field" names set on the command line (see `setup`).
     """
     if config.runtime.mode == "predict":
-        return {"mode": "predict", "predictions": predict_files(setup(config, strategy), image_files)}
-    ctx = setup(config, strategy)
+        return {"mode": "predict", "predictions": predict_files(setup(config, strategy, user_fields), image_files)}
+    watching = sidecar.is_sidecar(config)
+    if watching and not sidecar.wait_for_run(config):
+        raise UserError(f"no training run appeared in {config.runtime.model_dir} within --eval_timeout "
+                        f"{config.eval.timeout_seconds} s")
+    ctx = setup(config, strategy, user_fields)
     mode = config.runtime.mode
     summary = {"mode": mode, "model_dir": ctx.model_dir}
     external = ctx.external_weights
@@ -303,6 +367,10 @@ def run(config, strategy=None, image_files=()):
     if mode == "eval" and external:
         summary["weights"] = config.runtime.init_checkpoint
         summary["final_eval"] = evaluate_external(ctx, config.data.eval_split, summary["weights"])
+    elif mode == "eval" and watching:  # beside a training job: every checkpoint, then the best once at the end
+        finished = sidecar.Sidecar(ctx).run()
+        if finished and ctx.source.num_examples(config.data.eval_split) > 0:
+            summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split)
     elif mode == "eval":
         summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split, config.runtime.init_checkpoint)
     export_at_end = config.runtime.export_dir or config.runtime.export_at_end

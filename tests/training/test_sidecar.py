@@ -1,0 +1,118 @@
+"""--mode=eval as a sidecar of a training process on the same model_dir, and what eval inherits from a run."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from tests.test_cli import resolve
+from training import checkpoints, run
+from training.errors import UserError
+
+pytestmark = pytest.mark.slow
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = 40
+
+
+def _start(args):
+    return subprocess.Popen([sys.executable, "main.py", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _records(model_dir):
+    path = os.path.join(model_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def _wait(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def sidecar_run(tmp_path_factory, demo_cache):
+    """A training process (in_training=false) and an eval sidecar started together on one model_dir. The trainer
+    is paused (SIGSTOP) at its first checkpoint until the sidecar has recorded it, so the sidecar provably
+    evaluates checkpoints as they appear, not only the last one."""
+    model_dir = str(tmp_path_factory.mktemp("sidecar") / "run")
+    trainer = _start([f"--model_dir={model_dir}", f"--config.data.cache_dir={demo_cache}", "--mode=train",
+                      "--config.model.width_coefficient=0.1", "--config.model.depth_coefficient=0.1",
+                      "--image_size=32", "--train_batch_size=8", "--eval_batch_size=32", "--iterations_per_loop=2",
+                      "--steps_per_eval=2", f"--train_steps={STEPS}", "--config.eval.in_training=false"])
+    sidecar = _start(["--mode=eval", f"--model_dir={model_dir}", "--eval_timeout=300"])
+    try:
+        _wait(lambda: tf.train.latest_checkpoint(model_dir) is not None, 300, "no checkpoint from the trainer")
+        trainer.send_signal(signal.SIGSTOP)
+        first = int(tf.train.latest_checkpoint(model_dir).rsplit("-", 1)[1])
+        _wait(lambda: any(r["step"] == first for r in _records(model_dir)), 300, "sidecar did not evaluate it")
+        trainer.send_signal(signal.SIGCONT)
+        trainer_out, trainer_err = trainer.communicate(timeout=600)
+        sidecar_out, sidecar_err = sidecar.communicate(timeout=600)
+    finally:
+        for process in (trainer, sidecar):
+            if process.poll() is None:
+                process.kill()
+    assert trainer.returncode == 0, trainer_err[-2000:]
+    assert sidecar.returncode == 0, sidecar_err[-2000:]
+    return model_dir, first, trainer_out, sidecar_out
+
+
+def test_sidecar_evaluates_new_checkpoints_keeps_the_best_and_stops_at_the_final_step(sidecar_run):
+    model_dir, first, trainer_out, sidecar_out = sidecar_run
+    records = _records(model_dir)
+    minival = [r for r in records if r["split"] == "minival"]
+    steps = [r["step"] for r in minival]
+    assert steps[0] == first < STEPS and steps[-1] == STEPS and steps == sorted(set(steps))
+    assert all(r["ema"] and r["num_examples"] == 160 and r["weights"].endswith(f"ckpt-{r['step']}") for r in minival)
+    assert records[-1]["split"] == "validation" and records[-1]["num_examples"] == 320  # the best, once, at the end
+    best = checkpoints.read_best(model_dir)
+    assert best["top_1"] == max(r["top_1"] for r in minival) and best in minival
+    assert "eval " not in trainer_out  # the training job left evaluation to the sidecar
+    assert "done: eval" in sidecar_out
+    assert tf.io.gfile.glob(os.path.join(model_dir, "events.out.tfevents.*"))
+
+
+def _eval_config(model_dir, *args):
+    import ml_collections  # pylint: disable=import-outside-toplevel
+    config, _, user_fields = resolve(["--mode=eval", f"--model_dir={model_dir}", *args])
+    return ml_collections.ConfigDict(config), user_fields
+
+
+def test_eval_of_a_finished_run_inherits_its_data_settings(sidecar_run, tmp_path):
+    model_dir = str(tmp_path / "run")
+    shutil.copytree(sidecar_run[0], model_dir)
+    config, user_fields = _eval_config(model_dir)  # the ImageNet recipe's holdout 20, variant resolution ...
+    ctx = run.setup(config, user_fields=user_fields)
+    assert ctx.config.model.image_size == 32 and ctx.config.data.holdout_shards == 2  # ... replaced by the run's
+    assert ctx.source.num_examples("minival") == 160 and ctx.config.data.cache_dir
+
+    config, user_fields = _eval_config(model_dir, "--config.data.crop_fraction=0.5")  # a setting the user gives wins
+    before = len(_records(model_dir))
+    summary = run.run(config, user_fields=user_fields)
+    record = summary["final_eval"]
+    assert (record["split"], record["image_size"], record["crop_fraction"]) == ("validation", 32, 0.5)
+    assert record["weights"] == checkpoints.archived_prefix(model_dir)
+    assert len(_records(model_dir)) == before + 1
+
+
+def test_sidecar_refuses_a_run_that_evaluates_itself(sidecar_run, tmp_path):
+    model_dir = str(tmp_path / "run")
+    shutil.copytree(sidecar_run[0], model_dir)
+    with open(os.path.join(model_dir, "config.json")) as f:
+        written = json.load(f)
+    written["eval"]["in_training"] = True
+    with open(os.path.join(model_dir, "config.json"), "w") as f:
+        json.dump(written, f)
+    config, user_fields = _eval_config(model_dir, "--eval_timeout=5")
+    with pytest.raises(UserError, match="evaluates its own checkpoints"):
+        run.run(config, user_fields=user_fields)

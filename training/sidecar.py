@@ -1,0 +1,126 @@
+"""--mode=eval beside a training job: evaluate every new checkpoint of a model_dir as it appears.
+
+The original's evaluation job (tensorflow/tpu models/official/efficientnet/main.py, mode 'eval': a loop over
+tf.train.checkpoints_iterator(model_dir, timeout=eval_timeout) that evaluates each checkpoint, archives the best
+and stops once a checkpoint's step reaches train_steps). Here it pairs with a training job that leaves
+evaluation to it (--config.eval.in_training=false, so one process writes metrics.jsonl and archive/):
+
+- each new latest checkpoint's EMA weights are evaluated on the selection split (minival, else validation), the
+  record goes to metrics.jsonl and TensorBoard, and the best is archived as the training job would have;
+- a checkpoint already recorded (a restarted sidecar) is not evaluated again; one deleted by the trainer's
+  rotation before it was read is skipped, as in the original;
+- it stops after the run's final step, then scores the archived best on data.eval_split once (what
+  train_and_eval does at its end), or after eval.timeout_seconds (--eval_timeout) without a new checkpoint.
+
+When --mode=eval is a sidecar: with --eval_timeout, or when the run in model_dir evaluates outside training
+(its config.json says eval.in_training=false). Otherwise --mode=eval scores the archived best once.
+"""
+import json
+import os
+import time
+
+import tensorflow as tf
+
+from training import checkpoints, logs, loop, state as state_lib, steps
+from training.errors import UserError
+
+CONFIG_FILE = "config.json"
+POLL_SECONDS = 1.0
+
+
+def _run_config(model_dir):
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def is_sidecar(config):
+    """Whether this --mode=eval follows a training job (see the module docstring)."""
+    runtime = config.runtime
+    if runtime.mode != "eval" or not runtime.model_dir or runtime.init_checkpoint:
+        return False
+    if config.eval.timeout_seconds is not None:
+        return True
+    trained = _run_config(runtime.model_dir)
+    return trained is not None and trained.get("eval", {}).get("in_training", True) is False
+
+
+def _waited_too_long(since, timeout_seconds):
+    return timeout_seconds is not None and time.monotonic() - since > timeout_seconds
+
+
+def wait_for_run(config, poll_seconds=POLL_SECONDS):
+    """Waits until model_dir holds the training job's config.json and a first checkpoint (the sidecar may start
+    first); True when they appeared, False after eval.timeout_seconds."""
+    model_dir, since = config.runtime.model_dir, time.monotonic()
+    while _run_config(model_dir) is None or tf.train.latest_checkpoint(model_dir) is None:
+        if _waited_too_long(since, config.eval.timeout_seconds):
+            return False
+        time.sleep(poll_seconds)
+    return True
+
+
+def _new_checkpoints(model_dir, timeout_seconds, poll_seconds):
+    """Yields each new latest checkpoint of model_dir; ends after timeout_seconds without one (None: never)."""
+    last, since = None, time.monotonic()
+    while True:
+        latest = tf.train.latest_checkpoint(model_dir)
+        if latest is not None and latest != last:
+            last = latest
+            yield latest
+            since = time.monotonic()  # the timeout counts from the end of the last evaluation, as the original
+        elif _waited_too_long(since, timeout_seconds):
+            return
+        else:
+            time.sleep(poll_seconds)
+
+
+class Sidecar:
+    """Evaluates the checkpoints of ctx.model_dir with one model, EMA and compiled eval step."""
+
+    def __init__(self, ctx):
+        if ctx.config.eval.in_training:
+            raise UserError(f"the training job of {ctx.model_dir} evaluates its own checkpoints; to evaluate beside "
+                            "it, start it with --config.eval.in_training=false (or drop --eval_timeout to score "
+                            "its best once)")
+        self.ctx = ctx
+        schedule = state_lib.Schedule.from_config(ctx.config, ctx.source.num_examples("train"))
+        self.final_step = schedule.total_steps
+        eval_schedule = state_lib.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
+        self.state = state_lib.build_state(ctx.config, ctx.num_classes, eval_schedule, ctx.strategy)
+        self.eval_step = None
+        self.split = loop.selection_split(ctx.source)
+        self.best = checkpoints.read_best(ctx.model_dir)
+
+    def run(self, poll_seconds=POLL_SECONDS):
+        """Evaluates new checkpoints until the final step (returns True) or the timeout (returns False)."""
+        ctx = self.ctx
+        ctx.log.message(f"evaluating each new checkpoint of {ctx.model_dir} on {self.split} until step "
+                        f"{self.final_step}")
+        for prefix in _new_checkpoints(ctx.model_dir, ctx.config.eval.timeout_seconds, poll_seconds):
+            step = loop.checkpoint_step(prefix)
+            if not ctx.log.recorded(step, self.split):
+                self._evaluate(prefix, step)
+            if step >= self.final_step:
+                return True
+        ctx.log.message(f"no new checkpoint in {ctx.model_dir} for {ctx.config.eval.timeout_seconds} s; stopping")
+        return False
+
+    def _evaluate(self, prefix, step):
+        try:
+            checkpoints.restore_weights(prefix, self.state.model, self.state.ema)
+        except tf.errors.NotFoundError:  # rotated away by the trainer before we read it
+            self.ctx.log.message(f"checkpoint {prefix} no longer exists; skipped")
+            return
+        if self.eval_step is None:  # traced once, for the first checkpoint read
+            self.eval_step = steps.make_eval_step(self.state.model, self.ctx.strategy, loop.step_config(self.ctx))
+        metrics = loop.evaluate(self.ctx, self.state, self.split, self.eval_step)
+        record = logs.evaluation_record(step, self.split, metrics, weights=prefix,
+                                        image_size=state_lib.image_size(self.ctx.config),
+                                        crop_fraction=state_lib.crop_fraction(self.ctx.config))
+        if self.best is None or record["top_1"] > self.best["top_1"]:
+            checkpoints.archive_best(self.ctx.model_dir, self.state.model, self.state.ema, record)
+            self.best = record
+        self.ctx.log.evaluation(record)
