@@ -94,6 +94,7 @@ def _runtime():
         export_tflite=False,
         tflite_calibration_images=100,                  # training images calibrating the full-integer int8 file
         tflite_check_images=500,                        # held-out images every .tflite file is checked on
+        tensorboard_images=16,                          # augmented training images shown at each start; 0: none
         init_checkpoint=config_dict.placeholder(str),  # pretrained weights (.h5, ours, tensorflow/tpu) to
                                                         # start training from; or what eval/export/predict read
     ))

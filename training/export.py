@@ -139,9 +139,12 @@ def export_saved_model(config, num_classes, weights_prefix, export_dir, class_na
 
     class_names: one per class (default: training/predict.class_names of the run's model_dir).
     source: the data source; needed with config.runtime.export_tflite (calibration and check images).
-    log: where the progress lines go.
+    log: a logs.RunLog (progress lines, and a line every few seconds during the long calls) or a callable
+      taking each line.
     """
     from training import predict, tflite  # predict imports this module (load_inference_model)
+    busy = getattr(log, "busy", lambda what: contextlib.nullcontext())
+    log = getattr(log, "message", log)
     if config.runtime.export_tflite:
         tflite.check_can_convert(config, source)
     class_names = class_names or predict.class_names(source, num_classes, config.runtime.model_dir)
@@ -156,9 +159,11 @@ def export_saved_model(config, num_classes, weights_prefix, export_dir, class_na
         with open(names_file, "w", encoding="utf-8") as f:
             f.write("\n".join(class_names) + "\n")
         log(f"export: tracing the serving signatures and writing the SavedModel ({num_classes} classes)")
-        build_archive(model, config, num_classes, names_file).write_out(tmp_dir, verbose=False)
+        with busy("writing the SavedModel"):
+            build_archive(model, config, num_classes, names_file).write_out(tmp_dir, verbose=False)
         if config.runtime.export_tflite:
-            tflite.write_tflite_files(tmp_dir, model, config, source, log=log)
+            with busy("writing the TFLite files"):
+                tflite.write_tflite_files(tmp_dir, model, config, source, log=log)
     except BaseException:
         checkpoints.remove_tree(tmp_dir)
         raise

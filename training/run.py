@@ -273,7 +273,7 @@ def _export(ctx, weights, num_classes):
     _check_writable_parent(export_dir)
     try:
         return export.export_saved_model(ctx.config, num_classes, weights, export_dir, source=ctx.source,
-                                         log=ctx.log.message)
+                                         log=ctx.log)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError, AssertionError) as e:
         raise UserError(f"cannot export {weights}: {first_line(e)}") from None
 
