@@ -45,6 +45,18 @@ def _train_dataset_fn(ctx, seed):
     return dataset_fn
 
 
+def _augmented_sample(ctx, count, step):
+    """`count` training images as the train step sees them (augmented), from a pipeline of their own with a
+    small shuffle buffer (filling the run's 10,000-record buffer would take long on ImageNet)."""
+    config = ctx.config
+    dataset = pipeline.make_dataset(
+        ctx.source, "train", batch_size=count, image_size=state_lib.image_size(config), training=True,
+        augment_name=config.data.augment_name, randaugment_num_layers=config.data.randaugment_num_layers,
+        randaugment_magnitude=config.data.randaugment_magnitude, seed=config.train.seed + step,
+        max_bad_fraction=config.data.max_bad_fraction, shuffle_buffer=count, num_batches=1)
+    return next(iter(dataset))["images"].numpy()
+
+
 def _worker_index_and_count(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
@@ -206,10 +218,11 @@ class Trainer:
             return
         log, step, config = self.ctx.log, self.state.step, self.ctx.config
         count = config.runtime.tensorboard_images
+        if count < 0:
+            raise UserError(f"--config.runtime.tensorboard_images must be >= 0, got {count}")
         if count:
             log.message(f"tensorboard: writing {count} augmented training images")
-            dataset = _train_dataset_fn(self.ctx, config.train.seed + step)(None, count)
-            log.images(step, "augmented_images", logs.image_grid(next(iter(dataset))["images"].numpy()))
+            log.images(step, "augmented_images", logs.image_grid(_augmented_sample(self.ctx, count, step)))
         log.run_config(step, config)
         if step == 0:
             size = state_lib.image_size(config)

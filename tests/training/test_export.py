@@ -170,3 +170,29 @@ def test_quantization_round_trip_of_pixels():
     np.testing.assert_array_equal(tflite._quantize(pixels, details), [0, 0, 128, 255, 255])
     out = {"dtype": np.uint8, "quantization": (1 / 256, 0)}
     np.testing.assert_allclose(tflite._dequantize(np.array([0, 128, 255], np.uint8), out), [0, 0.5, 255 / 256])
+
+
+@pytest.mark.slow
+def test_imagenet_names_travel_with_a_1000_class_export_and_a_failed_export_changes_nothing(tmp_path, demo_cache,
+                                                                                             monkeypatch):
+    from training import predict
+    config = tiny_config(tmp_path / "run", demo_cache, **{"runtime.model_dir": None})
+    state_lib.build_model(config, 1000).save_weights(str(tmp_path / "w.weights.h5"))
+    export_dir = export.export_saved_model(config, 1000, str(tmp_path / "w.weights.h5"), str(tmp_path / "served"),
+                                           log=lambda line: None)
+    with open(os.path.join(export_dir, "assets", export.CLASS_NAMES_ASSET), encoding="utf-8") as f:
+        names = f.read().splitlines()
+    assert names == predict.imagenet_class_names(1000) and names[0] == "tench, Tinca tinca"
+    before = {name: open(os.path.join(export_dir, name), "rb").read() for name in ("saved_model.pb",)}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(tflite, "write_tflite_files", broken)
+    config.runtime.export_tflite = True
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        export.export_saved_model(config, 1000, str(tmp_path / "w.weights.h5"), export_dir, class_names=names,
+                                  source=object(), log=lambda line: None)
+    assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p or ".old-" in p]
+    assert {name: open(os.path.join(export_dir, name), "rb").read() for name in before} == before
+    assert not os.path.exists(os.path.join(export_dir, tflite.TFLITE_DIR))
