@@ -19,6 +19,7 @@ files of its Lite and EdgeTPU models; this does the same for every variant.
 """
 import json
 import os
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -102,7 +103,9 @@ def _dequantize(values, details):
 def run_file(content, images):
     """(probabilities float32 [N, classes], classes int32 [N]) of a .tflite file for float pixels `images`
     (quantized for a uint8 input, dequantized from a uint8 output)."""
-    runner = interpreter_class()(model_content=content).get_signature_runner(SIGNATURE)
+    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice: we use LiteRT when installed
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        runner = interpreter_class()(model_content=content).get_signature_runner(SIGNATURE)
     input_details, output_details = runner.get_input_details()["images"], runner.get_output_details()["probabilities"]
     probabilities, classes = [], []
     for start in range(0, len(images), _BATCH):
