@@ -98,6 +98,12 @@ def _runtime():
         checkpoint_steps=config_dict.placeholder(int),  # None: at every evaluation (steps_per_eval)
         export_dir=config_dict.placeholder(str),       # train_and_eval exports here at the end when set
         export_at_end=False,                            # ... or to model_dir/export when this is True
+        # The export also writes float32, dynamic-range int8 and full-integer int8 .tflite files into its
+        # tflite/ folder, each checked against the Keras model (training/tflite.py).
+        export_tflite=False,
+        tflite_calibration_images=100,                  # training images calibrating the full-integer int8 file
+        tflite_check_images=500,                        # held-out images every .tflite file is checked on
+        tensorboard_images=16,                          # augmented training images shown at each start; 0: none
         init_checkpoint=config_dict.placeholder(str),  # pretrained weights (.h5, ours, tensorflow/tpu) to
                                                         # start training from; or what eval/export/predict read
     ))

@@ -1,16 +1,34 @@
-"""SavedModel export from the best EMA weights, serving JPEG bytes and float pixels.
+"""SavedModel export from the best EMA weights, written with Keras' export archive (keras.export.ExportArchive).
 
-Signatures:
-- serving_default: image_bytes string[None] (JPEG or PNG) -> probabilities float32[None, classes],
-  classes int32[None, k] (top-k indices, k = min(5, classes)). The eval preprocessing (center crop with the
-  run's crop fraction, the run's resize kernel: bicubic, bilinear for EdgeTPU/Lite) runs in the graph, so clients send the file's bytes as they are.
-  Undecodable bytes fail that request with InvalidArgumentError; the server keeps running.
-- serving_images: images float32[None, size, size, 3], pixels in [0, 255] -> the same outputs.
+The archive tracks the Keras model, so every weight is saved as a variable of the SavedModel and converters
+(TFLite) find them; a hand-written tf.Module that only held the model as an attribute lost them (a 0.25 MB
+TFLite file with NaN outputs).
+
+Signatures (all outputs float32 unless said):
+- serving_default: image_bytes string[None] (JPEG, PNG, GIF or BMP files as they are). The eval preprocessing
+  runs in the graph: center crop with the run's crop fraction, resize with the run's kernel (bicubic;
+  bilinear for EdgeTPU/Lite).
+- serving_images: images float32[None, size, size, 3], pixels in [0, 255]; no preprocessing.
+  Both return probabilities [N, classes], classes int32[N] (the argmax, as the original's export),
+  top_k_classes int32[N, k] and top_k_probabilities [N, k], k = min(5, classes).
+- class_names: no inputs -> class_names string[classes], the name of class i at i.
+
+Class names travel as the asset file `assets/class_names.txt` (one name per line, line i = class i; the
+ImageNet names for 1000/1001-class models, the data's names otherwise, see training/predict.class_names);
+the class_names signature reads it through a lookup table, so a client needs nothing but the SavedModel.
+
+Bad requests fail that call with InvalidArgumentError and the server keeps serving: undecodable bytes, and for
+serving_images a batch of the wrong rank or size, or holding NaN/Inf (checked in the graph: the converters keep
+only the model, the checks are not part of a .tflite file).
 
 The export is written into a temporary directory and renamed into place, so export_dir is always either the
-previous complete export or the new complete one.
+previous complete export or the new complete one. With config.runtime.export_tflite, the .tflite files
+(training/tflite.py) are written into its `tflite/` folder before the rename.
 """
 import contextlib
+import os
+import shutil
+import tempfile
 import uuid
 
 import keras
@@ -20,36 +38,67 @@ from data import preprocessing
 from efficientnet import ema as ema_lib
 from training import checkpoints, state as state_lib, warm_start
 
+CLASS_NAMES_ASSET = "class_names.txt"
+TOP_K = 5
 
-class ServingModule(tf.Module):
-    """The model with its preprocessing and output head, as tf.functions with fixed signatures."""
 
-    def __init__(self, model, image_size, crop_fraction, num_classes, resize_method="bicubic"):
-        super().__init__(name="efficientnet_serving")
-        self.model = model
-        self._image_size = image_size
-        self._crop_fraction = crop_fraction
-        self._resize_method = resize_method
-        self._top_k = min(5, num_classes)
-        self.serve_bytes = tf.function(
-            self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-        self.serve_images = tf.function(
-            self._predict,
-            input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")])
+def checked_images(images, size):
+    """images, after in-graph checks that fail the call (InvalidArgumentError) for a batch that is not
+    [N, size, size, 3] or holds NaN/Inf. The checks use the run-time shape: a rank-3 batch would otherwise reach
+    the first convolution and abort the whole process (oneDNN check failure), other sizes would be answered."""
+    shape = tf.shape(images)
+    padded = tf.concat([shape, tf.zeros([4], tf.int32)], axis=0)  # rank < 4 still has 3 entries to compare
+    shape_ok = tf.logical_and(tf.equal(tf.size(shape), 4), tf.reduce_all(tf.equal(padded[1:4], [size, size, 3])))
+    shape_check = tf.debugging.Assert(shape_ok, [f"images must be float32 [N, {size}, {size}, 3]; got shape", shape])
+    with tf.control_dependencies([shape_check]):
+        finite_check = tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(images)),
+                                           ["images hold NaN or Inf values"])
+    with tf.control_dependencies([finite_check]):
+        return tf.ensure_shape(tf.identity(images), [None, size, size, 3])
 
-    def _serve_bytes(self, image_bytes):
-        size = self._image_size
-        images = tf.map_fn(
-            lambda data: preprocessing.preprocess_for_eval(data, size, crop_fraction=self._crop_fraction,
-                                                           resize_method=self._resize_method),
-            image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
-        return self._predict(images)
 
-    def _predict(self, images):
-        logits = tf.cast(self.model(images, training=False), tf.float32)
-        probabilities = tf.nn.softmax(logits)
-        classes = tf.math.top_k(probabilities, k=self._top_k).indices
-        return {"probabilities": probabilities, "classes": classes}
+def outputs(model, images, top_k):
+    """The serving outputs of a float32 batch (see the module docstring)."""
+    probabilities = tf.nn.softmax(tf.cast(model(images, training=False), tf.float32))
+    top = tf.math.top_k(probabilities, k=top_k)
+    return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
+            "top_k_classes": top.indices, "top_k_probabilities": top.values}
+
+
+def eval_preprocessing(config):
+    """bytes -> float32 [size, size, 3]: the eval preprocessing of the run (its crop fraction and resize kernel:
+    bicubic, bilinear for EdgeTPU/Lite)."""
+    size, crop = state_lib.image_size(config), state_lib.crop_fraction(config)
+    method = state_lib.resize_method(config)
+    return lambda data: preprocessing.preprocess_for_eval(data, size, crop_fraction=crop, resize_method=method)
+
+
+def _names_table(names_file, num_classes):
+    initializer = tf.lookup.TextFileInitializer(
+        names_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+        vocab_size=num_classes)
+    return tf.lookup.StaticHashTable(initializer, default_value="")
+
+
+def build_archive(model, config, num_classes, names_file):
+    """The export archive of `model` with the three signatures of the module docstring."""
+    size, top_k = state_lib.image_size(config), min(TOP_K, num_classes)
+    preprocess = eval_preprocessing(config)
+    table = _names_table(names_file, num_classes)
+
+    def serve_bytes(image_bytes):
+        images = tf.map_fn(preprocess, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        return outputs(model, images, top_k)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(table)
+    archive.add_endpoint("serving_default", serve_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")])
+    archive.add_endpoint("serving_images", lambda images: outputs(model, checked_images(images, size), top_k),
+                         [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    archive.add_endpoint("class_names", lambda: {"class_names": table.lookup(tf.range(num_classes, dtype=tf.int64))},
+                         [])
+    return archive
 
 
 @contextlib.contextmanager
@@ -79,20 +128,47 @@ def load_inference_model(config, num_classes, weights_path):
     return model
 
 
-def export_saved_model(config, num_classes, weights_prefix, export_dir):
-    """Writes the SavedModel of `weights_prefix`'s EMA weights to export_dir; returns export_dir."""
+def _check_names(class_names, num_classes):
+    if len(class_names) != num_classes or any("\n" in name or "\r" in name for name in class_names):
+        raise ValueError(f"need {num_classes} one-line class names, got {len(class_names)}")
+
+
+def export_saved_model(config, num_classes, weights_prefix, export_dir, class_names=None, source=None,
+                       log=print):
+    """Writes the SavedModel of `weights_prefix`'s EMA weights to export_dir; returns export_dir.
+
+    class_names: one per class (default: training/predict.class_names of the run's model_dir).
+    source: the data source; needed with config.runtime.export_tflite (calibration and check images).
+    log: a logs.RunLog (progress lines, and a line every few seconds during the long calls) or a callable
+      taking each line.
+    """
+    from training import predict, tflite  # predict imports this module (load_inference_model)
+    busy = getattr(log, "busy", lambda what: contextlib.nullcontext())
+    log = getattr(log, "message", log)
+    if config.runtime.export_tflite:
+        tflite.check_can_convert(config, source)
+    class_names = class_names or predict.class_names(source, num_classes, config.runtime.model_dir)
+    _check_names(class_names, num_classes)
+    log(f"export: loading {weights_prefix}")
     model = load_inference_model(config, num_classes, weights_prefix)
-    size = state_lib.image_size(config)
-    module = ServingModule(model, size, state_lib.crop_fraction(config), num_classes,
-                           state_lib.resize_method(config))
     export_dir = export_dir.rstrip("/")
     tmp_dir = f"{export_dir}.tmp-{uuid.uuid4().hex[:8]}"
-    signatures = {"serving_default": module.serve_bytes.get_concrete_function(),
-                  "serving_images": module.serve_images.get_concrete_function()}
+    names_dir = tempfile.mkdtemp(prefix="export-names-")
     try:
-        tf.saved_model.save(module, tmp_dir, signatures=signatures)
+        names_file = os.path.join(names_dir, CLASS_NAMES_ASSET)
+        with open(names_file, "w", encoding="utf-8") as f:
+            f.write("\n".join(class_names) + "\n")
+        log(f"export: tracing the serving signatures and writing the SavedModel ({num_classes} classes)")
+        with busy("writing the SavedModel"):
+            build_archive(model, config, num_classes, names_file).write_out(tmp_dir, verbose=False)
+        if config.runtime.export_tflite:
+            with busy("writing the TFLite files"):
+                tflite.write_tflite_files(tmp_dir, model, config, source, log=log)
     except BaseException:
         checkpoints.remove_tree(tmp_dir)
         raise
+    finally:
+        shutil.rmtree(names_dir, ignore_errors=True)
     checkpoints.replace_dir(tmp_dir, export_dir)
+    log(f"export: SavedModel written to {export_dir}")
     return export_dir

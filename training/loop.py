@@ -46,6 +46,18 @@ def _train_dataset_fn(ctx, seed):
     return dataset_fn
 
 
+def _augmented_sample(ctx, count, step):
+    """`count` training images as the train step sees them (augmented), from a pipeline of their own with a
+    small shuffle buffer (filling the run's 10,000-record buffer would take long on ImageNet)."""
+    config = ctx.config
+    dataset = pipeline.make_dataset(
+        ctx.source, "train", batch_size=count, image_size=state_lib.image_size(config), training=True,
+        augment_name=config.data.augment_name, randaugment_num_layers=config.data.randaugment_num_layers,
+        randaugment_magnitude=config.data.randaugment_magnitude, seed=config.train.seed + step,
+        max_bad_fraction=config.data.max_bad_fraction, shuffle_buffer=count, num_batches=1)
+    return next(iter(dataset))["images"].numpy()
+
+
 def _worker_index_and_count(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
@@ -132,7 +144,8 @@ def evaluate(ctx, state, split, eval_step=None):
     """Top-1, top-5 and loss of the EMA weights on `split`, every example counted once."""
     eval_step = eval_step or steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
     totals = tf.zeros([4], tf.float32)
-    with state.ema.swapped():
+    ctx.log.message(f"evaluating on {split} ({ctx.source.num_examples(split)} images); elapsed {ctx.log.elapsed()}")
+    with state.ema.swapped(), ctx.log.busy(f"evaluating on {split}"):
         for batch in eval_dataset(ctx, split):
             totals += eval_step(batch)
     hit_1, hit_5, loss_sum, count = (float(x) for x in totals.numpy())
@@ -177,6 +190,8 @@ class Trainer:
         self.evals_without_improvement = self._evals_since_best()
         self.preempted = False
         self.checkpoint_steps = ctx.config.runtime.checkpoint_steps or schedule.steps_per_eval
+        self._traced = False  # the current train loop has run once (traced and compiled)
+        self._seconds_per_step, self._last_call = None, (1, 0.0)  # training speed, for the progress lines
 
     def run(self):
         """Trains to the configured number of steps (resuming if a checkpoint exists); returns the best."""
@@ -186,6 +201,7 @@ class Trainer:
         evaluating = self.ctx.config.eval.in_training  # False: a --mode=eval sidecar evaluates (training/sidecar.py)
         if self.split == "validation" and evaluating:
             self.ctx.log.message("warning: no minival holdout; selecting checkpoints on the validation split")
+        self._tensorboard_start()
         if evaluating and self._eval_missing():  # killed after the checkpoint at an eval step, before its evaluation
             self._evaluate_and_select()
         while self.state.step < self.schedule.total_steps and not self._should_stop_early():
@@ -197,6 +213,29 @@ class Trainer:
             if evaluating and self._is_eval_step(self.state.step):
                 self._evaluate_and_select()
         return self.best
+
+    def _tensorboard_start(self):
+        """TensorBoard at every start: a grid of augmented training images and the config; at step 0 the model
+        graph. The images come from a separate pipeline, so the run's input position is not touched."""
+        if not self.ctx.is_chief:
+            return
+        log, step, config = self.ctx.log, self.state.step, self.ctx.config
+        count = config.runtime.tensorboard_images
+        if count < 0:
+            raise UserError(f"--config.runtime.tensorboard_images must be >= 0, got {count}")
+        if count:
+            log.message(f"tensorboard: writing {count} augmented training images")
+            log.images(step, "augmented_images", logs.image_grid(_augmented_sample(self.ctx, count, step)))
+        log.run_config(step, config)
+        if step == 0:
+            size = state_lib.image_size(config)
+            log.message("tensorboard: writing the model graph")
+            forward = tf.function(lambda images: self.state.model(images, training=False))
+            try:
+                graph = forward.get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32)).graph
+                log.graph(graph.as_graph_def())
+            except (ValueError, TypeError, RuntimeError, tf.errors.OpError) as e:  # e.g. a strategy that
+                log.message(f"tensorboard: model graph not written ({first_line(e)})")  # refuses it
 
     def _is_eval_step(self, step):
         return step == self.schedule.total_steps or step % self.schedule.steps_per_eval == 0
@@ -229,6 +268,7 @@ class Trainer:
             self._train_loop = steps.make_train_loop(self.state, self.ctx.strategy, step_config(self.ctx),
                                                      self.metrics)
             self._head_only = head_only
+            self._traced = False
             if self.schedule.head_only_steps:
                 self.ctx.log.message(f"step {self.state.step}: training "
                                      f"{'the classifier only' if head_only else 'every layer'}")
@@ -250,7 +290,7 @@ class Trainer:
             self.metrics.reset()
             start = time.monotonic()
             try:
-                self.train_loop()(self.batches, tf.constant(num_steps))
+                self._run_steps(num_steps)
             except tf.errors.InvalidArgumentError as e:
                 text = str(e)
                 if "Too many bad records" in text:  # the pipeline's own message, without TF's node prefix
@@ -263,14 +303,62 @@ class Trainer:
                                      f"stopped without saving, the last good checkpoint is kept")
             self._report(num_steps, elapsed, result)
 
-    def _report(self, num_steps, elapsed, result):
+    def _chunks(self, num_steps):
+        """The calls one host loop is split into: after a new trace, 1 step (tracing and compilation, timed
+        alone), then a tenth of the loop (its speed gives the first time left), then the rest; else one call."""
+        if self._traced:
+            return [num_steps]
+        short = max(1, num_steps // 10)
+        return [n for n in (1, min(short, num_steps - 1), num_steps - 1 - min(short, num_steps - 1)) if n > 0]
+
+    def _run_steps(self, num_steps):
+        """Runs one host loop of num_steps steps (the checks after it see the whole loop, however split)."""
+        log, loop = self.ctx.log, self.train_loop()
+        chunks = self._chunks(num_steps)
+        for i, chunk in enumerate(chunks):
+            if not self._traced and i == 0:
+                log.message(f"tracing and compiling the train step (the first call, step {self.state.step + 1}, "
+                            "includes it)")
+            start = time.monotonic()
+            what = f"step {self.state.step + 1}" if chunk == 1 else \
+                f"steps {self.state.step + 1}-{self.state.step + chunk}"
+            with log.busy(f"training {what}" if self._traced else f"tracing and compiling, then training {what}"):
+                loop(self.batches, tf.constant(chunk))
+                result = self.metrics.result()  # reading the metrics waits for the loop to finish
+            seconds = time.monotonic() - start
+            self._last_call = (chunk, seconds)
+            if not self._traced:
+                self._traced = True
+                log.message(f"first step done in {seconds:.1f} s (tracing and compilation included); "
+                            f"elapsed {log.elapsed()}")
+            else:
+                self._seconds_per_step = seconds / chunk
+            if i == 1 and len(chunks) == 3:  # the short call measured the speed: say the time left now
+                self._progress(result)
+
+    def _images_per_sec(self):
+        """From the last call free of tracing (else the last call, tracing included)."""
+        chunk, seconds = self._last_call
+        seconds_per_step = self._seconds_per_step or seconds / chunk
+        return self.ctx.config.train.batch_size / max(seconds_per_step, 1e-9)
+
+    def _progress(self, result):
         step = self.state.step
-        images_per_sec = num_steps * self.ctx.config.train.batch_size / max(elapsed, 1e-9)
-        learning_rate = state_lib.current_learning_rate(self.state)
-        self.ctx.log.progress(step, self.schedule.total_steps, images_per_sec, result["loss"], learning_rate)
-        self.ctx.log.scalars(step, {"train/loss": result["loss"], "train/top_1": result["top_1"],
-                                    "train/learning_rate": learning_rate, "train/images_per_sec": images_per_sec,
-                                    "train/bad_records": result["bad_records"]})
+        self.ctx.log.progress(step, self.schedule.total_steps, epoch=step / self.schedule.steps_per_epoch,
+                              images_per_sec=self._images_per_sec(), loss=result["loss"],
+                              learning_rate=state_lib.current_learning_rate(self.state),
+                              seconds_per_step=self._seconds_per_step)
+
+    def _report(self, num_steps, elapsed, result):
+        """The step line and train scalars after a host loop (speed: its last call, free of tracing)."""
+        del num_steps, elapsed  # the speed comes from _run_steps, which knows which call traced
+        step = self.state.step
+        self._progress(result)
+        self.ctx.log.scalars(step, {"loss": result["loss"], "top_1": result["top_1"],
+                                    "learning_rate": state_lib.current_learning_rate(self.state),
+                                    "images_per_sec": self._images_per_sec(),
+                                    "bad_records": result["bad_records"],
+                                    "epoch": step / self.schedule.steps_per_epoch})
 
     def _evaluate_and_select(self):
         """Evaluates the EMA weights; archives them when they beat the best so far.

@@ -331,7 +331,8 @@ def _export(ctx, weights, num_classes):
         return None
     _check_writable_parent(export_dir)
     try:
-        return export.export_saved_model(ctx.config, num_classes, weights, export_dir)
+        return export.export_saved_model(ctx.config, num_classes, weights, export_dir, source=ctx.source,
+                                         log=ctx.log)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError, AssertionError) as e:
         raise UserError(f"cannot export {weights}: {first_line(e)}") from None
 

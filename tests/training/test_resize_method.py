@@ -1,6 +1,6 @@
 """End to end: a Lite config's eval pipeline (training/loop.py eval_dataset → data/pipeline.py) resizes with
 the compat.v1 bilinear kernel, a B0 config's with bicubic, pixel for pixel as the original's port; the serving
-signature (training/export.py ServingModule) and --mode=predict's reader use the kernel they are given."""
+signature's preprocessing (training/export.py eval_preprocessing) and --mode=predict's reader use the run's kernel."""
 import types
 
 import numpy as np
@@ -45,20 +45,14 @@ def test_eval_dataset_resizes_with_the_variants_kernel(photo_records, variant, m
     assert seen == len(SIZES)
 
 
-class _Pixels(tf.Module):
-    """A stand-in network whose logits are the input pixels / 256, so the served probabilities expose them."""
-
-    def __call__(self, images, training=False):
-        return tf.reshape(images, [tf.shape(images)[0], -1]) / 256.0
-
-
 @pytest.mark.parametrize("method", ["bilinear", "bicubic"])
-def test_serving_signature_and_predict_resize_with_the_given_kernel(photo_records, tmp_path, method):
+def test_serving_preprocessing_and_predict_resize_with_the_runs_kernel(photo_records, tmp_path, method):
     _, jpegs = photo_records
-    module = export.ServingModule(_Pixels(), 48, 48 / 80, 48 * 48 * 3, method)
-    served = module.serve_bytes(tf.constant(jpegs[:2]))["probabilities"].numpy()
-    want = np.stack([port.preprocess_for_eval(data, 48, method).reshape(-1) for data in jpegs[:2]])
-    np.testing.assert_allclose(served, tf.nn.softmax(want / 256.0).numpy(), rtol=1e-6, atol=0)
+    config = base.get_config()
+    config.model.image_size, config.data.crop_fraction, config.data.resize_method = 48, 48 / 80, method
+    serve = export.eval_preprocessing(config)  # what the export's serving_default runs in its graph
+    for data in jpegs[:2]:
+        assert np.abs(serve(tf.constant(data)).numpy() - port.preprocess_for_eval(data, 48, method)).max() == 0.0
     path = tmp_path / "photo.jpg"
     path.write_bytes(jpegs[3])
     read = predict._read_images([str(path)], 48, 48 / 80, method).numpy()

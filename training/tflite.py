@@ -1,0 +1,162 @@
+"""TFLite files of an export (config.runtime.export_tflite): float32, dynamic-range int8 and full-integer int8.
+
+Each is converted from the SavedModel's `serving_images` signature (images float32 [N, size, size, 3] in
+[0, 255] -> probabilities, classes, top_k_classes, top_k_probabilities; the SavedModel's in-graph input checks
+are not converted) and written to `tflite/` inside the export:
+
+- `float32.tflite`: the float network.
+- `dynamic_range_int8.tflite`: int8 weights, float activations, same float input and outputs.
+- `full_integer_int8.tflite`: int8 weights and activations, calibrated on training images; uint8 input (the
+  pixels, with the input tensor's quantization scale and zero point: about 1 and 0 for [0, 255] pixels) and
+  uint8 outputs (probabilities and top_k_probabilities quantized, classes int32), for integer-only hardware
+  such as the Edge TPU.
+- `check.json`: each file run by the TFLite interpreter on held-out images (eval preprocessing; the validation
+  split, else minival) against the Keras model: the largest probability difference and the top-1 agreement
+  rate, plus the file size. The same figures are printed.
+
+The original (tensorflow/tpu models/official/efficientnet/lite and edgetpu) shipped float and int8 TFLite
+files of its Lite and EdgeTPU models; this does the same for every variant.
+"""
+import json
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from data import pipeline
+from training import state as state_lib
+from training.errors import UserError
+
+TFLITE_DIR = "tflite"
+CHECK_FILE = "check.json"
+KINDS = ("float32", "dynamic_range_int8", "full_integer_int8")
+SIGNATURE = "serving_images"
+_BATCH = 32  # images per interpreter and Keras call while checking
+
+
+def check_can_convert(config, source):
+    """Fails before any work when the TFLite export cannot run."""
+    for field in ("tflite_calibration_images", "tflite_check_images"):
+        value = config.runtime[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"--config.runtime.{field} must be a positive integer, got {value!r}")
+    if source is None:
+        raise UserError("the TFLite export needs data (--data_dir, --dataset or the demo data): training images "
+                        "calibrate the int8 model and held-out images check every file")
+
+
+def interpreter_class():
+    """LiteRT's interpreter (package ai-edge-litert) when installed, else tf.lite.Interpreter (deprecated in
+    TF 2.20 but still working in 2.21)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        Interpreter = tf.lite.Interpreter  # pylint: disable=invalid-name
+    return Interpreter
+
+
+def sample_images(config, source, split, count):
+    """float32 [min(count, examples), size, size, 3]: the first images of `split`, eval-preprocessed."""
+    dataset = pipeline.make_dataset(source, split, batch_size=min(count, _BATCH), image_size=state_lib.image_size(config),
+                                    training=False, crop_fraction=state_lib.crop_fraction(config), deterministic=True)
+    images, total = [], 0
+    for batch in dataset:
+        keep = batch["images"].numpy()[batch["mask"].numpy() > 0]
+        images.append(keep[:count - total])
+        total += len(images[-1])
+        if total >= count:
+            break
+    if not total:
+        raise UserError(f"the TFLite export found no readable {split} images")
+    return np.concatenate(images).astype(np.float32)
+
+
+def convert(saved_model_dir, kind, representative=None):
+    """The .tflite bytes of `kind` (one of KINDS); full_integer_int8 needs `representative` images."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE])
+    if kind != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if kind == "full_integer_int8":
+        converter.representative_dataset = lambda: ({"images": image[None]} for image in representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    return converter.convert()
+
+
+def _quantize(values, details):
+    scale, zero_point = details["quantization"]
+    if details["dtype"] == np.float32 or not scale:
+        return values.astype(details["dtype"])
+    info = np.iinfo(details["dtype"])
+    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(details["dtype"])
+
+
+def _dequantize(values, details):
+    scale, zero_point = details["quantization"]
+    if values.dtype == np.float32 or not scale:
+        return values.astype(np.float32)
+    return (values.astype(np.float32) - zero_point) * scale
+
+
+def run_file(content, images):
+    """(probabilities float32 [N, classes], classes int32 [N]) of a .tflite file for float pixels `images`
+    (quantized for a uint8 input, dequantized from a uint8 output)."""
+    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice: we use LiteRT when installed
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        runner = interpreter_class()(model_content=content).get_signature_runner(SIGNATURE)
+    input_details, output_details = runner.get_input_details()["images"], runner.get_output_details()["probabilities"]
+    probabilities, classes = [], []
+    for start in range(0, len(images), _BATCH):
+        out = runner(images=_quantize(images[start:start + _BATCH], input_details))
+        probabilities.append(_dequantize(out["probabilities"], output_details))
+        classes.append(out["classes"])
+    return np.concatenate(probabilities), np.concatenate(classes)
+
+
+def keras_probabilities(model, images):
+    return np.concatenate([tf.nn.softmax(tf.cast(model(images[i:i + _BATCH], training=False), tf.float32)).numpy()
+                           for i in range(0, len(images), _BATCH)])
+
+
+def compare(content, reference, images):
+    """{"max_probability_difference", "top1_agreement"} of a .tflite file against reference probabilities."""
+    got, classes = run_file(content, images)
+    # Top-1 from the file's own `classes` output (the argmax before the output is quantized): the uint8
+    # probabilities of full-integer files have a resolution of 1/256 and tie between close classes.
+    return {"max_probability_difference": float(np.max(np.abs(got - reference))),
+            "top1_agreement": float(np.mean(classes == reference.argmax(axis=1)))}
+
+
+def _held_out_split(source):
+    return "validation" if source.num_examples("validation") > 0 else "minival"
+
+
+def write_tflite_files(saved_model_dir, model, config, source, log=print):
+    """Converts, checks and writes the three files and check.json into saved_model_dir/tflite; returns the
+    check record."""
+    runtime = config.runtime
+    split = _held_out_split(source)
+    log(f"tflite: reading {runtime.tflite_calibration_images} training and {runtime.tflite_check_images} "
+        f"{split} images")
+    representative = sample_images(config, source, "train", runtime.tflite_calibration_images)
+    held_out = sample_images(config, source, split, runtime.tflite_check_images)
+    reference = keras_probabilities(model, held_out)
+    out_dir = os.path.join(saved_model_dir, TFLITE_DIR)
+    tf.io.gfile.makedirs(out_dir)
+    record = {"split": split, "images": int(len(held_out)), "calibration_images": int(len(representative)),
+              "files": {}}
+    for kind in KINDS:
+        log(f"tflite: converting {kind}")
+        content = convert(saved_model_dir, kind, representative)
+        with tf.io.gfile.GFile(os.path.join(out_dir, f"{kind}.tflite"), "wb") as f:
+            f.write(content)
+        figures = {"file": f"{kind}.tflite", "bytes": len(content), **compare(content, reference, held_out)}
+        record["files"][kind] = figures
+        log(f"tflite: {kind}.tflite {len(content) / 2**20:.2f} MiB; against the Keras model on {len(held_out)} "
+            f"{split} images: max probability difference {figures['max_probability_difference']:.2e}, "
+            f"top-1 agreement {figures['top1_agreement']:.2%}")
+    with tf.io.gfile.GFile(os.path.join(out_dir, CHECK_FILE), "w") as f:
+        f.write(json.dumps(record, indent=1) + "\n")
+    return record
