@@ -14,7 +14,7 @@ Signatures (all outputs float32 unless said):
 - class_names: no inputs -> class_names string[classes], the name of class i at i.
 
 Class names travel as the asset file `assets/class_names.txt` (one name per line, line i = class i; the
-ImageNet names for 1000/1001-class models, the data's names otherwise, see training/predict.class_names);
+ImageNet names for 1000/1001-class models, the data's names otherwise, see training/labels.class_names);
 the class_names signature reads it through a lookup table, so a client needs nothing but the SavedModel.
 
 Bad requests fail that call with InvalidArgumentError and the server keeps serving: undecodable bytes, and for
@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from data import preprocessing
 from efficientnet import ema as ema_lib
-from training import checkpoints, state as state_lib, warm_start
+from training import checkpoints, labels, state as state_lib, tflite, warm_start
 
 CLASS_NAMES_ASSET = "class_names.txt"
 TOP_K = 5
@@ -137,17 +137,16 @@ def export_saved_model(config, num_classes, weights_prefix, export_dir, class_na
                        log=print):
     """Writes the SavedModel of `weights_prefix`'s EMA weights to export_dir; returns export_dir.
 
-    class_names: one per class (default: training/predict.class_names of the run's model_dir).
+    class_names: one per class (default: training/labels.class_names of the run's model_dir).
     source: the data source; needed with config.runtime.export_tflite (calibration and check images).
     log: a logs.RunLog (progress lines, and a line every few seconds during the long calls) or a callable
       taking each line.
     """
-    from training import predict, tflite  # predict imports this module (load_inference_model)
     busy = getattr(log, "busy", lambda what: contextlib.nullcontext())
     log = getattr(log, "message", log)
     if config.runtime.export_tflite:
         tflite.check_can_convert(config, source)
-    class_names = class_names or predict.class_names(source, num_classes, config.runtime.model_dir)
+    class_names = class_names or labels.class_names(source, num_classes, config.runtime.model_dir)
     _check_names(class_names, num_classes)
     log(f"export: loading {weights_prefix}")
     model = load_inference_model(config, num_classes, weights_prefix)

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tpu
 from data import sources
 from efficientnet import ema as ema_lib
-from training import checkpoints, checks, export, lock, logs, loop, predict, preemption, sidecar, \
+from training import checkpoints, checks, export, labels, lock, logs, loop, predict, preemption, sidecar, \
     state as state_lib, warm_start
 from training.errors import UserError, first_line
 
@@ -142,7 +142,7 @@ def _external_weights(config):
 def _write_class_names(source, model_dir):
     """model_dir/class_names.txt, one per line in label order: --mode=predict prints them."""
     if source is not None and source.class_names:
-        with tf.io.gfile.GFile(os.path.join(model_dir, predict.CLASS_NAMES_FILE), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(model_dir, labels.CLASS_NAMES_FILE), "w") as f:
             f.write("\n".join(source.class_names) + "\n")
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import tensorflow as tf
 
 from data import sources
 from tests.training.conftest import tiny_config
-from training import export, state as state_lib, tflite
+from training import export, labels, state as state_lib, tflite
 from training.errors import UserError
 
 NUM_CLASSES = 8
@@ -175,14 +174,13 @@ def test_quantization_round_trip_of_pixels():
 @pytest.mark.slow
 def test_imagenet_names_travel_with_a_1000_class_export_and_a_failed_export_changes_nothing(tmp_path, demo_cache,
                                                                                              monkeypatch):
-    from training import predict
     config = tiny_config(tmp_path / "run", demo_cache, **{"runtime.model_dir": None})
     state_lib.build_model(config, 1000).save_weights(str(tmp_path / "w.weights.h5"))
     export_dir = export.export_saved_model(config, 1000, str(tmp_path / "w.weights.h5"), str(tmp_path / "served"),
                                            log=lambda line: None)
     with open(os.path.join(export_dir, "assets", export.CLASS_NAMES_ASSET), encoding="utf-8") as f:
         names = f.read().splitlines()
-    assert names == predict.imagenet_class_names(1000) and names[0] == "tench, Tinca tinca"
+    assert names == labels.imagenet_class_names(1000) and names[0] == "tench, Tinca tinca"
     before = {name: open(os.path.join(export_dir, name), "rb").read() for name in ("saved_model.pb",)}
 
     def broken(*args, **kwargs):

@@ -1,4 +1,4 @@
-"""training/predict.py's class names: ImageNet's human-readable names in label order, and the fallbacks.
+"""training/labels.py's class names: ImageNet's human-readable names in label order, and the fallbacks.
 
 Fast: no model is built and nothing is downloaded; tfds' labels.txt is located without importing tfds.
 """
@@ -10,7 +10,7 @@ import types
 import pytest
 
 from data import make_imagenet_class_names as generator
-from training import predict
+from training import labels
 
 # Standard ImageNet facts: (label, synset id, WordNet lemmas).
 KNOWN_CLASSES = [
@@ -29,7 +29,7 @@ def _tfds_labels():
 
 
 def _file_lines():
-    with open(predict.IMAGENET_CLASS_NAMES_FILE, encoding="utf-8") as f:
+    with open(labels.IMAGENET_CLASS_NAMES_FILE, encoding="utf-8") as f:
         return f.read().splitlines()
 
 
@@ -41,24 +41,24 @@ def test_file_is_1000_synset_tab_names_lines():
 
 
 def test_synset_order_is_tfds_label_order():
-    synsets = [synset for synset, _ in predict.read_imagenet_synsets_and_names()]
+    synsets = [synset for synset, _ in labels.read_imagenet_synsets_and_names()]
     assert synsets == _tfds_labels()
 
 
 @pytest.mark.parametrize("label,synset,names", KNOWN_CLASSES)
 def test_known_classes(label, synset, names):
-    assert predict.read_imagenet_synsets_and_names()[label] == (synset, names)
-    assert predict.imagenet_class_names(1000)[label] == names
+    assert labels.read_imagenet_synsets_and_names()[label] == (synset, names)
+    assert labels.imagenet_class_names(1000)[label] == names
 
 
 def test_1001_classes_put_background_first():
-    names = predict.imagenet_class_names(1001)
+    names = labels.imagenet_class_names(1001)
     assert len(names) == 1001 and names[0] == "background"
-    assert names[1:] == predict.imagenet_class_names(1000)
+    assert names[1:] == labels.imagenet_class_names(1000)
 
 
 def test_names_are_unique_and_the_two_cranes_are_told_apart():
-    names = predict.imagenet_class_names(1001)
+    names = labels.imagenet_class_names(1001)
     assert len(set(names)) == len(names)
     assert names[1 + 134] == "crane (n02012849)" and names[1 + 517] == "crane (n03126707)"
     assert "tabby, tabby cat" in names  # names without a twin stay as they are
@@ -66,36 +66,36 @@ def test_names_are_unique_and_the_two_cranes_are_told_apart():
 
 def test_other_class_counts_are_refused():
     with pytest.raises(ValueError, match="1000 or 1001 classes, not 10"):
-        predict.imagenet_class_names(10)
+        labels.imagenet_class_names(10)
 
 
 def test_damaged_file_is_refused(tmp_path):
     damaged = tmp_path / "names.txt"
     damaged.write_text("\n".join(_file_lines()[:-1]) + "\n", encoding="utf-8")
     with pytest.raises(RuntimeError, match="not 1000 'synset<TAB>names' lines; regenerate"):
-        predict.read_imagenet_synsets_and_names(str(damaged))
+        labels.read_imagenet_synsets_and_names(str(damaged))
 
 
 def test_class_names_prefers_source_then_model_dir_then_imagenet_then_numbers(tmp_path):
     source = types.SimpleNamespace(class_names=("cat", "dog", "bird"))
-    assert predict.class_names(source, 3, str(tmp_path)) == ["cat", "dog", "bird"]
-    (tmp_path / predict.CLASS_NAMES_FILE).write_text("red\ngreen\nblue\n")
-    assert predict.class_names(None, 3, str(tmp_path)) == ["red", "green", "blue"]
+    assert labels.class_names(source, 3, str(tmp_path)) == ["cat", "dog", "bird"]
+    (tmp_path / labels.CLASS_NAMES_FILE).write_text("red\ngreen\nblue\n")
+    assert labels.class_names(None, 3, str(tmp_path)) == ["red", "green", "blue"]
     # Names whose count differs from the model's are someone else's: skipped, never misapplied.
-    assert predict.class_names(types.SimpleNamespace(class_names=("a", "b")), 3, str(tmp_path))[0] == "red"
-    assert predict.class_names(None, 4, str(tmp_path)) == ["class 0", "class 1", "class 2", "class 3"]
-    assert predict.class_names(None, 1000, str(tmp_path))[0] == "tench, Tinca tinca"
-    assert predict.class_names(None, 1001)[:2] == ["background", "tench, Tinca tinca"]
-    assert predict.class_names(types.SimpleNamespace(class_names=None), 2) == ["class 0", "class 1"]
+    assert labels.class_names(types.SimpleNamespace(class_names=("a", "b")), 3, str(tmp_path))[0] == "red"
+    assert labels.class_names(None, 4, str(tmp_path)) == ["class 0", "class 1", "class 2", "class 3"]
+    assert labels.class_names(None, 1000, str(tmp_path))[0] == "tench, Tinca tinca"
+    assert labels.class_names(None, 1001)[:2] == ["background", "tench, Tinca tinca"]
+    assert labels.class_names(types.SimpleNamespace(class_names=None), 2) == ["class 0", "class 1"]
 
 
 def test_synset_ids_of_a_tfds_imagenet_source_become_readable_names(tmp_path):
-    synsets = [synset for synset, _ in predict.read_imagenet_synsets_and_names()]
-    assert predict.class_names(types.SimpleNamespace(class_names=synsets), 1000)[207] == "golden retriever"
-    (tmp_path / predict.CLASS_NAMES_FILE).write_text("\n".join(["background"] + synsets) + "\n")
-    assert predict.class_names(None, 1001, str(tmp_path))[:2] == ["background", "tench, Tinca tinca"]
+    synsets = [synset for synset, _ in labels.read_imagenet_synsets_and_names()]
+    assert labels.class_names(types.SimpleNamespace(class_names=synsets), 1000)[207] == "golden retriever"
+    (tmp_path / labels.CLASS_NAMES_FILE).write_text("\n".join(["background"] + synsets) + "\n")
+    assert labels.class_names(None, 1001, str(tmp_path))[:2] == ["background", "tench, Tinca tinca"]
     other = [f"label {i}" for i in range(1000)]  # 1000 names that are not ImageNet's are kept
-    assert predict.class_names(types.SimpleNamespace(class_names=other), 1000) == other
+    assert labels.class_names(types.SimpleNamespace(class_names=other), 1000) == other
 
 
 def test_generator_reproduces_the_file_from_a_lemma_table(tmp_path):
