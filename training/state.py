@@ -107,6 +107,9 @@ def build_state(config, num_classes, schedule, strategy, init_checkpoint=None, l
         warm_start.freeze_backbone(model)
     with strategy.scope():
         learning_rate = learning_rate_schedule(config, schedule)
+        warning = schedules.warmup_not_reached(learning_rate, schedule.total_steps)
+        if warning:
+            log(warning)
         optimizer = optim.RMSPropTF(learning_rate, rho=config.train.rmsprop_decay,
                                     momentum=config.train.momentum, epsilon=config.train.epsilon)
         optimizer.build(model.trainable_variables)
