@@ -11,6 +11,7 @@ from ml_collections import config_dict
 MODES = ("train", "eval", "train_and_eval", "export", "predict")
 AUGMENTATIONS = ("autoaugment", "randaugment", "none")
 LR_SCHEDULES = ("exponential", "cosine")
+OPTIMIZERS = ("rmsprop", "adamw", "sgd")  # rmsprop: TF1 semantics, the recipe; see training/state.py
 
 
 def _model():
@@ -41,6 +42,10 @@ def _data():
         crop_fraction=config_dict.placeholder(float),   # None: image_size / (image_size + 32)
         max_bad_fraction=0.01,                          # stop if more than 1% of records are undecodable
         eval_split="validation",                        # what --mode=eval scores
+        # Random-crop sampler of the training preprocessing (tensorflow/tpu preprocessing.py
+        # `distorted_bounding_box_crop`): share of the image area and width/height ratio of the crop.
+        crop_area_range=(0.08, 1.0),
+        crop_aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
     ))
 
 
@@ -59,6 +64,14 @@ def _train():
         momentum=0.9,
         epsilon=1e-3,
         weight_decay=1e-5,               # L2 on every trainable variable except BatchNorm
+        # The optimizer: one of OPTIMIZERS. "rmsprop" uses rmsprop_decay, momentum, epsilon above; "sgd" is
+        # SGD with `momentum`; "adamw" is keras AdamW with the adam_* fields and decoupled_weight_decay
+        # (applied to the same variables as weight_decay; set weight_decay=0 to use only the decoupled one).
+        optimizer="rmsprop",
+        adam_beta_1=0.9,
+        adam_beta_2=0.999,
+        adam_epsilon=1e-7,
+        decoupled_weight_decay=0.0,
         label_smoothing=0.1,
         moving_average_decay=0.9999,     # EMA with (1 + t) / (10 + t) warm-up
         seed=0,
