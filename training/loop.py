@@ -39,6 +39,7 @@ def _train_dataset_fn(ctx, seed):
             ctx.source, "train", batch_size=batch_size, image_size=size, training=True,
             augment_name=config.data.augment_name, randaugment_num_layers=config.data.randaugment_num_layers,
             randaugment_magnitude=config.data.randaugment_magnitude, seed=seed,
+            crop_fraction=state_lib.crop_fraction(config),  # the fallback crop is the eval crop (pipeline.py)
             deterministic=config.train.deterministic, input_context=input_context,
             max_bad_fraction=config.data.max_bad_fraction)
 
