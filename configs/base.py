@@ -11,6 +11,7 @@ from ml_collections import config_dict
 MODES = ("train", "eval", "train_and_eval", "export", "predict")
 AUGMENTATIONS = ("autoaugment", "randaugment", "none")
 LR_SCHEDULES = ("exponential", "cosine")
+OPTIMIZERS = ("rmsprop", "adamw", "sgd")  # rmsprop: TF1 semantics, the recipe; see training/state.py
 
 
 def _model():
@@ -45,6 +46,10 @@ def _data():
         eval_split="validation",                        # what --mode=eval scores
         num_train_images=config_dict.placeholder(int),  # None: counted; set: checked against train + minival
         num_eval_images=config_dict.placeholder(int),   # None: counted; set: checked against validation
+        # Random-crop sampler of the training preprocessing (tensorflow/tpu preprocessing.py
+        # `distorted_bounding_box_crop`): share of the image area and width/height ratio of the crop.
+        crop_area_range=(0.08, 1.0),
+        crop_aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
     ))
 
 
@@ -63,6 +68,14 @@ def _train():
         momentum=0.9,
         epsilon=1e-3,
         weight_decay=1e-5,               # L2 on every trainable variable except BatchNorm
+        optimizer="rmsprop",             # one of OPTIMIZERS: "rmsprop" (the recipe) uses rmsprop_decay,
+                                         # momentum, epsilon above; "sgd" is SGD with `momentum`; "adamw" is
+                                         # keras AdamW with the adam_* fields and decoupled_weight_decay (on the
+                                         # variables weight_decay covers; weight_decay=0 leaves only that one)
+        adam_beta_1=0.9,
+        adam_beta_2=0.999,
+        adam_epsilon=1e-7,
+        decoupled_weight_decay=0.0,
         label_smoothing=0.1,
         moving_average_decay=0.9999,     # EMA with (1 + t) / (10 + t) warm-up
         seed=0,

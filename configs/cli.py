@@ -43,6 +43,16 @@ def _variant_name(value):
     return key[len("efficientnet-"):] if key.startswith("efficientnet-") else key
 
 
+def _optimizer_name(value):
+    """The original's --optimizer values -> train.optimizer. Its "momentum" (TF1 MomentumOptimizer, momentum
+    0.9) is our "sgd"; its "sgd" (plain gradient descent) and "lars" have no counterpart here."""
+    key = value.strip().lower()
+    if key in ("sgd", "lars"):
+        raise FlagError(f"--optimizer={value} (the original's {'plain gradient descent' if key == 'sgd' else 'LARS'}) "
+                        "is not available here; choose rmsprop (the recipe), momentum (SGD with momentum) or adamw")
+    return {"momentum": "sgd"}.get(key, key)
+
+
 _TF1 = "a TF1 Estimator/TPUEstimator setting; tf.distribute and tf.data choose this themselves"
 _ORIGINAL_ONLY = "in the original only"
 
@@ -128,8 +138,9 @@ FLAGS = (
          no_effect="there is no Bigtable input here"),
     Flag("bigtable_column_qualifier", None, "string", "", default="example",
          no_effect="there is no Bigtable input here"),
+    Flag("optimizer", "train.optimizer", "string",
+         "rmsprop (the recipe: TF1 RMSProp), momentum (SGD with train.momentum) or adamw.", convert=_optimizer_name),
     # The original's flags of features this project does not have: only "off" is accepted.
-    Flag("optimizer", None, "string", "", default="rmsprop", only="rmsprop"),
     Flag("mixup_alpha", None, "float", "", default=0.0, only=0.0),
     Flag("bigtable_instance", None, "string", "", default=None, only=None),
     Flag("batch_norm_momentum", None, "float", "", default=None, only=0.99),  # efficientnet/blocks.py's constant

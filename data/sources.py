@@ -9,6 +9,7 @@ Minival (REFERENCE.md §3): for TFRecords the first `holdout_shards` train shard
 25,022 images); for TFDS the first examples of the train split by slicing. Either way it is disjoint from the
 training split and fixed across runs.
 """
+import collections
 import json
 import os
 import re
@@ -49,6 +50,87 @@ def _count_records(path):
     return _COUNT_CACHE[path]
 
 
+LABELS_FILE = "labels.txt"  # beside the TFRecords: one class name per line, line i names stored label i + 1
+
+
+def read_labels_file(data_dir):
+    """The class names of data_dir/labels.txt (blank lines ignored), or None when there is no such file."""
+    path = os.path.join(data_dir, LABELS_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        names = tuple(line.strip() for line in f if line.strip())
+    if not names:
+        raise ValueError(f"{path} names no classes (expected one class name per line, in label order)")
+    return names
+
+
+def _is_standard_imagenet(train_files):
+    shards = _STANDARD_LAYOUT["train_shards"]
+    return len(train_files) == shards and train_files[0].endswith(f"-of-{shards:05d}")
+
+
+def _scan_labels(train_files):
+    """({stored label: class text or ""}, {stored label: records}) over train_files, parsing only the label
+    features (the image bytes are read from disk but never decoded)."""
+    spec = {"image/class/label": tf.io.FixedLenFeature([], tf.int64),
+            "image/class/text": tf.io.FixedLenFeature([], tf.string, default_value="")}
+    dataset = tf.data.TFRecordDataset(train_files, num_parallel_reads=min(16, len(train_files))).batch(4096)
+    texts, counts = {}, collections.Counter()
+    for batch in dataset.map(lambda records: tf.io.parse_example(records, spec)):
+        labels = batch["image/class/label"].numpy()
+        counts.update(labels.tolist())
+        for label, text in zip(labels, batch["image/class/text"].numpy()):
+            texts.setdefault(int(label), text.decode("utf-8", "replace"))
+    return texts, counts
+
+
+def _ask_for_count(data_dir, why):
+    return ValueError(f"cannot read the class count of {data_dir}: {why}; give --num_label_classes or write "
+                      f"{LABELS_FILE} (one class name per line) beside the shards")
+
+
+def detect_classes(data_dir, train_files, include_background=False):
+    """(N, class names or None) of ImageNet-format TFRecords whose stored labels are 1..N.
+
+    In this order: labels.txt beside the shards (its names); the standard ImageNet layout (1024 train shards:
+    1000 classes, names from data/imagenet_class_names.txt at prediction time); otherwise one pass over the
+    train shards' labels (minival included): N is the largest stored label, and the names are the records'
+    image/class/text when every label has one, else the stored label numbers. Never a silent 1000: data whose
+    labels cannot be read raises a ValueError asking for the class count. Label 0 is the background class with
+    include_background; without it a few label-0 records (at most 1%) are bad records that the pipeline skips
+    and counts, more mean labels stored 0..N-1, which is refused.
+    """
+    names = read_labels_file(data_dir)
+    if names:
+        return len(names), names
+    if _is_standard_imagenet(train_files):
+        return IMAGENET_NUM_CLASSES, None
+    try:
+        texts, counts = _scan_labels(train_files)
+    except tf.errors.OpError as e:
+        raise _ask_for_count(data_dir, f"its train shards' labels are unreadable ({first_line(e)[:160]})") \
+            from None
+    total = sum(counts.values())
+    if not total:
+        raise _ask_for_count(data_dir, "its train shards hold no records")
+    if min(counts) < 0 or (not include_background and counts[0] > 0.01 * total):
+        raise _ask_for_count(data_dir, f"{counts[min(counts)]} of its {total} train records store label "
+                                       f"{min(counts)}, but ImageNet-format labels are 1..N (0 only as the "
+                                       "background class, with include_background)")
+    count = max(counts)
+    if count < 1:
+        raise _ask_for_count(data_dir, "every train record stores label 0")
+    if all(texts.get(label) for label in range(1, count + 1)):
+        return count, tuple(texts[label] for label in range(1, count + 1))
+    return count, tuple(str(label) for label in range(1, count + 1))
+
+
+def first_line(error):
+    """The first line of an exception's message (TensorFlow errors carry a long op trace after it)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 class TFRecordSource:
     """ImageNet-format TFRecord shards (train-*-of-*, validation-*-of-*) in a local directory or gs:// path.
 
@@ -57,12 +139,11 @@ class TFRecordSource:
     """
 
     def __init__(self, data_dir, *, holdout_shards=IMAGENET_HOLDOUT_SHARDS, include_background=False,
-                 num_classes=IMAGENET_NUM_CLASSES, class_names=None, record_counts=None):
+                 num_classes=None, class_names=None, record_counts=None):
+        """num_classes: the number of stored labels N (1..N, no background); None reads it from the data (see
+        detect_classes). class_names: N names in label order; None reads them from labels.txt when present."""
         self.data_dir = str(data_dir)
         self.include_background = bool(include_background)
-        self.num_classes = num_classes + (1 if include_background else 0)
-        self.class_names = (("background",) + tuple(class_names)) if (class_names and include_background) \
-            else (tuple(class_names) if class_names else None)
         self._record_counts = dict(record_counts or {})
         train_files = self._glob(TRAIN_PATTERN, required=True)
         if not isinstance(holdout_shards, int) or not 0 <= holdout_shards < len(train_files):
@@ -70,6 +151,15 @@ class TFRecordSource:
                              f"{len(train_files)} train shards in {self.data_dir}; got {holdout_shards!r}")
         self.holdout_shards = holdout_shards
         self._files = {"train": train_files[holdout_shards:], "minival": train_files[:holdout_shards]}
+        if num_classes is None:
+            num_classes, detected_names = detect_classes(self.data_dir, train_files, self.include_background)
+            class_names = class_names or detected_names
+        elif class_names is None:
+            class_names = read_labels_file(self.data_dir)
+            class_names = class_names if class_names and len(class_names) == num_classes else None
+        self.num_classes = num_classes + (1 if include_background else 0)
+        self.class_names = (("background",) + tuple(class_names)) if (class_names and include_background) \
+            else (tuple(class_names) if class_names else None)
 
     def _glob(self, pattern, required):
         full_pattern = os.path.join(self.data_dir, pattern)
@@ -89,9 +179,7 @@ class TFRecordSource:
         return self._files[split]
 
     def _is_standard_layout(self):
-        train = self._files["train"] + self._files["minival"]
-        shards = _STANDARD_LAYOUT["train_shards"]
-        return len(train) == shards and train[0].endswith(f"-of-{shards:05d}")
+        return _is_standard_imagenet(self._files["minival"] + self._files["train"])
 
     def _count(self, split):
         total = 0
@@ -244,7 +332,7 @@ class TFDSSource:
 
 
 def get_source(data_dir=None, dataset=None, *, holdout_shards=None, include_background=False, cache_dir=None,
-               tfds_data_dir=None, holdout_fraction=None):
+               tfds_data_dir=None, holdout_fraction=None, num_classes=None):
     """Pick the data source.
 
     Args:
@@ -257,6 +345,8 @@ def get_source(data_dir=None, dataset=None, *, holdout_shards=None, include_back
       tfds_data_dir: TFDS data_dir.
       holdout_fraction: TFDS only: share of the train split held out as minival; None → holdout_shards / 1024,
         the original's share (20/1024 ≈ 1.95%).
+      num_classes: TFRecords only: the model's class count as the user gave it (background included), which
+        skips reading it from the data (TFRecordSource / detect_classes); None reads it.
     With neither data_dir nor dataset, returns the built-in demo dataset (generated once into cache_dir).
     """
     if data_dir is not None and dataset is not None:
@@ -270,8 +360,9 @@ def get_source(data_dir=None, dataset=None, *, holdout_shards=None, include_back
         return TFDSSource(_parse_tfds_name(dataset), holdout_fraction=holdout_fraction,
                           include_background=include_background, data_dir=tfds_data_dir)
     if data_dir is not None:
+        stored = None if num_classes is None else num_classes - (1 if include_background else 0)
         return TFRecordSource(data_dir, holdout_shards=IMAGENET_HOLDOUT_SHARDS if holdout_shards is None
-                              else holdout_shards, include_background=include_background)
+                              else holdout_shards, include_background=include_background, num_classes=stored)
     from data import demo  # here, not at the top: only runs without data pay for the generator (numpy drawing)
 
     directory = demo.ensure_demo_data(cache_dir)

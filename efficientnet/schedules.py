@@ -142,10 +142,11 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = total_steps
         self.warmup_epochs = warmup_epochs
+        # A warm-up longer than total_steps is allowed, as for WarmupExponentialDecay: the rate then rises
+        # linearly for the whole run and never reaches its peak. Both are reported by
+        # ``warmup_not_reached`` (a one-line warning at the start of training), not refused, so that a
+        # short smoke run of a long recipe still starts.
         self.warmup_steps = _warmup_steps(warmup_epochs, steps_per_epoch)
-        if self.warmup_steps > total_steps:
-            raise ValueError(f"{owner} warm-up ({self.warmup_steps} steps) is longer than "
-                             f"total_steps={total_steps!r}")
 
     def __call__(self, step):
         """Returns the float32 learning rate at ``step`` (int or float tensor/variable)."""
@@ -162,3 +163,14 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,
                 "warmup_epochs": self.warmup_epochs}
+
+
+def warmup_not_reached(schedule, total_steps):
+    """A one-line warning when the warm-up of ``schedule`` is not shorter than a run of ``total_steps``
+    (the last update then uses less than the peak rate), else None. Either schedule class."""
+    if total_steps <= 0 or schedule.warmup_steps < total_steps:
+        return None
+    last = float(schedule(total_steps - 1))
+    return (f"warning: the warm-up ({schedule.warmup_steps} steps, {schedule.warmup_epochs:g} epochs) is not "
+            f"shorter than the run ({total_steps} steps): the learning rate never reaches its peak "
+            f"{schedule.initial_learning_rate:.4g} (last step {last:.4g}); shorten train.warmup_epochs")

@@ -29,6 +29,14 @@ def _check_fraction(value, name, *, allow_one=False):
     _require(0 <= value and upper_ok, f"{name} must be in [0, 1{']' if allow_one else ')'}, got {value!r}")
 
 
+def _check_range_pair(value, name, upper=math.inf):
+    """A (low, high) pair of numbers with 0 < low <= high <= upper (config.json stores it as a list)."""
+    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    _require(ok and 0 < value[0] <= value[1] <= upper,
+             f"{name} must be (low, high) with 0 < low <= high{' <= 1' if upper == 1 else ''}, got {value!r}")
+
+
 def validate_config(config):
     """Raises UserError for the first bad value found; returns nothing when the config is usable."""
     _require(config.model.variant in efficientnet.VARIANTS,
@@ -38,6 +46,9 @@ def validate_config(config):
     if config.data.resize_method is not None:
         _check_choice(config.data.resize_method, efficientnet.variants.RESIZE_METHODS, "resize_method")
     _check_choice(config.train.lr_schedule, base.LR_SCHEDULES, "lr_schedule")
+    _check_choice(config.train.optimizer, base.OPTIMIZERS, "optimizer")
+    _check_range_pair(config.data.crop_area_range, "crop_area_range", upper=1.0)
+    _check_range_pair(config.data.crop_aspect_ratio_range, "crop_aspect_ratio_range")
     _check_positive(config, [
         "train.batch_size", "eval.batch_size", "train.iterations_per_loop", "train.base_learning_rate",
         "train.epochs", "eval.epochs_per_eval", "eval.steps_per_eval", "model.image_size",
@@ -58,6 +69,11 @@ def validate_config(config):
     _check_fraction(config.train.moving_average_decay, "moving_average_decay")
     _check_fraction(config.train.rmsprop_decay, "rmsprop_decay")
     _check_fraction(config.train.momentum, "momentum")
+    _check_fraction(config.train.adam_beta_1, "adam_beta_1")
+    _check_fraction(config.train.adam_beta_2, "adam_beta_2")
+    _require(config.train.adam_epsilon > 0, f"adam_epsilon must be > 0, got {config.train.adam_epsilon}")
+    _require(config.train.decoupled_weight_decay >= 0,
+             f"decoupled_weight_decay must be >= 0, got {config.train.decoupled_weight_decay}")
     _check_fraction(config.train.lr_decay_rate, "lr_decay_rate", allow_one=True)
     _check_fraction(config.model.survival_prob, "survival_prob", allow_one=True)
     _require(config.model.survival_prob > 0, "survival_prob must be > 0")

@@ -44,7 +44,8 @@ def _open_source(config):
                                   holdout_shards=config.data.holdout_shards,
                                   include_background=config.data.include_background,
                                   cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
-                                  holdout_fraction=config.data.holdout_fraction if config.data.dataset else None)
+                                  holdout_fraction=config.data.holdout_fraction if config.data.dataset else None,
+                                  num_classes=config.model.num_classes if config.data.data_dir else None)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(first_line(e)) from None
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import efficientnet
 from efficientnet import ema as ema_lib
-from efficientnet import optim, schedules
+from efficientnet import losses, optim, schedules
 from training import warm_start
 
 
@@ -97,6 +97,29 @@ def resize_method(config):
     return config.data.resize_method or variant(config).resize_method
 
 
+def build_optimizer(config, learning_rate, model):
+    """config.train.optimizer, created under the caller's strategy scope.
+
+    "rmsprop" is the recipe: TF1 RMSProp (efficientnet.optim.RMSPropTF). "sgd" is SGD with train.momentum
+    (keras.optimizers.SGD, the TF1 MomentumOptimizer update up to the learning-rate factoring). "adamw" is
+    keras.optimizers.AdamW; its decoupled decay skips the variables the recipe's L2 skips (BatchNorm), and with
+    decoupled_weight_decay 0 it is Adam. Each keeps its own slots in the checkpoint: resume with the optimizer
+    the run started with.
+    """
+    train = config.train
+    if train.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=train.momentum)
+    if train.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=train.decoupled_weight_decay,
+                                           beta_1=train.adam_beta_1, beta_2=train.adam_beta_2,
+                                           epsilon=train.adam_epsilon)
+        decayed = {id(v) for v in losses.weight_decay_variables(model)}
+        optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables
+                                                      if id(v) not in decayed])
+        return optimizer
+    return optim.RMSPropTF(learning_rate, rho=train.rmsprop_decay, momentum=train.momentum, epsilon=train.epsilon)
+
+
 def build_state(config, num_classes, schedule, strategy, init_checkpoint=None, log=print):
     """Creates model, optimizer and EMA under `strategy`, with every variable built before the first step.
 
@@ -113,8 +136,10 @@ def build_state(config, num_classes, schedule, strategy, init_checkpoint=None, l
         warm_start.freeze_backbone(model)
     with strategy.scope():
         learning_rate = learning_rate_schedule(config, schedule)
-        optimizer = optim.RMSPropTF(learning_rate, rho=config.train.rmsprop_decay,
-                                    momentum=config.train.momentum, epsilon=config.train.epsilon)
+        warning = schedules.warmup_not_reached(learning_rate, schedule.total_steps)
+        if warning:
+            log(warning)
+        optimizer = build_optimizer(config, learning_rate, model)
         optimizer.build(model.trainable_variables)
         ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model),
                                                decay=config.train.moving_average_decay)

@@ -102,7 +102,7 @@ def test_eval_across_two_pipelines_with_num_batches(id_source):
 
 @pytest.mark.slow
 def test_bad_records_are_skipped_and_counted(bad_dir):
-    source = sources.get_source(data_dir=bad_dir, holdout_shards=1)  # shards 1..3: indices 10..39
+    source = sources.get_source(data_dir=bad_dir, holdout_shards=1, num_classes=1000)  # shards 1..3: indices 10..39
     evaluation = pipeline.make_dataset(source, "train", batch_size=8, image_size=SIZE, training=False)
     good = {i for i in range(10, 40) if i not in (17, 25, 30, 33)}
     assert sorted(_labels_of(evaluation)) == sorted(i for i in good)
@@ -114,7 +114,7 @@ def test_bad_records_are_skipped_and_counted(bad_dir):
 
 @pytest.mark.slow
 def test_too_many_bad_records_fails_with_clear_message(bad_dir):
-    source = sources.get_source(data_dir=bad_dir, holdout_shards=1)
+    source = sources.get_source(data_dir=bad_dir, holdout_shards=1, num_classes=1000)
     dataset = pipeline.make_dataset(source, "train", batch_size=4, image_size=SIZE, training=True, seed=2,
                                     max_bad_fraction=0.01, bad_check_min_records=20)
     with pytest.raises(tf.errors.InvalidArgumentError, match="Too many bad records"):

@@ -16,11 +16,12 @@ def _labels(source, split, **kwargs):
 
 def test_label_shift_and_background(id_tfrecord_dir):
     source = sources.get_source(data_dir=id_tfrecord_dir, holdout_shards=1)
-    assert source.num_classes == 1000 and source.class_names is None
-    # Stored labels are index + 1 (1..37); shards 1..5 hold indices 7..36.
+    # Stored labels are index + 1 (1..37, read from the train shards: tests/data/test_class_count.py).
+    assert source.num_classes == 37 and source.class_names == tuple(str(label) for label in range(1, 38))
+    # Shards 1..5 hold indices 7..36.
     assert _labels(source, "train") == list(range(7, 37))
     with_background = sources.get_source(data_dir=id_tfrecord_dir, holdout_shards=1, include_background=True)
-    assert with_background.num_classes == 1001
+    assert with_background.num_classes == 38
     assert _labels(with_background, "train") == list(range(8, 38))
 
 

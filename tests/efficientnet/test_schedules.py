@@ -116,9 +116,22 @@ def test_config_round_trip(schedule):
     (lambda: schedules.WarmupExponentialDecay(0.1, 306, decay_rate=0), "decay_rate"),
     (lambda: schedules.WarmupExponentialDecay(0.1, 306, decay_rate=1.5), "decay_rate"),
     (lambda: schedules.WarmupCosineDecay(0.1, 306, total_steps=0), "total_steps"),
-    (lambda: schedules.WarmupCosineDecay(0.1, 306, total_steps=100), "warm-up"),
 ])
 def test_bad_arguments_raise_one_line_errors(make, match):
     with pytest.raises(ValueError, match=match) as info:
         make()
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("make", [
+    lambda warmup: schedules.WarmupExponentialDecay(0.1, 100, warmup_epochs=warmup),
+    lambda warmup: schedules.WarmupCosineDecay(0.1, 100, total_steps=250, warmup_epochs=warmup),
+])
+def test_warmup_longer_than_the_run_warns_for_both_schedules(make):
+    long_warmup = make(5)  # 500 warm-up steps in a 250-step run: the rate ends at 0.1 * 249 / 500
+    message = schedules.warmup_not_reached(long_warmup, 250)
+    assert "never reaches its peak 0.1 (last step 0.0498)" in message and "\n" not in message
+    assert float(long_warmup(249)) == pytest.approx(0.1 * 249 / 500)
+    assert schedules.warmup_not_reached(make(2.5), 250) is not None  # ends with the warm-up: peak never used
+    assert schedules.warmup_not_reached(make(2), 250) is None
+    assert schedules.warmup_not_reached(long_warmup, 0) is None  # evaluation-only schedules
