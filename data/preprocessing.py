@@ -134,26 +134,49 @@ def preprocess_for_train(image, image_size, seed, augment_name="autoaugment", ra
     Returns float32 [image_size, image_size, 3] in [0, 255].
     """
     check_augment_name(augment_name)
-    crop_fraction = check_size(image_size, crop_fraction)
-    image = _check_image(image)
+    if augment_name == "none":
+        crop_fraction = check_size(image_size, crop_fraction)
+        image = _check_image(image)
+        crop_seed, flip_seed, _ = _train_seeds(seed)
+        cropped = decode_and_crop(image, lambda shape: random_crop_window(shape, crop_seed, crop_fraction))
+        pixels = tf.image.stateless_random_flip_left_right(_resize(cropped, image_size), flip_seed)
+        return tf.ensure_shape(pixels, [image_size, image_size, 3])
+    pixels, augment_seed = augmentation_input(image, image_size, seed, crop_fraction)
+    return tf.cast(augment(pixels, augment_seed, augment_name, randaugment_num_layers, randaugment_magnitude),
+                   tf.float32)
+
+
+def _train_seeds(seed):
+    """(crop, flip, augment) seeds folded from the example's stateless seed [2]."""
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     if seed.shape != (2,):
         raise ValueError(f"seed must be an integer tensor of shape [2], got shape {seed.shape}")
-    crop_seed, flip_seed, augment_seed = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
+    return [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
+
+
+def augmentation_input(image, image_size, seed, crop_fraction=None):
+    """The training image before AutoAugment/RandAugment: random crop, bicubic resize, clip, round to uint8,
+    random flip → (uint8 [image_size, image_size, 3], the augmentation's stateless seed [2]).
+
+    Split out of preprocess_for_train so that the augmentation can run elsewhere (data/device_augment.py runs it
+    inside the compiled train step) on exactly the pixels and seed the host path would use.
+    """
+    crop_fraction = check_size(image_size, crop_fraction)
+    image = _check_image(image)
+    crop_seed, flip_seed, augment_seed = _train_seeds(seed)
     cropped = decode_and_crop(image, lambda shape: random_crop_window(shape, crop_seed, crop_fraction))
-    pixels = _resize(cropped, image_size)
-    if augment_name == "none":
-        pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
-        return tf.ensure_shape(pixels, [image_size, image_size, 3])
     # The ops work on uint8 (REFERENCE.md §3); round rather than truncate so the cast adds no −0.5 bias. The
     # flip commutes with the rounding and the same seed gives the same flip decision for any dtype, so it is
     # done after the cast, on a quarter of the bytes (same output as flipping the float pixels first).
-    pixels = tf.cast(tf.round(pixels), tf.uint8)
+    pixels = tf.cast(tf.round(_resize(cropped, image_size)), tf.uint8)
     pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
-    pixels = tf.ensure_shape(pixels, [image_size, image_size, 3])
+    return tf.ensure_shape(pixels, [image_size, image_size, 3]), augment_seed
+
+
+def augment(pixels, seed, augment_name, randaugment_num_layers=2, randaugment_magnitude=10):
+    """AutoAugment (policy v0) or RandAugment of a uint8 [s, s, 3] image with a stateless seed [2] → uint8."""
     if augment_name == "autoaugment":
-        pixels = autoaugment.distort_with_autoaugment(pixels, augment_seed)
-    else:
-        pixels = autoaugment.distort_with_randaugment(pixels, randaugment_num_layers, randaugment_magnitude,
-                                                      augment_seed)
-    return tf.cast(pixels, tf.float32)
+        return autoaugment.distort_with_autoaugment(pixels, seed)
+    if augment_name == "randaugment":
+        return autoaugment.distort_with_randaugment(pixels, randaugment_num_layers, randaugment_magnitude, seed)
+    raise ValueError(f"augment_name must be autoaugment or randaugment here, got {augment_name!r}")
