@@ -38,6 +38,9 @@ def _data():
         augment_name="autoaugment",                     # one of AUGMENTATIONS
         randaugment_num_layers=2,
         randaugment_magnitude=10,
+        # Run AutoAugment/RandAugment in the train step instead of on the input hosts (data/device_augment.py).
+        # None: off everywhere for now (the ops do not all compile with XLA, so TPU refuses it); true on CPU/GPU.
+        augment_on_device=config_dict.placeholder(bool),
         crop_fraction=config_dict.placeholder(float),   # None: image_size / (image_size + 32)
         max_bad_fraction=0.01,                          # stop if more than 1% of records are undecodable
         eval_split="validation",                        # what --mode=eval scores

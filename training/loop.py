@@ -6,7 +6,7 @@ import time
 
 import tensorflow as tf
 
-from data import pipeline
+from data import device_augment, pipeline
 from training import checkpoints, logs, state as state_lib, steps, warm_start
 from training.errors import NumericalError, Preempted, UserError, first_line
 
@@ -40,7 +40,8 @@ def _train_dataset_fn(ctx, seed):
             augment_name=config.data.augment_name, randaugment_num_layers=config.data.randaugment_num_layers,
             randaugment_magnitude=config.data.randaugment_magnitude, seed=seed,
             deterministic=config.train.deterministic, input_context=input_context,
-            max_bad_fraction=config.data.max_bad_fraction)
+            max_bad_fraction=config.data.max_bad_fraction, num_classes=ctx.num_classes,
+            augment_on_device=augment_on_device(ctx))
 
     return dataset_fn
 
@@ -143,11 +144,26 @@ def evaluate(ctx, state, split, eval_step=None):
     return {"top_1": hit_1 / count, "top_5": hit_5 / count, "loss": loss_sum / count, "num_examples": count}
 
 
+def augment_on_device(ctx):
+    """config.data.augment_on_device resolved: None → off (data/device_augment.py says why); refused on TPU."""
+    data = ctx.config.data
+    if not data.augment_on_device or data.augment_name == "none":
+        return False
+    try:
+        device_augment.check_supported(isinstance(ctx.strategy, tf.distribute.TPUStrategy))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return True
+
+
 def step_config(ctx):
     config = ctx.config
     return steps.StepConfig(num_classes=ctx.num_classes, global_batch_size=config.train.batch_size,
                             label_smoothing=config.train.label_smoothing, weight_decay=config.train.weight_decay,
-                            jit_compile=ctx.jit_compile)
+                            jit_compile=ctx.jit_compile, augment_on_device=augment_on_device(ctx),
+                            augment_name=config.data.augment_name,
+                            randaugment_num_layers=config.data.randaugment_num_layers,
+                            randaugment_magnitude=config.data.randaugment_magnitude)
 
 
 def selection_split(source):
