@@ -17,8 +17,9 @@ variables and no tf.py_function anywhere (TPU hosts run graph ops only; has_py_f
 Bad records: a record whose bytes are not an image, fail to decode, or whose label lies outside
 [0, num_classes) is dropped and counted (num_classes: the run's class count, by default the source's). A bad
 label is flagged and filtered; decode errors (and a truncated file's unreadable tail, see data/sources.py) are
-dropped by ignore_errors and show up as a gap in the record positions; both are counted once per batch. When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the
-pipeline raises InvalidArgumentError whose message contains "Too many bad records".
+dropped by ignore_errors and show up as a gap in the record positions; both are counted once per batch.
+When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the pipeline
+raises InvalidArgumentError whose message contains "Too many bad records".
 """
 import os
 
