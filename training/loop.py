@@ -122,7 +122,7 @@ def eval_dataset(ctx, split):
             ctx.source, split, batch_size=input_context.get_per_replica_batch_size(config.eval.batch_size),
             image_size=state_lib.image_size(config), training=False,
             crop_fraction=state_lib.crop_fraction(config), input_context=input_context,
-            num_batches=num_steps * local_replicas)
+            num_batches=num_steps * local_replicas, num_classes=ctx.num_classes)
 
     return strategy.distribute_datasets_from_function(dataset_fn, _input_options())
 
@@ -132,8 +132,14 @@ def evaluate(ctx, state, split, eval_step=None):
     eval_step = eval_step or steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
     totals = tf.zeros([4], tf.float32)
     with state.ema.swapped():
-        for batch in eval_dataset(ctx, split):
-            totals += eval_step(batch)
+        try:
+            for batch in eval_dataset(ctx, split):
+                totals += eval_step(batch)
+        except tf.errors.InvalidArgumentError as e:
+            error = too_many_bad_records(e)
+            if error is e:
+                raise
+            raise error from None
     hit_1, hit_5, loss_sum, count = (float(x) for x in totals.numpy())
     expected = ctx.source.num_examples(split)
     if int(round(count)) > expected or count == 0:
@@ -142,6 +148,15 @@ def evaluate(ctx, state, split, eval_step=None):
         ctx.log.message(f"warning: {expected - int(round(count))} of {expected} {split} records were unreadable "
                         "and not scored")
     return {"top_1": hit_1 / count, "top_5": hit_5 / count, "loss": loss_sum / count, "num_examples": count}
+
+
+def too_many_bad_records(error):
+    """The pipeline's bad-record stop (e.g. labels beyond --num_label_classes in an eval split) as a one-line
+    UserError without TF's node prefix; any other error is returned as it is."""
+    text = str(error)
+    if "Too many bad records" in text:
+        return UserError(first_line(text[text.index("Too many bad records"):]).rstrip("]"))
+    return error
 
 
 def augment_on_device(ctx):

@@ -33,3 +33,18 @@ def test_augment_on_device_ships_seeds_and_reaches_the_step_config(tmp_path, dem
     default = _ctx(tmp_path, demo_cache, 8)  # None: off (data/device_augment.py says why)
     assert "augment_seeds" not in loop._train_dataset_fn(default, seed=0)(None, 8).element_spec
     assert not loop.step_config(default).augment_on_device
+
+
+def test_eval_skips_labels_beyond_the_runs_class_count(tmp_path, demo_cache):
+    ctx = _ctx(tmp_path, demo_cache, 3)
+    labels = [int(label) for batch in loop.eval_dataset(ctx, "minival")
+              for label, real in zip(batch["labels"], batch["mask"]) if real]
+    assert labels and max(labels) < 3 and len(labels) < ctx.source.num_examples("minival")
+
+
+def test_eval_bad_record_stop_is_one_line():
+    error = tf.errors.InvalidArgumentError(None, None, "{{node x}} assertion failed: [Too many bad records: 5 of "
+                                                       "the first 9 records were skipped]")
+    assert str(loop.too_many_bad_records(error)) == "Too many bad records: 5 of the first 9 records were skipped"
+    other = tf.errors.InvalidArgumentError(None, None, "something else")
+    assert loop.too_many_bad_records(other) is other
