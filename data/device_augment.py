@@ -10,11 +10,13 @@ path wherever the ops compute the same numbers (eagerly and in plain graphs on C
 Under XLA (jit_compile, and always on TPU) the ops do not yet qualify (checked on TF 2.21, XLA on CPU):
 - Rotate, ShearX, ShearY: ImageProjectiveTransformV3 has no XLA kernel;
 - TranslateX/Y and Cutout: tf.pad / tf.ones with sizes computed from the level or the random centre (XLA needs
-  compile-time shapes);
+  compile-time shapes); Equalize and AutoContrast likewise (tf.math.bincount's output size is computed);
 - Color, AutoContrast and the level → factor mapping of the enhance ops: XLA reassociates float32 arithmetic
   (division by 10 becomes a multiplication by 0.1, multiply-adds are fused), so some pixels differ by one;
-- the stateless random ops use the "auto_select" algorithm, which XLA may resolve to another generator than
-  the host's Philox on TPU (untested here), so the random choices could differ there.
+- the random draws themselves: tf.random.stateless_uniform (float32) compiled with XLA returns other numbers
+  than the same op run by TensorFlow on the same seed, also with alg="philox" (checked on CPU; stateless_fold_in
+  and the int32 uniform of Cutout agree), so the sub-policy choice and the coins would differ. A bit-identical
+  device path needs those draws made on the host and shipped with the images (a few floats per image).
 That is why the config's augment_on_device defaults to off (configs/base.py) and TPU runs refuse it
 (check_supported). Elsewhere training/steps.py runs the augmentation as plain TensorFlow ops on the replica's
 device, outside the XLA-compiled part of the step; the bit-identity is tested on CPU only.
