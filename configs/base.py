@@ -39,6 +39,9 @@ def _data():
         augment_name="autoaugment",                     # one of AUGMENTATIONS
         randaugment_num_layers=2,
         randaugment_magnitude=10,
+        # Run AutoAugment/RandAugment in the train step instead of on the input hosts (data/device_augment.py).
+        # None: off everywhere for now (the ops do not all compile with XLA, so TPU refuses it); true on CPU/GPU.
+        augment_on_device=config_dict.placeholder(bool),
         crop_fraction=config_dict.placeholder(float),   # None: image_size / (image_size + 32)
         resize_method=config_dict.placeholder(str),     # "bicubic"/"bilinear"; None: the variant's (bilinear
                                                         # for EdgeTPU/Lite as tensorflow/tpu main.py, else bicubic)
@@ -50,6 +53,8 @@ def _data():
         # `distorted_bounding_box_crop`): share of the image area and width/height ratio of the crop.
         crop_area_range=(0.08, 1.0),
         crop_aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
+        shuffle_buffer=10_000,                          # training records (encoded) shuffled per input pipeline;
+                                                        # the buffer is part of each checkpoint
     ))
 
 

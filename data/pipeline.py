@@ -1,8 +1,11 @@
 """The tf.data input pipeline: source → shard per input pipeline → shuffle/repeat → decode, crop, augment →
-skip and count bad records → static-shape batches → prefetch.
+skip bad records → static-shape batches → count bad records per batch → prefetch.
 
-Training elements: {"images": float32 [b, s, s, 3] in [0, 255], "labels": int32 [b], "bad_records": int64 [b]}
-(bad_records is this pipeline's running count of skipped records; take the max). Eval elements: {"images",
+Training elements: {"images": [b, s, s, 3] in [0, 255], "labels": int32 [b], "bad_records": int64 [b]}
+(bad_records is this pipeline's running count of skipped records; take the max). Images are uint8 when the
+run augments (AutoAugment/RandAugment work on uint8; the train step casts to float32), float32 without
+augmentation. With augment_on_device the images are the augmentation's uint8 input and "augment_seeds" int64
+[b, 2] holds each example's augmentation seed (data/device_augment.py). Eval elements: {"images" float32,
 "labels", "mask": float32 [b]}; every example appears exactly once with mask 1, the last batch (and, with
 num_batches, whole extra batches) is padding with mask 0.
 
@@ -12,10 +15,11 @@ the same seed gives the same batches and `tf.train.Checkpoint(iterator=iter(ds))
 variables and no tf.py_function anywhere (TPU hosts run graph ops only; has_py_function checks that).
 
 Bad records: a record whose bytes are not an image, fail to decode, or whose label lies outside
-[0, num_classes) is dropped and counted. Records with a recognisable problem (bad header, bad label) are
-flagged without raising; decode errors are dropped by ignore_errors and show up as a gap in the record
-positions. When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the
-pipeline raises InvalidArgumentError whose message contains "Too many bad records".
+[0, num_classes) is dropped and counted (num_classes: the run's class count, by default the source's). A bad
+label is flagged and filtered; decode errors (and a truncated file's unreadable tail, see data/sources.py) are
+dropped by ignore_errors and show up as a gap in the record positions; both are counted once per batch.
+When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the pipeline
+raises InvalidArgumentError whose message contains "Too many bad records".
 """
 import os
 
@@ -25,8 +29,6 @@ from data import preprocessing
 from data import sources
 
 _PY_FUNCTION_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
-# First bytes of the encodings tf.io.decode_image understands (JPEG, PNG, GIF, BMP).
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PN", b"GIF", b"BM")
 
 
 def _check_positive_int(name, value, allow_none=False):
@@ -36,40 +38,52 @@ def _check_positive_int(name, value, allow_none=False):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _looks_like_image(image):
-    """True for encoded bytes with a known image header, or for any uint8 image tensor."""
-    if image.dtype != tf.string:
-        return tf.constant(True)
-    head = tf.strings.substr(image, 0, 3)
-    known = [tf.equal(head if len(magic) == 3 else tf.strings.substr(image, 0, 2), magic) for magic in _IMAGE_MAGIC]
-    return tf.reduce_any(tf.stack(known))
+def _record_fn(source, num_classes, image_size, training, seed, position_scale, position_offset, crop, augment,
+               augment_on_device):
+    """The per-record map: parse, check the label, preprocess. Returns a dict with an "ok" flag (label in range)
+    for the filter after the map. Bytes that are not an image fail to decode and the record is dropped by
+    ignore_errors; no tf.cond around the preprocessing (it cost more than decoding the rare record with a bad
+    label, benchmarks/README.md).
 
+    Images: training with augmentation → uint8 (the augmentation works on uint8, so nothing is lost; a quarter
+    of the bytes of float32 through tf.data and the infeed), with augment_on_device the uint8 input of the
+    augmentation plus its seed ("augment_seeds"); without augmentation and for eval → float32 (the resized
+    pixels are not integers)."""
+    augment_name = augment.get("augment_name", "none")
+    uint8_images = training and augment_name != "none"
 
-def _record_fn(source, image_size, training, seed, position_scale, position_offset, augment):
-    """The per-record map: parse, validate, preprocess. Returns a dict with an "ok" flag; invalid records
-    carry a zero image (so no decode is attempted) and are dropped after being counted."""
+    def good(image, example_seed):
+        if not training:
+            return preprocessing.preprocess_for_eval(image, image_size, crop["crop_fraction"],
+                                                     crop["resize_method"]), example_seed
+        if not uint8_images:
+            return preprocessing.preprocess_for_train(image, image_size, example_seed, "none", **crop), example_seed
+        pixels, augment_seed = preprocessing.augmentation_input(image, image_size, example_seed, **crop)
+        if not augment_on_device:
+            pixels = preprocessing.augment(pixels, augment_seed, **augment)
+        return pixels, tf.cast(augment_seed, tf.int64)
+
     def process(index, record):
         image, label = source.parse(record)
-        ok = tf.logical_and(tf.logical_and(label >= 0, label < source.num_classes), _looks_like_image(image))
+        ok = tf.logical_and(label >= 0, label < num_classes)
         example_seed = tf.stack([seed, index * position_scale + position_offset])
-
-        def good():
-            if training:
-                return preprocessing.preprocess_for_train(image, image_size, example_seed, **augment)
-            return preprocessing.preprocess_for_eval(image, image_size, augment["crop_fraction"],
-                                                     augment["resize_method"])
-
-        pixels = tf.cond(ok, good, lambda: tf.zeros([image_size, image_size, 3], tf.float32))
-        return {"images": pixels, "labels": label, "index": index, "ok": ok}
+        pixels, augment_seed = good(image, example_seed)
+        element = {"images": pixels, "labels": label, "index": index, "ok": ok}
+        if augment_on_device:
+            element["augment_seeds"] = augment_seed
+        return element
 
     return process
 
 
 def _count_bad(max_bad_fraction, min_records):
-    """scan() function: carry the number of good records; bad = records read − good."""
-    def step(good_so_far, element):
-        good = good_so_far + tf.cast(element["ok"], tf.int64)
-        read = element["index"] + 1
+    """scan() function over BATCHES of good records: carry the number of good records so far; bad = records
+    read − good, where the records read are the last good record's position + 1 (a record dropped by
+    ignore_errors, e.g. an undecodable JPEG or a truncated file's tail, leaves a gap in the positions).
+    Counting per batch instead of per record keeps the per-record chain as plain as map → filter → batch."""
+    def step(good_so_far, batch):
+        good = good_so_far + tf.cast(tf.shape(batch["index"])[0], tf.int64)
+        read = tf.reduce_max(batch["index"]) + 1
         bad = read - good
         too_many = tf.logical_and(read >= min_records,
                                   tf.cast(bad, tf.float64) > max_bad_fraction * tf.cast(read, tf.float64))
@@ -79,28 +93,29 @@ def _count_bad(max_bad_fraction, min_records):
         check = tf.debugging.Assert(tf.logical_not(too_many), [message])
         with tf.control_dependencies([check]):
             bad = tf.identity(bad)
-        return good, dict(element, bad_records=bad)
+        batch = {key: value for key, value in batch.items() if key not in ("index", "ok")}
+        batch["bad_records"] = tf.fill(tf.shape(batch["labels"]), bad)
+        return good, batch
 
     return step
 
 
-def _examples(source, split, *, image_size, training, seed, deterministic, input_context, augment,
-              max_bad_fraction, bad_check_min_records, shuffle_buffer):
-    """Unbatched, validated, preprocessed examples of this input pipeline (infinite when training)."""
+def _examples(source, split, *, num_classes, image_size, training, seed, deterministic, input_context, crop,
+              augment, augment_on_device, shuffle_buffer):
+    """Unbatched, validated, preprocessed good examples of this input pipeline (infinite when training), each
+    with its record position "index" for the bad-record count."""
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     records = source.records(split, training=training, input_context=input_context, seed=seed,
                              deterministic=deterministic)
     if training:
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    process = _record_fn(source, image_size, training, tf.constant(seed, tf.int64), pipelines, pipeline_id,
-                         augment)
+    process = _record_fn(source, num_classes, image_size, training, tf.constant(seed, tf.int64), pipelines,
+                         pipeline_id, crop, augment, augment_on_device)
     # Keep the map ordered even when deterministic=False: bad-record counting reads gaps in the positions.
     dataset = records.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.ignore_errors(log_warning=True)  # undecodable bytes: skipped here, counted by the gap
-    dataset = dataset.scan(tf.constant(0, tf.int64), _count_bad(max_bad_fraction, bad_check_min_records))
-    dataset = dataset.filter(lambda element: element["ok"])
-    return dataset.map(lambda e: {"images": e["images"], "labels": e["labels"], "bad_records": e["bad_records"]})
+    return dataset.filter(lambda element: element["ok"])
 
 
 def _pad_batch(batch, batch_size):
@@ -114,9 +129,9 @@ def _pad_batch(batch, batch_size):
             "labels": tf.ensure_shape(labels, [batch_size]), "mask": tf.ensure_shape(mask, [batch_size])}
 
 
-def _eval_batches(examples, source, split, batch_size, image_size, num_batches, input_context):
-    """Batch eval examples, pad the last batch, then (with num_batches) append padding batches."""
-    batches = examples.batch(batch_size).map(lambda batch: _pad_batch(batch, batch_size))
+def _eval_batches(batches, source, split, batch_size, image_size, num_batches, input_context):
+    """Pad the last (partial) eval batch, then (with num_batches) append padding batches."""
+    batches = batches.map(lambda batch: _pad_batch(batch, batch_size))
     if num_batches is None:
         return batches
     pipelines = input_context.num_input_pipelines if input_context else 1
@@ -135,9 +150,10 @@ def _eval_batches(examples, source, split, batch_size, image_size, num_batches, 
 
 def make_dataset(source, split, *, batch_size, image_size, training, augment_name="autoaugment",
                  randaugment_num_layers=2, randaugment_magnitude=10, crop_fraction=None, resize_method="bicubic",
-                 seed=None,
-                 deterministic=False, input_context=None, num_batches=None, max_bad_fraction=0.01,
-                 bad_check_min_records=1000, shuffle_buffer=10_000):
+                 area_range=preprocessing.AREA_RANGE, aspect_ratio_range=preprocessing.ASPECT_RATIO_RANGE,
+                 uint8_wraparound=True, seed=None, deterministic=False, input_context=None, num_batches=None,
+                 max_bad_fraction=0.01, bad_check_min_records=1000, shuffle_buffer=10_000, num_classes=None,
+                 augment_on_device=False):
     """Build the input pipeline of one host (one tf.distribute input pipeline).
 
     Args:
@@ -149,6 +165,8 @@ def make_dataset(source, split, *, batch_size, image_size, training, augment_nam
       augment_name: "autoaugment", "randaugment" or "none" (training only).
       crop_fraction: eval (and fallback) center-crop fraction; None → image_size / (image_size + 32).
       resize_method: "bicubic" or "bilinear" (compat.v1 semantics; the variant row's, bilinear for EdgeTPU/Lite).
+      area_range, aspect_ratio_range: the training crop sampler's ranges (preprocessing.preprocess_for_train).
+      uint8_wraparound: the original's Solarize/Posterize uint8 wrap-around (data/autoaugment.py), on by default.
       seed: int; None draws a random one (not reproducible).
       deterministic: fix the element order (needed for exact resume); False lets file reads interleave freely.
       input_context: tf.distribute.InputContext; training shards files (records if fewer files than
@@ -158,6 +176,10 @@ def make_dataset(source, split, *, batch_size, image_size, training, augment_nam
       max_bad_fraction, bad_check_min_records: fail once more than this fraction of the records read were bad,
         checked from the bad_check_min_records-th record on.
       shuffle_buffer: records in the training shuffle buffer (encoded bytes; it is part of a checkpoint).
+      num_classes: the run's class count; labels outside [0, num_classes) are bad records. None → the source's.
+      augment_on_device: training with augmentation only: ship the augmentation's uint8 input and per-example
+        seeds ("augment_seeds" int64 [b, 2]) instead of augmented images; data.device_augment applies the
+        augmentation in the train step (same images).
     """
     sources.check_split(split)
     preprocessing.check_augment_name(augment_name)
@@ -165,28 +187,31 @@ def make_dataset(source, split, *, batch_size, image_size, training, augment_nam
     _check_positive_int("image_size", image_size)
     _check_positive_int("num_batches", num_batches, allow_none=True)
     _check_positive_int("shuffle_buffer", shuffle_buffer)
+    _check_positive_int("num_classes", num_classes, allow_none=True)
     if not 0.0 <= max_bad_fraction <= 1.0:
         raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")  # still stateless ops, just not reproducible
-    preprocessing.check_resize_method(resize_method)
-    augment = {"augment_name": augment_name, "randaugment_num_layers": randaugment_num_layers,
-               "randaugment_magnitude": randaugment_magnitude, "crop_fraction": crop_fraction,
-               "resize_method": resize_method}
-    if not training:
-        augment = {"crop_fraction": crop_fraction, "resize_method": resize_method}
-    preprocessing.check_size(image_size, crop_fraction)
-    examples = _examples(source, split, image_size=image_size, training=training, seed=int(seed),
-                         deterministic=deterministic, input_context=input_context, augment=augment,
-                         max_bad_fraction=float(max_bad_fraction), bad_check_min_records=bad_check_min_records,
-                         shuffle_buffer=shuffle_buffer)
+    crop = {"crop_fraction": crop_fraction, "resize_method": resize_method}
+    augment = {}
     if training:
-        dataset = examples.batch(batch_size, drop_remainder=True)
-        if num_batches is not None:
-            dataset = dataset.take(num_batches)
+        crop.update(area_range=area_range, aspect_ratio_range=aspect_ratio_range)
+        augment = {"augment_name": augment_name, "randaugment_num_layers": randaugment_num_layers,
+                   "randaugment_magnitude": randaugment_magnitude, "uint8_wraparound": uint8_wraparound}
+    augment_on_device = bool(augment_on_device) and training and augment_name != "none"
+    preprocessing.check_size(image_size, crop_fraction)
+    preprocessing.check_resize_method(resize_method)
+    examples = _examples(source, split, num_classes=num_classes or source.num_classes, image_size=image_size,
+                         training=training, seed=int(seed), deterministic=deterministic,
+                         input_context=input_context, crop=crop, augment=augment,
+                         augment_on_device=augment_on_device,
+                         shuffle_buffer=shuffle_buffer)
+    batches = examples.batch(batch_size, drop_remainder=training).scan(
+        tf.constant(0, tf.int64), _count_bad(float(max_bad_fraction), bad_check_min_records))
+    if training:
+        dataset = batches if num_batches is None else batches.take(num_batches)
     else:
-        examples = examples.map(lambda e: {"images": e["images"], "labels": e["labels"]})
-        dataset = _eval_batches(examples, source, split, batch_size, image_size, num_batches, input_context)
+        dataset = _eval_batches(batches, source, split, batch_size, image_size, num_batches, input_context)
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

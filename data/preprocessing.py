@@ -212,6 +212,19 @@ def preprocess_for_train(image, image_size, seed, augment_name="autoaugment", ra
     resized pixels as they are (not clipped, as in the original).
     """
     check_augment_name(augment_name)
+    if augment_name == "none":
+        pixels, flip_seed, _ = _crop_and_resize(image, image_size, seed, crop_fraction, resize_method, area_range,
+                                                aspect_ratio_range)
+        pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
+        return tf.ensure_shape(pixels, [image_size, image_size, 3])
+    pixels, augment_seed = augmentation_input(image, image_size, seed, crop_fraction, resize_method, area_range,
+                                              aspect_ratio_range)
+    return tf.cast(augment(pixels, augment_seed, augment_name, randaugment_num_layers, randaugment_magnitude,
+                           uint8_wraparound), tf.float32)
+
+
+def _crop_and_resize(image, image_size, seed, crop_fraction, resize_method, area_range, aspect_ratio_range):
+    """The random crop, resized (float32, not clipped) → (pixels, flip seed, augmentation seed)."""
     check_resize_method(resize_method)
     crop_fraction = check_size(image_size, crop_fraction)
     area_range = _check_range("area_range", area_range, upper=1.0)
@@ -223,19 +236,34 @@ def preprocess_for_train(image, image_size, seed, augment_name="autoaugment", ra
     crop_seed, flip_seed, augment_seed = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
     cropped, fallback = decode_and_crop(
         image, lambda shape: random_crop_window(shape, crop_seed, crop_fraction, area_range, aspect_ratio_range))
-    pixels = _train_resize(cropped, image_size, resize_method, fallback)
-    if augment_name == "none":
-        pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
-        return tf.ensure_shape(pixels, [image_size, image_size, 3])
+    return _train_resize(cropped, image_size, resize_method, fallback), flip_seed, augment_seed
+
+
+def augmentation_input(image, image_size, seed, crop_fraction=None, resize_method="bicubic", area_range=AREA_RANGE,
+                       aspect_ratio_range=ASPECT_RATIO_RANGE):
+    """The training image as AutoAugment/RandAugment receive it: random crop, resize, clip to [0, 255] and
+    truncate to uint8 (tensorflow/tpu preprocess_for_train), random flip → (uint8 [image_size, image_size, 3],
+    the augmentation's stateless seed [2]). Arguments as preprocess_for_train's.
+
+    Split out of preprocess_for_train so that the augmentation can run elsewhere (data/device_augment.py runs it
+    in the train step) on exactly the pixels and seed the host path would use.
+    """
+    pixels, flip_seed, augment_seed = _crop_and_resize(image, image_size, seed, crop_fraction, resize_method,
+                                                       area_range, aspect_ratio_range)
     # The original flips the float pixels, then clips and casts to uint8 (truncation). Elementwise clip and cast
     # commute with the flip, and the same seed gives the same flip decision for any dtype, so the flip is done
     # after the cast, on a quarter of the bytes (same output).
     pixels = tf.cast(tf.clip_by_value(pixels, 0.0, 255.0), tf.uint8)
     pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
-    pixels = tf.ensure_shape(pixels, [image_size, image_size, 3])
+    return tf.ensure_shape(pixels, [image_size, image_size, 3]), augment_seed
+
+
+def augment(pixels, seed, augment_name, randaugment_num_layers=2, randaugment_magnitude=10, uint8_wraparound=True):
+    """AutoAugment (policy v0) or RandAugment of a uint8 [s, s, 3] image with a stateless seed [2] → uint8.
+    uint8_wraparound: keep the original's Solarize/Posterize uint8 wrap-around (data/autoaugment.py)."""
     if augment_name == "autoaugment":
-        pixels = autoaugment.distort_with_autoaugment(pixels, augment_seed, uint8_wraparound=uint8_wraparound)
-    else:
-        pixels = autoaugment.distort_with_randaugment(pixels, randaugment_num_layers, randaugment_magnitude,
-                                                      augment_seed, uint8_wraparound=uint8_wraparound)
-    return tf.cast(pixels, tf.float32)
+        return autoaugment.distort_with_autoaugment(pixels, seed, uint8_wraparound=uint8_wraparound)
+    if augment_name == "randaugment":
+        return autoaugment.distort_with_randaugment(pixels, randaugment_num_layers, randaugment_magnitude, seed,
+                                                    uint8_wraparound=uint8_wraparound)
+    raise ValueError(f"augment_name must be autoaugment or randaugment here, got {augment_name!r}")

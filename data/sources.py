@@ -44,8 +44,17 @@ def _shard_plan(num_files, input_context, training):
 
 
 def _count_records(path):
+    """Records in one TFRecord file. A truncated or corrupt file is a one-line ValueError naming it: the split's
+    size (epochs, the expected eval count) cannot be known, and a damaged copy is for the user to replace.
+    (Where counts are known and no counting pass runs, the unreadable tail is skipped while reading and counted
+    as a bad record, data/pipeline.py.)"""
     if path not in _COUNT_CACHE:
-        count = tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda total, _: total + 1)
+        try:
+            count = tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda total, _: total + 1)
+        except tf.errors.DataLossError as e:
+            reason = e.message.rsplit("}}", 1)[-1].split(" [Op:")[0].strip()
+            raise ValueError(f"TFRecord file {path} is truncated or corrupt ({reason}); copy it again or remove "
+                             "it") from None
         _COUNT_CACHE[path] = int(count)
     return _COUNT_CACHE[path]
 

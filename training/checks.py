@@ -53,7 +53,7 @@ def validate_config(config):
         "train.batch_size", "eval.batch_size", "train.iterations_per_loop", "train.base_learning_rate",
         "train.epochs", "eval.epochs_per_eval", "eval.steps_per_eval", "model.image_size",
         "model.num_classes", "model.width_coefficient", "model.depth_coefficient", "runtime.checkpoints_to_keep",
-        "runtime.checkpoint_steps", "train.epsilon", "train.lr_decay_epochs"])
+        "runtime.checkpoint_steps", "data.shuffle_buffer", "train.epsilon", "train.lr_decay_epochs"])
     _require(config.train.steps is None or config.train.steps >= 0,
              f"train_steps must be >= 0, got {config.train.steps}")
     _require(config.model.image_size is None or config.model.image_size >= 32,

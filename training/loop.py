@@ -6,7 +6,7 @@ import time
 
 import tensorflow as tf
 
-from data import pipeline
+from data import device_augment, pipeline
 from training import checkpoints, logs, state as state_lib, steps, warm_start
 from training.errors import NumericalError, Preempted, UserError, first_line
 
@@ -31,17 +31,12 @@ def _input_options():
 
 
 def _train_dataset_fn(ctx, seed):
-    config = ctx.config
-    size = state_lib.image_size(config)
+    kwargs = state_lib.pipeline_kwargs(ctx.config, training=True)
 
     def dataset_fn(input_context, batch_size):
-        return pipeline.make_dataset(
-            ctx.source, "train", batch_size=batch_size, image_size=size, training=True,
-            augment_name=config.data.augment_name, randaugment_num_layers=config.data.randaugment_num_layers,
-            randaugment_magnitude=config.data.randaugment_magnitude, crop_fraction=state_lib.crop_fraction(config),
-            resize_method=state_lib.resize_method(config), seed=seed,
-            deterministic=config.train.deterministic, input_context=input_context,
-            max_bad_fraction=config.data.max_bad_fraction)
+        return pipeline.make_dataset(ctx.source, "train", batch_size=batch_size, seed=seed,
+                                     input_context=input_context, num_classes=ctx.num_classes,
+                                     augment_on_device=augment_on_device(ctx), **kwargs)
 
     return dataset_fn
 
@@ -49,12 +44,9 @@ def _train_dataset_fn(ctx, seed):
 def _augmented_sample(ctx, count, step):
     """`count` training images as the train step sees them (augmented), from a pipeline of their own with a
     small shuffle buffer (filling the run's 10,000-record buffer would take long on ImageNet)."""
-    config = ctx.config
-    dataset = pipeline.make_dataset(
-        ctx.source, "train", batch_size=count, image_size=state_lib.image_size(config), training=True,
-        augment_name=config.data.augment_name, randaugment_num_layers=config.data.randaugment_num_layers,
-        randaugment_magnitude=config.data.randaugment_magnitude, seed=config.train.seed + step,
-        max_bad_fraction=config.data.max_bad_fraction, shuffle_buffer=count, num_batches=1)
+    kwargs = {**state_lib.pipeline_kwargs(ctx.config, training=True), "shuffle_buffer": count}
+    dataset = pipeline.make_dataset(ctx.source, "train", batch_size=count, seed=ctx.config.train.seed + step,
+                                    num_classes=ctx.num_classes, num_batches=1, **kwargs)
     return next(iter(dataset))["images"].numpy()
 
 
@@ -127,15 +119,14 @@ def eval_dataset(ctx, split):
     """The distributed eval dataset of `split`: every example once, padded so all replicas run equal steps."""
     config, strategy = ctx.config, ctx.strategy
     num_steps = state_lib.eval_steps(ctx.source.num_examples(split), config.eval.batch_size)
+    kwargs = state_lib.pipeline_kwargs(config, training=False)
 
     def dataset_fn(input_context):
         local_replicas = strategy.num_replicas_in_sync // input_context.num_input_pipelines
         return pipeline.make_dataset(
             ctx.source, split, batch_size=input_context.get_per_replica_batch_size(config.eval.batch_size),
-            image_size=state_lib.image_size(config), training=False,
-            crop_fraction=state_lib.crop_fraction(config), resize_method=state_lib.resize_method(config),
-            input_context=input_context,
-            num_batches=num_steps * local_replicas)
+            input_context=input_context, num_batches=num_steps * local_replicas, num_classes=ctx.num_classes,
+            **kwargs)
 
     return strategy.distribute_datasets_from_function(dataset_fn, _input_options())
 
@@ -146,8 +137,14 @@ def evaluate(ctx, state, split, eval_step=None):
     totals = tf.zeros([4], tf.float32)
     ctx.log.message(f"evaluating on {split} ({ctx.source.num_examples(split)} images); elapsed {ctx.log.elapsed()}")
     with state.ema.swapped(), ctx.log.busy(f"evaluating on {split}"):
-        for batch in eval_dataset(ctx, split):
-            totals += eval_step(batch)
+        try:
+            for batch in eval_dataset(ctx, split):
+                totals += eval_step(batch)
+        except tf.errors.InvalidArgumentError as e:
+            error = too_many_bad_records(e)
+            if error is e:
+                raise
+            raise error from None
     hit_1, hit_5, loss_sum, count = (float(x) for x in totals.numpy())
     expected = ctx.source.num_examples(split)
     if int(round(count)) > expected or count == 0:
@@ -158,11 +155,35 @@ def evaluate(ctx, state, split, eval_step=None):
     return {"top_1": hit_1 / count, "top_5": hit_5 / count, "loss": loss_sum / count, "num_examples": count}
 
 
+def too_many_bad_records(error):
+    """The pipeline's bad-record stop (e.g. labels beyond --num_label_classes in an eval split) as a one-line
+    UserError without TF's node prefix; any other error is returned as it is."""
+    text = str(error)
+    if "Too many bad records" in text:
+        return UserError(first_line(text[text.index("Too many bad records"):]).rstrip("]"))
+    return error
+
+
+def augment_on_device(ctx):
+    """config.data.augment_on_device resolved: None → off (data/device_augment.py says why); refused on TPU."""
+    data = ctx.config.data
+    if not data.augment_on_device or data.augment_name == "none":
+        return False
+    try:
+        device_augment.check_supported(isinstance(ctx.strategy, tf.distribute.TPUStrategy))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return True
+
+
 def step_config(ctx):
     config = ctx.config
     return steps.StepConfig(num_classes=ctx.num_classes, global_batch_size=config.train.batch_size,
                             label_smoothing=config.train.label_smoothing, weight_decay=config.train.weight_decay,
-                            jit_compile=ctx.jit_compile)
+                            jit_compile=ctx.jit_compile, augment_on_device=augment_on_device(ctx),
+                            augment_name=config.data.augment_name,
+                            randaugment_num_layers=config.data.randaugment_num_layers,
+                            randaugment_magnitude=config.data.randaugment_magnitude)
 
 
 def selection_split(source):

@@ -97,6 +97,20 @@ def resize_method(config):
     return config.data.resize_method or variant(config).resize_method
 
 
+def pipeline_kwargs(config, training):
+    """The data.pipeline.make_dataset arguments the config decides, for training or for evaluation: the one place
+    where the input side of the recipe is read from the config."""
+    data = config.data
+    kwargs = {"image_size": image_size(config), "training": training, "crop_fraction": crop_fraction(config),
+              "resize_method": resize_method(config), "max_bad_fraction": data.max_bad_fraction}
+    if training:
+        kwargs.update(augment_name=data.augment_name, randaugment_num_layers=data.randaugment_num_layers,
+                      randaugment_magnitude=data.randaugment_magnitude, area_range=tuple(data.crop_area_range),
+                      aspect_ratio_range=tuple(data.crop_aspect_ratio_range), shuffle_buffer=data.shuffle_buffer,
+                      deterministic=config.train.deterministic)
+    return kwargs
+
+
 def build_optimizer(config, learning_rate, model):
     """config.train.optimizer, created under the caller's strategy scope.
 

@@ -8,6 +8,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from data import device_augment
 from efficientnet import losses
 
 
@@ -18,6 +19,12 @@ class StepConfig:
     label_smoothing: float
     weight_decay: float
     jit_compile: bool
+    # data.augment_on_device: the batches carry the augmentation's uint8 input and "augment_seeds"; the
+    # augmentation (augment_name, RandAugment layers and magnitude) runs in the step (data/device_augment.py).
+    augment_on_device: bool = False
+    augment_name: str = "none"
+    randaugment_num_layers: int = 2
+    randaugment_magnitude: float = 10
 
 
 class TrainMetrics:
@@ -51,8 +58,11 @@ def make_train_loop(state, strategy, cfg, metrics):
     # train_loop below keeps autograph for its tf.range loop.
     @tf.autograph.experimental.do_not_convert
     def step_fn(batch):
+        # The input pipeline ships uint8 when it augments (a quarter of the bytes); the model takes float pixels
+        # in [0, 255] (a no-op for float32 batches).
+        images = tf.cast(batch["images"], tf.float32)
         with tf.GradientTape() as tape:
-            logits = tf.cast(model(batch["images"], training=True), tf.float32)
+            logits = tf.cast(model(images, training=True), tf.float32)
             per_example = losses.classification_loss(batch["labels"], logits, cfg.num_classes,
                                                      label_smoothing=cfg.label_smoothing)
             # Sum over this replica's examples / global batch: the optimizer sums gradients over replicas.
@@ -69,13 +79,25 @@ def make_train_loop(state, strategy, cfg, metrics):
 
     if cfg.jit_compile:
         step_fn = tf.function(step_fn, jit_compile=True)
+    replica_fn = _with_device_augmentation(step_fn, cfg) if cfg.augment_on_device else step_fn
 
     @tf.function
     def train_loop(iterator, num_steps):
         for _ in tf.range(num_steps):
-            strategy.run(step_fn, args=(next(iterator),))
+            strategy.run(replica_fn, args=(next(iterator),))
 
     return train_loop
+
+
+def _with_device_augmentation(step_fn, cfg):
+    """step_fn preceded by the batch's AutoAugment/RandAugment, on the replica's device but outside the
+    XLA-compiled part (the ops do not all compile with XLA yet, data/device_augment.py)."""
+    def replica_fn(batch):
+        images = device_augment.augment_batch(batch["images"], batch["augment_seeds"], cfg.augment_name,
+                                              cfg.randaugment_num_layers, cfg.randaugment_magnitude)
+        step_fn({"images": images, "labels": batch["labels"], "bad_records": batch["bad_records"]})
+
+    return replica_fn
 
 
 def make_eval_step(model, strategy, cfg):

@@ -58,8 +58,8 @@ def interpreter_class():
 
 def sample_images(config, source, split, count):
     """float32 [min(count, examples), size, size, 3]: the first images of `split`, eval-preprocessed."""
-    dataset = pipeline.make_dataset(source, split, batch_size=min(count, _BATCH), image_size=state_lib.image_size(config),
-                                    training=False, crop_fraction=state_lib.crop_fraction(config), deterministic=True)
+    dataset = pipeline.make_dataset(source, split, batch_size=min(count, _BATCH), deterministic=True,
+                                    **state_lib.pipeline_kwargs(config, training=False))
     images, total = [], 0
     for batch in dataset:
         keep = batch["images"].numpy()[batch["mask"].numpy() > 0]

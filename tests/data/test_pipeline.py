@@ -40,12 +40,12 @@ def test_training_elements_contract(id_source):
     dataset = pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=True, seed=1,
                                     deterministic=True, augment_name="randaugment")
     spec = dataset.element_spec
-    assert spec["images"].shape == (4, SIZE, SIZE, 3) and spec["images"].dtype == tf.float32
+    # Augmented training images are uint8 (the augmentation works on uint8; the train step casts).
+    assert spec["images"].shape == (4, SIZE, SIZE, 3) and spec["images"].dtype == tf.uint8
     assert spec["labels"].shape == (4,) and spec["labels"].dtype == tf.int32
     assert spec["bad_records"].shape == (4,) and spec["bad_records"].dtype == tf.int64
     labels = []
     for batch in dataset.take(12):  # 48 examples > one epoch of 30: the pipeline repeats
-        assert 0.0 <= float(tf.reduce_min(batch["images"])) and float(tf.reduce_max(batch["images"])) <= 255.0
         assert int(tf.reduce_max(batch["bad_records"])) == 0
         labels += batch["labels"].numpy().tolist()
     assert set(labels) == set(range(7, 37))

@@ -97,3 +97,27 @@ def test_full_train_step_runs_under_xla_several_steps_per_call(demo_source, trai
     # The whole step is inside it: forward/backward convolutions, the fused RMSProp update, the EMA update.
     for op in ("Conv2D", "Conv2DBackpropFilter", "ResourceApplyRMSProp", "AssignSubVariableOp"):
         assert op in step_ops, f"{op} is not inside the XLA-compiled step"
+
+
+@pytest.mark.slow
+def test_device_augmentation_runs_before_the_xla_step(demo_source):
+    """augment_on_device: uint8 batches and seeds go in, the augmentation runs as plain ops on the replica's
+    device, the rest of the step compiles with XLA (the augmentation ops do not yet, data/device_augment.py)."""
+    dataset = pipeline.make_dataset(demo_source, "train", batch_size=BATCH, image_size=IMAGE_SIZE, training=True,
+                                    augment_name="autoaugment", seed=0, augment_on_device=True)
+    assert dataset.element_spec["images"].dtype == tf.uint8
+    assert dataset.element_spec["augment_seeds"].shape == (BATCH, 2)
+    state = _tiny_state(demo_source.num_classes)
+    metrics = steps.TrainMetrics()
+    cfg = steps.StepConfig(num_classes=demo_source.num_classes, global_batch_size=BATCH, label_smoothing=0.1,
+                           weight_decay=1e-5, jit_compile=True, augment_on_device=True, augment_name="autoaugment")
+    train_loop = steps.make_train_loop(state, tf.distribute.get_strategy(), cfg, metrics)
+    iterator = iter(dataset)
+    train_loop(iterator, tf.constant(2))
+    assert int(state.optimizer.iterations.numpy()) == 2 and np.isfinite(metrics.result()["loss"])
+    library = train_loop.get_concrete_function(iterator, tf.constant(2)).graph.as_graph_def().library
+    compiled = [f for f in library.function if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b]
+    assert len(compiled) == 1
+    ops = {node.op for f in library.function for node in f.node_def}
+    assert "ImageProjectiveTransformV3" in ops  # the augmentation is in the loop ...
+    assert "ImageProjectiveTransformV3" not in {node.op for node in compiled[0].node_def}  # ... not in XLA

@@ -1,0 +1,50 @@
+"""The trainer's input wiring (training/loop.py): the run's class count and data.augment_on_device reach the
+pipeline and the step."""
+import numpy as np
+import tensorflow as tf
+
+from data import sources
+from tests.training.conftest import tiny_config
+from training import loop
+
+
+def _ctx(tmp_path, demo_cache, num_classes, **overrides):
+    config = tiny_config(tmp_path, demo_cache, **overrides)
+    source = sources.get_source(cache_dir=demo_cache)
+    return loop.RunContext(config=config, strategy=tf.distribute.get_strategy(), source=source,
+                           num_classes=num_classes, model_dir=str(tmp_path), log=None)
+
+
+def test_labels_beyond_the_runs_class_count_are_counted_not_trained(tmp_path, demo_cache):
+    # The demo data has 8 classes; a run told it has 3 (--num_label_classes=3) must skip and count the rest.
+    ctx = _ctx(tmp_path, demo_cache, 3, **{"data.augment_name": "none", "data.max_bad_fraction": 1.0})
+    dataset = loop._train_dataset_fn(ctx, seed=0)(None, 8)
+    batches = list(dataset.take(3))
+    assert all(int(np.max(b["labels"])) < 3 for b in batches)
+    assert int(np.max(batches[-1]["bad_records"])) > 0
+
+
+def test_augment_on_device_ships_seeds_and_reaches_the_step_config(tmp_path, demo_cache):
+    ctx = _ctx(tmp_path, demo_cache, 8, **{"data.augment_name": "autoaugment", "data.augment_on_device": True})
+    element = loop._train_dataset_fn(ctx, seed=0)(None, 8).element_spec
+    assert element["images"].dtype == tf.uint8 and element["augment_seeds"].shape == (8, 2)
+    cfg = loop.step_config(ctx)
+    assert cfg.augment_on_device and cfg.augment_name == "autoaugment"
+    default = _ctx(tmp_path, demo_cache, 8)  # None: off (data/device_augment.py says why)
+    assert "augment_seeds" not in loop._train_dataset_fn(default, seed=0)(None, 8).element_spec
+    assert not loop.step_config(default).augment_on_device
+
+
+def test_eval_skips_labels_beyond_the_runs_class_count(tmp_path, demo_cache):
+    ctx = _ctx(tmp_path, demo_cache, 3)
+    labels = [int(label) for batch in loop.eval_dataset(ctx, "minival")
+              for label, real in zip(batch["labels"], batch["mask"]) if real]
+    assert labels and max(labels) < 3 and len(labels) < ctx.source.num_examples("minival")
+
+
+def test_eval_bad_record_stop_is_one_line():
+    error = tf.errors.InvalidArgumentError(None, None, "{{node x}} assertion failed: [Too many bad records: 5 of "
+                                                       "the first 9 records were skipped]")
+    assert str(loop.too_many_bad_records(error)) == "Too many bad records: 5 of the first 9 records were skipped"
+    other = tf.errors.InvalidArgumentError(None, None, "something else")
+    assert loop.too_many_bad_records(other) is other
