@@ -117,6 +117,10 @@ def detect_classes(data_dir, train_files, include_background=False):
         return IMAGENET_NUM_CLASSES, None
     try:
         texts, counts = _scan_labels(train_files)
+    except tf.errors.DataLossError:
+        for path in train_files:  # name the damaged file, as counting would
+            _count_records(path)
+        raise
     except tf.errors.OpError as e:
         raise _ask_for_count(data_dir, f"its train shards' labels are unreadable ({first_line(e)[:160]})") \
             from None

@@ -42,7 +42,9 @@ def truncated_dir(tmp_path_factory):
 
 
 def test_counting_a_truncated_file_is_one_line_naming_it(truncated_dir):
-    source = sources.get_source(data_dir=truncated_dir, holdout_shards=1)
+    with pytest.raises(ValueError, match="train-00002-of-00003 is truncated or corrupt"):  # the class-count pass
+        sources.get_source(data_dir=truncated_dir, holdout_shards=1)
+    source = sources.get_source(data_dir=truncated_dir, holdout_shards=1, num_classes=1000)  # no class-count pass
     with pytest.raises(ValueError) as error:
         source.num_examples("train")
     message = str(error.value)
@@ -52,7 +54,7 @@ def test_counting_a_truncated_file_is_one_line_naming_it(truncated_dir):
 
 def test_reading_a_truncated_file_with_known_counts_skips_and_counts_its_tail(truncated_dir):
     counts = {"train-00000-of-00003": 10, "train-00001-of-00003": 10, "train-00002-of-00003": 10}
-    source = sources.TFRecordSource(truncated_dir, holdout_shards=1, record_counts=counts)
+    source = sources.TFRecordSource(truncated_dir, holdout_shards=1, record_counts=counts, num_classes=1000)
     evaluation = pipeline.make_dataset(source, "train", batch_size=8, image_size=SIZE, training=False,
                                        max_bad_fraction=1.0)
     assert _scored_labels(evaluation) == list(range(10, 29))  # record 29 (the cut one) is not scored

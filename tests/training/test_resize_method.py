@@ -33,8 +33,9 @@ def test_eval_dataset_resizes_with_the_variants_kernel(photo_records, variant, m
     config.model.image_size = 48
     config.eval.batch_size = 8
     assert state_lib.resize_method(config) == method
-    ctx = types.SimpleNamespace(config=config, strategy=tf.distribute.get_strategy(),
-                                source=sources.get_source(data_dir=directory, holdout_shards=0))
+    source = sources.get_source(data_dir=directory, holdout_shards=0, num_classes=len(SIZES))
+    ctx = types.SimpleNamespace(config=config, strategy=tf.distribute.get_strategy(), source=source,
+                                num_classes=source.num_classes)
     seen = 0
     for batch in loop.eval_dataset(ctx, "validation"):
         for image, label, mask in zip(batch["images"].numpy(), batch["labels"].numpy(), batch["mask"].numpy()):
