@@ -94,7 +94,7 @@ def _run_ours(args, image_size):
 
     start = time.perf_counter()
     model = build_model(args.model, num_classes=NUM_CLASSES, image_size=image_size)
-    # The recipe's schedule (REFERENCE.md §5) so the benchmark pays for evaluating it like a real run does.
+    # The recipe's schedule (docs/recipe.md §5) so the benchmark pays for evaluating it like a real run does.
     learning_rate = schedules.WarmupExponentialDecay(
         schedules.scaled_learning_rate(0.016, args.batch), steps_per_epoch=1000)
     optimizer = optim.RMSPropTF(learning_rate)

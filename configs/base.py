@@ -2,7 +2,7 @@
 
 Every hyperparameter of a run lives here; main.py's named flags and `--config.a.b=value` override fields, and
 the resolved config is written to model_dir/config.json at start. Fields that are None are resolved at run
-time from the data or the hardware (each says how). Sources of the numbers: REFERENCE.md §1, §3, §5
+time from the data or the hardware (each says how). Sources of the numbers: docs/recipe.md §1, §3, §5
 (tensorflow/tpu models/official/efficientnet main.py and utils.py).
 """
 import ml_collections
@@ -22,7 +22,7 @@ def _model():
         image_size=config_dict.placeholder(int),        # None: the variant's resolution
         num_classes=config_dict.placeholder(int),       # None: from the data source
         dropout_rate=config_dict.placeholder(float),    # None: the variant's (0.2 for b0 ... 0.5 for b7)
-        survival_prob=0.8,                              # stochastic depth, every size (REFERENCE §2)
+        survival_prob=0.8,                              # stochastic depth, every size (docs/recipe.md §2)
         sync_batchnorm=False,                           # cross-replica BatchNorm; per-core on <= 8 cores
     ))
 
@@ -111,7 +111,7 @@ def _runtime():
         tpu_zone=config_dict.placeholder(str),       # zone of a TPU given by name (None: the VM's metadata)
         gcp_project=config_dict.placeholder(str),    # its GCP project (None: the VM's metadata)
         use_bfloat16=config_dict.placeholder(bool),  # None: on TPU only
-        jit_compile=config_dict.placeholder(bool),   # None: XLA on TPU/GPU, not on CPU (REFERENCE §7)
+        jit_compile=config_dict.placeholder(bool),   # None: XLA on TPU/GPU, not on CPU (docs/recipe.md §7)
         checkpoints_to_keep=3,
         checkpoint_steps=config_dict.placeholder(int),  # None: at every evaluation (steps_per_eval)
         export_dir=config_dict.placeholder(str),       # train_and_eval exports here at the end when set

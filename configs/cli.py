@@ -295,7 +295,7 @@ def _base_comments():
     with open(BASE_CONFIG, encoding="utf-8") as f:
         for line in f:
             code, _, comment = line.partition("#")
-            comment = re.sub(r"\s*\(?REFERENCE[^)]*\)?", "", comment).strip()
+            comment = comment.strip()
             match = re.match(r"def _(\w+)\(", code.strip())
             name = code.strip().split("=", 1)[0].strip() if "=" in code else ""
             if match:

@@ -5,7 +5,7 @@ sizes, and yields raw records for one input pipeline; `parse` turns a raw record
 image is the encoded bytes (or a uint8 image) and label an int32 in 0..num_classes−1. Parsing is lazy (done
 inside the pipeline's per-record map) so that a bad record is skipped and counted there, not here.
 
-Minival (REFERENCE.md §3): for TFRecords the first `holdout_shards` train shards (tensorflow/tpu: 20 of 1024 =
+Minival (docs/recipe.md §3): for TFRecords the first `holdout_shards` train shards (tensorflow/tpu: 20 of 1024 =
 25,022 images); for TFDS the first examples of the train split by slicing. Either way it is disjoint from the
 training split and fixed across runs.
 """
@@ -17,8 +17,8 @@ import re
 import tensorflow as tf
 
 IMAGENET_NUM_CLASSES = 1000
-IMAGENET_HOLDOUT_SHARDS = 20  # REFERENCE.md §3
-# Known sizes of the standard converter's layout (REFERENCE.md §3): counting 1.28M records would take minutes.
+IMAGENET_HOLDOUT_SHARDS = 20  # docs/recipe.md §3
+# Known sizes of the standard converter's layout (docs/recipe.md §3): counting 1.28M records would take minutes.
 _STANDARD_LAYOUT = {"train_shards": 1024, "validation_shards": 128, "train": 1_281_167, "validation": 50_000,
                     "holdout": {20: 25_022}}
 SPLITS = ("train", "minival", "validation")
@@ -148,7 +148,7 @@ class TFRecordSource:
     """ImageNet-format TFRecord shards (train-*-of-*, validation-*-of-*) in a local directory or gs:// path.
 
     Labels are stored 1..N (image/class/label); they become 0..N−1, or stay 1..N with 0 as a background class
-    (num_classes N+1) when include_background is set (REFERENCE.md §3).
+    (num_classes N+1) when include_background is set (docs/recipe.md §3).
     """
 
     def __init__(self, data_dir, *, holdout_shards=IMAGENET_HOLDOUT_SHARDS, include_background=False,
@@ -203,7 +203,7 @@ class TFRecordSource:
 
     def num_examples(self, split):
         """Number of records of `split` ("train" excludes the minival holdout). The standard 1024/128-shard
-        ImageNet layout uses the known counts (REFERENCE.md §3; only a non-default holdout is counted);
+        ImageNet layout uses the known counts (docs/recipe.md §3; only a non-default holdout is counted);
         any other layout is counted once per process."""
         check_split(split)
         if self._is_standard_layout():
@@ -351,7 +351,7 @@ def get_source(data_dir=None, dataset=None, *, holdout_shards=None, include_back
     Args:
       data_dir: directory (or gs:// path) of ImageNet-format TFRecords.
       dataset: "tfds:NAME" or "tfds:NAME/config" for TensorFlow Datasets.
-      holdout_shards: TFRecord train shards held out as minival; None → 20 for ImageNet (REFERENCE.md §3),
+      holdout_shards: TFRecord train shards held out as minival; None → 20 for ImageNet (docs/recipe.md §3),
         demo.DEMO_HOLDOUT_SHARDS for the demo data.
       include_background: keep class 0 as background (1001 ImageNet classes).
       cache_dir: demo data cache (default $EFFICIENTNET_DEMO_DIR or ~/.cache/efficientnet/demo).

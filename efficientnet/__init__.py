@@ -1,7 +1,7 @@
 """EfficientNet B0-B7 (and b8, l2, EdgeTPU S/M/L, Lite0-4) for TensorFlow 2 / Keras 3: variants, model builder,
 weight loading (Keras HDF5 files and the original tensorflow/tpu checkpoints).
 
-The package depends on nothing else in the project (DESIGN.md): it never imports data/, tpu/, training/ or
+The package depends on nothing else in the project (docs/architecture.md): it never imports data/, tpu/, training/ or
 configs/. The scaling table (`VARIANTS`, `get_variant`, ...) imports without TensorFlow, so command-line tools
 can validate a variant name before paying for the TensorFlow import; `build_model` and `load_weights` load
 TensorFlow on first use (PEP 562 module __getattr__).

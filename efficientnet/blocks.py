@@ -1,7 +1,7 @@
 """Building blocks of EfficientNet: MBConv, squeeze-excite, stochastic depth, BatchNorm, initializers.
 
 Blocks know nothing about variants: `mbconv_block` takes one concrete, already scaled `MBConvConfig`.
-Weighted layers carry the Keras Applications names (REFERENCE.md §2) so that published weight files load by
+Weighted layers carry the Keras Applications names (docs/recipe.md §2) so that published weight files load by
 name. Layers without weights are merged where a tensor op inside one custom layer does the same job (BN +
 activation, squeeze + reduce, expand + sigmoid + multiply, drop + add): fewer Keras layers trace faster, and
 the numerics are the same as the Keras graph.
@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-# BatchNorm constants, TF convention: moving = 0.99·moving + 0.01·batch (REFERENCE §2).
+# BatchNorm constants, TF convention: moving = 0.99·moving + 0.01·batch (docs/recipe.md §2).
 BATCH_NORM_MOMENTUM = 0.99
 BATCH_NORM_EPSILON = 1e-3
 
@@ -259,7 +259,7 @@ def inverted_drop(inputs, keep_prob: float, mask_shape, seed_generator: keras.ra
 class StochasticDepth(keras.layers.Layer):
     """Residual sum with stochastic depth: inputs [branch, shortcut] -> shortcut + drop(branch).
 
-    At training, drop(x) = x / p · floor(p + U[0,1)) with one draw per sample (REFERENCE §2, tensorflow/tpu
+    At training, drop(x) = x / p · floor(p + U[0,1)) with one draw per sample (docs/recipe.md §2, tensorflow/tpu
     utils.drop_connect), so E[drop(x)] = x; at inference drop is the identity. p = 1 means no randomness.
     Under tf.distribute each replica draws its own masks (`replica_seed`).
     """
@@ -358,7 +358,7 @@ def mbconv_block(inputs, config: MBConvConfig, prefix: str):
     """Applies one MBConv block to the symbolic tensor `inputs`; layer names start with `prefix` ("block2b_").
 
     expand 1x1 (if expand_ratio != 1) -> depthwise kxk stride s -> SE -> project 1x1 -> residual with
-    stochastic depth when strides == 1 and input == output filters (REFERENCE §2).
+    stochastic depth when strides == 1 and input == output filters (docs/recipe.md §2).
     """
     c = config
     if c.kernel_size < 1 or c.strides < 1 or c.expand_ratio < 1:
@@ -373,7 +373,7 @@ def mbconv_block(inputs, config: MBConvConfig, prefix: str):
                                      depthwise_initializer=ConvKernelInitializer(), name=prefix + "dwconv")(x)
     x = batch_norm(prefix + "bn", c.activation, c.sync_batchnorm)(x)
     if c.se_ratio:
-        # SE width counts from the block's input filters, not the expanded ones (REFERENCE §2).
+        # SE width counts from the block's input filters, not the expanded ones (docs/recipe.md §2).
         se_filters = max(1, int(c.input_filters * c.se_ratio))
         reduced = SqueezeExciteReduce(se_filters, activation=c.activation, name=prefix + "se_reduce")(x)
         x = SqueezeExciteExpand(c.expanded_filters, name=prefix + "se_expand")([x, reduced])

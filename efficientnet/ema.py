@@ -1,4 +1,4 @@
-"""Exponential moving average of model weights AND BatchNorm statistics (REFERENCE.md §5).
+"""Exponential moving average of model weights AND BatchNorm statistics (docs/recipe.md §5).
 
 The TPU recipe (tensorflow/tpu main.py) keeps ``tf.train.ExponentialMovingAverage(0.9999,
 num_updates=global_step)`` of every trainable variable plus every BatchNorm moving mean/variance
@@ -89,7 +89,7 @@ class ExponentialMovingAverage(tf.Module):
 
     Args:
         variables: variables to average (e.g. ``ema_variables(model)``), Keras or tf.Variables.
-        decay: the final decay, in [0, 1]. Default 0.9999 (REFERENCE.md §5).
+        decay: the final decay, in [0, 1]. Default 0.9999 (docs/recipe.md §5).
         warmup: use ``min(decay, (1 + step) / (10 + step))`` (TF1 ``num_updates``). Default True.
         name: module name (checkpoint keys are "shadows/0", "shadows/1", ... under the attribute
             the caller gives this object).
@@ -139,7 +139,7 @@ class ExponentialMovingAverage(tf.Module):
         if not self.warmup:
             return decay
         step = tf.cast(step, tf.float32)
-        # Same expression as TF1 ExponentialMovingAverage with num_updates (REFERENCE.md §5).
+        # Same expression as TF1 ExponentialMovingAverage with num_updates (docs/recipe.md §5).
         return tf.minimum(decay, (1.0 + step) / (10.0 + step))
 
     # No autograph: the loop is over Python lists and builds one update per variable. Converting it
@@ -221,5 +221,5 @@ class ExponentialMovingAverage(tf.Module):
 
 
 def _shadow_name(variable):
-    # TF1 names shadows <variable>/ExponentialMovingAverage (REFERENCE.md §2).
+    # TF1 names shadows <variable>/ExponentialMovingAverage (docs/recipe.md §2).
     return variable.name.split(":")[0] + "/ExponentialMovingAverage"

@@ -1,4 +1,4 @@
-"""Training loss of the EfficientNet recipe (REFERENCE.md §5, tensorflow/tpu main.py).
+"""Training loss of the EfficientNet recipe (docs/recipe.md §5, tensorflow/tpu main.py).
 
 * ``classification_loss``: per-example softmax cross-entropy with label smoothing 0.1, computed
   in float32 even when the model runs in bfloat16.
@@ -24,7 +24,7 @@ def _check_static_labels(labels, num_classes):
 
     tf.one_hot would silently turn such a label into an all-zero row (zero loss); inside a traced
     step the values are unknown and the input pipeline is responsible (labels are shifted to
-    0..num_classes-1 once, at parsing; DESIGN.md).
+    0..num_classes-1 once, at parsing; docs/architecture.md).
     """
     values = tf.get_static_value(labels)
     if values is None or values.size == 0:
@@ -98,7 +98,7 @@ def l2_loss(variables, weight_decay):
 
     Args:
         variables: non-empty list of variables/tensors (e.g. ``weight_decay_variables(model)``).
-        weight_decay: coefficient >= 0 (1e-5 in the recipe, REFERENCE.md §5).
+        weight_decay: coefficient >= 0 (1e-5 in the recipe, docs/recipe.md §5).
     """
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or (
             weight_decay < 0):

@@ -1,8 +1,8 @@
 """`build_model`: an EfficientNet as a Keras functional model, from a variant name or a `Variant` row.
 
-Contract (DESIGN.md): input float NHWC pixels in [0, 255], normalized inside the model with constant ImageNet
+Contract (docs/architecture.md): input float NHWC pixels in [0, 255], normalized inside the model with constant ImageNet
 statistics; output float32 LOGITS, also under a mixed_bfloat16 / mixed_float16 policy. Weighted layers carry
-the Keras Applications names (stem_conv, block2b_project_conv, top_bn, predictions, ...; REFERENCE.md §2).
+the Keras Applications names (stem_conv, block2b_project_conv, top_bn, predictions, ...; docs/recipe.md §2).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
         tensorflow/tpu's features; add your own pooling for a pooled feature vector.
       dropout_rate: dropout before the classifier; default the variant's (0 removes the layer).
       survival_prob: stochastic-depth keep probability of the last block, ramped linearly from 1 at the first
-        block (REFERENCE §2); default the variant's 0.8. 1 disables stochastic depth.
+        block (docs/recipe.md §2); default the variant's 0.8. 1 disables stochastic depth.
       sync_batchnorm: cross-replica BatchNorm statistics (keras BatchNormalization(synchronized=True)).
       name: model name; default "efficientnet-<variant name>".
     """
@@ -63,7 +63,7 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
         if dropout_rate > 0:
             # Not keras.layers.Dropout, which drops the same units on every replica (blocks.ReplicaDropout).
             x = blocks.ReplicaDropout(dropout_rate, name="top_dropout")(x)
-        # Classifier at the variables' precision: float32 logits (and loss) under mixed precision (REFERENCE §5).
+        # Classifier at the variables' precision: float32 logits (and loss) under mixed precision (docs/recipe.md §5).
         x = keras.layers.Dense(num_classes, kernel_initializer=blocks.DenseKernelInitializer(),
                                dtype=keras.config.dtype_policy().variable_dtype, name="predictions")(x)
     return keras.Model(inputs, x, name=name or f"efficientnet-{v.name}")
@@ -74,7 +74,7 @@ def block_configs(variant: Union[str, Variant], *, survival_prob: Optional[float
     """The scaled MBConv blocks of a variant as (name prefix, config), in order.
 
     Prefixes follow Keras Applications: "block{stage}{letter}_" with the letter counting blocks within the
-    stage. Block i of N keeps its residual branch with p = 1 - (1 - survival_prob)·i/N (i from 0; REFERENCE §2).
+    stage. Block i of N keeps its residual branch with p = 1 - (1 - survival_prob)·i/N (i from 0; docs/recipe.md §2).
     """
     v = get_variant(variant)
     survival_prob = v.survival_prob if survival_prob is None else survival_prob

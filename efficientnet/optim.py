@@ -3,7 +3,7 @@
 EfficientNet's published numbers were trained with the TF1 optimizer (tensorflow/tpu
 models/official/efficientnet/utils.py ``build_optimizer``: decay 0.9, momentum 0.9, epsilon 1e-3).
 Keras 3's ``keras.optimizers.RMSprop`` is a different algorithm in two ways that matter
-(REFERENCE.md §5):
+(docs/recipe.md §5):
 
 * it starts the mean-square accumulator at ZERO, so the first updates divide by sqrt((1-rho)·g²)
   and are about 3× (1/sqrt(0.1)) larger than TF1's, which starts it at ONE;
@@ -67,7 +67,7 @@ class RMSPropTF(keras.optimizers.Optimizer):
         if kwargs.get("use_ema"):
             raise ValueError("RMSPropTF use_ema=True is not supported: use "
                              "efficientnet.ema.ExponentialMovingAverage (averages BatchNorm "
-                             "statistics too, REFERENCE.md §5)")
+                             "statistics too, docs/recipe.md §5)")
         _check_fraction("rho", rho, low_inclusive=True)
         _check_fraction("momentum", momentum, low_inclusive=True)
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
@@ -93,7 +93,7 @@ class RMSPropTF(keras.optimizers.Optimizer):
                              "create the optimizer inside the same scope as the model")
         super().build(var_list)
         # Ones, not zeros: TF1 RMSPropOptimizer._create_slots uses a ones initializer for "rms"
-        # (REFERENCE.md §5); this is the main numeric difference from keras.optimizers.RMSprop.
+        # (docs/recipe.md §5); this is the main numeric difference from keras.optimizers.RMSprop.
         self._mean_squares = [
             self.add_variable_from_reference(v, name=_MS_SLOT, initializer="ones")
             for v in var_list]

@@ -1,7 +1,7 @@
 """Learning-rate schedules of the EfficientNet recipe (tensorflow/tpu utils.py build_learning_rate).
 
 * ``scaled_learning_rate``: 0.016 per 256 images, scaled linearly with the global batch
-  (0.256 at 4096, the paper's number; REFERENCE.md §5).
+  (0.256 at 4096, the paper's number; docs/recipe.md §5).
 * ``WarmupExponentialDecay``: linear warm-up from 0 for ``warmup_epochs``, then
   ``initial · decay_rate ^ floor(step / decay_steps)``. The decay exponent counts from step 0, not
   from the end of warm-up, so the rate steps DOWN at the end of warm-up (0.256 → 0.2409 at batch
@@ -35,7 +35,7 @@ def _check_non_negative(owner, name, value):
 
 
 def scaled_learning_rate(base_lr_per_256, global_batch_size):
-    """Returns ``base_lr_per_256 · global_batch_size / 256`` (linear scaling, REFERENCE.md §5).
+    """Returns ``base_lr_per_256 · global_batch_size / 256`` (linear scaling, docs/recipe.md §5).
 
     Example: ``scaled_learning_rate(0.016, 4096) == 0.256``.
     """

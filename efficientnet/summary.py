@@ -8,7 +8,7 @@ Each variant is built with its default number of classes (1000; 1001 for EdgeTPU
 
 Multiply-adds are counted analytically from the built (never run) model's layers: convolutions, depthwise
 convolutions, the squeeze-excite 1x1 convs and the classifier. BatchNorm, activations, pooling and the SE
-multiply are elementwise and not counted, as in the paper's FLOPs column (REFERENCE.md §1).
+multiply are elementwise and not counted, as in the paper's FLOPs column (docs/recipe.md §1).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Loading the original tensorflow/tpu TF1 checkpoints (model.ckpt-STEP) into a model built by `build_model`.
 
 The published EfficientNet, EdgeTPU and Lite checkpoints were written by TF1 `tf.train.Saver` from the
-tensorflow/tpu Estimator (REFERENCE.md §2). Their variables live under one scope named after the model
+tensorflow/tpu Estimator (docs/recipe.md §2). Their variables live under one scope named after the model
 ("efficientnet-b0", "efficientnet-edgetpu-S", "efficientnet-lite0"):
 
     stem/conv2d/kernel, stem/tpu_batch_normalization/{gamma,beta,moving_mean,moving_variance}
@@ -18,7 +18,7 @@ their own: se/conv2d (reduce), se/conv2d_1 (expand).
 
 Each variable may have a shadow `<name>/ExponentialMovingAverage` (TPU main.py averages the trainable weights
 and the BatchNorm moving statistics); the shadow is preferred when present, because evaluation and export use
-the averaged weights (REFERENCE.md §5; raw weights can be ~3 points worse, tensorflow/tpu#408). Optimizer slots
+the averaged weights (docs/recipe.md §5; raw weights can be ~3 points worse, tensorflow/tpu#408). Optimizer slots
 (`<name>/RMSProp`, `/RMSProp_1`) and `global_step` are not model weights and are ignored.
 
 Guarantees, as for HDF5 files (efficientnet.weights): every weight of the model is found with the expected shape

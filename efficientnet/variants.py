@@ -2,10 +2,10 @@
 
 Everything the model builder needs to know about a variant lives in a frozen `Variant` row; everything it needs
 to know about a stage lives in a frozen `StageSpec` row. Rows are transformed with `dataclasses.replace`, never
-mutated. Numbers come from REFERENCE.md §1 (scaling table) and §2 (B0 stages); their origin is tensorflow/tpu
+mutated. Numbers come from docs/recipe.md §1 (scaling table) and §2 (B0 stages); their origin is tensorflow/tpu
 models/official/efficientnet/efficientnet_builder.py.
 
-EdgeTPU S/M/L and Lite0-4 (REFERENCE §1) are further rows of the same tables: their own stage tables
+EdgeTPU S/M/L and Lite0-4 (docs/recipe.md §1) are further rows of the same tables: their own stage tables
 (`EDGETPU_STAGES`, `LITE_STAGES`) and the fields that B0-B7 leave at their defaults (activation, no SE, fused
 MBConv, unscaled stem/head, inception-style mean/std, 1001 classes). Their numbers come from tensorflow/tpu
 models/official/efficientnet/edgetpu/efficientnet_edgetpu_builder.py and lite/efficientnet_lite_builder.py.
@@ -16,12 +16,12 @@ import dataclasses
 import math
 from typing import Mapping, Optional, Tuple, Union
 
-# ImageNet statistics on the [0, 255] pixel scale (REFERENCE §2: [0.485, 0.456, 0.406]·255, [0.229, 0.224,
+# ImageNet statistics on the [0, 255] pixel scale (docs/recipe.md §2: [0.485, 0.456, 0.406]·255, [0.229, 0.224,
 # 0.225]·255). Kept as exact products so that they match what the Keras application computes.
 IMAGENET_MEAN_RGB = (0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0)
 IMAGENET_STDDEV_RGB = (0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0)
 
-# Eval crop padding in pixels: crop fraction = resolution / (resolution + 32) (REFERENCE §1, "CROP_PADDING").
+# Eval crop padding in pixels: crop fraction = resolution / (resolution + 32) (docs/recipe.md §1, "CROP_PADDING").
 CROP_PADDING = 32
 
 # Inception-style statistics of EdgeTPU and Lite: (x - 127) / 128 maps [0, 255] to about [-1, 1] and suits
@@ -41,7 +41,7 @@ class StageSpec:
     """One stage of MBConv blocks, in B0 units (before width/depth scaling).
 
     Only the first block of a stage has `strides` and the `input_filters -> output_filters` change; the
-    remaining `repeats - 1` blocks map output_filters to output_filters with stride 1 (REFERENCE §2).
+    remaining `repeats - 1` blocks map output_filters to output_filters with stride 1 (docs/recipe.md §2).
     `se_ratio` None or 0 means no squeeze-excite. `fused` marks a fused MBConv (EdgeTPU): one kxk conv replaces
     the 1x1 expand conv and the kxk depthwise conv (blocks.fused_mbconv_block). `id_skip` False removes the
     residual connection from every block of the stage (tensorflow/tpu's "noskip"; EdgeTPU's first stage, whose
@@ -64,7 +64,7 @@ class StageSpec:
             raise ValueError(f"a fused stage has no squeeze-excite; got se_ratio={self.se_ratio!r}, expected None")
 
 
-# The B0 stage table (REFERENCE §2).
+# The B0 stage table (docs/recipe.md §2).
 B0_STAGES: Tuple[StageSpec, ...] = (
     StageSpec(kernel_size=3, strides=1, expand_ratio=1, input_filters=32, output_filters=16, repeats=1),
     StageSpec(kernel_size=3, strides=2, expand_ratio=6, input_filters=16, output_filters=24, repeats=2),
@@ -110,7 +110,7 @@ class Variant:
       depth_coefficient: multiplier for every stage's repeats (then ceil'ed, see `round_repeats`).
       resolution: native square input size in pixels.
       dropout_rate: dropout before the classifier.
-      survival_prob: stochastic-depth survival probability of the last block (0.8 for every size, REFERENCE §2).
+      survival_prob: stochastic-depth survival probability of the last block (0.8 for every size, docs/recipe.md §2).
       stages: the B0-unit stage table this variant scales.
       stem_filters / head_filters: B0-unit widths of the stem conv and the 1x1 head conv.
       scale_stem_and_head: False (Lite) keeps the stem and head widths AND the repeats of the first and last
@@ -162,17 +162,17 @@ class Variant:
 
     @property
     def eval_crop_fraction(self) -> float:
-        """Side fraction of the eval center crop: resolution / (resolution + 32) (REFERENCE §1).
+        """Side fraction of the eval center crop: resolution / (resolution + 32) (docs/recipe.md §1).
 
         tensorflow/tpu moved to about 0.875 for every size in November 2021 (preprocessing.py: CROP_FRACTION
         0.875, padding round(resolution / 7), i.e. resolution / (resolution + round(resolution / 7))). We keep the
         per-size fraction because it is the one the published checkpoints and the Keras/timm ports were
-        evaluated with; the flat value costs up to about 0.6 top-1 points on b7 (REFERENCE §1).
+        evaluated with; the flat value costs up to about 0.6 top-1 points on b7 (docs/recipe.md §1).
         """
         return self.resolution / (self.resolution + CROP_PADDING)
 
     def round_filters(self, filters: int) -> int:
-        """Scales a B0-unit filter count by the width coefficient, rounded to the divisor (REFERENCE §2)."""
+        """Scales a B0-unit filter count by the width coefficient, rounded to the divisor (docs/recipe.md §2)."""
         scaled = filters * self.width_coefficient
         divisor = self.depth_divisor
         rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
@@ -181,7 +181,7 @@ class Variant:
         return int(rounded)
 
     def round_repeats(self, repeats: int) -> int:
-        """Scales a stage's repeats by the depth coefficient, rounding up (REFERENCE §2)."""
+        """Scales a stage's repeats by the depth coefficient, rounding up (docs/recipe.md §2)."""
         return int(math.ceil(self.depth_coefficient * repeats))
 
     def stage_repeats(self, stage_index: int) -> int:
@@ -229,7 +229,7 @@ def _lite(name, width, depth, resolution, dropout) -> Variant:
                    mean_rgb=INCEPTION_MEAN_RGB, stddev_rgb=INCEPTION_STDDEV_RGB, resize_method="bilinear")
 
 
-# The scaling table (REFERENCE §1). l2 is also used at 475; 800 is its native size. EdgeTPU and Lite rows:
+# The scaling table (docs/recipe.md §1). l2 is also used at 475; 800 is its native size. EdgeTPU and Lite rows:
 # (width, depth, resolution, dropout) from efficientnet_edgetpu_params / efficientnet_lite_params of
 # tensorflow/tpu; Lite4 keeps dropout 0.3 (not b4's 0.4) and Lite3 runs at 280 (not b3's 300).
 VARIANTS: Mapping[str, Variant] = {
@@ -278,7 +278,7 @@ def custom_variant(phi: Optional[float] = None, *, width: Optional[float] = None
     """Builds a Variant from the compound coefficient `phi` or from explicit coefficients.
 
     With `phi`: depth = 1.2**phi, width = 1.1**phi, resolution = 224 * 1.15**phi rounded to the nearest
-    multiple of 8 (the paper's rule, REFERENCE §1; the published b1-b7 sizes were hand-picked and do not follow
+    multiple of 8 (the paper's rule, docs/recipe.md §1; the published b1-b7 sizes were hand-picked and do not follow
     it exactly). Giving `phi` together with width/depth/resolution is ambiguous and a ValueError.
     Without `phi`: unspecified values default to b0's (width 1.0, depth 1.0, resolution 224).
     """

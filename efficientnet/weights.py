@@ -1,7 +1,7 @@
 """Loading weights into a model built by `build_model`: Keras HDF5 files by layer name, and (dispatched to
 efficientnet.tpu_checkpoint) the original tensorflow/tpu TF1 checkpoints.
 
-Two HDF5 layouts are read (REFERENCE.md §2):
+Two HDF5 layouts are read (docs/recipe.md §2):
 - Keras 2 HDF5, as published (efficientnetb0.h5 ... b7 and _notop): root attribute `layer_names`, one group
   per layer with attribute `weight_names` listing its datasets in the layer's weight order. Full-model Keras 2
   files keep the same structure under a `model_weights` group.

@@ -11,7 +11,7 @@ a GPU box or a laptop:
 | one GPU                           | the default strategy           | float32           | on          |
 | otherwise                         | the default strategy           | float32           | off on CPU  |
 
-XLA is off on CPU because it is 3.5-20x slower than plain TF for this model there (REFERENCE.md §7). It is off
+XLA is off on CPU because it is 3.5-20x slower than plain TF for this model there (docs/recipe.md §7). It is off
 for Mirrored strategies with several local replicas because a jit_compile'd step inside MirroredStrategy.run
 fails there ("Trying to access resource .../replica_1/... from device ...", measured on 2 logical CPUs with
 TF 2.21); TPUStrategy compiles the whole step with XLA by itself.
@@ -91,7 +91,7 @@ def device_kind(strategy):
 
 
 def precision_policy(kind, use_bfloat16=None):
-    """The Keras dtype policy name: bfloat16 activations on TPU by default (REFERENCE.md §5)."""
+    """The Keras dtype policy name: bfloat16 activations on TPU by default (docs/recipe.md §5)."""
     if use_bfloat16 is None:
         use_bfloat16 = kind == "tpu"
     return "mixed_bfloat16" if use_bfloat16 else "float32"

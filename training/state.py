@@ -53,7 +53,7 @@ class Schedule:
 
 
 def learning_rate_schedule(config, schedule):
-    """The paper's schedule: 0.016 per 256 images, 5 warm-up epochs, x0.97 every 2.4 epochs (REFERENCE §5)."""
+    """The paper's schedule: 0.016 per 256 images, 5 warm-up epochs, x0.97 every 2.4 epochs (docs/recipe.md §5)."""
     initial = schedules.scaled_learning_rate(config.train.base_learning_rate, config.train.batch_size)
     if config.train.lr_schedule == "cosine":
         return schedules.WarmupCosineDecay(initial, schedule.steps_per_epoch, max(schedule.total_steps, 1),

@@ -6,7 +6,7 @@ Three kinds of files are accepted, told apart by their content:
 - a checkpoint of this project (a model_dir, its archive/, or a ckpt-N prefix): its EMA weights are used;
 - an original tensorflow/tpu checkpoint (variables under efficientnet-bX/, EMA shadows preferred).
 Every layer is loaded except the classifier when the class counts differ; the new classifier keeps the
-reference initialization (uniform ±1/sqrt(num_classes), REFERENCE.md §2).
+reference initialization (uniform ±1/sqrt(num_classes), docs/recipe.md §2).
 """
 import contextlib
 import os

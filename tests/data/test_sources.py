@@ -36,7 +36,7 @@ def test_minival_is_the_first_shards_and_disjoint(id_tfrecord_dir):
 
 
 def test_standard_imagenet_layout_uses_known_counts(tmp_path):
-    # Empty files named like the standard converter: counts must come from REFERENCE.md §3, not from reading.
+    # Empty files named like the standard converter: counts must come from docs/recipe.md §3, not from reading.
     for shard in range(1024):
         (tmp_path / f"train-{shard:05d}-of-01024").touch()
     for shard in range(128):

@@ -29,7 +29,7 @@ def built():
 def keras_reference(variant: str, image_size: int, seed: int = 0) -> keras.Model:
     """Keras Applications EfficientNet (logits output) with randomized, calibrated BatchNorm.
 
-    Its Normalization layer is set to mean and std² (it divides by sqrt(variance); REFERENCE.md §2 quirk), so
+    Its Normalization layer is set to mean and std² (it divides by sqrt(variance); docs/recipe.md §2 quirk), so
     with weights=None it normalizes exactly as our model does. BN gamma/beta are randomized and the moving
     statistics set to the batch statistics of the test input (`random_pixels(image_size)`, stochastic depth
     off), so that every BN variable differs per channel (a wrong order of a BN layer's four same-shaped weights
@@ -63,7 +63,7 @@ def keras_reference(variant: str, image_size: int, seed: int = 0) -> keras.Model
 
 
 def write_keras2_h5(model: keras.Model, path) -> None:
-    """Writes `model`'s weights in the Keras 2 HDF5 layout of the published files (REFERENCE.md §2)."""
+    """Writes `model`'s weights in the Keras 2 HDF5 layout of the published files (docs/recipe.md §2)."""
     with h5py.File(path, "w") as h5:
         h5.attrs["layer_names"] = [layer.name.encode("utf8") for layer in model.layers]
         h5.attrs["backend"] = b"tensorflow"

@@ -32,7 +32,7 @@ FAMILY = {
 # Published parameter counts at 1000 classes, in millions. timm results/results-imagenet.csv (param_count, 2
 # decimals): tf_efficientnet_es/em/el 5.44 / 6.90 / 10.59, tf_efficientnet_lite0..4 4.65 / 5.42 / 6.09 / 8.20 /
 # 13.01 (lite4 from the task brief; its row was beyond the stored excerpt). d-li14/efficientnet-lite.pytorch
-# README (3 decimals): 4.652M, 5.417M, 6.092M, 8.197M, 13.007M. b0: REFERENCE.md §1 (exact).
+# README (3 decimals): 4.652M, 5.417M, 6.092M, 8.197M, 13.007M. b0: docs/recipe.md §1 (exact).
 PUBLISHED = {"b0": (5.288548, 6), "edgetpu-s": (5.44, 2), "edgetpu-m": (6.90, 2), "edgetpu-l": (10.59, 2),
              "lite0": (4.652, 3), "lite1": (5.417, 3), "lite2": (6.092, 3), "lite3": (8.197, 3), "lite4": (13.007, 3)}
 
@@ -65,7 +65,7 @@ def _block_params(cin, inp, out, kernel, expand, se, fused):
 
 
 def analytic_params(name, num_classes=1000):
-    """Independent count from the TPU block strings and rules (REFERENCE.md §2, fix_head_stem for Lite)."""
+    """Independent count from the TPU block strings and rules (docs/recipe.md §2, fix_head_stem for Lite)."""
     strings, width, depth, use_se, fixed = FAMILY[name]
     decoded = [_decode(s) for s in strings]
     stem = 32 if fixed else _round_filters(32, width)

@@ -11,7 +11,7 @@ from efficientnet.model import block_configs
 from efficientnet.loading import weighted_layers
 from tests.efficientnet.conftest import random_pixels
 
-# Keras EfficientNetBx(weights=None) trainable counts, 1000 classes (REFERENCE.md §1).
+# Keras EfficientNetBx(weights=None) trainable counts, 1000 classes (docs/recipe.md §1).
 TRAINABLE_PARAMS = {"b0": 5_288_548, "b1": 7_794_184, "b2": 9_109_994, "b3": 12_233_232, "b4": 19_341_616,
                     "b5": 30_389_784, "b6": 43_040_704, "b7": 66_347_960}
 
@@ -32,7 +32,7 @@ def test_trainable_params_exact_large(built, variant):
 
 
 # Names that must exist (and a few that must not) per variant: stage repeats are ceil(depth · B0 repeats),
-# letters count blocks within a stage (REFERENCE.md §2).
+# letters count blocks within a stage (docs/recipe.md §2).
 NAME_PINS = {
     "b0": (["stem_conv", "stem_bn", "block1a_dwconv", "block1a_se_reduce", "block2b_project_conv",
             "block6d_expand_bn", "block7a_project_bn", "top_conv", "top_bn", "predictions"],

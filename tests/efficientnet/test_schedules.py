@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from efficientnet import schedules
 
-# REFERENCE.md §3/§5: 1,281,167 training images minus the 25,022 minival holdout, batch 4096.
+# docs/recipe.md §3/§5: 1,281,167 training images minus the 25,022 minival holdout, batch 4096.
 STEPS_PER_EPOCH = 1_256_145 // 4096  # 306
 PEAK = 0.256
 
@@ -39,7 +39,7 @@ def test_exponential_recipe_values_by_hand(step, expected):
 
 
 def test_end_of_warmup_steps_down_to_02409():
-    """REFERENCE.md §5: right after warm-up the rate is 0.256 · 0.97² ≈ 0.2409, not 0.256."""
+    """docs/recipe.md §5: right after warm-up the rate is 0.256 · 0.97² ≈ 0.2409, not 0.256."""
     assert float(_recipe()(1530)) == pytest.approx(0.2409, abs=5e-5)
 
 

@@ -108,7 +108,7 @@ def test_directory_prefix_and_index_file_resolve_alike(source):
 
 
 def test_b0_names_follow_tpu_numbering(built):
-    # Pins from the TPU naming (REFERENCE.md §2 and the task): blocks_N counts blocks over stages; an
+    # Pins from the TPU naming (docs/recipe.md §2 and the task): blocks_N counts blocks over stages; an
     # expand_ratio 1 block has no expand conv, so its names shift down by one.
     names = {layer: [n for _, n in pairs] for layer, pairs in checkpoint_names(built("b0")).items()}
     assert names["stem_conv"] == ["stem/conv2d/kernel"]

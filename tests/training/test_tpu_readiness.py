@@ -1,7 +1,7 @@
 """TPU readiness, checked on CPU (issue 6): the whole train step compiles with XLA on static shapes, several steps
 run per host call, and the training input pipeline contains no Python function op.
 
-XLA on CPU is slow for real models (REFERENCE.md §7), so the model is a tiny custom row of the table (width and
+XLA on CPU is slow for real models (docs/recipe.md §7), so the model is a tiny custom row of the table (width and
 depth 0.1) at 32 px; the structure (MBConv, SE, stochastic depth, BN, EMA, RMSPropTF) is the full one.
 """
 import dataclasses
