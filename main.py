@@ -4,8 +4,12 @@ With no data flags it runs the CPU-sized demo (configs/demo.py) on generated dem
 --dataset it starts from the paper's recipe (configs/imagenet.py). Any config field can be overridden as
 --config.section.field=value; the named flags below are shortcuts that keep the original's names.
 """
+import contextlib
+import errno
 import os
+import re
 import sys
+import tempfile
 
 # TensorFlow's C++ INFO/WARNING lines drown the progress output; errors still show. Set before TF loads.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -64,9 +68,64 @@ def with_default_config(argv):
     return argv[:1] + [f"--config={os.path.join(_CONFIG_DIR, name)}"] + argv[1:]
 
 
+# What TensorFlow prints to stderr while it loads, before its logging is configured (TF_CPP_MIN_LOG_LEVEL does
+# not reach these): oneDNN and CPU-feature notices, and the CUDA probes of a machine without GPUs.
+_STARTUP_NOISE = re.compile(r"All log messages before absl::InitializeLog|\] oneDNN custom operations are on"
+                            r"|cudart_stub\.cc|cpu_feature_guard\.cc|^To enable the following instructions"
+                            r"|cuda_platform\.cc:\d+\] failed call to cuInit|Unable to register cu(DNN|FFT|BLAS)"
+                            r"|cuda_(dnn|fft|blas)\.cc|computation_placer\.cc")
+# Disk full, read-only or permission-denied writes: one line, not a traceback (any other OSError is a bug).
+_ENVIRONMENT_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _environment_fault(error, tf):
+    """One line for a full or read-only disk or an unreachable gs:// bucket (nothing to debug in our code), None
+    for any other error (a bug: its traceback stays). Device memory exhaustion is a ResourceExhaustedError too;
+    its first line says "OOM"."""
+    if isinstance(error, OSError):
+        if error.errno not in _ENVIRONMENT_FAULTS:
+            return None
+        return f"{error.strerror}: {error.filename}" if error.filename else errors.first_line(error)
+    network = isinstance(error, tf.errors.FailedPreconditionError) and "Error executing an HTTP request" in str(error)
+    if not network and not isinstance(error, (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+                                              tf.errors.UnavailableError)):
+        return None
+    return " ".join(line.strip() for line in error.message.splitlines() if line.strip())
+
+
+@contextlib.contextmanager
+def _startup_lines_filtered():
+    """Captures file descriptor 2 while TensorFlow loads and writes back every line but its start-up notices:
+    a real error (a library that fails to load) still shows."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _STARTUP_NOISE.search(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
 def _user_error(message):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def _config_file_error(error):
+    """One line for a --config file that cannot be loaded: missing (ml_collections reports it as an OSError
+    whose cause names the file) or not Python."""
+    if isinstance(error, SyntaxError):
+        return f"--config {error.filename}: {error.msg} at line {error.lineno}"
+    lines = [line.strip() for line in str(error.__cause__ or error).splitlines() if line.strip()]
+    return f"cannot load --config: {lines[-1] if lines else type(error).__name__}"
 
 
 def parse_flags(argv):
@@ -75,6 +134,8 @@ def parse_flags(argv):
         return flags.FLAGS(argv)
     except flags.Error as e:
         _user_error(e)
+    except (OSError, SyntaxError) as e:  # the --config file itself
+        _user_error(_config_file_error(e))
     except (AttributeError, KeyError, TypeError, ValueError) as e:  # --config.<unknown or mistyped field>
         overrides = " ".join(arg for arg in argv[1:] if arg.startswith("--config."))
         _user_error(f"bad config override ({overrides}): no field {str(e).strip(chr(34))}; "
@@ -91,7 +152,12 @@ def main(argv):
         checks.validate_config(config)
     except (errors.UserError, TypeError) as e:  # TypeError: a value of the wrong type for a config field
         _user_error(e)
-    from training import run  # pylint: disable=import-outside-toplevel  (loads TensorFlow)
+    except OSError as e:  # ml_collections defers a missing --config file's error to the first access
+        _user_error(_config_file_error(e))
+    with _startup_lines_filtered():
+        from training import run  # pylint: disable=import-outside-toplevel  (loads TensorFlow)
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        tf.config.list_physical_devices()  # device discovery logs its own lines (cuInit)
     try:
         if image_files and config.runtime.mode != "predict":
             raise errors.UserError(f"unexpected arguments {' '.join(image_files)} (image files go with --mode=predict)")
@@ -104,6 +170,11 @@ def main(argv):
     except errors.Preempted as e:
         print(str(e), file=sys.stderr)
         sys.exit(errors.PREEMPTED_EXIT_CODE)
+    except (tf.errors.OpError, OSError) as e:
+        message = _environment_fault(e, tf)
+        if message is None:
+            raise
+        _user_error(message)
 
 
 if __name__ == "__main__":
