@@ -40,10 +40,10 @@ def _is_chief(strategy):
 def _open_source(config):
     try:
         source = sources.get_source(config.data.data_dir, config.data.dataset,
-                                  holdout_shards=config.data.holdout_shards,
-                                  include_background=config.data.include_background,
-                                  cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
-                                  holdout_fraction=config.data.holdout_fraction if config.data.dataset else None)
+                                    holdout_shards=config.data.holdout_shards,
+                                    include_background=config.data.include_background,
+                                    cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
+                                    holdout_fraction=config.data.holdout_fraction if config.data.dataset else None)
         # The split the mode reads first, so that unreadable data fails here and not after minutes of work.
         # AssertionError: TFDS asserts that a dataset was prepared (download_and_prepare) before reading it.
         mode = config.runtime.mode
@@ -231,9 +231,9 @@ def evaluate_weights(ctx, split, weights_prefix=None, *, once=False):
     best = checkpoints.read_best(ctx.model_dir)
     if best and prefix == checkpoints.archived_prefix(ctx.model_dir):
         step = best["step"]
-    recorded = [r for r in logs.read_metrics(ctx.model_dir) if r["step"] == step and r["split"] == split
-                and r.get("ema") and not r.get("weights")]
-    if once and recorded:
+    recorded = once and [r for r in logs.read_metrics(ctx.model_dir) if r["step"] == step and r["split"] == split
+                         and r.get("ema") and not r.get("weights")]
+    if recorded:
         ctx.log.message(f"{split} at step {step} is already in metrics.jsonl; not evaluated again")
         return recorded[-1]
     schedule = state_lib.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
