@@ -90,7 +90,10 @@ def _environment_fault(error, tf):
     if not network and not isinstance(error, (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
                                               tf.errors.UnavailableError)):
         return None
-    return " ".join(line.strip() for line in error.message.splitlines() if line.strip())
+    text = " ".join(line.strip() for line in error.message.splitlines() if line.strip())
+    # Without the graph-function prefix and op suffix of eager errors: "{{function_node ...}} PATH; No space
+    # left on device [Op:SaveV2]" -> "PATH; No space left on device".
+    return re.sub(r"\s*\[Op:\w+\]$", "", re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text))
 
 
 @contextlib.contextmanager

@@ -61,7 +61,9 @@ def test_environment_faults_are_one_line_and_bugs_keep_their_traceback():
     import main  # pylint: disable=import-outside-toplevel  (defines absl flags; no TensorFlow)
     full = OSError(errno.ENOSPC, "No space left on device", "/runs/b0/metrics.jsonl")
     assert main._environment_fault(full, tf) == "No space left on device: /runs/b0/metrics.jsonl"
-    exhausted = tf.errors.ResourceExhaustedError(None, None, "/runs/b0/ckpt-4_temp; No space left on device\nmore")
+    exhausted = tf.errors.ResourceExhaustedError(None, None, "{{function_node __wrapped__SaveV2_dtypes_477_device_/"
+                                                 "job:localhost/replica:0/task:0/device:CPU:0}} /runs/b0/ckpt-4_temp"
+                                                 "; No space left on device\nmore [Op:SaveV2]")
     assert main._environment_fault(exhausted, tf) == "/runs/b0/ckpt-4_temp; No space left on device more"
     offline = tf.errors.FailedPreconditionError(None, None, "Error executing an HTTP request: libcurl code 6")
     assert main._environment_fault(offline, tf).startswith("Error executing an HTTP request")
