@@ -149,8 +149,11 @@ def _check_resumable(config, model_dir):
     path = os.path.join(model_dir, CONFIG_FILE)
     if not tf.io.gfile.exists(path) or checkpoints.latest_step(model_dir) is None:
         return
-    with tf.io.gfile.GFile(path) as f:
-        trained = json.load(f)
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            trained = json.load(f)
+    except ValueError:  # cut short by a kill while it was written: rewritten below, nothing to compare
+        return
     changed = [f"{section}.{field}: {trained[section][field]!r} -> {config[section][field]!r}"
                for section, fields in _NETWORK_FIELDS for field in fields
                if field in trained.get(section, {}) and trained[section][field] != config[section][field]]
