@@ -12,7 +12,7 @@ import sys
 
 # TensorFlow's C++ INFO/WARNING lines drown the progress output. This filters those logged after TensorFlow
 # initializes its logging; the lines printed before that, and the ERROR-level "failed call to cuInit" of a
-# machine without a GPU driver (XLA's stream_executor cuda_platform.cc), are filtered by _quiet_tensorflow_import.
+# machine without a GPU driver (XLA's stream_executor cuda_platform.cc), by training.errors.startup_lines_filtered.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402  (after the environment is set)
@@ -93,6 +93,8 @@ def parse_flags(argv):
         remaining = flags.FLAGS(argv)
     except flags.Error as e:
         _user_error(e)
+    except (OSError, SyntaxError) as e:  # the --config file itself
+        _user_error(errors.config_file_error(e))
     except (AttributeError, KeyError, TypeError, ValueError) as e:  # --config.<unknown or mistyped field>
         bad = _bad_override(argv)
         _user_error(cli.unknown_field_message(bad) if bad else f"bad config override: {errors.first_line(e)}")
@@ -106,34 +108,6 @@ def parse_flags(argv):
     return remaining
 
 
-def _quiet_tensorflow_import():
-    """Imports training.run (TensorFlow) and initializes its devices with stderr captured, then replays every
-    captured line except TensorFlow's start-up noise: the lines logged before its logging is initialized (which
-    TF_CPP_MIN_LOG_LEVEL does not reach) and the cuInit error of a machine without a GPU driver."""
-    import tempfile  # pylint: disable=import-outside-toplevel
-    noise = re.compile(r"absl::InitializeLog|oneDNN custom operations|cudart_stub\.cc|failed call to cuInit|"
-                       r"cpu_feature_guard\.cc|To enable the following instructions|computation_placer")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            from training import run  # pylint: disable=import-outside-toplevel
-            import tensorflow as tf  # pylint: disable=import-outside-toplevel
-            # Physical device discovery is where cuInit runs. Not list_logical_devices: that initializes the
-            # runtime, after which MultiWorkerMirroredStrategy can no longer configure its collectives.
-            tf.config.list_physical_devices("GPU")
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
-                    if not noise.search(line)]
-            sys.stderr.write("".join(kept))
-    return run
-
-
 def main(argv):
     image_files = argv[1:]  # positional arguments: the image files of --mode=predict
     if not flags.FLAGS["verbosity"].present:
@@ -143,9 +117,16 @@ def main(argv):
         checks.validate_config(config)
     except (errors.UserError, cli.FlagError, TypeError) as e:  # TypeError: a value of the wrong type for a field
         _user_error(e)
+    except OSError as e:  # ml_collections defers a missing --config file's error to the first access
+        _user_error(errors.config_file_error(e))
     for note in notes:
         print(note, file=sys.stderr)
-    run = _quiet_tensorflow_import()
+    with errors.startup_lines_filtered():
+        from training import run  # pylint: disable=import-outside-toplevel  (loads TensorFlow)
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        # Physical device discovery is where cuInit runs. Not list_logical_devices: that initializes the
+        # runtime, after which MultiWorkerMirroredStrategy can no longer configure its collectives.
+        tf.config.list_physical_devices("GPU")
     try:
         if image_files and config.runtime.mode != "predict":
             raise errors.UserError(f"unexpected arguments {' '.join(image_files)} (image files go with --mode=predict)")
@@ -158,6 +139,11 @@ def main(argv):
     except errors.Preempted as e:
         print(str(e), file=sys.stderr)
         sys.exit(errors.PREEMPTED_EXIT_CODE)
+    except (tf.errors.OpError, OSError) as e:
+        message = errors.environment_fault(e, tf)
+        if message is None:
+            raise
+        _user_error(message)
 
 
 if __name__ == "__main__":

@@ -5,25 +5,128 @@
   `checkpoint` state file, so a crash mid-save leaves the previous checkpoint as the latest.
 - A latest checkpoint that fails to restore (truncated or corrupt files) is skipped with a warning naming it
   and the older checkpoint that is used instead (tensorflow/tensorflow#61552).
+- A `checkpoint` state file that is unreadable, empty or names only missing files is rebuilt from the ckpt-N
+  files on disk (`repair_state`), so a damaged state file never silently restarts a run from step 0.
+- Leftovers of killed writes (ckpt-N_temp/, archive.tmp-*, export.tmp-*, metrics.jsonl.tmp-*) are removed at the
+  start of a training run that holds model_dir's lock (`sweep_leftovers`).
 - archive/ holds the best checkpoint (model and EMA only) with best_eval.json. It is written into a temporary
   directory first and swapped in by rename, so a kill at any moment leaves either the old or the new best.
 """
 import json
 import os
+import re
 import uuid
 
 import tensorflow as tf
 from absl import logging
 
-from training.errors import first_line
+from training.errors import UserError, first_line
 
 ARCHIVE_DIR = "archive"
 BEST_EVAL_FILE = "best_eval.json"
 _ARCHIVE_PREFIX = "best"
 
 
-class CheckpointError(RuntimeError):
-    """No usable checkpoint could be restored although some exist."""
+STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's state file
+_CKPT_INDEX = re.compile(r"ckpt-(\d+)\.index$")
+# What interrupted writes leave in model_dir: TF's checkpoint staging folders, our archive/export/metrics
+# temporaries (replace_dir, export.export_saved_model, logs._append_line) and checks.check_writable_dir's probe.
+_LEFTOVERS = ("ckpt-*_temp*", f"{ARCHIVE_DIR}.tmp-*", "export.tmp-*", "metrics.jsonl.tmp-*", ".write-test-*",
+              f"{STATE_FILE}.tmp-*")
+
+
+class CheckpointError(UserError):
+    """No usable checkpoint could be restored although some exist (one line, exit status 2)."""
+
+
+def checkpoints_on_disk(directory):
+    """The ckpt-N prefixes that have an index file in `directory`, oldest first."""
+    found = []
+    for path in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
+        match = _CKPT_INDEX.search(path)
+        if match:
+            found.append((int(match.group(1)), path[:-len(".index")]))
+    return [prefix for _, prefix in sorted(found)]
+
+
+def _read_state(directory):
+    """The parsed state file, or None when it is unreadable or empty (TF's own warnings about it silenced: the
+    caller says what it does instead)."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        return tf.train.get_checkpoint_state(directory)
+    except ValueError:  # parses, but names no checkpoint (an empty file)
+        return None
+    finally:
+        logger.setLevel(level)
+
+
+def repair_state(directory, log=print):
+    """Rebuilds a damaged `checkpoint` state file from the ckpt-N files in `directory`, with a warning.
+
+    Without this, TensorFlow ignores an unreadable state file (the run restarts from step 0 and overwrites the
+    rotation) and raises a traceback for an empty one. No files at all: an unreadable state file is removed
+    (nothing to resume), a readable one naming only missing files is an error (the user deleted them?).
+    """
+    path = os.path.join(directory, STATE_FILE)
+    if not tf.io.gfile.exists(path):
+        return
+    state = _read_state(directory)
+    listed = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path] if state else []
+    if any(tf.io.gfile.exists(p + ".index") for p in listed):
+        return
+    on_disk = checkpoints_on_disk(directory)
+    problem = f"names only missing checkpoints ({', '.join(listed)})" if state else "is unreadable or empty"
+    if on_disk:
+        log(f"warning: {path} {problem}; resuming from the checkpoint files on disk, latest {on_disk[-1]}")
+        _write_state(directory, on_disk)
+    elif state is None:
+        log(f"warning: {path} {problem} and there are no checkpoint files; removed it, starting from step 0")
+        tf.io.gfile.remove(path)
+    else:
+        raise CheckpointError(f"{path} {problem} and {directory} has no ckpt-N files; restore them, or delete "
+                              f"{path} to train from step 0")
+
+
+def _write_state(directory, prefixes):
+    """The state file CheckpointManager writes (text CheckpointState: names relative to `directory`, and the
+    timestamps without which the manager leaves them out of its rotation and of `checkpoints`), written by
+    rename so that a kill leaves the old or the new one."""
+    lines = [f'model_checkpoint_path: "{os.path.basename(prefixes[-1])}"']
+    lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in prefixes]
+    lines += [f"all_model_checkpoint_timestamps: {tf.io.gfile.stat(p + '.index').mtime_nsec / 1e9}"
+              for p in prefixes]
+    tmp_path = os.path.join(directory, f"{STATE_FILE}.tmp-{uuid.uuid4().hex[:8]}")
+    with tf.io.gfile.GFile(tmp_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    tf.io.gfile.rename(tmp_path, os.path.join(directory, STATE_FILE), overwrite=True)
+
+
+def latest_step(directory):
+    """N of the newest ckpt-N in `directory` (state file or files on disk), None when there is none."""
+    state = _read_state(directory) if tf.io.gfile.exists(os.path.join(directory, STATE_FILE)) else None
+    prefixes = ([state.model_checkpoint_path] if state else []) + checkpoints_on_disk(directory)[-1:]
+    steps = [int(p.rsplit("-", 1)[1]) for p in prefixes if p.rsplit("-", 1)[-1].isdigit()]
+    return max(steps) if steps else None
+
+
+def sweep_leftovers(model_dir, log=print):
+    """Removes what killed writes left in model_dir; call only while holding model_dir's lock (a live run's
+    temporaries look the same)."""
+    recover_archive(model_dir)  # archive.old-* may be the only copy of the best: put it back first
+    patterns = _LEFTOVERS + ((f"{ARCHIVE_DIR}.old-*",) if tf.io.gfile.exists(os.path.join(model_dir, ARCHIVE_DIR))
+                             else ())
+    found = [p for pattern in patterns for p in tf.io.gfile.glob(os.path.join(model_dir, pattern))]
+    for path in found:
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
+    if found:
+        log(f"removed {len(found)} leftover(s) of interrupted writes: "
+            f"{', '.join(sorted(os.path.basename(p) for p in found))}")
 
 
 class Checkpoints:
@@ -33,10 +136,12 @@ class Checkpoints:
         self._checkpoint = checkpoint
         self.manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
                                                   checkpoint_name="ckpt")
+        self._current = None  # the path of the checkpoint this process restored or saved last
 
     def restore_latest(self):
         """Restores the newest checkpoint that reads back; returns its path, or None for a fresh start."""
-        candidates = list(reversed(self.manager.checkpoints))
+        # A state file without timestamps (written by hand) leaves `checkpoints` empty but names the latest.
+        candidates = list(reversed(self.manager.checkpoints)) or [p for p in [self.manager.latest_checkpoint] if p]
         failures = []
         for path in candidates:
             try:
@@ -48,6 +153,7 @@ class Checkpoints:
             for bad_path, reason in failures:
                 logging.warning("checkpoint %s is unusable (%s); resuming from %s instead", bad_path, reason, path)
                 print(f"warning: checkpoint {bad_path} is unusable; resuming from {path} instead", flush=True)
+            self._current = path
             return path
         if failures:
             raise CheckpointError("no checkpoint in {} could be restored: {}".format(
@@ -55,7 +161,13 @@ class Checkpoints:
         return None
 
     def save(self, step):
-        return self.manager.save(checkpoint_number=step)
+        """Writes ckpt-<step>, unless it is the checkpoint this process restored or wrote last: a SIGTERM at a
+        saved boundary must not rewrite a good checkpoint during the grace period (a kill mid-write would
+        damage it)."""
+        if self._current and self._current.rsplit("-", 1)[-1] == str(step):
+            return self._current
+        self._current = self.manager.save(checkpoint_number=step)
+        return self._current
 
 
 def replace_dir(tmp_dir, final_dir):

@@ -1,9 +1,15 @@
 """Validation of a run's config before any heavy work: every problem is one line and a UserError."""
 import math
+import os
+import uuid
 
 import efficientnet
 from configs import base
 from training.errors import UserError
+
+
+# data/sources.py SPLITS, repeated here: this module runs before TensorFlow (which data/ imports) loads.
+SPLITS = ("train", "minival", "validation")
 
 
 def _require(condition, message):
@@ -22,6 +28,11 @@ def _check_positive(config, fields):
         if value is not None:
             _require(isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
                      f"{field} must be positive, got {value!r}")
+
+
+def _check_non_negative(value, name):
+    _require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+             f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def _check_fraction(value, name, *, allow_one=False):
@@ -59,10 +70,12 @@ def validate_config(config):
     _require(config.model.image_size is None or config.model.image_size >= 32,
              f"image_size must be at least 32 (the network downsamples 32x), got {config.model.image_size}")
     _require(config.data.holdout_shards >= 0, f"holdout_shards must be >= 0, got {config.data.holdout_shards}")
-    _require(config.train.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {config.train.warmup_epochs}")
+    _check_non_negative(config.train.warmup_epochs, "warmup_epochs")
     _require(config.eval.early_stopping_evals >= 0, "early_stopping_evals must be >= 0")
-    _require(config.train.freeze_backbone_epochs >= 0,
-             f"freeze_backbone_epochs must be >= 0, got {config.train.freeze_backbone_epochs}")
+    _check_non_negative(config.train.freeze_backbone_epochs, "freeze_backbone_epochs")
+    _check_data(config.data)
+    # keras.utils.set_random_seed (deterministic runs) and the tf.data seeds take 0 <= seed < 2**32.
+    _require(0 <= config.train.seed < 2 ** 32, f"seed must be in [0, 2**32), got {config.train.seed}")
     _require(not (config.train.freeze_backbone and config.train.freeze_backbone_epochs),
              "give either freeze_backbone (the whole run) or freeze_backbone_epochs (a head warm-up), not both")
     _check_fraction(config.train.label_smoothing, "label_smoothing")
@@ -88,6 +101,33 @@ def validate_config(config):
     if config.data.dataset:
         _require(config.data.dataset.startswith("tfds:"),
                  f"--dataset must look like tfds:NAME, got {config.data.dataset!r}")
+
+
+def _check_data(data):
+    """The data fields that would otherwise fail only when the pipeline is built (for eval: after training)."""
+    _check_choice(data.eval_split, SPLITS, "eval_split")
+    if data.crop_fraction is not None:
+        _require(isinstance(data.crop_fraction, (int, float)) and 0 < data.crop_fraction <= 1,
+                 f"crop_fraction must be in (0, 1], got {data.crop_fraction!r}")
+    _require(data.randaugment_num_layers >= 0,
+             f"randaugment_num_layers must be >= 0, got {data.randaugment_num_layers}")
+    _check_non_negative(data.randaugment_magnitude, "randaugment_magnitude")
+
+
+def check_writable_dir(path):
+    """Fails before any work when a local model_dir cannot hold what the run writes (a regular file, a
+    read-only or full disk): otherwise that shows only after training or a whole evaluation."""
+    _require(not os.path.exists(path) or os.path.isdir(path), f"--model_dir {path} exists and is not a directory")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing) or "."
+    probe = os.path.join(existing, f".write-test-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(probe, "w") as f:
+            f.write("x")
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"cannot write to {existing}: {e.strerror or e}") from None
 
 
 def check_batch_divides(batch_size, num_replicas, name):

@@ -1,4 +1,14 @@
-"""Errors that are the user's to fix. main.py prints their one-line message and exits with status 2."""
+"""Errors that are the user's to fix (main.py prints their one-line message and exits with status 2), and the
+one-line reports of faults in the environment (a full disk, a bad --config file, TensorFlow's start-up noise).
+
+No TensorFlow import here: main.py uses this module before TensorFlow loads.
+"""
+import contextlib
+import errno
+import os
+import re
+import sys
+import tempfile
 
 
 def first_line(error):
@@ -29,3 +39,61 @@ class Preempted(Exception):
                          f"rerun the same command to resume")
         self.step = step
         self.checkpoint_path = checkpoint_path
+
+
+def config_file_error(error):
+    """One line for a --config file that cannot be loaded: missing (ml_collections reports it as an OSError
+    whose cause names the file) or not Python."""
+    if isinstance(error, SyntaxError):
+        return f"--config {error.filename}: {error.msg} at line {error.lineno}"
+    lines = [line.strip() for line in str(error.__cause__ or error).splitlines() if line.strip()]
+    return f"cannot load --config: {lines[-1] if lines else type(error).__name__}"
+
+
+# What TensorFlow prints to stderr while it loads, before its logging is configured (TF_CPP_MIN_LOG_LEVEL does
+# not reach these): oneDNN and CPU-feature notices, and the CUDA probes of a machine without GPUs.
+_STARTUP_NOISE = re.compile(r"All log messages before absl::InitializeLog|\] oneDNN custom operations are on"
+                            r"|cudart_stub\.cc|cpu_feature_guard\.cc|^To enable the following instructions"
+                            r"|cuda_platform\.cc:\d+\] failed call to cuInit|Unable to register cu(DNN|FFT|BLAS)"
+                            r"|cuda_(dnn|fft|blas)\.cc|computation_placer\.cc")
+# Disk full, read-only or permission-denied writes: one line, not a traceback (any other OSError is a bug).
+_ENVIRONMENT_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def environment_fault(error, tf):
+    """One line for a full or read-only disk or an unreachable gs:// bucket (nothing to debug in our code), None
+    for any other error (a bug: its traceback stays). Device memory exhaustion is a ResourceExhaustedError too;
+    its first line says "OOM"."""
+    if isinstance(error, OSError):
+        if error.errno not in _ENVIRONMENT_FAULTS:
+            return None
+        return f"{error.strerror}: {error.filename}" if error.filename else first_line(error)
+    network = isinstance(error, tf.errors.FailedPreconditionError) and "Error executing an HTTP request" in str(error)
+    if not network and not isinstance(error, (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+                                              tf.errors.UnavailableError)):
+        return None
+    text = " ".join(line.strip() for line in error.message.splitlines() if line.strip())
+    # Without the graph-function prefix and op suffix of eager errors: "{{function_node ...}} PATH; No space
+    # left on device [Op:SaveV2]" -> "PATH; No space left on device".
+    return re.sub(r"\s*\[Op:\w+\]$", "", re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text))
+
+
+@contextlib.contextmanager
+def startup_lines_filtered():
+    """Captures file descriptor 2 while TensorFlow loads and writes back every line but its start-up notices:
+    a real error (a library that fails to load) still shows."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _STARTUP_NOISE.search(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()

@@ -139,6 +139,7 @@ def evaluate(ctx, state, split, eval_step=None):
     with state.ema.swapped(), ctx.log.busy(f"evaluating on {split}"):
         try:
             for batch in eval_dataset(ctx, split):
+                stop_if_requested(ctx)  # a preemption's grace period is shorter than a full evaluation
                 totals += eval_step(batch)
         except tf.errors.InvalidArgumentError as e:
             error = too_many_bad_records(e)
@@ -174,6 +175,29 @@ def augment_on_device(ctx):
     except ValueError as e:
         raise UserError(str(e)) from None
     return True
+
+
+def stop_if_requested(ctx):
+    """Raises Preempted when a SIGTERM arrived: the latest checkpoint holds everything done so far (an
+    evaluation or final phase cut short runs again on resume: its metrics line is not written yet)."""
+    if ctx.stop_requested():
+        path = tf.train.latest_checkpoint(checkpoint_dir(ctx))
+        raise Preempted(checkpoint_step(path) if path else 0, path)
+
+
+def make_finite_check(variables):
+    """Returns a function answering whether the sum of squares of all `variables` is finite.
+
+    That is false for NaN or Inf weights and for weights that overflow float32 when squared (|w| > 1.8e19),
+    which are as lost: the L2 term of the next step's loss is infinite. Run before each checkpoint on the
+    weights and EMA shadows; one L2Loss op per variable keeps tracing short (b0: 2 s, then 9 ms per check on
+    2 busy CPU cores, beside 50 s of tracing the train loop).
+    """
+    @tf.function(autograph=False)
+    def all_finite():
+        return tf.math.is_finite(tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in variables]))
+
+    return all_finite
 
 
 def step_config(ctx):
@@ -213,6 +237,8 @@ class Trainer:
         self.checkpoint_steps = ctx.config.runtime.checkpoint_steps or schedule.steps_per_eval
         self._traced = False  # the current train loop has run once (traced and compiled)
         self._seconds_per_step, self._last_call = None, (1, 0.0)  # training speed, for the progress lines
+        self.weights_finite = make_finite_check([v for v in state.ema.averaged_variables if v.dtype.is_floating]
+                                                + list(state.ema.shadows))
 
     def run(self):
         """Trains to the configured number of steps (resuming if a checkpoint exists); returns the best."""
@@ -228,6 +254,11 @@ class Trainer:
         while self.state.step < self.schedule.total_steps and not self._should_stop_early():
             boundary = self._next_boundary()
             self._train_until(boundary)
+            if not bool(self.weights_finite()):
+                raise NumericalError(f"the weights after step {self.state.step} are not finite (or overflow "
+                                     "float32); stopped without saving, the last good checkpoint is kept")
+            # A SIGTERM right after a save (or a restore) trains nothing: the checkpoint of this step is on disk
+            # already and is not rewritten during the grace period.
             path = self.checkpoints.save(self.state.step)
             if self.preempted:
                 raise Preempted(self.state.step, path)

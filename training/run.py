@@ -40,13 +40,20 @@ def _is_chief(strategy):
 
 def _open_source(config):
     try:
-        return sources.get_source(config.data.data_dir, config.data.dataset,
-                                  holdout_shards=config.data.holdout_shards,
-                                  include_background=config.data.include_background,
-                                  cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
-                                  holdout_fraction=config.data.holdout_fraction if config.data.dataset else None,
-                                  num_classes=config.model.num_classes if config.data.data_dir else None)
-    except (ValueError, FileNotFoundError) as e:
+        source = sources.get_source(config.data.data_dir, config.data.dataset,
+                                    holdout_shards=config.data.holdout_shards,
+                                    include_background=config.data.include_background,
+                                    cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
+                                    holdout_fraction=config.data.holdout_fraction if config.data.dataset else None,
+                                    num_classes=config.model.num_classes if config.data.data_dir else None)
+        # The split the mode reads first, so that unreadable data fails here and not after minutes of work.
+        # AssertionError: TFDS asserts that a dataset was prepared (download_and_prepare) before reading it.
+        mode = config.runtime.mode
+        first_split = "train" if mode in ("train", "train_and_eval") else config.data.eval_split
+        if mode != "export":
+            source.num_examples(first_split)
+        return source
+    except (ValueError, FileNotFoundError, AssertionError) as e:
         raise UserError(first_line(e)) from None
 
 
@@ -190,48 +197,106 @@ def setup(config, strategy=None, user_fields=()):
                                                    strategy.num_replicas_in_sync))
 
 
+def _check_resumable(config, model_dir):
+    """Refuses a training command whose network differs from the checkpoints it would resume, before anything
+    is written: the run (config.json included) stays exactly as it was."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not tf.io.gfile.exists(path) or checkpoints.latest_step(model_dir) is None:
+        return
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            trained = json.load(f)
+    except ValueError:  # cut short by a kill while it was written: rewritten below, nothing to compare
+        return
+    changed = [f"{section}.{field}: {trained[section][field]!r} -> {config[section][field]!r}"
+               for section, fields in _NETWORK_FIELDS for field in fields
+               if field in trained.get(section, {}) and trained[section][field] != config[section][field]]
+    if changed:
+        raise UserError(f"{model_dir} holds checkpoints of another network ({'; '.join(changed)}); resume it "
+                        "with its own settings or train into another --model_dir")
+
+
+@contextlib.contextmanager
+def training_session(ctx):
+    """What a training command holds from its first write to its last: model_dir's lock (chief) and the SIGTERM
+    watcher, through train_and_eval's final evaluation and export. Refused commands write nothing; leftovers
+    of killed writes are swept once the lock is ours."""
+    if ctx.is_chief and "://" not in ctx.model_dir:
+        checks.check_writable_dir(ctx.model_dir)
+    dir_lock = lock.ModelDirLock(ctx.model_dir) if ctx.is_chief else contextlib.nullcontext()
+    with dir_lock, preemption.PreemptionWatcher(ctx.strategy) as watcher:
+        _check_resumable(ctx.config, ctx.model_dir)
+        if ctx.is_chief:
+            checkpoints.sweep_leftovers(ctx.model_dir, log=ctx.log.message)
+        checkpoints.repair_state(loop.checkpoint_dir(ctx), log=ctx.log.message)
+        ctx.stop_requested = watcher.requested
+        yield
+
+
 def train(ctx):
     """Trains (resuming from model_dir), selecting the best EMA checkpoint on minival; returns its record.
 
-    Holds model_dir's lock (chief) and the SIGTERM watcher for the whole run; raises Preempted after the
-    preemption checkpoint is written.
+    Runs inside `training_session`; raises Preempted after the preemption checkpoint is written.
     """
     config = ctx.config
     try:
         schedule = state_lib.Schedule.from_config(config, ctx.source.num_examples("train"))
     except ValueError as e:
         raise UserError(str(e)) from None
-    dir_lock = lock.ModelDirLock(ctx.model_dir) if ctx.is_chief else contextlib.nullcontext()
-    with dir_lock, preemption.PreemptionWatcher(ctx.strategy) as watcher:
-        if ctx.is_chief:
-            _write_config(config, ctx.model_dir)
-            _write_class_names(ctx.source, ctx.model_dir)
-        ctx.stop_requested = watcher.requested
-        resuming = tf.train.latest_checkpoint(loop.checkpoint_dir(ctx)) is not None
-        init = config.runtime.init_checkpoint
-        if init and resuming:
-            ctx.log.message(f"resuming from {ctx.model_dir}; --init_checkpoint {init} is not used again")
-        state = state_lib.build_state(config, ctx.num_classes, schedule, ctx.strategy,
-                                      init_checkpoint=None if resuming else init, log=ctx.log.message)
-        ctx.log.message(f"training {config.model.variant} at {state_lib.image_size(config)} px for "
-                        f"{schedule.total_steps} steps ({schedule.steps_per_epoch} per epoch) on "
-                        f"{ctx.strategy.num_replicas_in_sync} replica(s); model_dir {ctx.model_dir}")
-        return loop.Trainer(ctx, state, schedule).run()
+    if ctx.is_chief:
+        _write_config(config, ctx.model_dir)
+        _write_class_names(ctx.source, ctx.model_dir)
+    resuming = tf.train.latest_checkpoint(loop.checkpoint_dir(ctx)) is not None
+    init = config.runtime.init_checkpoint
+    if init and resuming:
+        ctx.log.message(f"resuming from {ctx.model_dir}; --init_checkpoint {init} is not used again")
+    state = state_lib.build_state(config, ctx.num_classes, schedule, ctx.strategy,
+                                  init_checkpoint=None if resuming else init, log=ctx.log.message)
+    ctx.log.message(f"training {config.model.variant} at {state_lib.image_size(config)} px for "
+                    f"{schedule.total_steps} steps ({schedule.steps_per_epoch} per epoch) on "
+                    f"{ctx.strategy.num_replicas_in_sync} replica(s); model_dir {ctx.model_dir}")
+    return loop.Trainer(ctx, state, schedule).run()
 
 
-def evaluate_weights(ctx, split, weights_prefix=None):
-    """Evaluates the archived best (or the given checkpoint) on `split`; appends it to metrics.jsonl."""
+def _final_phase(ctx):
+    """train_and_eval after training: the eval split's score of the archived best, then the export.
+
+    Inside the training session: a SIGTERM stops it with Preempted (the final checkpoint is already saved), and
+    a rerun after a kill finishes it without a second metrics line for the same evaluation.
+    """
+    config, summary = ctx.config, {}
+    loop.stop_if_requested(ctx)
+    if ctx.source.num_examples(config.data.eval_split) > 0:
+        summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split, once=True)
+    loop.stop_if_requested(ctx)
+    if config.runtime.export_dir or config.runtime.export_at_end:
+        summary["export_dir"] = export_best(ctx)
+    return summary
+
+
+def evaluate_weights(ctx, split, weights_prefix=None, *, once=False):
+    """Evaluates the archived best (or the given checkpoint) on `split`; appends it to metrics.jsonl.
+
+    once: return the record metrics.jsonl already holds for these weights and split instead of evaluating again.
+    """
+    if ctx.is_chief and "://" not in ctx.model_dir:  # the record is appended at the end: fail before the work
+        checks.check_writable_dir(ctx.model_dir)
     prefix = checkpoints.find_weights(ctx.model_dir, weights_prefix)
     if prefix is None:
         raise UserError(f"no checkpoint to evaluate in {ctx.model_dir} (looked for archive/ and ckpt-N)")
-    schedule = state_lib.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
-    state = state_lib.build_state(ctx.config, ctx.num_classes, schedule, ctx.strategy)
-    _restore_or_user_error(prefix, state.model, state.ema)
-    metrics = loop.evaluate(ctx, state, split)
     step = loop.checkpoint_step(prefix)  # only model and EMA are restored here, not the optimizer's step
     best = checkpoints.read_best(ctx.model_dir)
     if best and prefix == checkpoints.archived_prefix(ctx.model_dir):
         step = best["step"]
+    recorded = once and [r for r in logs.read_metrics(ctx.model_dir) if r["step"] == step and r["split"] == split
+                         and r.get("ema") and r.get("weights") == prefix]
+    if recorded:
+        ctx.log.message(f"{split} at step {step} is already in metrics.jsonl; not evaluated again")
+        return recorded[-1]
+    schedule = state_lib.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
+    state = state_lib.build_state(ctx.config, ctx.num_classes, schedule, ctx.strategy)
+    _restore_or_user_error(prefix, state.model, state.ema)
+    metrics = loop.evaluate(ctx, state, split)
     return ctx.log.evaluation(logs.evaluation_record(step, split, metrics, weights=prefix, **_eval_settings(ctx)))
 
 
@@ -279,6 +344,8 @@ def _external_state(ctx, path):
 
 def evaluate_external(ctx, split, path):
     """Scores a .h5 file or an original tensorflow/tpu checkpoint as stored on `split`; appends it to metrics.jsonl."""
+    if ctx.is_chief and "://" not in ctx.model_dir:  # the record is appended at the end: fail before the work
+        checks.check_writable_dir(ctx.model_dir)
     _check_num_classes(ctx, path)
     state = _external_state(ctx, path)
     ctx.log.message(f"evaluating the weights of {path} as stored")
@@ -363,9 +430,9 @@ def run(config, strategy=None, image_files=(), user_fields=()):
     summary = {"mode": mode, "model_dir": ctx.model_dir}
     external = ctx.external_weights
     if mode in ("train", "train_and_eval"):
-        summary["best"] = train(ctx)
-    if mode == "train_and_eval" and ctx.source.num_examples(config.data.eval_split) > 0:
-        summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split)
+        with training_session(ctx):
+            summary["best"] = train(ctx)
+            summary.update(_final_phase(ctx) if mode == "train_and_eval" else {})
     if mode == "eval" and external:
         summary["weights"] = config.runtime.init_checkpoint
         summary["final_eval"] = evaluate_external(ctx, config.data.eval_split, summary["weights"])
@@ -375,11 +442,10 @@ def run(config, strategy=None, image_files=(), user_fields=()):
             summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split)
     elif mode == "eval":
         summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split, config.runtime.init_checkpoint)
-    export_at_end = config.runtime.export_dir or config.runtime.export_at_end
     if mode == "export" and external:
         summary["export_dir"] = export_external(ctx, config.runtime.init_checkpoint)
-    elif mode == "export" or (mode == "train_and_eval" and export_at_end):
-        summary["export_dir"] = export_best(ctx, config.runtime.init_checkpoint if mode == "export" else None)
+    elif mode == "export":
+        summary["export_dir"] = export_best(ctx, config.runtime.init_checkpoint)
     ctx.log.message(final_line(summary))
     return summary
 

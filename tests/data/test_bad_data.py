@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from data import pipeline, sources
 from tests.data import conftest as helpers

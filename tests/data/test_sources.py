@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 from data import sources
-from tests.data import conftest as helpers
 
 
 def _labels(source, split, **kwargs):

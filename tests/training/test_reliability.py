@@ -123,7 +123,7 @@ def test_truncated_latest_checkpoint_falls_back_and_nan_keeps_the_last_good(tmp_
     archive_index = (model_dir / "archive" / "best.index").read_bytes()
     before = _checkpoint_values(str(model_dir / "ckpt-6"))
     exploding = tiny_config(model_dir, demo_cache, **common, **{"train.steps": 12, "train.base_learning_rate": 1e30})
-    with pytest.raises(NumericalError, match="loss is (nan|inf)"):
+    with pytest.raises(NumericalError, match="loss is (nan|inf)|weights after step [0-9]+ are not finite"):
         run.run(exploding)
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-6")
     after = _checkpoint_values(str(model_dir / "ckpt-6"))
