@@ -1,17 +1,5 @@
 """Images per second and CPU ms per image of the input pipeline on a directory of ImageNet-format TFRecords.
 
-<<<<<<< HEAD
-Measures the training pipeline (decode window + crop + bicubic resize + flip, then none / autoaugment /
-randaugment) and the eval pipeline (center crop + bicubic), exactly as data.pipeline.make_dataset builds them,
-and prints one JSON line per configuration:
-  {"pipeline": "train", "augment": "autoaugment", "image_size": 224, "images_per_sec": ..., "runs": [...]}
-images_per_sec is the median over --repeats timed runs of --num_batches batches each (after --warmup batches).
-The configurations are interleaved (run 1 of every configuration, then run 2, ...) so that on a shared machine
-they all see the same mix of load; load_avg lists the 1-minute load average at the end of each run.
-cpu_ms_per_image is the process CPU time (user + system) per image, median over the same runs: unlike wall
-time it barely moves when other jobs share the cores, and 1000 · cores / cpu_ms_per_image estimates the rate
-on an idle machine.
-=======
 Configurations (--configs), each a fresh pipeline per timed run, interleaved (run 1 of every configuration, then
 run 2, ...) so that on a shared machine they all see the same mix of load:
   none             data.pipeline.make_dataset, training, no augmentation (float32 images)
@@ -30,7 +18,6 @@ One JSON line per configuration: images_per_sec and cpu_ms_per_image are medians
 --num_batches batches (after --warmup batches); load_avg is the 1-minute load average after each run.
 cpu_ms_per_image is process CPU time (user + system) per image: unlike wall time it barely moves when other jobs
 share the cores, and 1000 · cores / cpu_ms_per_image estimates the rate on an idle machine.
->>>>>>> feed
 
   python benchmarks/input_pipeline.py --data_dir /tmp/photo_tfrecords [--model_garden_path /work/mg]
 """
@@ -48,6 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 from data import device_augment  # noqa: E402
 from data import pipeline  # noqa: E402
+from data import preprocessing  # noqa: E402
 from data import sources  # noqa: E402
 
 
@@ -113,11 +101,6 @@ def _maker(args, source, config, mg_augmenter):
         if config == "eval":  # one pass: repeat it so a run can be as long as the training runs
             return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
                                          training=False).repeat()
-<<<<<<< HEAD
-        return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
-                                     training=True, augment_name=augment, seed=0,
-                                     shuffle_buffer=args.shuffle_buffer)
-=======
         if config == "plain_none":
             return _plain_chain(args, source)
         if config == "mg_autoaugment":
@@ -126,7 +109,6 @@ def _maker(args, source, config, mg_augmenter):
                                      training=True, augment_name="autoaugment" if config == "device_host" else config,
                                      seed=0, shuffle_buffer=args.shuffle_buffer,
                                      augment_on_device=config == "device_host")
->>>>>>> feed
     return make
 
 
@@ -190,18 +172,12 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shuffle_buffer", type=int, default=1024)
-<<<<<<< HEAD
-    parser.add_argument("--augment", nargs="+", default=["none", "autoaugment", "randaugment"],
-                        choices=["none", "autoaugment", "randaugment"])
-    parser.add_argument("--no_eval", dest="eval", action="store_false", help="skip the eval pipeline")
-=======
     parser.add_argument("--configs", nargs="+", choices=CONFIGS,
                         default=["none", "plain_none", "autoaugment", "device_host", "mg_autoaugment"])
     parser.add_argument("--model_garden_path", default=None,
                         help="directory holding Model Garden's official/ (for mg_autoaugment)")
     parser.add_argument("--no_device_cost", dest="device_cost", action="store_false",
                         help="skip the device-side augmentation cost")
->>>>>>> feed
     run(parser.parse_args(argv))
 
 

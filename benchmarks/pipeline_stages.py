@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,8 +34,9 @@ def _stages(source, size, batch):
         return records().map(fn, num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=True)
 
     def window(image, index):
-        return preprocessing.decode_and_crop(image, lambda shape: preprocessing.random_crop_window(
+        cropped, _ = preprocessing.decode_and_crop(image, lambda shape: preprocessing.random_crop_window(
             shape, tf.stack([seed, index]), preprocessing.default_crop_fraction(size)))
+        return cropped
 
     def made(**kwargs):
         return lambda: pipeline.make_dataset(source, "train", batch_size=batch, image_size=size, training=True,

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from data import preprocessing
 from efficientnet import ema as ema_lib
-from training import checkpoints, labels, state as state_lib, tflite, warm_start
+from training import checkpoints, labels, recipe, state as state_lib, tflite, warm_start
 
 CLASS_NAMES_ASSET = "class_names.txt"
 TOP_K = 5
@@ -68,8 +68,8 @@ def outputs(model, images, top_k):
 def eval_preprocessing(config):
     """bytes -> float32 [size, size, 3]: the eval preprocessing of the run (its crop fraction and resize kernel:
     bicubic, bilinear for EdgeTPU/Lite)."""
-    size, crop = state_lib.image_size(config), state_lib.crop_fraction(config)
-    method = state_lib.resize_method(config)
+    size, crop = recipe.image_size(config), recipe.crop_fraction(config)
+    method = recipe.resize_method(config)
     return lambda data: preprocessing.preprocess_for_eval(data, size, crop_fraction=crop, resize_method=method)
 
 
@@ -82,7 +82,7 @@ def _names_table(names_file, num_classes):
 
 def build_archive(model, config, num_classes, names_file):
     """The export archive of `model` with the three signatures of the module docstring."""
-    size, top_k = state_lib.image_size(config), min(TOP_K, num_classes)
+    size, top_k = recipe.image_size(config), min(TOP_K, num_classes)
     preprocess = eval_preprocessing(config)
     table = _names_table(names_file, num_classes)
 

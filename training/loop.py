@@ -7,7 +7,7 @@ import time
 import tensorflow as tf
 
 from data import device_augment, pipeline
-from training import checkpoints, logs, state as state_lib, steps, warm_start
+from training import checkpoints, logs, recipe, state as state_lib, steps, warm_start
 from training.errors import NumericalError, Preempted, UserError, first_line
 
 
@@ -31,7 +31,7 @@ def _input_options():
 
 
 def _train_dataset_fn(ctx, seed):
-    kwargs = state_lib.pipeline_kwargs(ctx.config, training=True)
+    kwargs = recipe.pipeline_kwargs(ctx.config, training=True)
 
     def dataset_fn(input_context, batch_size):
         return pipeline.make_dataset(ctx.source, "train", batch_size=batch_size, seed=seed,
@@ -44,7 +44,7 @@ def _train_dataset_fn(ctx, seed):
 def _augmented_sample(ctx, count, step):
     """`count` training images as the train step sees them (augmented), from a pipeline of their own with a
     small shuffle buffer (filling the run's 10,000-record buffer would take long on ImageNet)."""
-    kwargs = {**state_lib.pipeline_kwargs(ctx.config, training=True), "shuffle_buffer": count}
+    kwargs = {**recipe.pipeline_kwargs(ctx.config, training=True), "shuffle_buffer": count}
     dataset = pipeline.make_dataset(ctx.source, "train", batch_size=count, seed=ctx.config.train.seed + step,
                                     num_classes=ctx.num_classes, num_batches=1, **kwargs)
     return next(iter(dataset))["images"].numpy()
@@ -118,8 +118,8 @@ def train_batches(ctx, resume_step=0):
 def eval_dataset(ctx, split):
     """The distributed eval dataset of `split`: every example once, padded so all replicas run equal steps."""
     config, strategy = ctx.config, ctx.strategy
-    num_steps = state_lib.eval_steps(ctx.source.num_examples(split), config.eval.batch_size)
-    kwargs = state_lib.pipeline_kwargs(config, training=False)
+    num_steps = recipe.eval_steps(ctx.source.num_examples(split), config.eval.batch_size)
+    kwargs = recipe.pipeline_kwargs(config, training=False)
 
     def dataset_fn(input_context):
         local_replicas = strategy.num_replicas_in_sync // input_context.num_input_pipelines
@@ -280,7 +280,7 @@ class Trainer:
             log.images(step, "augmented_images", logs.image_grid(_augmented_sample(self.ctx, count, step)))
         log.run_config(step, config)
         if step == 0:
-            size = state_lib.image_size(config)
+            size = recipe.image_size(config)
             log.message("tensorboard: writing the model graph")
             forward = tf.function(lambda images: self.state.model(images, training=False))
             try:

@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import preprocessing
-from training import export, labels, state as state_lib, warm_start
+from training import export, labels, recipe, warm_start
 from training.errors import UserError
 
 def _read_images(paths, size, crop_fraction, resize_method):
@@ -29,8 +29,8 @@ def predict(config, source, weights_path, image_paths, top_k=5):
                         "--init_checkpoint=WEIGHTS image.jpg ...")
     num_classes = config.model.num_classes or warm_start.weights_num_classes(weights_path)
     model = export.load_inference_model(config, num_classes, weights_path)
-    images = _read_images(image_paths, state_lib.image_size(config), state_lib.crop_fraction(config),
-                          state_lib.resize_method(config))
+    images = _read_images(image_paths, recipe.image_size(config), recipe.crop_fraction(config),
+                          recipe.resize_method(config))
     probabilities = tf.nn.softmax(tf.cast(model(images, training=False), tf.float32)).numpy()
     names = labels.class_names(source, num_classes, config.runtime.model_dir)
     results = []

@@ -13,8 +13,8 @@ import tensorflow as tf
 import tpu
 from data import sources
 from efficientnet import ema as ema_lib
-from training import checkpoints, checks, export, labels, lock, logs, loop, predict, preemption, sidecar, \
-    state as state_lib, warm_start
+from training import checkpoints, checks, export, labels, lock, logs, loop, predict, preemption, recipe, \
+    sidecar, state as state_lib, warm_start
 from training.errors import UserError, first_line
 
 CONFIG_FILE = "config.json"
@@ -240,7 +240,7 @@ def train(ctx):
     """
     config = ctx.config
     try:
-        schedule = state_lib.Schedule.from_config(config, ctx.source.num_examples("train"))
+        schedule = recipe.Schedule.from_config(config, ctx.source.num_examples("train"))
     except ValueError as e:
         raise UserError(str(e)) from None
     if ctx.is_chief:
@@ -252,7 +252,7 @@ def train(ctx):
         ctx.log.message(f"resuming from {ctx.model_dir}; --init_checkpoint {init} is not used again")
     state = state_lib.build_state(config, ctx.num_classes, schedule, ctx.strategy,
                                   init_checkpoint=None if resuming else init, log=ctx.log.message)
-    ctx.log.message(f"training {config.model.variant} at {state_lib.image_size(config)} px for "
+    ctx.log.message(f"training {config.model.variant} at {recipe.image_size(config)} px for "
                     f"{schedule.total_steps} steps ({schedule.steps_per_epoch} per epoch) on "
                     f"{ctx.strategy.num_replicas_in_sync} replica(s); model_dir {ctx.model_dir}")
     return loop.Trainer(ctx, state, schedule).run()
@@ -293,7 +293,7 @@ def evaluate_weights(ctx, split, weights_prefix=None, *, once=False):
     if recorded:
         ctx.log.message(f"{split} at step {step} is already in metrics.jsonl; not evaluated again")
         return recorded[-1]
-    schedule = state_lib.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
+    schedule = recipe.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
     state = state_lib.build_state(ctx.config, ctx.num_classes, schedule, ctx.strategy)
     _restore_or_user_error(prefix, state.model, state.ema)
     metrics = loop.evaluate(ctx, state, split)
@@ -302,7 +302,7 @@ def evaluate_weights(ctx, split, weights_prefix=None, *, once=False):
 
 def _eval_settings(ctx):
     """What an evaluation record states about the input it scored."""
-    return {"image_size": state_lib.image_size(ctx.config), "crop_fraction": state_lib.crop_fraction(ctx.config)}
+    return {"image_size": recipe.image_size(ctx.config), "crop_fraction": recipe.crop_fraction(ctx.config)}
 
 
 def _stored_num_classes(path):

@@ -21,7 +21,7 @@ import time
 
 import tensorflow as tf
 
-from training import checkpoints, logs, loop, state as state_lib, steps
+from training import checkpoints, logs, loop, recipe, state as state_lib, steps
 from training.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -86,9 +86,9 @@ class Sidecar:
                             "it, start it with --config.eval.in_training=false (or drop --eval_timeout to score "
                             "its best once)")
         self.ctx = ctx
-        schedule = state_lib.Schedule.from_config(ctx.config, ctx.source.num_examples("train"))
+        schedule = recipe.Schedule.from_config(ctx.config, ctx.source.num_examples("train"))
         self.final_step = schedule.total_steps
-        eval_schedule = state_lib.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
+        eval_schedule = recipe.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
         self.state = state_lib.build_state(ctx.config, ctx.num_classes, eval_schedule, ctx.strategy)
         self.eval_step = None
         self.split = loop.selection_split(ctx.source)
@@ -118,8 +118,8 @@ class Sidecar:
             self.eval_step = steps.make_eval_step(self.state.model, self.ctx.strategy, loop.step_config(self.ctx))
         metrics = loop.evaluate(self.ctx, self.state, self.split, self.eval_step)
         record = logs.evaluation_record(step, self.split, metrics, weights=prefix,
-                                        image_size=state_lib.image_size(self.ctx.config),
-                                        crop_fraction=state_lib.crop_fraction(self.ctx.config))
+                                        image_size=recipe.image_size(self.ctx.config),
+                                        crop_fraction=recipe.crop_fraction(self.ctx.config))
         if self.best is None or record["top_1"] > self.best["top_1"]:
             checkpoints.archive_best(self.ctx.model_dir, self.state.model, self.state.ema, record)
             self.best = record

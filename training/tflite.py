@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import pipeline
-from training import state as state_lib
+from training import recipe
 from training.errors import UserError
 
 TFLITE_DIR = "tflite"
@@ -59,7 +59,7 @@ def interpreter_class():
 def sample_images(config, source, split, count):
     """float32 [min(count, examples), size, size, 3]: the first images of `split`, eval-preprocessed."""
     dataset = pipeline.make_dataset(source, split, batch_size=min(count, _BATCH), deterministic=True,
-                                    **state_lib.pipeline_kwargs(config, training=False))
+                                    **recipe.pipeline_kwargs(config, training=False))
     images, total = [], 0
     for batch in dataset:
         keep = batch["images"].numpy()[batch["mask"].numpy() > 0]

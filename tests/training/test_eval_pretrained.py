@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from data import pipeline, sources
 from tests.training.conftest import tiny_config
-from training import run, state as state_lib
+from training import recipe, run, state as state_lib
 from training.errors import UserError
 
 pytestmark = pytest.mark.slow
@@ -35,8 +35,8 @@ def _published(config, num_classes, path):
 def _scores(model, config, cache_dir):
     """Top-1 and mean cross-entropy of `model` on the eval split, computed eagerly without training/."""
     dataset = pipeline.make_dataset(sources.get_source(cache_dir=cache_dir), config.data.eval_split,
-                                    batch_size=config.eval.batch_size, image_size=state_lib.image_size(config),
-                                    training=False, crop_fraction=state_lib.crop_fraction(config))
+                                    batch_size=config.eval.batch_size, image_size=recipe.image_size(config),
+                                    training=False, crop_fraction=recipe.crop_fraction(config))
     hits = loss = count = 0.0
     for batch in dataset:
         logits = model(batch["images"], training=False)

@@ -5,10 +5,10 @@ import tensorflow as tf
 
 from efficientnet import losses, optim
 from tests.training.conftest import tiny_config
-from training import checks, state as state_lib
+from training import checks, recipe, state as state_lib
 from training.errors import UserError
 
-_SCHEDULE = state_lib.Schedule(steps_per_epoch=10, total_steps=20, steps_per_eval=10)
+_SCHEDULE = recipe.Schedule(steps_per_epoch=10, total_steps=20, steps_per_eval=10)
 
 
 def _state(tmp_path, **overrides):

@@ -11,7 +11,7 @@ from configs import base
 from data import sources
 from tests.data import original_port as port
 from tests.data.conftest import make_example, write_shards
-from training import export, loop, predict, state as state_lib
+from training import export, loop, predict, recipe
 
 SIZES = [(61, 83), (90, 70), (40, 40), (75, 120), (33, 50)]
 
@@ -32,7 +32,7 @@ def test_eval_dataset_resizes_with_the_variants_kernel(photo_records, variant, m
     config.model.variant = variant
     config.model.image_size = 48
     config.eval.batch_size = 8
-    assert state_lib.resize_method(config) == method
+    assert recipe.resize_method(config) == method
     source = sources.get_source(data_dir=directory, holdout_shards=0, num_classes=len(SIZES))
     ctx = types.SimpleNamespace(config=config, strategy=tf.distribute.get_strategy(), source=source,
                                 num_classes=source.num_classes)

@@ -6,7 +6,7 @@ import tensorflow_datasets as tfds
 
 from configs import transfer
 from tests.training.conftest import TINY_MODEL
-from training import export, run, state as state_lib
+from training import export, recipe, run, state as state_lib
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def _backbone_values(model):
 
 def _untouched_mean_squares(config, prefix):
     """{variable path: whether RMSProp's mean-square slot still holds its initial 1} in a training checkpoint."""
-    state = state_lib.build_state(config, 10, state_lib.Schedule(1, 4, 4), tf.distribute.get_strategy())
+    state = state_lib.build_state(config, 10, recipe.Schedule(1, 4, 4), tf.distribute.get_strategy())
     tf.train.Checkpoint(model=state.model, optimizer=state.optimizer).read(prefix).expect_partial()
     return {variable.path: bool(np.all(slot.numpy() == 1.0))
             for variable, slot in zip(state.optimizer._trainable_variables, state.optimizer._mean_squares)}
