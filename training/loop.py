@@ -6,8 +6,7 @@ import time
 
 import tensorflow as tf
 
-from data import device_augment, pipeline
-from training import checkpoints, logs, recipe, state as state_lib, steps, warm_start
+from training import checkpoints, inputs, logs, recipe, state as state_lib, steps, warm_start
 from training.errors import NumericalError, Preempted, UserError, first_line
 
 
@@ -26,111 +25,6 @@ class RunContext:
     external_weights: str = None  # --mode=eval/export of a .h5 file or original checkpoint (run._external_weights)
 
 
-def _input_options():
-    return tf.distribute.InputOptions(experimental_fetch_to_device=True)
-
-
-def _train_dataset_fn(ctx, seed):
-    kwargs = recipe.pipeline_kwargs(ctx.config, training=True)
-
-    def dataset_fn(input_context, batch_size):
-        return pipeline.make_dataset(ctx.source, "train", batch_size=batch_size, seed=seed,
-                                     input_context=input_context, num_classes=ctx.num_classes,
-                                     augment_on_device=augment_on_device(ctx), **kwargs)
-
-    return dataset_fn
-
-
-def _augmented_sample(ctx, count, step):
-    """`count` training images as the train step sees them (augmented), from a pipeline of their own with a
-    small shuffle buffer (filling the run's 10,000-record buffer would take long on ImageNet)."""
-    kwargs = {**recipe.pipeline_kwargs(ctx.config, training=True), "shuffle_buffer": count}
-    dataset = pipeline.make_dataset(ctx.source, "train", batch_size=count, seed=ctx.config.train.seed + step,
-                                    num_classes=ctx.num_classes, num_batches=1, **kwargs)
-    return next(iter(dataset))["images"].numpy()
-
-
-def _worker_index_and_count(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return 0, 1
-    spec = resolver.cluster_spec().as_dict()
-    has_chief = "chief" in spec
-    count = len(spec.get("chief", ())) + len(spec.get("worker", ()))
-    index = resolver.task_id + (1 if has_chief and resolver.task_type == "worker" else 0)
-    return index, count
-
-
-class HostBatches:
-    """Feeds one tf.data iterator per worker to its local replicas, each taking an equal slice of a batch.
-
-    tf.distribute's own distributed iterators cannot be checkpointed (TF 2.21), a plain iterator can: with it
-    the checkpoint holds the exact input position (shuffle buffers included), so a deterministic run resumes
-    with exactly the batches it would have seen. Every replica's slice is what distribute_datasets_from_function
-    would have given it (consecutive per-replica batches of the same pipeline).
-    """
-
-    def __init__(self, strategy, iterator, local_replicas):
-        self.strategy, self.iterator, self.local_replicas = strategy, iterator, local_replicas
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        batch = next(self.iterator)
-        size = batch["labels"].shape[0] // self.local_replicas
-
-        def replica_slice(value_context):
-            i = value_context.replica_id_in_sync_group % self.local_replicas
-            return {key: value[i * size:(i + 1) * size] for key, value in batch.items()}
-
-        return self.strategy.experimental_distribute_values_from_function(replica_slice)
-
-
-def train_batches(ctx, resume_step=0):
-    """(batches to pass to the train loop, the iterator to checkpoint or None).
-
-    On TPU the batches come from distribute_datasets_from_function, which feeds the device infeed; its
-    iterator is not checkpointable, so a TPU run resumes at the right step, learning rate and EMA state but
-    not at the exact input position: its input order is reseeded with the step it resumes from, so it does not
-    replay the examples it started with. Everywhere else a plain per-worker iterator feeds the replicas.
-    """
-    strategy, global_batch = ctx.strategy, ctx.config.train.batch_size
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        dataset_fn = _train_dataset_fn(ctx, ctx.config.train.seed + resume_step)
-        distributed = strategy.distribute_datasets_from_function(
-            lambda ic: dataset_fn(ic, ic.get_per_replica_batch_size(global_batch)), _input_options())
-        return iter(distributed), None
-    index, count = _worker_index_and_count(strategy)
-    replicas = strategy.num_replicas_in_sync
-    input_context = tf.distribute.InputContext(num_input_pipelines=count, input_pipeline_id=index,
-                                               num_replicas_in_sync=replicas)
-    dataset = _train_dataset_fn(ctx, ctx.config.train.seed)(input_context, global_batch // count)
-    if pipeline.has_py_function(dataset):
-        # Python-generated sources (tfds.testing.mock_data, from_generator) cannot be checkpointed: resume
-        # as on TPU, reseeded by the restored step.
-        dataset = _train_dataset_fn(ctx, ctx.config.train.seed + resume_step)(input_context, global_batch // count)
-        return HostBatches(strategy, iter(dataset), replicas // count), None
-    iterator = iter(dataset)
-    return HostBatches(strategy, iterator, replicas // count), iterator
-
-
-def eval_dataset(ctx, split):
-    """The distributed eval dataset of `split`: every example once, padded so all replicas run equal steps."""
-    config, strategy = ctx.config, ctx.strategy
-    num_steps = recipe.eval_steps(ctx.source.num_examples(split), config.eval.batch_size)
-    kwargs = recipe.pipeline_kwargs(config, training=False)
-
-    def dataset_fn(input_context):
-        local_replicas = strategy.num_replicas_in_sync // input_context.num_input_pipelines
-        return pipeline.make_dataset(
-            ctx.source, split, batch_size=input_context.get_per_replica_batch_size(config.eval.batch_size),
-            input_context=input_context, num_batches=num_steps * local_replicas, num_classes=ctx.num_classes,
-            **kwargs)
-
-    return strategy.distribute_datasets_from_function(dataset_fn, _input_options())
-
-
 def evaluate(ctx, state, split, eval_step=None):
     """Top-1, top-5 and loss of the EMA weights on `split`, every example counted once."""
     eval_step = eval_step or steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
@@ -138,7 +32,7 @@ def evaluate(ctx, state, split, eval_step=None):
     ctx.log.message(f"evaluating on {split} ({ctx.source.num_examples(split)} images); elapsed {ctx.log.elapsed()}")
     with state.ema.swapped(), ctx.log.busy(f"evaluating on {split}"):
         try:
-            for batch in eval_dataset(ctx, split):
+            for batch in inputs.eval_dataset(ctx, split):
                 stop_if_requested(ctx)  # a preemption's grace period is shorter than a full evaluation
                 totals += eval_step(batch)
         except tf.errors.InvalidArgumentError as e:
@@ -165,24 +59,12 @@ def too_many_bad_records(error):
     return error
 
 
-def augment_on_device(ctx):
-    """config.data.augment_on_device resolved: None → off (data/device_augment.py says why); refused on TPU."""
-    data = ctx.config.data
-    if not data.augment_on_device or data.augment_name == "none":
-        return False
-    try:
-        device_augment.check_supported(isinstance(ctx.strategy, tf.distribute.TPUStrategy))
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    return True
-
-
 def stop_if_requested(ctx):
     """Raises Preempted when a SIGTERM arrived: the latest checkpoint holds everything done so far (an
     evaluation or final phase cut short runs again on resume: its metrics line is not written yet)."""
     if ctx.stop_requested():
-        path = tf.train.latest_checkpoint(checkpoint_dir(ctx))
-        raise Preempted(checkpoint_step(path) if path else 0, path)
+        path = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(ctx))
+        raise Preempted(checkpoints.checkpoint_step(path) if path else 0, path)
 
 
 def make_finite_check(variables):
@@ -204,7 +86,7 @@ def step_config(ctx):
     config = ctx.config
     return steps.StepConfig(num_classes=ctx.num_classes, global_batch_size=config.train.batch_size,
                             label_smoothing=config.train.label_smoothing, weight_decay=config.train.weight_decay,
-                            jit_compile=ctx.jit_compile, augment_on_device=augment_on_device(ctx),
+                            jit_compile=ctx.jit_compile, augment_on_device=inputs.augment_on_device(ctx),
                             augment_name=config.data.augment_name,
                             randaugment_num_layers=config.data.randaugment_num_layers,
                             randaugment_magnitude=config.data.randaugment_magnitude)
@@ -224,11 +106,12 @@ class Trainer:
             self.metrics = steps.TrainMetrics()
         self._train_loop, self._head_only = None, None  # made by train_loop() for the current phase
         self.eval_step = steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
-        self.batches, iterator = train_batches(ctx, _latest_step(checkpoint_dir(ctx)))
+        resume_step = checkpoints.latest_step(checkpoints.checkpoint_dir(ctx)) or 0
+        self.batches, iterator = inputs.train_batches(ctx, resume_step)
         tracked = {"iterator": iterator} if iterator is not None else {}
         ckpt = tf.train.Checkpoint(model=state.model, optimizer=state.optimizer, ema=state.ema,
                                    random=seed_states(state.model), **tracked)
-        self.checkpoints = checkpoints.Checkpoints(ckpt, checkpoint_dir(ctx),
+        self.checkpoints = checkpoints.Checkpoints(ckpt, checkpoints.checkpoint_dir(ctx),
                                                    max_to_keep=ctx.config.runtime.checkpoints_to_keep)
         self.split = selection_split(ctx.source)
         self.best = checkpoints.read_best(ctx.model_dir)
@@ -277,7 +160,7 @@ class Trainer:
             raise UserError(f"--config.runtime.tensorboard_images must be >= 0, got {count}")
         if count:
             log.message(f"tensorboard: writing {count} augmented training images")
-            log.images(step, "augmented_images", logs.image_grid(_augmented_sample(self.ctx, count, step)))
+            log.images(step, "augmented_images", logs.image_grid(inputs.augmented_sample(self.ctx, count, step)))
         log.run_config(step, config)
         if step == 0:
             size = recipe.image_size(config)
@@ -427,7 +310,7 @@ class Trainer:
             if not archived_already:
                 # Every worker writes (reading distributed variables may need all of them); only the chief's
                 # copy lands in model_dir.
-                checkpoints.archive_best(checkpoint_dir(self.ctx), self.state.model, self.state.ema, record)
+                checkpoints.archive_best(checkpoints.checkpoint_dir(self.ctx), self.state.model, self.state.ema, record)
         else:
             self.evals_without_improvement += 1
         self.ctx.log.evaluation(record)
@@ -440,14 +323,6 @@ class Trainer:
         return False
 
 
-def checkpoint_dir(ctx):
-    """Non-chief workers of a multi-worker run write their (identical) checkpoints to a private folder."""
-    if ctx.is_chief:
-        return ctx.model_dir
-    resolver = ctx.strategy.cluster_resolver
-    return f"{ctx.model_dir}/.workers/{resolver.task_type}-{resolver.task_id}"
-
-
 def seed_states(model):
     """The state variables of the model's Keras SeedGenerators (dropout, stochastic depth).
 
@@ -455,15 +330,3 @@ def seed_states(model):
     draw different dropout and stochastic-depth masks than an uninterrupted one.
     """
     return [v.value for v in model.variables if "seed_generator_state" in v.path]
-
-
-def checkpoint_step(prefix):
-    """N of a ckpt-N prefix (0 for other names)."""
-    tail = prefix.rsplit("-", 1)[-1] if "ckpt-" in prefix else ""
-    return int(tail) if tail.isdigit() else 0
-
-
-def _latest_step(directory):
-    path = tf.train.latest_checkpoint(directory)
-    return checkpoint_step(path) if path else 0
-

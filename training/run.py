@@ -13,8 +13,8 @@ import tensorflow as tf
 import tpu
 from data import sources
 from efficientnet import ema as ema_lib
-from training import checkpoints, checks, export, labels, lock, logs, loop, predict, preemption, recipe, \
-    sidecar, state as state_lib, warm_start
+from training import checkpoints, checks, export, inputs, labels, lock, logs, loop, predict, preemption, \
+    recipe, sidecar, state as state_lib, warm_start
 from training.errors import UserError, first_line
 
 CONFIG_FILE = "config.json"
@@ -28,14 +28,6 @@ def _strategy_and_kind(config, strategy=None):
         except (tpu.TPUUnreachableError, ValueError) as e:
             raise UserError(str(e)) from None
     return strategy, tpu.device_kind(strategy)
-
-
-def _is_chief(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type or isinstance(strategy, tf.distribute.TPUStrategy):
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
 
 
 def _open_source(config):
@@ -184,7 +176,7 @@ def setup(config, strategy=None, user_fields=()):
     if source is not None:
         config.model.num_classes = config.model.num_classes or source.num_classes
     config.runtime.model_dir = config.runtime.model_dir or _default_model_dir(config)
-    is_chief = _is_chief(strategy)
+    is_chief = inputs.is_chief(strategy)
     log = logs.RunLog(config.runtime.model_dir, enabled=is_chief)
     for note in notes:
         log.message(note)
@@ -228,7 +220,7 @@ def training_session(ctx):
         _check_resumable(ctx.config, ctx.model_dir)
         if ctx.is_chief:
             checkpoints.sweep_leftovers(ctx.model_dir, log=ctx.log.message)
-        checkpoints.repair_state(loop.checkpoint_dir(ctx), log=ctx.log.message)
+        checkpoints.repair_state(checkpoints.checkpoint_dir(ctx), log=ctx.log.message)
         ctx.stop_requested = watcher.requested
         yield
 
@@ -246,7 +238,7 @@ def train(ctx):
     if ctx.is_chief:
         _write_config(config, ctx.model_dir)
         _write_class_names(ctx.source, ctx.model_dir)
-    resuming = tf.train.latest_checkpoint(loop.checkpoint_dir(ctx)) is not None
+    resuming = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(ctx)) is not None
     init = config.runtime.init_checkpoint
     if init and resuming:
         ctx.log.message(f"resuming from {ctx.model_dir}; --init_checkpoint {init} is not used again")
@@ -284,7 +276,7 @@ def evaluate_weights(ctx, split, weights_prefix=None, *, once=False):
     prefix = checkpoints.find_weights(ctx.model_dir, weights_prefix)
     if prefix is None:
         raise UserError(f"no checkpoint to evaluate in {ctx.model_dir} (looked for archive/ and ckpt-N)")
-    step = loop.checkpoint_step(prefix)  # only model and EMA are restored here, not the optimizer's step
+    step = checkpoints.checkpoint_step(prefix)  # only model and EMA are restored here, not the optimizer's step
     best = checkpoints.read_best(ctx.model_dir)
     if best and prefix == checkpoints.archived_prefix(ctx.model_dir):
         step = best["step"]

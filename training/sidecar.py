@@ -100,7 +100,7 @@ class Sidecar:
         ctx.log.message(f"evaluating each new checkpoint of {ctx.model_dir} on {self.split} until step "
                         f"{self.final_step}")
         for prefix in _new_checkpoints(ctx.model_dir, ctx.config.eval.timeout_seconds, poll_seconds):
-            step = loop.checkpoint_step(prefix)
+            step = checkpoints.checkpoint_step(prefix)
             if not ctx.log.recorded(step, self.split):
                 self._evaluate(prefix, step)
             if step >= self.final_step:

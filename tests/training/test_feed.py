@@ -1,11 +1,11 @@
-"""The trainer's input wiring (training/loop.py): the run's class count and data.augment_on_device reach the
+"""The trainer's input wiring (training/inputs.py, training/loop.py): the run's class count and data.augment_on_device reach the
 pipeline and the step."""
 import numpy as np
 import tensorflow as tf
 
 from data import sources
 from tests.training.conftest import tiny_config
-from training import loop
+from training import inputs, loop
 
 
 def _ctx(tmp_path, demo_cache, num_classes, **overrides):
@@ -18,7 +18,7 @@ def _ctx(tmp_path, demo_cache, num_classes, **overrides):
 def test_labels_beyond_the_runs_class_count_are_counted_not_trained(tmp_path, demo_cache):
     # The demo data has 8 classes; a run told it has 3 (--num_label_classes=3) must skip and count the rest.
     ctx = _ctx(tmp_path, demo_cache, 3, **{"data.augment_name": "none", "data.max_bad_fraction": 1.0})
-    dataset = loop._train_dataset_fn(ctx, seed=0)(None, 8)
+    dataset = inputs._train_dataset_fn(ctx, seed=0)(None, 8)
     batches = list(dataset.take(3))
     assert all(int(np.max(b["labels"])) < 3 for b in batches)
     assert int(np.max(batches[-1]["bad_records"])) > 0
@@ -26,18 +26,18 @@ def test_labels_beyond_the_runs_class_count_are_counted_not_trained(tmp_path, de
 
 def test_augment_on_device_ships_seeds_and_reaches_the_step_config(tmp_path, demo_cache):
     ctx = _ctx(tmp_path, demo_cache, 8, **{"data.augment_name": "autoaugment", "data.augment_on_device": True})
-    element = loop._train_dataset_fn(ctx, seed=0)(None, 8).element_spec
+    element = inputs._train_dataset_fn(ctx, seed=0)(None, 8).element_spec
     assert element["images"].dtype == tf.uint8 and element["augment_seeds"].shape == (8, 2)
     cfg = loop.step_config(ctx)
     assert cfg.augment_on_device and cfg.augment_name == "autoaugment"
     default = _ctx(tmp_path, demo_cache, 8)  # None: off (data/device_augment.py says why)
-    assert "augment_seeds" not in loop._train_dataset_fn(default, seed=0)(None, 8).element_spec
+    assert "augment_seeds" not in inputs._train_dataset_fn(default, seed=0)(None, 8).element_spec
     assert not loop.step_config(default).augment_on_device
 
 
 def test_eval_skips_labels_beyond_the_runs_class_count(tmp_path, demo_cache):
     ctx = _ctx(tmp_path, demo_cache, 3)
-    labels = [int(label) for batch in loop.eval_dataset(ctx, "minival")
+    labels = [int(label) for batch in inputs.eval_dataset(ctx, "minival")
               for label, real in zip(batch["labels"], batch["mask"]) if real]
     assert labels and max(labels) < 3 and len(labels) < ctx.source.num_examples("minival")
 

@@ -1,4 +1,4 @@
-"""End to end: a Lite config's eval pipeline (training/loop.py eval_dataset → data/pipeline.py) resizes with
+"""End to end: a Lite config's eval pipeline (training/inputs.py eval_dataset → data/pipeline.py) resizes with
 the compat.v1 bilinear kernel, a B0 config's with bicubic, pixel for pixel as the original's port; the serving
 signature's preprocessing (training/export.py eval_preprocessing) and --mode=predict's reader use the run's kernel."""
 import types
@@ -11,7 +11,7 @@ from configs import base
 from data import sources
 from tests.data import original_port as port
 from tests.data.conftest import make_example, write_shards
-from training import export, loop, predict, recipe
+from training import export, inputs, predict, recipe
 
 SIZES = [(61, 83), (90, 70), (40, 40), (75, 120), (33, 50)]
 
@@ -37,7 +37,7 @@ def test_eval_dataset_resizes_with_the_variants_kernel(photo_records, variant, m
     ctx = types.SimpleNamespace(config=config, strategy=tf.distribute.get_strategy(), source=source,
                                 num_classes=source.num_classes)
     seen = 0
-    for batch in loop.eval_dataset(ctx, "validation"):
+    for batch in inputs.eval_dataset(ctx, "validation"):
         for image, label, mask in zip(batch["images"].numpy(), batch["labels"].numpy(), batch["mask"].numpy()):
             if mask:
                 want = port.preprocess_for_eval(jpegs[label], 48, method)
