@@ -22,7 +22,7 @@ class RunContext:
     is_chief: bool = True
     jit_compile: bool = False
     stop_requested: object = lambda: False  # PreemptionWatcher.requested (training/preemption.py)
-    external_weights: str = None  # --mode=eval/export of a .h5 file or original checkpoint (run._external_weights)
+    external_weights: str = None  # --mode=eval/export of a .h5 file or original checkpoint (training/pretrained.py)
 
 
 def evaluate(ctx, state, split, eval_step=None):

@@ -3,8 +3,6 @@
 `run(config)` is what main.py calls; tests call it directly with a config from configs/.
 """
 import contextlib
-import datetime
-import json
 import os
 
 import keras
@@ -12,12 +10,10 @@ import tensorflow as tf
 
 import tpu
 from data import sources
-from efficientnet import ema as ema_lib
-from training import checkpoints, checks, export, inputs, labels, lock, logs, loop, predict, preemption, \
-    recipe, sidecar, state as state_lib, warm_start
+from training import checkpoints, checks, export, inputs, lock, logs, loop, predict, preemption, pretrained, \
+    recipe, rundir, sidecar, state as state_lib
 from training.errors import UserError, first_line
 
-CONFIG_FILE = "config.json"
 
 
 def _strategy_and_kind(config, strategy=None):
@@ -61,91 +57,6 @@ def _check_counts(config, source, log):
                             f"using the {counted} records")
 
 
-def _default_model_dir(config):
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", f"{config.model.variant}-{stamp}")
-
-
-def _write_config(config, model_dir):
-    tf.io.gfile.makedirs(model_dir)
-    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-        f.write(json.dumps(json.loads(config.to_json()), indent=1, sort_keys=True) + "\n")
-
-
-# What eval/export/predict take from the run whose checkpoints they read (its model_dir/config.json).
-# The network a checkpoint holds always comes from the run; a flag saying otherwise is reported and ignored.
-_NETWORK_FIELDS = ("model.variant", "model.width_coefficient", "model.depth_coefficient", "model.num_classes",
-                   "model.dropout_rate", "model.survival_prob", "train.freeze_backbone")
-# The data and evaluation settings it trained with come from the run unless the user sets them: evaluating a
-# finished run needs no flag repeated, and a flag still chooses another resolution, crop, split or data.
-# The train length fields let a --mode=eval sidecar know the run's final step.
-_RUN_FIELDS = ("model.image_size", "data.data_dir", "data.dataset", "data.tfds_data_dir", "data.cache_dir",
-               "data.holdout_shards", "data.holdout_fraction", "data.include_background", "data.crop_fraction",
-               "data.eval_split", "eval.batch_size", "train.steps", "train.epochs", "train.batch_size",
-               "eval.in_training")
-
-
-# Where the run's data was: predict reads no data (the class names are in model_dir), so it never opens it.
-_DATA_PLACES = ("data.data_dir", "data.dataset", "data.tfds_data_dir", "data.cache_dir")
-
-
-def holds_trained_network(model_dir):
-    """True when model_dir has a checkpoint of a training run (ckpt-N or archive/), not just a config.json
-    (--mode=eval of published weights writes one)."""
-    return bool(model_dir) and tf.io.gfile.exists(os.path.join(model_dir, CONFIG_FILE)) and (
-        tf.train.latest_checkpoint(model_dir) is not None
-        or tf.io.gfile.exists(checkpoints.archived_prefix(model_dir) + ".index"))
-
-
-def read_run_config(model_dir):
-    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE)) as f:
-        return json.load(f)
-
-
-def _inherit_run_settings(config, user_fields=()):
-    """For eval/export/predict on a training run's model_dir: the network it trained (always) and its data and
-    evaluation settings (unless in user_fields, the "section.field" names the user set); returns the notes."""
-    if config.runtime.mode not in ("eval", "export", "predict") or not holds_trained_network(config.runtime.model_dir):
-        return []
-    trained, notes = read_run_config(config.runtime.model_dir), []
-    for dotted in _NETWORK_FIELDS + _RUN_FIELDS:
-        section, field = dotted.split(".")
-        if field not in trained.get(section, {}) or (config.runtime.mode == "predict" and dotted in _DATA_PLACES):
-            continue
-        value = trained[section][field]
-        if dotted in user_fields and dotted in _RUN_FIELDS:
-            continue
-        if dotted in user_fields and config[section][field] != value:
-            notes.append(f"note: using {dotted}={value} of the run in {config.runtime.model_dir} (its checkpoints "
-                         f"hold that network), not {config[section][field]}")
-        config[section][field] = value
-    return notes
-
-
-def _external_weights(config):
-    """--mode=eval/export's --init_checkpoint when it is not one of our checkpoints (a Keras .h5 file or an
-    original tensorflow/tpu checkpoint), else None. Such weights are scored or exported as stored, with no
-    training run behind them."""
-    path = config.runtime.init_checkpoint
-    if config.runtime.mode not in ("eval", "export", "predict") or not path:
-        return None
-    if warm_start.is_keras_file(path):
-        if not tf.io.gfile.exists(path):
-            raise UserError(f"--init_checkpoint {path}: no such file")
-        return path
-    try:
-        return None if warm_start.is_our_checkpoint(path) else path
-    except tf.errors.OpError as e:
-        raise UserError(f"--init_checkpoint {path}: {first_line(e)}") from None
-
-
-def _write_class_names(source, model_dir):
-    """model_dir/class_names.txt, one per line in label order: --mode=predict prints them."""
-    if source is not None and source.class_names:
-        with tf.io.gfile.GFile(os.path.join(model_dir, labels.CLASS_NAMES_FILE), "w") as f:
-            f.write("\n".join(source.class_names) + "\n")
-
-
 def setup(config, strategy=None, user_fields=()):
     """Validates the config and builds the RunContext (strategy, precision, data source, model_dir).
 
@@ -153,15 +64,15 @@ def setup(config, strategy=None, user_fields=()):
     user_fields: the "section.field" names set on the command line (they win over a run's config.json).
     """
     checks.validate_config(config)
-    external = _external_weights(config)
+    external = pretrained.external_weights(config)
     if config.runtime.mode in ("eval", "export") and not config.runtime.model_dir and not external:
         raise UserError(f"--mode={config.runtime.mode} needs --model_dir (the directory of a training run)")
     if config.runtime.mode in ("eval", "export") and not config.runtime.init_checkpoint \
-            and not holds_trained_network(config.runtime.model_dir):
+            and not rundir.holds_trained_network(config.runtime.model_dir):
         raise UserError(f"no training run to {config.runtime.mode} in {config.runtime.model_dir} "
-                        f"(no {CONFIG_FILE} with a checkpoint)")
+                        f"(no {rundir.CONFIG_FILE} with a checkpoint)")
     # Published weights have the network the flags name, at the variant's resolution unless one is given.
-    notes = [] if external else _inherit_run_settings(config, user_fields)
+    notes = [] if external else rundir.inherit_run_settings(config, user_fields)
     checks.validate_config(config)
     strategy, kind = _strategy_and_kind(config, strategy)
     checks.check_batch_divides(config.train.batch_size, strategy.num_replicas_in_sync, "train_batch_size")
@@ -175,7 +86,7 @@ def setup(config, strategy=None, user_fields=()):
     source = None if needs_no_data and not (config.data.data_dir or config.data.dataset) else _open_source(config)
     if source is not None:
         config.model.num_classes = config.model.num_classes or source.num_classes
-    config.runtime.model_dir = config.runtime.model_dir or _default_model_dir(config)
+    config.runtime.model_dir = config.runtime.model_dir or rundir.default_model_dir(config)
     is_chief = inputs.is_chief(strategy)
     log = logs.RunLog(config.runtime.model_dir, enabled=is_chief)
     for note in notes:
@@ -189,25 +100,6 @@ def setup(config, strategy=None, user_fields=()):
                                                    strategy.num_replicas_in_sync))
 
 
-def _check_resumable(config, model_dir):
-    """Refuses a training command whose network differs from the checkpoints it would resume, before anything
-    is written: the run (config.json included) stays exactly as it was."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(path) or checkpoints.latest_step(model_dir) is None:
-        return
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            trained = json.load(f)
-    except ValueError:  # cut short by a kill while it was written: rewritten below, nothing to compare
-        return
-    changed = [f"{section}.{field}: {trained[section][field]!r} -> {config[section][field]!r}"
-               for section, fields in _NETWORK_FIELDS for field in fields
-               if field in trained.get(section, {}) and trained[section][field] != config[section][field]]
-    if changed:
-        raise UserError(f"{model_dir} holds checkpoints of another network ({'; '.join(changed)}); resume it "
-                        "with its own settings or train into another --model_dir")
-
-
 @contextlib.contextmanager
 def training_session(ctx):
     """What a training command holds from its first write to its last: model_dir's lock (chief) and the SIGTERM
@@ -217,7 +109,7 @@ def training_session(ctx):
         checks.check_writable_dir(ctx.model_dir)
     dir_lock = lock.ModelDirLock(ctx.model_dir) if ctx.is_chief else contextlib.nullcontext()
     with dir_lock, preemption.PreemptionWatcher(ctx.strategy) as watcher:
-        _check_resumable(ctx.config, ctx.model_dir)
+        rundir.check_resumable(ctx.config, ctx.model_dir)
         if ctx.is_chief:
             checkpoints.sweep_leftovers(ctx.model_dir, log=ctx.log.message)
         checkpoints.repair_state(checkpoints.checkpoint_dir(ctx), log=ctx.log.message)
@@ -236,8 +128,8 @@ def train(ctx):
     except ValueError as e:
         raise UserError(str(e)) from None
     if ctx.is_chief:
-        _write_config(config, ctx.model_dir)
-        _write_class_names(ctx.source, ctx.model_dir)
+        rundir.write_config(config, ctx.model_dir)
+        rundir.write_class_names(ctx.source, ctx.model_dir)
     resuming = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(ctx)) is not None
     init = config.runtime.init_checkpoint
     if init and resuming:
@@ -297,54 +189,17 @@ def _eval_settings(ctx):
     return {"image_size": recipe.image_size(ctx.config), "crop_fraction": recipe.crop_fraction(ctx.config)}
 
 
-def _stored_num_classes(path):
-    try:
-        return warm_start.weights_num_classes(path)
-    except (OSError, ValueError, tf.errors.OpError) as e:
-        raise UserError(f"cannot read {path}: {first_line(e)}") from None
-
-
-def _check_num_classes(ctx, path):
-    """The classifier of the weights must have exactly the data's classes, or every label is scored against
-    another class (1001-class original checkpoints count a background class 0)."""
-    stored, data = _stored_num_classes(path), ctx.source.num_classes
-    if stored != data:
-        if stored == data + 1 and not ctx.config.data.include_background:
-            fix = "add --config.data.include_background=true (class 0 of those weights is the background)"
-        elif stored == data - 1 and ctx.config.data.include_background:
-            fix = "drop --config.data.include_background (those weights have no background class)"
-        else:
-            fix = f"evaluate them on data with {stored} classes"
-        raise UserError(f"--init_checkpoint {path} has {stored} classes but the data has {data}; {fix}")
-    if stored != ctx.num_classes:
-        raise UserError(f"--init_checkpoint {path} has {stored} classes but --num_label_classes is "
-                        f"{ctx.num_classes}; drop --num_label_classes")
-
-
-def _external_state(ctx, path):
-    """The model holding every stored weight of `path`, classifier included, and an EMA to evaluate it with."""
-    with ctx.strategy.scope():
-        model = state_lib.build_model(ctx.config, ctx.num_classes)
-    warm_start.load_for_inference(model, path)  # outside the scope: assigning a distributed model sets every replica
-    # loop.evaluate scores the EMA shadows by swapping them into the model. Shadows start at the variables' current
-    # values, so an average created after loading holds exactly the stored weights and the swap changes nothing:
-    # the published weights are scored by the same evaluation as ours. No optimizer: nothing is trained.
-    with ctx.strategy.scope():
-        ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model))
-    return state_lib.TrainState(model=model, optimizer=None, ema=ema, learning_rate=None)
-
-
 def evaluate_external(ctx, split, path):
     """Scores a .h5 file or an original tensorflow/tpu checkpoint as stored on `split`; appends it to metrics.jsonl."""
     if ctx.is_chief and "://" not in ctx.model_dir:  # the record is appended at the end: fail before the work
         checks.check_writable_dir(ctx.model_dir)
-    _check_num_classes(ctx, path)
-    state = _external_state(ctx, path)
+    pretrained.check_num_classes(ctx, path)
+    state = pretrained.external_state(ctx, path)
     ctx.log.message(f"evaluating the weights of {path} as stored")
     metrics = loop.evaluate(ctx, state, split)
-    if ctx.is_chief and not tf.io.gfile.exists(os.path.join(ctx.model_dir, CONFIG_FILE)):
+    if ctx.is_chief and not tf.io.gfile.exists(os.path.join(ctx.model_dir, rundir.CONFIG_FILE)):
         # A training run's config.json is left as it is: eval/export of its checkpoints read their network from it.
-        _write_config(ctx.config, ctx.model_dir)
+        rundir.write_config(ctx.config, ctx.model_dir)
     # ema=False: these are the stored weights, not EMA shadows kept by one of our training runs.
     return ctx.log.evaluation(logs.evaluation_record(0, split, metrics, ema=False, weights=path,
                                                      **_eval_settings(ctx)))
@@ -378,7 +233,7 @@ def export_best(ctx, weights_prefix=None):
 
 def export_external(ctx, path):
     """Exports a .h5 file or an original tensorflow/tpu checkpoint as stored, with its own class count."""
-    stored = _stored_num_classes(path)
+    stored = pretrained.stored_num_classes(path)
     if ctx.num_classes not in (None, stored):
         raise UserError(f"--init_checkpoint {path} has {stored} classes, not {ctx.num_classes}; "
                         "drop --num_label_classes or use the data those weights were trained on")
@@ -405,40 +260,62 @@ def predict_files(ctx, image_files):
     return predict.predict(ctx.config, ctx.source, weights, list(image_files))
 
 
+def _train_mode(ctx, image_files):
+    """train / train_and_eval: training, then (train_and_eval) the final evaluation and export, all inside the
+    training session (lock, SIGTERM handling)."""
+    del image_files
+    with training_session(ctx):
+        summary = {"best": train(ctx)}
+        if ctx.config.runtime.mode == "train_and_eval":
+            summary.update(_final_phase(ctx))
+    return summary
+
+
+def _eval_mode(ctx, image_files):
+    """eval: published weights as stored, a sidecar beside a training job, or the run's best once."""
+    del image_files
+    split = ctx.config.data.eval_split
+    if ctx.external_weights:
+        return {"weights": ctx.external_weights, "final_eval": evaluate_external(ctx, split, ctx.external_weights)}
+    if sidecar.is_sidecar(ctx.config):  # beside a training job: every checkpoint, then the best once at the end
+        finished = sidecar.Sidecar(ctx).run()
+        if finished and ctx.source.num_examples(split) > 0:
+            return {"final_eval": evaluate_weights(ctx, split)}
+        return {}
+    return {"final_eval": evaluate_weights(ctx, split, ctx.config.runtime.init_checkpoint)}
+
+
+def _export_mode(ctx, image_files):
+    del image_files
+    if ctx.external_weights:
+        return {"export_dir": export_external(ctx, ctx.external_weights)}
+    return {"export_dir": export_best(ctx, ctx.config.runtime.init_checkpoint)}
+
+
+def _predict_mode(ctx, image_files):
+    return {"predictions": predict_files(ctx, image_files)}
+
+
+# --mode -> what it runs after `setup`; each returns its part of the run's summary.
+MODE_HANDLERS = {"train": _train_mode, "train_and_eval": _train_mode, "eval": _eval_mode, "export": _export_mode,
+                 "predict": _predict_mode}
+
+
 def run(config, strategy=None, image_files=(), user_fields=()):
-    """Runs config.runtime.mode; returns a summary dict (also printed as the final line).
+    """Runs config.runtime.mode; returns a summary dict (also printed as the final line, except for predict,
+    which prints its own).
 
     image_files: the files to classify with --mode=predict (main.py's positional arguments).
     user_fields: the "section.field" names set on the command line (see `setup`).
     """
-    if config.runtime.mode == "predict":
-        return {"mode": "predict", "predictions": predict_files(setup(config, strategy, user_fields), image_files)}
-    watching = sidecar.is_sidecar(config)
-    if watching and not sidecar.wait_for_run(config):
+    if sidecar.is_sidecar(config) and not sidecar.wait_for_run(config):
         raise UserError(f"no training run appeared in {config.runtime.model_dir} within --eval_timeout "
                         f"{config.eval.timeout_seconds} s")
     ctx = setup(config, strategy, user_fields)
     mode = config.runtime.mode
-    summary = {"mode": mode, "model_dir": ctx.model_dir}
-    external = ctx.external_weights
-    if mode in ("train", "train_and_eval"):
-        with training_session(ctx):
-            summary["best"] = train(ctx)
-            summary.update(_final_phase(ctx) if mode == "train_and_eval" else {})
-    if mode == "eval" and external:
-        summary["weights"] = config.runtime.init_checkpoint
-        summary["final_eval"] = evaluate_external(ctx, config.data.eval_split, summary["weights"])
-    elif mode == "eval" and watching:  # beside a training job: every checkpoint, then the best once at the end
-        finished = sidecar.Sidecar(ctx).run()
-        if finished and ctx.source.num_examples(config.data.eval_split) > 0:
-            summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split)
-    elif mode == "eval":
-        summary["final_eval"] = evaluate_weights(ctx, config.data.eval_split, config.runtime.init_checkpoint)
-    if mode == "export" and external:
-        summary["export_dir"] = export_external(ctx, config.runtime.init_checkpoint)
-    elif mode == "export":
-        summary["export_dir"] = export_best(ctx, config.runtime.init_checkpoint)
-    ctx.log.message(final_line(summary))
+    summary = {"mode": mode, "model_dir": ctx.model_dir, **MODE_HANDLERS[mode](ctx, image_files)}
+    if mode != "predict":
+        ctx.log.message(final_line(summary))
     return summary
 
 

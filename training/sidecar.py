@@ -15,25 +15,22 @@ evaluation to it (--config.eval.in_training=false, so one process writes metrics
 When --mode=eval is a sidecar: with --eval_timeout, or when the run in model_dir evaluates outside training
 (its config.json says eval.in_training=false). Otherwise --mode=eval scores the archived best once.
 """
-import json
 import os
 import time
 
 import tensorflow as tf
 
-from training import checkpoints, logs, loop, recipe, state as state_lib, steps
+from training import checkpoints, logs, loop, recipe, rundir, state as state_lib, steps
 from training.errors import UserError
 
-CONFIG_FILE = "config.json"
 POLL_SECONDS = 1.0
 
 
 def _run_config(model_dir):
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
+    """The training run's config.json, None before it is written."""
+    if not tf.io.gfile.exists(os.path.join(model_dir, rundir.CONFIG_FILE)):
         return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+    return rundir.read_run_config(model_dir)
 
 
 def is_sidecar(config):

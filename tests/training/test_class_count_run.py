@@ -6,7 +6,7 @@ import pytest
 from data import sources
 from tests.data import test_class_count as data_helpers
 from tests.training.conftest import tiny_config
-from training import labels, run
+from training import labels, run, rundir
 from training.errors import UserError
 
 
@@ -20,7 +20,7 @@ def test_setup_reads_the_class_count_and_names_from_the_data(tmp_path):
     ctx = run.setup(_config(tmp_path, data_dir))
     assert ctx.num_classes == 3 and ctx.config.model.num_classes == 3
     os.makedirs(ctx.model_dir)
-    run._write_class_names(ctx.source, ctx.model_dir)  # what train() leaves beside the run for predict/export
+    rundir.write_class_names(ctx.source, ctx.model_dir)  # what train() leaves beside the run for predict/export
     assert labels.class_names(None, 3, ctx.model_dir) == ["ant", "bee", "cow"]
 
 

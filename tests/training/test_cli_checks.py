@@ -4,7 +4,7 @@ import io
 import os
 
 from tests.training.conftest import tiny_config
-from training import logs, run
+from training import logs, run, rundir
 
 
 def test_image_counts_given_are_checked_against_the_data(tmp_path, demo_cache, monkeypatch):
@@ -46,19 +46,19 @@ def _config(*args):
 def test_a_runs_settings_are_inherited_only_from_a_trained_run(tmp_path):
     trained, untrained = _run_dir(tmp_path / "trained", True), _run_dir(tmp_path / "untrained", False)
     config, user_fields = _config("--mode=eval", f"--model_dir={untrained}", "--model=b0")
-    assert run._inherit_run_settings(config, user_fields) == [] and config.model.image_size is None
+    assert rundir.inherit_run_settings(config, user_fields) == [] and config.model.image_size is None
 
     config, user_fields = _config("--mode", "eval", f"--model_dir={trained}", "--model=b0")
-    notes = run._inherit_run_settings(config, user_fields)
+    notes = rundir.inherit_run_settings(config, user_fields)
     assert (config.model.variant, config.model.image_size, config.data.holdout_shards) == ("b2", 64, 2)
     assert config.data.cache_dir == os.path.join(trained, "demo_data")
     assert notes == [f"note: using model.variant=b2 of the run in {trained} (its checkpoints hold that network), "
                      "not b0"]
 
     config, user_fields = _config("--mode=eval", f"--model_dir={trained}", "--image_size=96", "--holdout_shards=0")
-    run._inherit_run_settings(config, user_fields)
+    rundir.inherit_run_settings(config, user_fields)
     assert (config.model.image_size, config.data.holdout_shards, config.model.num_classes) == (96, 0, 8)
 
     config, user_fields = _config("--mode=predict", f"--model_dir={trained}")
-    run._inherit_run_settings(config, user_fields)
+    rundir.inherit_run_settings(config, user_fields)
     assert config.model.image_size == 64 and config.data.cache_dir is None  # predict never opens the run's data
