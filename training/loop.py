@@ -1,6 +1,6 @@
-"""The training loop: host loops of on-device steps, periodic minival evaluation with EMA weights,
-checkpoints, the best-checkpoint archive and early stopping. Importable; tests call it directly."""
-import dataclasses
+"""The trainer: host loops of on-device steps, the finiteness check before each checkpoint, periodic minival
+evaluation of the EMA weights, the best-checkpoint archive and early stopping. Importable; tests call it directly.
+Its input comes from training/inputs.py, its derived values from training/recipe.py."""
 import math
 import time
 
@@ -8,21 +8,6 @@ import tensorflow as tf
 
 from training import checkpoints, inputs, logs, recipe, state as state_lib, steps, warm_start
 from training.errors import NumericalError, Preempted, UserError, first_line
-
-
-@dataclasses.dataclass
-class RunContext:
-    """What every stage of a run shares: the config, the hardware, the data and where results go."""
-    config: object
-    strategy: tf.distribute.Strategy
-    source: object
-    num_classes: int
-    model_dir: str
-    log: object
-    is_chief: bool = True
-    jit_compile: bool = False
-    stop_requested: object = lambda: False  # PreemptionWatcher.requested (training/preemption.py)
-    external_weights: str = None  # --mode=eval/export of a .h5 file or original checkpoint (training/pretrained.py)
 
 
 def evaluate(ctx, state, split, eval_step=None):

@@ -1,8 +1,11 @@
-"""One run of the training system: validate, set up hardware and data, then train / eval / export.
+"""One run of the training system: the RunContext every stage shares, its set-up (strategy, precision, data,
+model_dir), the training session, and the --mode handler table. Each mode's work lives in its own module
+(loop, sidecar, export, predict, pretrained); this module only wires them.
 
 `run(config)` is what main.py calls; tests call it directly with a config from configs/.
 """
 import contextlib
+import dataclasses
 import os
 
 import keras
@@ -14,6 +17,20 @@ from training import checkpoints, checks, export, inputs, lock, logs, loop, pred
     recipe, rundir, sidecar, state as state_lib
 from training.errors import UserError, first_line
 
+
+@dataclasses.dataclass
+class RunContext:
+    """What every stage of a run shares: the config, the hardware, the data and where results go."""
+    config: object
+    strategy: tf.distribute.Strategy
+    source: object
+    num_classes: int
+    model_dir: str
+    log: object
+    is_chief: bool = True
+    jit_compile: bool = False
+    stop_requested: object = lambda: False  # PreemptionWatcher.requested (training/preemption.py)
+    external_weights: str = None  # --mode=eval/export of a .h5 file or original checkpoint (training/pretrained.py)
 
 
 def _strategy_and_kind(config, strategy=None):
@@ -93,7 +110,7 @@ def setup(config, strategy=None, user_fields=()):
         log.message(note)
     if source is not None:
         _check_counts(config, source, log)
-    return loop.RunContext(config=config, strategy=strategy, source=source,
+    return RunContext(config=config, strategy=strategy, source=source,
                            num_classes=config.model.num_classes, model_dir=config.runtime.model_dir, log=log,
                            is_chief=is_chief, external_weights=external,
                            jit_compile=tpu.use_xla(kind, config.runtime.jit_compile,

@@ -5,13 +5,13 @@ import tensorflow as tf
 
 from data import sources
 from tests.training.conftest import tiny_config
-from training import inputs, loop
+from training import inputs, loop, run
 
 
 def _ctx(tmp_path, demo_cache, num_classes, **overrides):
     config = tiny_config(tmp_path, demo_cache, **overrides)
     source = sources.get_source(cache_dir=demo_cache)
-    return loop.RunContext(config=config, strategy=tf.distribute.get_strategy(), source=source,
+    return run.RunContext(config=config, strategy=tf.distribute.get_strategy(), source=source,
                            num_classes=num_classes, model_dir=str(tmp_path), log=None)
 
 
