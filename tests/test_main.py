@@ -4,12 +4,11 @@ The flag and config mistakes are caught before TensorFlow loads, so those proces
 data/TPU/model_dir cases load TensorFlow and take a few seconds each (they run concurrently).
 """
 import os
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import main_runner
+
 
 CASES = [
     (["--model=b9"], "error: unknown model 'b9'; choose one of b0"),
@@ -37,13 +36,9 @@ SLOW_CASES = [
 
 def _run_all(cases, tmp_path):
     """Runs every case concurrently; each gets its own --model_dir (except the case about a missing one)."""
-    env = {**os.environ, "EFFICIENTNET_DEMO_DIR": str(tmp_path / "demo")}
-    processes = []
-    for i, (args, _) in enumerate(cases):
-        model_dir = [] if "--mode=eval" in args else [f"--model_dir={tmp_path / f'run{i}'}"]
-        processes.append(subprocess.Popen([sys.executable, "main.py", *args, *model_dir], cwd=REPO, env=env,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    return [(p, *p.communicate(timeout=300)) for p in processes]
+    command_lines = [args + ([] if "--mode=eval" in args else [f"--model_dir={tmp_path / f'run{i}'}"])
+                     for i, (args, _) in enumerate(cases)]
+    return main_runner.run_concurrently(command_lines, tmp_path / "demo", timeout=300)
 
 
 @pytest.mark.parametrize("cases", [CASES, pytest.param(SLOW_CASES, marks=pytest.mark.slow)], ids=["flags", "data"])

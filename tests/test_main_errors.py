@@ -2,12 +2,11 @@
 line on stderr and exit status 2, with nothing written; TensorFlow's start-up notices do not precede the line."""
 import errno
 import os
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import main_runner
+
 
 # Caught by training/checks.py validate_config before TensorFlow loads.
 CASES = [
@@ -36,14 +35,12 @@ SLOW_CASES = [
 def _run_all(cases, tmp_path):
     (tmp_path / "broken.py").write_text("def get_config(:\n")
     (tmp_path / "a_file").write_text("")
-    env = {**os.environ, "EFFICIENTNET_DEMO_DIR": str(tmp_path / "demo")}
-    processes = []
+    command_lines = []
     for i, (args, _) in enumerate(cases):
         args = [a.format(tmp=tmp_path) for a in args]
-        model_dir = [] if any(a.startswith("--model_dir") for a in args) else [f"--model_dir={tmp_path}/run{i}"]
-        processes.append(subprocess.Popen([sys.executable, "main.py", *args, *model_dir], cwd=REPO, env=env,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    return [(p, *p.communicate(timeout=600)) for p in processes]
+        given = any(a.startswith("--model_dir") for a in args)
+        command_lines.append(args + ([] if given else [f"--model_dir={tmp_path}/run{i}"]))
+    return main_runner.run_concurrently(command_lines, tmp_path / "demo", timeout=600)
 
 
 @pytest.mark.parametrize("cases", [CASES, pytest.param(SLOW_CASES, marks=pytest.mark.slow)], ids=["config", "env"])
