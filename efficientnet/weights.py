@@ -29,7 +29,13 @@ import numpy as np
 # What both readers share lives in efficientnet.loading: tpu_checkpoint imports it, never this module.
 from efficientnet.loading import LoadResult, raise_if_problems, weighted_layers
 
-_H5_SUFFIXES = (".h5", ".hdf5")
+H5_SUFFIXES = (".h5", ".hdf5")
+
+def is_h5_file(path) -> bool:
+    """Whether `path` names a Keras HDF5 weight file (by its suffix, any case); anything else is read as a
+    TensorFlow checkpoint."""
+    return os.fspath(path).lower().endswith(H5_SUFFIXES)
+
 
 def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str] = (), use_ema: bool = True,
                  scope: Optional[str] = None) -> LoadResult:
@@ -46,7 +52,7 @@ def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str
         weighted layer of the model; `scope` given for an HDF5 file.
     """
     path = os.fspath(path)
-    if not path.lower().endswith(_H5_SUFFIXES):
+    if not is_h5_file(path):
         from efficientnet.tpu_checkpoint import load_tpu_checkpoint  # TensorFlow checkpoint reader, on demand
 
         return load_tpu_checkpoint(model, path, skip_mismatch_layers=skip_mismatch_layers, use_ema=use_ema,

@@ -1,5 +1,5 @@
 """The module structure: imports point down (docs/architecture.md), no module imports a module that imports it
-back, and every document a comment cites is in the repository.
+back, every document a comment cites is in the repository, and what the dependency direction lists twice agrees.
 
 Imports are read from the source with ast (function-local imports included), so this runs in a second.
 """
@@ -113,3 +113,13 @@ def test_every_cited_document_is_in_the_repository():
         outside += [f"{relative}: {m.group(0)}" for m in _OUTSIDE_NOTES.finditer(text)]
     assert not missing, missing
     assert not outside, f"{len(outside)} citations of notes that are not in the repository, e.g. {outside[:3]}"
+
+
+def test_lists_the_dependency_direction_keeps_twice_stay_equal():
+    """configs/ must not import data/ (main.py validates flags before TensorFlow loads), so the choices it
+    validates are listed there too; they must not drift from what data/ implements."""
+    from configs import base  # pylint: disable=import-outside-toplevel
+    from data import preprocessing  # pylint: disable=import-outside-toplevel
+    from efficientnet import variants  # pylint: disable=import-outside-toplevel
+    assert tuple(base.AUGMENTATIONS) == tuple(preprocessing.AUGMENT_NAMES)
+    assert tuple(variants.RESIZE_METHODS) == tuple(preprocessing.RESIZE_METHODS)

@@ -218,13 +218,24 @@ def archived_prefix(model_dir):
     return os.path.join(model_dir, ARCHIVE_DIR, _ARCHIVE_PREFIX)
 
 
+def checkpoint_prefix(path):
+    """The checkpoint prefix a user's `path` names: itself (checked), or the best/latest checkpoint of a
+    directory; a UserError naming --init_checkpoint otherwise."""
+    if tf.io.gfile.isdir(path):
+        prefix = find_weights(path)
+        if prefix is None:
+            raise UserError(f"--init_checkpoint {path}: no checkpoint in that directory")
+        return prefix
+    if not tf.io.gfile.exists(path + ".index"):
+        raise UserError(f"--init_checkpoint {path}: no such file or checkpoint (looked for {path}.index)")
+    return path
+
+
 def find_weights(model_dir, path=None):
-    """The checkpoint prefix to evaluate or export: `path` if given, else archive/, else the latest ckpt-N."""
+    """The checkpoint prefix to evaluate or export: the one `path` names if given (checkpoint_prefix), else
+    model_dir's archive/, else its latest ckpt-N (None when there is neither)."""
     if path:
-        if tf.io.gfile.isdir(path):
-            return tf.train.latest_checkpoint(path) or (
-                archived_prefix(path) if tf.io.gfile.exists(archived_prefix(path) + ".index") else None)
-        return path
+        return checkpoint_prefix(path)
     recover_archive(model_dir)
     if tf.io.gfile.exists(archived_prefix(model_dir) + ".index"):
         return archived_prefix(model_dir)

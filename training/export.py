@@ -35,7 +35,6 @@ import keras
 import tensorflow as tf
 
 from data import preprocessing
-from efficientnet import ema as ema_lib
 from training import checkpoints, labels, recipe, state as state_lib, tflite, warm_start
 
 CLASS_NAMES_ASSET = "class_names.txt"
@@ -120,11 +119,7 @@ def load_inference_model(config, num_classes, weights_path):
     if not warm_start.is_our_checkpoint(weights_path):
         warm_start.load_for_inference(model, weights_path)
         return model
-    if config.train.freeze_backbone:  # the EMA of a frozen-backbone run averages the classifier only
-        warm_start.freeze_backbone(model)
-    ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model), decay=config.train.moving_average_decay)
-    checkpoints.restore_weights(warm_start.checkpoint_prefix(weights_path), model, ema)
-    ema.copy_to()
+    warm_start.load_ema_weights(model, checkpoints.checkpoint_prefix(weights_path))
     return model
 
 

@@ -21,11 +21,8 @@ from training import checkpoints
 from training.errors import UserError, first_line
 
 CLASSIFIER = loading.CLASSIFIER_LAYERS
-KERAS_SUFFIXES = (".h5", ".hdf5")
-
-
 def is_keras_file(path):
-    return path.endswith(KERAS_SUFFIXES)
+    return weights_lib.is_h5_file(path)
 
 
 @contextlib.contextmanager
@@ -38,18 +35,6 @@ def _local_copy(path):
         local = os.path.join(tmp, os.path.basename(path))
         tf.io.gfile.copy(path, local)
         yield local
-
-
-def checkpoint_prefix(path):
-    """The checkpoint prefix of `path`: itself, or the best/latest checkpoint of a directory."""
-    if tf.io.gfile.isdir(path):
-        prefix = checkpoints.find_weights(path)
-        if prefix is None:
-            raise UserError(f"--init_checkpoint {path}: no checkpoint in that directory")
-        return prefix
-    if not tf.io.gfile.exists(path + ".index"):
-        raise UserError(f"--init_checkpoint {path}: no such file or checkpoint (looked for {path}.index)")
-    return path
 
 
 def _is_ours(reader):
@@ -77,12 +62,26 @@ def _copy_layers(source, target):
         layer.set_weights(values)
 
 
+def load_ema_weights(model, prefix):
+    """Restores the EMA averages of one of our checkpoints (training or archive) into the plain `model` (outside
+    any strategy) and copies them into its variables. A run trained with freeze_backbone averaged only the
+    classifier and the BatchNorm statistics; the number of shadows in the checkpoint tells which kind it is, so
+    both load (export, predict and warm starts share this)."""
+    reader = tf.train.load_checkpoint(prefix)
+    stored = sum(1 for key in reader.get_variable_to_shape_map()
+                 if key.startswith("ema/shadows/") and key.endswith("VARIABLE_VALUE"))
+    frozen = stored != len(ema_lib.ema_variables(model))
+    set_backbone_trainable(model, not frozen)
+    ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model))
+    checkpoints.restore_weights(prefix, model, ema)
+    ema.copy_to()
+    set_backbone_trainable(model, True)
+
+
 def _from_our_checkpoint(model, prefix, reader, build_model):
     """Reads the checkpoint into a plain model of its own class count, takes its EMA weights, copies them."""
     source = build_model(_our_num_classes(reader))
-    ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(source))
-    checkpoints.restore_weights(prefix, source, ema)
-    ema.copy_to()
+    load_ema_weights(source, prefix)
     _copy_layers(source, model)
 
 
@@ -97,7 +96,7 @@ def warm_start(model, path, build_model):
             with _local_copy(path) as local:
                 result = efficientnet.load_weights(model, local, skip_mismatch_layers=CLASSIFIER)
             return f"loaded {len(result.loaded)} layers from {path}"
-        prefix = checkpoint_prefix(path)
+        prefix = checkpoints.checkpoint_prefix(path)
         reader = tf.train.load_checkpoint(prefix)
         if _is_ours(reader):
             _from_our_checkpoint(model, prefix, reader, build_model)
@@ -120,7 +119,7 @@ def weights_num_classes(path):
         if CLASSIFIER[0] not in stored:
             raise UserError(f"{path} has no classifier layer ({CLASSIFIER[0]}); it is a _notop file")
         return int(stored[CLASSIFIER[0]][-1].shape[-1])
-    reader = tf.train.load_checkpoint(checkpoint_prefix(path))
+    reader = tf.train.load_checkpoint(checkpoints.checkpoint_prefix(path))
     if _is_ours(reader):
         return _our_num_classes(reader)
     dense = [s for k, s in reader.get_variable_to_shape_map().items() if k.endswith("head/dense/kernel")]
@@ -136,13 +135,13 @@ def load_for_inference(model, path):
             with _local_copy(path) as local:
                 efficientnet.load_weights(model, local)
         else:
-            efficientnet.load_weights(model, checkpoint_prefix(path))
+            efficientnet.load_weights(model, checkpoints.checkpoint_prefix(path))
     except (ValueError, FileNotFoundError, NotImplementedError, tf.errors.OpError) as e:
         raise UserError(f"cannot load {path}: {first_line(e)}") from None
 
 
 def is_our_checkpoint(path):
-    return not is_keras_file(path) and _is_ours(tf.train.load_checkpoint(checkpoint_prefix(path)))
+    return not is_keras_file(path) and _is_ours(tf.train.load_checkpoint(checkpoints.checkpoint_prefix(path)))
 
 
 def freeze_backbone(model):

@@ -60,3 +60,22 @@ def test_a_missing_weight_file_is_one_line(tmp_path):
         with pytest.raises(UserError) as error:
             warm_start.load_for_inference(_model(10, seed=3), path)
         assert "\n" not in str(error.value) and path in str(error.value)
+
+
+def test_ema_weights_of_a_frozen_backbone_run_load_for_export_and_warm_start(tmp_path):
+    """A freeze_backbone run averages only the classifier (and BatchNorm statistics): its checkpoints hold fewer
+    EMA shadows than a full run's. Loading reads the shadow count, so both kinds load, with the averages."""
+    from efficientnet import ema as ema_lib  # pylint: disable=import-outside-toplevel
+    from training import checkpoints  # pylint: disable=import-outside-toplevel
+    trained = _model(5, seed=1)
+    warm_start.freeze_backbone(trained)
+    ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(trained))
+    head = trained.get_layer("predictions")
+    ema.shadows[0].assign(head.kernel + 1.0)  # an average that differs from the raw weights
+    prefix = tf.train.Checkpoint(model=trained, ema=ema).write(str(tmp_path / "ckpt-1"))
+
+    fresh = _model(5, seed=2)
+    warm_start.load_ema_weights(fresh, prefix)
+    np.testing.assert_array_equal(fresh.get_layer("predictions").kernel.numpy(), head.kernel.numpy() + 1.0)
+    assert len(fresh.trainable_weights) == len(_model(5, seed=3).trainable_weights)  # left trainable
+    assert checkpoints.checkpoint_prefix(str(tmp_path / "ckpt-1")) == str(tmp_path / "ckpt-1")
