@@ -231,6 +231,13 @@ def checkpoint_prefix(path):
     return path
 
 
+def weights_name(model_dir, prefix):
+    """How an evaluation record names the weights it scored: relative to model_dir for the run's own
+    checkpoints (e.g. "archive/best", "ckpt-400": runs can be moved and compared), else the path as given."""
+    base = model_dir.rstrip("/") + "/"
+    return prefix[len(base):] if prefix.startswith(base) else prefix
+
+
 def find_weights(model_dir, path=None):
     """The checkpoint prefix to evaluate or export: the one `path` names if given (checkpoint_prefix), else
     model_dir's archive/, else its latest ckpt-N (None when there is neither)."""

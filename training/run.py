@@ -189,8 +189,9 @@ def evaluate_weights(ctx, split, weights_prefix=None, *, once=False):
     best = checkpoints.read_best(ctx.model_dir)
     if best and prefix == checkpoints.archived_prefix(ctx.model_dir):
         step = best["step"]
+    name = checkpoints.weights_name(ctx.model_dir, prefix)
     recorded = once and [r for r in logs.read_metrics(ctx.model_dir) if r["step"] == step and r["split"] == split
-                         and r.get("ema") and r.get("weights") == prefix]
+                         and r.get("ema") and r.get("weights") == name]
     if recorded:
         ctx.log.message(f"{split} at step {step} is already in metrics.jsonl; not evaluated again")
         return recorded[-1]
@@ -198,7 +199,7 @@ def evaluate_weights(ctx, split, weights_prefix=None, *, once=False):
     state = state_lib.build_state(ctx.config, ctx.num_classes, schedule, ctx.strategy)
     _restore_or_user_error(prefix, state.model, state.ema)
     metrics = loop.evaluate(ctx, state, split)
-    return ctx.log.evaluation(logs.evaluation_record(step, split, metrics, weights=prefix, **_eval_settings(ctx)))
+    return ctx.log.evaluation(logs.evaluation_record(step, split, metrics, weights=name, **_eval_settings(ctx)))
 
 
 def _eval_settings(ctx):

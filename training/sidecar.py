@@ -114,7 +114,8 @@ class Sidecar:
         if self.eval_step is None:  # traced once, for the first checkpoint read
             self.eval_step = steps.make_eval_step(self.state.model, self.ctx.strategy, loop.step_config(self.ctx))
         metrics = loop.evaluate(self.ctx, self.state, self.split, self.eval_step)
-        record = logs.evaluation_record(step, self.split, metrics, weights=prefix,
+        record = logs.evaluation_record(step, self.split, metrics,
+                                        weights=checkpoints.weights_name(self.ctx.model_dir, prefix),
                                         image_size=recipe.image_size(self.ctx.config),
                                         crop_fraction=recipe.crop_fraction(self.ctx.config))
         if self.best is None or record["top_1"] > self.best["top_1"]:

@@ -101,7 +101,7 @@ def test_eval_of_a_finished_run_inherits_its_data_settings(sidecar_run, tmp_path
     summary = run.run(config, user_fields=user_fields)
     record = summary["final_eval"]
     assert (record["split"], record["image_size"], record["crop_fraction"]) == ("validation", 32, 0.5)
-    assert record["weights"] == checkpoints.archived_prefix(model_dir)
+    assert record["weights"] == "archive/best"
     assert len(_records(model_dir)) == before + 1
 
 
