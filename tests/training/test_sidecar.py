@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests.test_cli import resolve
-from training import checkpoints, run
+from training import checkpoints, logs, run
 from training.errors import UserError
 
 pytestmark = pytest.mark.slow
@@ -79,7 +79,7 @@ def test_sidecar_evaluates_new_checkpoints_keeps_the_best_and_stops_at_the_final
     assert best["top_1"] == max(r["top_1"] for r in minival) and best in minival
     assert "eval " not in trainer_out  # the training job left evaluation to the sidecar
     assert "done: eval" in sidecar_out
-    assert tf.io.gfile.glob(os.path.join(model_dir, "events.out.tfevents.*"))
+    assert tf.io.gfile.glob(os.path.join(model_dir, logs.TENSORBOARD_DIR, "minival", "events.out.tfevents.*"))
 
 
 def _eval_config(model_dir, *args):
