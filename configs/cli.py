@@ -92,6 +92,9 @@ FLAGS = (
     Flag("randaug_num_layers", "data.randaugment_num_layers", "integer", "RandAugment: ops per image."),
     Flag("randaug_magnitude", "data.randaugment_magnitude", "integer", "RandAugment: magnitude."),
     Flag("use_bfloat16", "runtime.use_bfloat16", "bool", "bfloat16 activations (default: on TPU only)."),
+    Flag("tflite", "runtime.export_tflite", "bool",
+         "With the export, also write float32, dynamic-range int8 and full-integer int8 .tflite files, each "
+         "checked against the Keras model on held-out images."),
     Flag("export_dir", "runtime.export_dir", "string", "Where to write the SavedModel."),
     Flag("init_checkpoint", "runtime.init_checkpoint", "string", "Weights to start from, evaluate or export."),
     Flag("seed", "train.seed", "integer", "Random seed."),
