@@ -48,6 +48,14 @@ def _check_range_pair(value, name, upper=math.inf):
              f"{name} must be (low, high) with 0 < low <= high{' <= 1' if upper == 1 else ''}, got {value!r}")
 
 
+def check_tflite_counts(config):
+    """The image counts of the TFLite export (training/tflite.py) are positive integers."""
+    for field in ("tflite_calibration_images", "tflite_check_images"):
+        value = config.runtime[field]
+        _require(not isinstance(value, bool) and isinstance(value, int) and value >= 1,
+                 f"--config.runtime.{field} must be a positive integer, got {value!r}")
+
+
 def validate_config(config):
     """Raises UserError for the first bad value found; returns nothing when the config is usable."""
     _require(config.model.variant in efficientnet.VARIANTS,
@@ -65,6 +73,9 @@ def validate_config(config):
         "train.epochs", "eval.epochs_per_eval", "eval.steps_per_eval", "model.image_size",
         "model.num_classes", "model.width_coefficient", "model.depth_coefficient", "runtime.checkpoints_to_keep",
         "runtime.checkpoint_steps", "data.shuffle_buffer", "train.epsilon", "train.lr_decay_epochs"])
+    check_tflite_counts(config)
+    _require(config.runtime.tensorboard_images >= 0,
+             f"--config.runtime.tensorboard_images must be >= 0, got {config.runtime.tensorboard_images}")
     _require(config.train.steps is None or config.train.steps >= 0,
              f"train_steps must be >= 0, got {config.train.steps}")
     _require(config.model.image_size is None or config.model.image_size >= 32,

@@ -140,9 +140,7 @@ class Trainer:
         if not self.ctx.is_chief:
             return
         log, step, config = self.ctx.log, self.state.step, self.ctx.config
-        count = config.runtime.tensorboard_images
-        if count < 0:
-            raise UserError(f"--config.runtime.tensorboard_images must be >= 0, got {count}")
+        count = config.runtime.tensorboard_images  # >= 0: training/checks.py
         if count:
             log.message(f"tensorboard: writing {count} augmented training images")
             log.images(step, "augmented_images", logs.image_grid(inputs.augmented_sample(self.ctx, count, step)))
@@ -212,10 +210,10 @@ class Trainer:
             try:
                 self._run_steps(num_steps)
             except tf.errors.InvalidArgumentError as e:
-                text = str(e)
-                if "Too many bad records" in text:  # the pipeline's own message, without TF's node prefix
-                    raise UserError(first_line(text[text.index("Too many bad records"):]).rstrip("]")) from None
-                raise
+                error = too_many_bad_records(e)
+                if error is e:
+                    raise
+                raise error from None
             result = self.metrics.result()  # reading the metrics waits for the loop to finish
             elapsed = time.monotonic() - start
             if not math.isfinite(result["loss"]):

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import pipeline
-from training import recipe
+from training import checks, recipe
 from training.errors import UserError
 
 TFLITE_DIR = "tflite"
@@ -37,10 +37,7 @@ _BATCH = 32  # images per interpreter and Keras call while checking
 
 def check_can_convert(config, source):
     """Fails before any work when the TFLite export cannot run."""
-    for field in ("tflite_calibration_images", "tflite_check_images"):
-        value = config.runtime[field]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"--config.runtime.{field} must be a positive integer, got {value!r}")
+    checks.check_tflite_counts(config)  # validate_config checked them at start; a caller may have changed them
     if source is None:
         raise UserError("the TFLite export needs data (--data_dir, --dataset or the demo data): training images "
                         "calibrate the int8 model and held-out images check every file")

@@ -22,6 +22,8 @@ def _config(**overrides):
     ({"train__batch_size": 0}, "train.batch_size must be positive"),
     ({"eval__batch_size": -8}, "eval.batch_size must be positive"),
     ({"train__steps": -1}, "train_steps must be >= 0"),
+    ({"runtime__tensorboard_images": -1}, "tensorboard_images must be >= 0"),
+    ({"runtime__tflite_check_images": 0}, "tflite_check_images must be a positive integer"),
     ({"train__iterations_per_loop": 0}, "iterations_per_loop must be positive"),
     ({"train__base_learning_rate": float("nan")}, "base_learning_rate must be positive"),
     ({"model__image_size": 16}, "image_size must be at least 32"),
