@@ -122,7 +122,7 @@ def training_session(ctx):
     """What a training command holds from its first write to its last: model_dir's lock (chief) and the SIGTERM
     watcher, through train_and_eval's final evaluation and export. Refused commands write nothing; leftovers
     of killed writes are swept once the lock is ours."""
-    if ctx.is_chief and "://" not in ctx.model_dir:
+    if ctx.is_chief:
         checks.check_writable_dir(ctx.model_dir)
     dir_lock = lock.ModelDirLock(ctx.model_dir) if ctx.is_chief else contextlib.nullcontext()
     with dir_lock, preemption.PreemptionWatcher(ctx.strategy) as watcher:
@@ -180,7 +180,7 @@ def evaluate_weights(ctx, split, weights_prefix=None, *, once=False):
 
     once: return the record metrics.jsonl already holds for these weights and split instead of evaluating again.
     """
-    if ctx.is_chief and "://" not in ctx.model_dir:  # the record is appended at the end: fail before the work
+    if ctx.is_chief:  # the record is appended at the end: fail before the work
         checks.check_writable_dir(ctx.model_dir)
     prefix = checkpoints.find_weights(ctx.model_dir, weights_prefix)
     if prefix is None:
@@ -209,7 +209,7 @@ def _eval_settings(ctx):
 
 def evaluate_external(ctx, split, path):
     """Scores a .h5 file or an original tensorflow/tpu checkpoint as stored on `split`; appends it to metrics.jsonl."""
-    if ctx.is_chief and "://" not in ctx.model_dir:  # the record is appended at the end: fail before the work
+    if ctx.is_chief:  # the record is appended at the end: fail before the work
         checks.check_writable_dir(ctx.model_dir)
     pretrained.check_num_classes(ctx, path)
     state = pretrained.external_state(ctx, path)
