@@ -39,8 +39,9 @@ def _data():
         augment_name="autoaugment",                     # one of AUGMENTATIONS
         randaugment_num_layers=2,
         randaugment_magnitude=10,
-        # Run AutoAugment/RandAugment in the train step instead of on the input hosts (data/device_augment.py).
-        # None: off everywhere for now (the ops do not all compile with XLA, so TPU refuses it); true on CPU/GPU.
+        # Run AutoAugment/RandAugment in the train step (inside the XLA step on TPU) instead of on the input hosts,
+        # bit-identical images (data/device_augment.py). None: off, because its cost on a TPU is unmeasured; turn
+        # it on where the hosts are the bottleneck (benchmarks/README.md, "host vCPUs per TPU chip").
         augment_on_device=config_dict.placeholder(bool),
         crop_fraction=config_dict.placeholder(float),   # None: image_size / (image_size + 32)
         resize_method=config_dict.placeholder(str),     # "bicubic"/"bilinear"; None: the variant's (bilinear

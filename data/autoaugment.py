@@ -128,6 +128,9 @@ def _posterize(image, bits, uint8_wraparound=True):
     return tf.bitwise.bitwise_and(image, mask)
 
 
+GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # tf.image.rgb_to_grayscale's, as tensorflow/tpu `color` uses it
+
+
 def _color(image, factor):
     """Blend with the grayscale copy (tensorflow/tpu `color`: tf.image.rgb_to_grayscale, weights
     0.2989/0.5870/0.1140 on x/255, back to uint8 by ·255.5 and truncation). The grey values equal
@@ -137,7 +140,9 @@ def _color(image, factor):
     CPU than tf.stack along the channel axis."""
     pixels = tf.cast(image, tf.float32)
     red, green, blue = tf.unstack(pixels * (1.0 / 255.0), axis=-1)
-    gray = tf.cast(tf.clip_by_value((red * 0.2989 + green * 0.5870 + blue * 0.1140) * 255.5, 0.0, 255.0), tf.uint8)
+    weight_r, weight_g, weight_b = GRAY_WEIGHTS
+    gray = tf.cast(tf.clip_by_value((red * weight_r + green * weight_g + blue * weight_b) * 255.5, 0.0, 255.0),
+                   tf.uint8)
     degenerate = tf.cast(tf.tile(gray[:, :, None], [1, 1, 3]), tf.float32)
     return _to_uint8(degenerate + factor * (pixels - degenerate))
 
@@ -234,10 +239,26 @@ def _equalize(image):
     return _apply_tables(image, tables, indices)
 
 
+def uniform(seed, n):
+    """float32 [n] uniform in [0, 1), equal bit for bit to tf.random.stateless_uniform([n], seed, alg="philox")
+    (TensorFlow's conversion: 23 random mantissa bits under a zero exponent, minus 1), but built from the integer
+    Philox draws, which XLA generates identically; XLA's own float conversion gives other numbers. The train
+    step's augmentation (data/device_augment.py) calls this same function."""
+    bits = tf.random.stateless_uniform([n], seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
+    one_to_two = tf.bitwise.bitwise_or(tf.bitwise.bitwise_and(bits, 0x7FFFFF), 0x3F800000)
+    return tf.bitcast(one_to_two, tf.float32) - 1.0
+
+
+def fold_in(seed, data):
+    """A new stateless seed from `seed` and an int (the algorithm named, so the device computes the same)."""
+    return tf.random.experimental.stateless_fold_in(seed, data, alg="philox")
+
+
 def cutout_center(shape, seed):
     """Cutout's random centre (row, column), uniform over the image: the original draws it with stateful
     random_uniform, this is its stateless counterpart (the only part of Cutout that differs by design)."""
-    return tf.random.stateless_uniform([2], seed, minval=0, maxval=2**31 - 1, dtype=tf.int32) % shape[:2]
+    draws = tf.random.stateless_uniform([2], seed, minval=0, maxval=2**31 - 1, dtype=tf.int32, alg="philox")
+    return draws % shape[:2]
 
 
 def _cutout(image, half_size, seed):
@@ -272,15 +293,21 @@ def _transform(image, transform):
     return tf.reshape(tf.gather_nd(pixels, tf.reshape(sources, [-1, 1])), shape)
 
 
-def _rotate(image, degrees):
-    """Rotate counter-clockwise about the image centre (tf.contrib.image.rotate's convention)."""
+def rotate_transform(degrees, height, width):
+    """The transform of a counter-clockwise rotation about the image centre (tf.contrib.image.rotate's
+    convention); float32 degrees, height and width of the image."""
     radians = degrees * (math.pi / 180.0)
-    height = tf.cast(tf.shape(image)[0], tf.float32) - 1.0
-    width = tf.cast(tf.shape(image)[1], tf.float32) - 1.0
+    height = tf.cast(height, tf.float32) - 1.0
+    width = tf.cast(width, tf.float32) - 1.0
     cos, sin = tf.cos(radians), tf.sin(radians)
     x_offset = (width - (cos * width - sin * height)) / 2.0
     y_offset = (height - (sin * width + cos * height)) / 2.0
-    return _transform(image, tf.stack([cos, -sin, x_offset, sin, cos, y_offset, 0.0, 0.0]))
+    return tf.stack([cos, -sin, x_offset, sin, cos, y_offset, 0.0, 0.0])
+
+
+def _rotate(image, degrees):
+    shape = tf.shape(image)
+    return _transform(image, rotate_transform(degrees, shape[0], shape[1]))
 
 
 def _shear_x(image, level):
@@ -327,7 +354,7 @@ def _translate(image, pixels, axis, integral):
 
 _INT_ARG_MAX = {"Posterize": 4, "Solarize": 256, "SolarizeAdd": 110}
 _ENHANCE_OPS = ("Color", "Contrast", "Brightness", "Sharpness")
-_SIGNED_OPS = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
+SIGNED_OPS = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
 
 
 def level_to_arg(name, level, translate_const=250.0, cutout_const=100.0):
@@ -420,7 +447,7 @@ def _check_seed(seed):
     return tf.cast(seed, tf.int64)
 
 
-def _check_level(level, what):
+def check_level(level, what):
     if isinstance(level, bool) or not isinstance(level, numbers.Real) or not level >= 0:
         raise ValueError(f"{what} must be a Python number >= 0, got {level!r}")
     return float(level)
@@ -444,7 +471,7 @@ def apply_op(image, name, level, negate=False, *, seed=(0, 0), translate_const=A
     """
     if name not in OP_NAMES:
         raise ValueError(f"unknown augmentation op {name!r}; expected one of {', '.join(OP_NAMES)}")
-    level = _check_level(level, "augmentation level")
+    level = check_level(level, "augmentation level")
     image = _check_image(image)
     args, integral = _arg_table([(name, level)], translate_const, cutout_const)
     # The op is known in Python here, so call its branch directly instead of tracing a 17-way switch_case.
@@ -472,31 +499,36 @@ def distort_with_autoaugment(image, seed, policy=POLICY_V0, uint8_wraparound=Tru
     """
     image = _check_image(image)
     seed = _check_seed(seed)
-    draws = tf.random.stateless_uniform([5], seed)  # sub-policy, two apply coins, two sign coins
+    draws = uniform(seed, 5)  # sub-policy, two apply coins, two sign coins
     choice = tf.minimum(tf.cast(draws[0] * len(policy), tf.int32), len(policy) - 1)
     for slot in range(2):
         # Each slot switches only over the ops its column of the policy uses (8 of 16 for policy v0).
         names, ops, probs, args, integral = _slot_tables(policy, slot, AUTOAUGMENT_HPARAMS)
-        op_seed = tf.random.experimental.stateless_fold_in(seed, slot + 1)
+        op_seed = fold_in(seed, slot + 1)
         op_index = tf.where(draws[1 + slot] < probs[choice], ops[choice], len(names))
         image = _apply_op_by_index(image, op_index, args[choice], draws[3 + slot] < 0.5, op_seed, integral,
                                    uint8_wraparound, names)
     return image
 
 
+def check_num_layers(num_layers):
+    if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 0:
+        raise ValueError(f"randaugment num_layers must be an int >= 0, got {num_layers!r}")
+    return num_layers
+
+
 def distort_with_randaugment(image, num_layers, magnitude, seed, uint8_wraparound=True):
     """RandAugment: `num_layers` ops drawn uniformly from the 16 of OP_NAMES, each always applied at level
     `magnitude` with a random sign for the signed ops (tensorflow/tpu distort_image_with_randaugment,
     translate_const 100, cutout_const 40)."""
-    if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 0:
-        raise ValueError(f"randaugment num_layers must be an int >= 0, got {num_layers!r}")
-    magnitude = _check_level(magnitude, "randaugment magnitude")
+    num_layers = check_num_layers(num_layers)
+    magnitude = check_level(magnitude, "randaugment magnitude")
     image = _check_image(image)
     seed = _check_seed(seed)
     args, integral = _arg_table([(name, magnitude) for name in OP_NAMES], **RANDAUGMENT_HPARAMS)
     for layer in range(num_layers):
-        layer_seed = tf.random.experimental.stateless_fold_in(seed, layer + 1)
-        draws = tf.random.stateless_uniform([2], layer_seed)
+        layer_seed = fold_in(seed, layer + 1)
+        draws = uniform(layer_seed, 2)
         op_index = tf.minimum(tf.cast(draws[0] * len(OP_NAMES), tf.int32), len(OP_NAMES) - 1)
         image = _apply_op_by_index(image, op_index, args[op_index], draws[1] < 0.5, layer_seed, integral,
                                    uint8_wraparound)

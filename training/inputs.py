@@ -5,9 +5,8 @@ The pipeline itself is data/pipeline.py; its arguments come from the config thro
 """
 import tensorflow as tf
 
-from data import device_augment, pipeline
+from data import pipeline
 from training import recipe
-from training.errors import UserError
 
 
 def input_options():
@@ -123,12 +122,6 @@ def eval_dataset(ctx, split):
 
 
 def augment_on_device(ctx):
-    """config.data.augment_on_device resolved: None → off (data/device_augment.py says why); refused on TPU."""
+    """config.data.augment_on_device resolved: None → off (configs/base.py says why)."""
     data = ctx.config.data
-    if not data.augment_on_device or data.augment_name == "none":
-        return False
-    try:
-        device_augment.check_supported(isinstance(ctx.strategy, tf.distribute.TPUStrategy))
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    return True
+    return bool(data.augment_on_device) and data.augment_name != "none"

@@ -58,9 +58,13 @@ def make_train_loop(state, strategy, cfg, metrics):
     # train_loop below keeps autograph for its tf.range loop.
     @tf.autograph.experimental.do_not_convert
     def step_fn(batch):
+        images = batch["images"]
+        if cfg.augment_on_device:  # inside the compiled step: the batched ops are XLA-exact (data/device_augment.py)
+            images = device_augment.augment_batch(images, batch["augment_seeds"], cfg.augment_name,
+                                                  cfg.randaugment_num_layers, cfg.randaugment_magnitude)
         # The input pipeline ships uint8 when it augments (a quarter of the bytes); the model takes float pixels
         # in [0, 255] (a no-op for float32 batches).
-        images = tf.cast(batch["images"], tf.float32)
+        images = tf.cast(images, tf.float32)
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
             per_example = losses.classification_loss(batch["labels"], logits, cfg.num_classes,
@@ -79,25 +83,13 @@ def make_train_loop(state, strategy, cfg, metrics):
 
     if cfg.jit_compile:
         step_fn = tf.function(step_fn, jit_compile=True)
-    replica_fn = _with_device_augmentation(step_fn, cfg) if cfg.augment_on_device else step_fn
 
     @tf.function
     def train_loop(iterator, num_steps):
         for _ in tf.range(num_steps):
-            strategy.run(replica_fn, args=(next(iterator),))
+            strategy.run(step_fn, args=(next(iterator),))
 
     return train_loop
-
-
-def _with_device_augmentation(step_fn, cfg):
-    """step_fn preceded by the batch's AutoAugment/RandAugment, on the replica's device but outside the
-    XLA-compiled part (the ops do not all compile with XLA yet, data/device_augment.py)."""
-    def replica_fn(batch):
-        images = device_augment.augment_batch(batch["images"], batch["augment_seeds"], cfg.augment_name,
-                                              cfg.randaugment_num_layers, cfg.randaugment_magnitude)
-        step_fn({"images": images, "labels": batch["labels"], "bad_records": batch["bad_records"]})
-
-    return replica_fn
 
 
 def make_eval_step(model, strategy, cfg):
