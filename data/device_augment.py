@@ -38,7 +38,7 @@ import tensorflow as tf
 from data import autoaugment
 
 # How each op is computed on the device.
-_TABLE, _GEOMETRY, _COLOR, _SHARPNESS, _AUTOCONTRAST, _EQUALIZE, _CUTOUT = range(7)
+_IDENTITY, _TABLE, _GEOMETRY, _COLOR, _SHARPNESS, _AUTOCONTRAST, _EQUALIZE, _CUTOUT = range(8)
 _KIND = {"AutoContrast": _AUTOCONTRAST, "Equalize": _EQUALIZE, "Invert": _TABLE, "Rotate": _GEOMETRY,
          "Posterize": _TABLE, "Solarize": _TABLE, "Color": _COLOR, "Contrast": _TABLE, "Brightness": _TABLE,
          "Sharpness": _SHARPNESS, "ShearX": _GEOMETRY, "ShearY": _GEOMETRY, "TranslateX": _GEOMETRY,
@@ -49,8 +49,10 @@ IDENTITY = None  # candidate name meaning "op not applied"
 @dataclasses.dataclass(frozen=True)
 class Candidates:
     """The constant tables of one op slot, one row per candidate (numpy, built by compile_candidates)."""
-    kinds: np.ndarray      # int32 [n]: _TABLE, _GEOMETRY, ...
-    tables: np.ndarray     # uint8 [n, 256]: the pixelwise ops' value map (identity for the others)
+    # Each row is the exact identity in the families its op is not in (identity table, factor 1, identity
+    # transform, empty Cutout), so the families can run one after the other on the whole batch.
+    kinds: np.ndarray      # int32 [n]: _IDENTITY, _TABLE, _GEOMETRY, ...
+    tables: np.ndarray     # uint8 [n, 256]: the pixelwise ops' value map
     products: np.ndarray   # float32 [n, 511]: fl(factor · k), k = −255..255 (Color, Sharpness)
     x_terms: np.ndarray    # float32 [n, 2, width]: fl(a0 · x), fl(b0 · x) of the transform (output → input)
     y_terms: np.ndarray    # float32 [n, 2, height]: fl(a1 · y), fl(b1 · y)
@@ -95,8 +97,9 @@ def compile_candidates(entries, height, width, hparams, uint8_wraparound=True):
     hparams: translate_const and cutout_const (autoaugment.AUTOAUGMENT_HPARAMS / RANDAUGMENT_HPARAMS)."""
     rows = []
     for name, level, negate in entries:
-        kind = _TABLE if name is IDENTITY else _KIND[name]
+        kind = _IDENTITY if name is IDENTITY else _KIND[name]
         arg = np.float32(0.0 if name is IDENTITY else autoaugment.level_to_arg(name, level, **hparams))
+        factor = arg if kind in (_COLOR, _SHARPNESS) else np.float32(1.0)
         signed = -arg if negate and name in autoaugment.SIGNED_OPS else arg
         transform = _transform(name if kind == _GEOMETRY else None, signed, height, width)
         columns, lines = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
@@ -105,8 +108,7 @@ def compile_candidates(entries, height, width, hparams, uint8_wraparound=True):
             tables=_pixel_table(name if kind == _TABLE else IDENTITY, level, negate, height, width, hparams,
                                 uint8_wraparound),
             # numpy float32 products round like the CPU kernels' separate multiplications.
-            products=arg * np.arange(-255, 256, dtype=np.float32) if kind in (_COLOR, _SHARPNESS)
-            else np.zeros(511, np.float32),
+            products=factor * np.arange(-255, 256, dtype=np.float32),
             x_terms=np.stack([transform[0] * columns, transform[3] * columns]),
             y_terms=np.stack([transform[1] * lines, transform[4] * lines]),
             offsets=transform[[2, 5]],
@@ -154,12 +156,16 @@ def _equalize_tables(images):
     return tf.where(step > 0, tables, tf.range(256))
 
 
+def _batch_offsets(images, stride):
+    """int32 [b, 1, 1, 1]: stride × the image's position in the batch, to index a flattened per-image table with
+    one plain gather (cheaper than a batch_dims gather on CPU)."""
+    return stride * tf.range(images.shape[0])[:, None, None, None]
+
+
 def _apply_tables(images, tables):
     """Map each pixel through its image's and channel's table (int32 [b, 3, 256])."""
-    batch = images.shape[0]
-    flat = tf.reshape(tf.cast(images, tf.int32) + tf.constant([0, 256, 512]), [batch, -1])
-    mapped = tf.gather(tf.reshape(tf.cast(tables, tf.uint8), [batch, 768]), flat, batch_dims=1)
-    return tf.reshape(mapped, tf.shape(images))
+    indices = tf.cast(images, tf.int32) + tf.constant([0, 256, 512]) + _batch_offsets(images, 768)
+    return tf.gather(tf.reshape(tf.cast(tables, tf.uint8), [-1]), indices)
 
 
 def _round_half_away(values):
@@ -184,18 +190,17 @@ def _geometry(images, index, cands):
 
     src_x, src_y = source(0, width), source(1, height)
     inside = (src_x >= 0) & (src_x < width) & (src_y >= 0) & (src_y < height)
-    positions = tf.reshape(tf.where(inside, src_y * width + src_x + 1, 0), [batch, -1])
+    # Row 0 of each image's pixel list is the fill colour.
+    positions = tf.where(inside, src_y * width + src_x + 1, 0) + _batch_offsets(images, height * width + 1)[..., 0]
     fill = tf.fill([batch, 1, 3], tf.constant(autoaugment.FILL_VALUE, tf.uint8))
-    pixels = tf.concat([fill, tf.reshape(images, [batch, -1, 3])], axis=1)
-    return tf.reshape(tf.gather(pixels, positions, batch_dims=1), tf.shape(images))
+    pixels = tf.reshape(tf.concat([fill, tf.reshape(images, [batch, -1, 3])], axis=1), [-1, 3])
+    return tf.gather(pixels, positions)
 
 
 def _blend(degenerate, images, index, cands):
     """to_uint8(d + fl(factor · (x − d))) with d integer-valued: one add of a table value per pixel."""
-    products = tf.gather(tf.constant(cands.products), index)  # [b, 511]
-    batch = images.shape[0]
-    differences = tf.reshape(tf.cast(images, tf.int32) - degenerate + 255, [batch, -1])
-    scaled = tf.reshape(tf.gather(products, differences, batch_dims=1), tf.shape(images))
+    products = tf.reshape(tf.gather(tf.constant(cands.products), index), [-1])  # [b · 511]
+    scaled = tf.gather(products, tf.cast(images, tf.int32) - degenerate + 255 + _batch_offsets(images, 511))
     return tf.cast(tf.clip_by_value(tf.cast(degenerate, tf.float32) + scaled, 0.0, 255.0), tf.uint8)
 
 
@@ -244,31 +249,38 @@ def _cutout(images, index, centers, cands):
 
 def apply_candidates(images, index, centers, cands):
     """Apply candidate index[i] of `cands` to image i: uint8 [b, h, w, 3] → uint8 [b, h, w, 3].
-    centers: int32 [b, 2], Cutout's centre per image (autoaugment.cutout_center of the op's seed)."""
+    centers: int32 [b, 2], Cutout's centre per image (autoaugment.cutout_center of the op's seed).
+
+    The families run one after the other on the whole batch, each skipped by a tf.cond when no image needs it;
+    an image whose op is in another family passes through exactly unchanged (see Candidates)."""
     kinds = tf.gather(tf.constant(cands.kinds), index)
 
-    def family(members, compute, current):
-        chosen = tf.reduce_any([tf.equal(kinds, k) for k in members], axis=0)
-        result = tf.cond(tf.reduce_any(chosen), compute, lambda: images)
-        return tf.where(chosen[:, None, None, None], result, current)
+    def needed(*members):
+        return tf.reduce_any([tf.equal(kinds, k) for k in members])
 
-    def tables():
+    def run_if(condition, compute, current):
+        return tf.cond(condition, lambda: compute(current), lambda: current)
+
+    def tables(current):
         rows = tf.broadcast_to(tf.cast(tf.gather(tf.constant(cands.tables), index), tf.int32)[:, None, :],
-                               [images.shape[0], 3, 256])
+                               [current.shape[0], 3, 256])
         for kind, make in ((_AUTOCONTRAST, _autocontrast_tables), (_EQUALIZE, _equalize_tables)):
             chosen = tf.equal(kinds, kind)
-            made = tf.cond(tf.reduce_any(chosen), lambda make=make: make(images), lambda: rows)
+            made = tf.cond(tf.reduce_any(chosen), lambda make=make: make(current), lambda: rows)
             rows = tf.where(chosen[:, None, None], made, rows)
-        return _apply_tables(images, rows)
+        return _apply_tables(current, rows)
 
-    def blends():
-        degenerate = tf.where(tf.equal(kinds, _COLOR)[:, None, None, None], _gray(images), _smoothed(images))
-        return _blend(degenerate, images, index, cands)
+    def blends(current):
+        gray = tf.cond(needed(_COLOR), lambda: _gray(current), lambda: tf.zeros_like(current[..., :1], tf.int32))
+        smooth = tf.cond(needed(_SHARPNESS), lambda: _smoothed(current), lambda: tf.zeros_like(current, tf.int32))
+        # One of the two per image (the other is zero): a sum instead of a broadcast select.
+        is_color = tf.cast(tf.equal(kinds, _COLOR), tf.int32)[:, None, None, None]
+        return _blend(gray * is_color + smooth * (1 - is_color), current, index, cands)
 
-    result = family((_TABLE, _AUTOCONTRAST, _EQUALIZE), tables, images)
-    result = family((_GEOMETRY,), lambda: _geometry(images, index, cands), result)
-    result = family((_COLOR, _SHARPNESS), blends, result)
-    return family((_CUTOUT,), lambda: _cutout(images, index, centers, cands), result)
+    result = run_if(needed(_TABLE, _AUTOCONTRAST, _EQUALIZE), tables, images)
+    result = run_if(needed(_GEOMETRY), lambda current: _geometry(current, index, cands), result)
+    result = run_if(needed(_COLOR, _SHARPNESS), blends, result)
+    return run_if(needed(_CUTOUT), lambda current: _cutout(current, index, centers, cands), result)
 
 
 # ----------------------------------------------------------------------------------------------------------
