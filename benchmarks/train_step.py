@@ -9,7 +9,13 @@ one JSON line:
     {"impl": "ours" | "keras", "model", "image_size", "batch", "precision", "images_per_sec",
      "first_step_s", "peak_rss_mb", ...}
 
-followed by one line of ratios ours / keras. With --runs=N every implementation runs N times (fresh processes)
+followed by one line of ratios ours / keras. The cost of the augmentation in the train step (data.augment_on_device):
+
+    python -m benchmarks.train_step --impl=ours --jit_compile --device_augment=autoaugment --runs=3
+    python -m benchmarks.train_step --impl=ours --jit_compile --device_augment=none --runs=3
+
+(ours only: the batch is then uint8 with per-example seeds, and the step augments it before the forward pass;
+the difference of the two step times per image is the augmentation's cost in the compiled step). With --runs=N every implementation runs N times (fresh processes)
 and the figures printed are the medians, with the individual runs under "runs".
 
 What is measured:
@@ -54,6 +60,8 @@ def parse_args(argv):
     parser.add_argument("--precision", default="float32", help="float32 or bfloat16 (mixed_bfloat16)")
     parser.add_argument("--impl", default="both", help="ours, keras or both")
     parser.add_argument("--runs", type=int, default=1, help="fresh processes per implementation (medians)")
+    parser.add_argument("--jit_compile", action="store_true", help="ours: compile the step with XLA (as on TPU)")
+    parser.add_argument("--device_augment", default="none", help="ours: none, autoaugment or randaugment in the step")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.model not in _KERAS_NAMES:
@@ -65,6 +73,10 @@ def parse_args(argv):
     for name in ("batch", "steps", "runs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}={getattr(args, name)}: expected a positive integer")
+    if args.device_augment not in ("none", "autoaugment", "randaugment"):
+        parser.error(f"--device_augment={args.device_augment!r}: expected none, autoaugment or randaugment")
+    if (args.device_augment != "none" or args.jit_compile) and args.impl != "ours":
+        parser.error("--device_augment and --jit_compile measure our step only: add --impl=ours")
     if args.warmup < 0:
         parser.error(f"--warmup={args.warmup}: expected an integer >= 0")
     if args.image_size is not None and args.image_size < 32:
@@ -102,11 +114,16 @@ def _run_ours(args, image_size):
     ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model), decay=0.9999)
     state = state_lib.TrainState(model=model, optimizer=optimizer, ema=ema, learning_rate=learning_rate)
     metrics = steps.TrainMetrics()
+    augment = args.device_augment != "none"
     cfg = steps.StepConfig(num_classes=NUM_CLASSES, global_batch_size=args.batch, label_smoothing=0.1,
-                           weight_decay=1e-5, jit_compile=False)
+                           weight_decay=1e-5, jit_compile=args.jit_compile, augment_on_device=augment,
+                           augment_name=args.device_augment)
     train_loop = steps.make_train_loop(state, tf.distribute.get_strategy(), cfg, metrics)
     images, labels = _synthetic_batch(args.batch, image_size)
     batch = {"images": images, "labels": labels, "bad_records": tf.zeros([], tf.int64)}
+    if augment:  # what the pipeline ships with augment_on_device: uint8 pixels and a seed per example
+        batch["images"] = images.astype("uint8")
+        batch["augment_seeds"] = tf.reshape(tf.range(2 * args.batch, dtype=tf.int64), [args.batch, 2])
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
     build_s = time.perf_counter() - start
 
@@ -169,6 +186,8 @@ def run_worker(args, impl):
     figures = (_run_ours if impl == "ours" else _run_keras)(args, image_size)
     record = {"impl": impl, "model": args.model, "image_size": image_size, "batch": args.batch,
               "precision": args.precision, "steps": args.steps, "warmup": args.warmup}
+    if impl == "ours":
+        record.update(jit_compile=args.jit_compile, device_augment=args.device_augment)
     record.update(figures)
     record["peak_rss_mb"] = _peak_rss_mb()
     return record
@@ -178,7 +197,9 @@ def _subprocess_record(args, impl):
     """Runs one implementation in a fresh interpreter and parses its JSON line."""
     command = [sys.executable, "-m", "benchmarks.train_step", "--worker", f"--impl={impl}",
                f"--model={args.model}", f"--batch={args.batch}", f"--steps={args.steps}",
-               f"--warmup={args.warmup}", f"--precision={args.precision}"]
+               f"--warmup={args.warmup}", f"--precision={args.precision}", f"--device_augment={args.device_augment}"]
+    if args.jit_compile:
+        command.append("--jit_compile")
     if args.image_size:
         command.append(f"--image_size={args.image_size}")
     result = subprocess.run(command, cwd=_REPO_ROOT, capture_output=True, text=True)
