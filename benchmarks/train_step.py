@@ -9,7 +9,8 @@ one JSON line:
     {"impl": "ours" | "keras", "model", "image_size", "batch", "precision", "images_per_sec",
      "first_step_s", "peak_rss_mb", ...}
 
-followed by one line of ratios ours / keras. The cost of the augmentation in the train step (data.augment_on_device):
+followed by one line of ratios ours / keras. The cost of the augmentation in the train step
+(data.augment_on_device):
 
     python -m benchmarks.train_step --impl=ours --jit_compile --device_augment=autoaugment --runs=3
     python -m benchmarks.train_step --impl=ours --jit_compile --device_augment=none --runs=3

@@ -25,8 +25,11 @@ built to leave XLA nothing to re-round:
 Static shapes throughout; every family of ops (lookup tables, histograms, geometry, blends, Cutout) runs under a
 tf.cond that skips it when no image of the batch needs it. Tested bit-identical to the host path for every op,
 level and sign, and for whole AutoAugment/RandAugment batches, eagerly and compiled with XLA on CPU
-(tests/data/test_device_augment.py). Not testable here: XLA on TPU; the design relies only on IEEE float32
-addition, int64 → float32 round-to-nearest-even conversion and a single multiplication by 255.5 (Color's grey).
+(tests/data/test_device_augment.py). Not testable here: XLA on TPU. The design relies only on IEEE float32
+addition and subtraction, floor and comparisons, int64 → float32 round-to-nearest-even conversion, and one
+multiplication (Color's grey · 255.5) that no addition follows; no division, no transcendental function.
+Cost: every family an image of the batch needs is computed for the whole batch (static shapes), so the
+device does more work per image than the host path; the figures are in benchmarks/README.md.
 """
 import dataclasses
 import functools
@@ -231,7 +234,8 @@ def _smoothed(images):
         for col in range(3):
             exact = total + int(units[row, col]) * pixels[:, row:row + height - 2, col:col + width - 2]
             total = tf.cast(tf.cast(exact, tf.float32), tf.int64)  # the tap's single rounding
-    smooth = tf.cast(tf.minimum(tf.bitwise.right_shift(total, tf.constant(_SHARPNESS_UNIT_EXPONENT, tf.int64)), 255), tf.int32)
+    whole = tf.bitwise.right_shift(total, tf.constant(_SHARPNESS_UNIT_EXPONENT, tf.int64))  # truncation (>= 0)
+    smooth = tf.cast(tf.minimum(whole, 255), tf.int32)
     return tf.cast(images, tf.int32) + tf.pad(smooth - tf.cast(images[:, 1:-1, 1:-1], tf.int32),
                                               [[0, 0], [1, 1], [1, 1], [0, 0]])
 
