@@ -16,8 +16,9 @@ followed by one line of ratios ours / keras. The cost of the augmentation in the
     python -m benchmarks.train_step --impl=ours --jit_compile --device_augment=none --runs=3
 
 (ours only: the batch is then uint8 with per-example seeds, and the step augments it before the forward pass;
-the difference of the two step times per image is the augmentation's cost in the compiled step). With --runs=N every implementation runs N times (fresh processes)
-and the figures printed are the medians, with the individual runs under "runs".
+the difference of the two step times per image is the augmentation's cost in the compiled step). With
+--runs=N every implementation runs N times (fresh processes) and the figures printed are the medians, with the
+individual runs under "runs".
 
 What is measured:
 - first_step_s: wall time from the first call of the training function (our train loop, or model.fit) to the
