@@ -31,6 +31,7 @@ multiplication (Color's grey · 255.5) that no addition follows; no division, no
 Cost: every family an image of the batch needs is computed for the whole batch (static shapes), so the
 device does more work per image than the host path; the figures are in benchmarks/README.md.
 """
+import contextlib
 import dataclasses
 import functools
 import math
@@ -63,11 +64,18 @@ class Candidates:
     half_sizes: np.ndarray  # int32 [n]: Cutout's half side
 
 
+@contextlib.contextmanager
+def _on_host():
+    """Eagerly, on the CPU (as the input pipeline runs the host path), even while a step is traced for a TPU."""
+    with tf.init_scope(), tf.device("/cpu:0"):
+        yield
+
+
 def _transform(name, signed_arg, height, width):
     """The 8-vector the host's transform kernel gets for a geometric op (autoaugment._rotate/_shear_*/_translate);
     the identity for any other op."""
     if name == "Rotate":
-        with tf.init_scope():  # the host's own float32 cos/sin/offset arithmetic, evaluated once here
+        with _on_host():  # the host's own float32 cos/sin/offset arithmetic, evaluated once here
             return autoaugment.rotate_transform(tf.constant(signed_arg, tf.float32), height, width).numpy()
     a0, a1, a2, b0, b1, b2 = 1.0, 0.0, 0.0, 0.0, 1.0, 0.0
     if name == "ShearX":
@@ -88,7 +96,7 @@ def _pixel_table(name, level, negate, height, width, hparams, uint8_wraparound):
         return np.arange(256, dtype=np.uint8)
     per_image = height * width * 3
     values = np.arange(math.ceil(256 / per_image) * per_image) % 256
-    with tf.init_scope():
+    with _on_host():
         out = [autoaugment.apply_op(tf.constant(chunk.reshape(height, width, 3), tf.uint8), name, level, negate,
                                     uint8_wraparound=uint8_wraparound, **hparams).numpy().reshape(-1)
                for chunk in values.reshape(-1, per_image)]

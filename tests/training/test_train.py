@@ -126,6 +126,26 @@ def test_two_replicas_match_one_device_for_the_same_global_batch(tmp_path, demo_
                                _final_weights(str(tmp_path / "one"), one), atol=2e-5)
 
 
+def test_augmentation_in_the_step_trains_the_same_weights_as_on_the_host(tmp_path, demo_cache):
+    """data.augment_on_device on 2 replicas vs the augmentation on the input host: bit-identical images, hence
+    the same weights (each replica augments its own slice of the batch with its examples' seeds). XLA cannot
+    compile a step whose variables sit on two logical CPUs, so the step here is plain TensorFlow; the
+    augmentation inside the XLA-compiled step is tested in test_tpu_readiness.py and tests/data."""
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs the two logical CPU devices configured in tests/conftest.py")
+    common = {"train.steps": 3, "runtime.mode": "train", "data.augment_name": "autoaugment",
+              "train.deterministic": True, "eval.steps_per_eval": 3}
+    weights = {}
+    for on_device in (False, True):
+        config = tiny_config(tmp_path / str(on_device), demo_cache, **common, **{"data.augment_on_device": on_device})
+        mirrored = tf.distribute.MirroredStrategy([d.name for d in devices[:2]],
+                                                  cross_device_ops=tf.distribute.ReductionToOneDevice())
+        run.run(config, strategy=mirrored)
+        weights[on_device] = _final_weights(str(tmp_path / str(on_device)), config)
+    np.testing.assert_array_equal(weights[True], weights[False])
+
+
 def test_eval_mode_records_the_step_of_the_checkpoint_it_scores(trained, demo_cache):
     config, _ = trained
     model_dir = config.runtime.model_dir
