@@ -2,10 +2,13 @@
 
   read            the source's records (interleaved shards, shuffled, repeated)
   parse           + tf.train.Example parsing
-  parse_label     + the label check the pipeline filters on
+  parse_label     + a label range check (the pipeline asserts it)
   decode_window   + decode of the random crop window (output reduced to 8×8 so no resize cost is added)
-  plain_none      + bicubic resize and flip: the plain chain of the same image work (one map)
-  pipeline_none   data.pipeline.make_dataset (enumerate, ignore_errors, filter, per-batch bad-record count)
+  plain_none      + bicubic resize and flip: the plain chain of the same image work (one map → batch, which
+                  tf.data fuses into one map-and-batch)
+  plain_ignore_errors   + ignore_errors between the map and the batch (the pipeline's one per-record
+                  bookkeeping stage; it also keeps tf.data from fusing the map into the batch)
+  pipeline_none   data.pipeline.make_dataset (enumerate, label Assert, ignore_errors, per-batch bad-record count)
   pipeline_autoaugment, pipeline_device_host   the pipeline with AutoAugment on the host / its host part only
 Interleaved like benchmarks/input_pipeline.py; medians over --repeats runs.
 
@@ -38,6 +41,9 @@ def _stages(source, size, batch):
             shape, tf.stack([seed, index]), preprocessing.default_crop_fraction(size)))
         return cropped
 
+    def plain(index, record):
+        return preprocessing.preprocess_for_train(source.parse(record)[0], size, tf.stack([seed, index]), "none")
+
     def made(**kwargs):
         return lambda: pipeline.make_dataset(source, "train", batch_size=batch, image_size=size, training=True,
                                              seed=0, shuffle_buffer=1024, **kwargs)
@@ -49,8 +55,9 @@ def _stages(source, size, batch):
             *source.parse(r))),
         "decode_window": lambda: mapped(lambda i, r: tf.image.resize_with_crop_or_pad(
             window(source.parse(r)[0], i), 8, 8)),
-        "plain_none": lambda: mapped(lambda i, r: preprocessing.preprocess_for_train(
-            source.parse(r)[0], size, tf.stack([seed, i]), "none")),
+        "plain_none": lambda: mapped(plain),
+        "plain_ignore_errors": lambda: records().map(plain, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(
+            ).batch(batch, drop_remainder=True),
         "pipeline_none": made(augment_name="none"),
         "pipeline_autoaugment": made(augment_name="autoaugment"),
         "pipeline_device_host": made(augment_name="autoaugment", augment_on_device=True),
