@@ -73,12 +73,13 @@ def _import_model_garden(path):
     if not path or not os.path.isdir(os.path.join(path, "official")):
         return None
     import types  # pylint: disable=import-outside-toplevel
-    sys.path.insert(0, os.path.abspath(path))
+    path = os.path.abspath(path)
+    sys.path.insert(0, path)
     try:  # any failure (missing tf_keras or gin, an incompatible version, ...) only skips the anchor
         for name in ("official.vision", "official.vision.configs", "official.core"):
             if name not in sys.modules:
                 package = types.ModuleType(name)
-                package.__path__ = [os.path.join(os.path.abspath(path), *name.split("."))]
+                package.__path__ = [os.path.join(path, *name.split("."))]
                 sys.modules[name] = package
         # pylint: disable=import-outside-toplevel
         from official.vision.configs import common
@@ -87,6 +88,9 @@ def _import_model_garden(path):
         augment.AutoAugment(augmentation_name="v0")  # fails early on an incompatible version
         return augment, classification_input, common
     except Exception as error:  # pylint: disable=broad-except
+        for name in [name for name in sys.modules if name == "official" or name.startswith("official.")]:
+            del sys.modules[name]  # nothing half-imported stays behind
+        sys.path.remove(path)
         print(json.dumps({"note": f"Model Garden not usable from {path}: {type(error).__name__}: "
                                   + str(error).splitlines()[0][:200]}), flush=True)
         return None
