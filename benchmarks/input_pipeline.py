@@ -1,7 +1,7 @@
 """Images per second and CPU ms per image of the input pipeline on a directory of ImageNet-format TFRecords.
 
 Configurations (--configs), each a fresh pipeline per timed run, interleaved (run 1 of every configuration, then
-run 2, ...) so that on a shared machine they all see the same mix of load:
+run 2, ..., the order rotated by one each round) so that on a shared machine they all see the same mix of load:
   none             data.pipeline.make_dataset, training, no augmentation (float32 images)
   autoaugment      ... with AutoAugment on the host (uint8 images)
   randaugment      ... with RandAugment on the host
@@ -26,6 +26,7 @@ share the cores, and 1000 · cores / cpu_ms_per_image estimates the rate on an i
   python benchmarks/input_pipeline.py --data_dir /tmp/photo_tfrecords [--model_garden_path /work/mg]
 """
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -50,15 +51,24 @@ def _cpu_seconds():
 
 def measure(make, batch_size, num_batches, warmup):
     """(images per second, CPU ms per image) over num_batches batches of a fresh pipeline, after `warmup`
-    batches (tracing, buffers filling)."""
-    iterator = iter(make())
-    for _ in range(warmup):
-        next(iterator)
-    start, cpu_start = time.perf_counter(), _cpu_seconds()
-    for _ in range(num_batches):
-        next(iterator)
+    batches (tracing, buffers filling). Python's garbage collector runs before the pipeline starts and is off
+    until the timed batches are done: a full collection in a TensorFlow process costs about 0.2 s of CPU, which
+    would otherwise land on whichever configuration happened to be running (0.1-0.2 ms per image at these run
+    lengths), and a pause after the warmup would let the pipeline fill its buffers untimed."""
+    gc.collect()
+    gc.disable()
+    try:
+        iterator = iter(make())
+        for _ in range(warmup):
+            next(iterator)
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
+        for _ in range(num_batches):
+            next(iterator)
+        seconds, cpu_seconds = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    finally:
+        gc.enable()
     images = num_batches * batch_size
-    return images / (time.perf_counter() - start), 1000.0 * (_cpu_seconds() - cpu_start) / images
+    return images / seconds, 1000.0 * cpu_seconds / images
 
 
 CONFIGS = ("none", "autoaugment", "randaugment", "device_host", "eval", "plain_none", "mg_none", "mg_autoaugment")
@@ -192,8 +202,8 @@ def run(args):
         print(json.dumps({"note": f"{' and '.join(wanted_mg)} skipped: give --model_garden_path, a directory "
                                   "holding a usable Model Garden official/ (see benchmarks/README.md)"}), flush=True)
     runs = {config: [] for config in configs}
-    for _ in range(args.repeats):
-        for config in configs:
+    for repeat in range(args.repeats):
+        for config in configs[repeat % len(configs):] + configs[:repeat % len(configs)]:  # rotated: no fixed order
             rate, cpu_ms = measure(_maker(args, source, config, model_garden), args.batch_size, args.num_batches,
                                    args.warmup)
             runs[config].append((rate, cpu_ms, os.getloadavg()[0]))

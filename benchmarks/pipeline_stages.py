@@ -10,11 +10,13 @@
                   bookkeeping stage; it also keeps tf.data from fusing the map into the batch)
   pipeline_none   data.pipeline.make_dataset (enumerate, label Assert, ignore_errors, per-batch bad-record count)
   pipeline_autoaugment, pipeline_device_host   the pipeline with AutoAugment on the host / its host part only
-Interleaved like benchmarks/input_pipeline.py; medians over --repeats runs.
+Interleaved like benchmarks/input_pipeline.py (order rotated each round, no garbage collection during the timed
+batches); medians over --repeats runs.
 
   python benchmarks/pipeline_stages.py --data_dir /tmp/photo_tfrecords
 """
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -82,15 +84,20 @@ def main(argv=None):
     stages = _stages(source, args.image_size, args.batch_size)
     names = args.stages or list(stages)
     runs = {name: [] for name in names}
-    for _ in range(args.repeats):
-        for name in names:
-            iterator = iter(stages[name]())
-            for _ in range(3):
-                next(iterator)
-            start = _cpu_seconds()
-            for _ in range(args.num_batches):
-                next(iterator)
-            runs[name].append(1000.0 * (_cpu_seconds() - start) / (args.num_batches * args.batch_size))
+    for repeat in range(args.repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:  # rotated: no fixed order
+            gc.collect()  # not during the timed batches (benchmarks/input_pipeline.py measure)
+            gc.disable()
+            try:
+                iterator = iter(stages[name]())
+                for _ in range(3):
+                    next(iterator)
+                start = _cpu_seconds()
+                for _ in range(args.num_batches):
+                    next(iterator)
+                runs[name].append(1000.0 * (_cpu_seconds() - start) / (args.num_batches * args.batch_size))
+            finally:
+                gc.enable()
     for name, values in runs.items():
         print(f"{name:22s} cpu_ms_per_image {statistics.median(values):.3f}  runs "
               f"{[round(v, 3) for v in values]}  load {os.getloadavg()[0]:.1f}")
