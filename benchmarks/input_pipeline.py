@@ -1,19 +1,23 @@
 """Images per second and CPU ms per image of the input pipeline on a directory of ImageNet-format TFRecords.
 
 Configurations (--configs), each a fresh pipeline per timed run, interleaved (run 1 of every configuration, then
-run 2, ...) so that on a shared machine they all see the same mix of load:
+run 2, ..., the order rotated by one each round) so that on a shared machine they all see the same mix of load:
   none             data.pipeline.make_dataset, training, no augmentation (float32 images)
   autoaugment      ... with AutoAugment on the host (uint8 images)
   randaugment      ... with RandAugment on the host
   device_host      ... with augment_on_device: the host part only (crop, resize, uint8, flip + seeds)
   eval             the eval pipeline (center crop, bicubic), repeated
   plain_none       a plain tf.data chain doing the same decode/crop/resize/flip work with none of the
-                   pipeline's bookkeeping (records → map → batch → prefetch): the floor to compare against
-  mg_autoaugment   the plain chain + Model Garden's AutoAugment (official/vision/ops/augment.py, policy v0)
-                   on the same uint8 crops; needs --model_garden_path (a directory holding official/), skipped
-                   with a note otherwise. Model Garden is not a dependency and is never part of this repository.
-and, once at the end, the device-side augmentation: data.device_augment.augment_batch on batches from the
-device_host pipeline, in a tf.function on this CPU (ms per image; whether it compiles with XLA is reported).
+                   pipeline's bookkeeping (records → map → batch → prefetch)
+  mg_none          Model Garden's classification training input (official/vision/dataloaders/
+                   classification_input.py Decoder + Parser: window decode, random crop, flip, bilinear
+                   resize, normalize) mapped as its InputReader does, on the same records
+  mg_autoaugment   ... with its AutoAugment v0 (official/vision/ops/augment.py, distort on uint8)
+The mg_ configurations need --model_garden_path (a directory holding Model Garden's official/, see
+benchmarks/README.md) and are skipped with a note otherwise. Model Garden is not a dependency and is never part
+of this repository. Once at the end, the device-side augmentation: data.device_augment.augment_batch on batches
+from the device_host pipeline on this CPU, in a tf.function without XLA and with jit_compile=True (CPU ms per
+image each, or the error in one line).
 One JSON line per configuration: images_per_sec and cpu_ms_per_image are medians over --repeats runs of
 --num_batches batches (after --warmup batches); load_avg is the 1-minute load average after each run.
 cpu_ms_per_image is process CPU time (user + system) per image: unlike wall time it barely moves when other jobs
@@ -22,6 +26,7 @@ share the cores, and 1000 · cores / cpu_ms_per_image estimates the rate on an i
   python benchmarks/input_pipeline.py --data_dir /tmp/photo_tfrecords [--model_garden_path /work/mg]
 """
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -46,47 +51,89 @@ def _cpu_seconds():
 
 def measure(make, batch_size, num_batches, warmup):
     """(images per second, CPU ms per image) over num_batches batches of a fresh pipeline, after `warmup`
-    batches (tracing, buffers filling)."""
-    iterator = iter(make())
-    for _ in range(warmup):
-        next(iterator)
-    start, cpu_start = time.perf_counter(), _cpu_seconds()
-    for _ in range(num_batches):
-        next(iterator)
+    batches (tracing, buffers filling). Python's garbage collector runs before the pipeline starts and is off
+    until the timed batches are done: a full collection in a TensorFlow process costs about 0.2 s of CPU, which
+    would otherwise land on whichever configuration happened to be running (0.1-0.2 ms per image at these run
+    lengths), and a pause after the warmup would let the pipeline fill its buffers untimed."""
+    gc.collect()
+    gc.disable()
+    try:
+        iterator = iter(make())
+        for _ in range(warmup):
+            next(iterator)
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
+        for _ in range(num_batches):
+            next(iterator)
+        seconds, cpu_seconds = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    finally:
+        gc.enable()
     images = num_batches * batch_size
-    return images / (time.perf_counter() - start), 1000.0 * (_cpu_seconds() - cpu_start) / images
+    return images / seconds, 1000.0 * cpu_seconds / images
 
 
-CONFIGS = ("none", "autoaugment", "randaugment", "device_host", "eval", "plain_none", "mg_autoaugment")
+CONFIGS = ("none", "autoaugment", "randaugment", "device_host", "eval", "plain_none", "mg_none", "mg_autoaugment")
 
 
-def _model_garden_autoaugment(path):
-    """Model Garden's AutoAugment v0 (distort: uint8 → uint8), imported from `path`/official; None if absent."""
+def _import_model_garden(path):
+    """Model Garden's (augment, classification_input, common) modules from `path`/official, or None with a
+    one-line note. The package __init__ files of official.vision, official.vision.configs and official.core
+    import every task (COCO evaluation, ...) and their dependencies; they are bypassed by registering those
+    three packages empty, so only the modules the classification input parser really imports get loaded (its
+    configs, preprocess_ops, augment, box_ops; they need tf_keras, gin-config, PyYAML and six)."""
     if not path or not os.path.isdir(os.path.join(path, "official")):
         return None
+    import types  # pylint: disable=import-outside-toplevel
+    path = os.path.abspath(path)
     sys.path.insert(0, path)
-    try:  # any failure (missing tensorflow-addons, Keras 2 internals, ...) only skips the anchor
-        from official.vision.ops import augment  # pylint: disable=import-outside-toplevel
-        return augment.AutoAugment(augmentation_name="v0")
+    try:  # any failure (missing tf_keras or gin, an incompatible version, ...) only skips the anchor
+        for name in ("official.vision", "official.vision.configs", "official.core"):
+            if name not in sys.modules:
+                package = types.ModuleType(name)
+                package.__path__ = [os.path.join(path, *name.split("."))]
+                sys.modules[name] = package
+        # pylint: disable=import-outside-toplevel
+        from official.vision.configs import common
+        from official.vision.dataloaders import classification_input
+        from official.vision.ops import augment
+        augment.AutoAugment(augmentation_name="v0")  # fails early on an incompatible version
+        return augment, classification_input, common
     except Exception as error:  # pylint: disable=broad-except
-        print(json.dumps({"note": f"Model Garden not usable from {path}: {type(error).__name__}: {error}"}),
-              flush=True)
+        for name in [name for name in sys.modules if name == "official" or name.startswith("official.")]:
+            del sys.modules[name]  # nothing half-imported stays behind
+        sys.path.remove(path)
+        print(json.dumps({"note": f"Model Garden not usable from {path}: {type(error).__name__}: "
+                                  + str(error).splitlines()[0][:200]}), flush=True)
         return None
 
 
-def _plain_chain(args, source, augmenter=None):
-    """records → shuffle/repeat → one map (parse, crop, resize, flip[, augment]) → batch → prefetch: the same
-    image work as the pipeline's, without its bad-record bookkeeping."""
+def _model_garden_chain(args, source, model_garden, autoaugment):
+    """Model Garden's training input as its InputReader runs the classification task (official/core/
+    input_reader.py: records → shuffle → map(decoder) → map(parser) → batch(drop_remainder) → prefetch, maps at
+    AUTOTUNE), on the same records as ours (source.records, same shuffle buffer): its classification_input
+    Decoder and Parser(output_size=[s, s]) with their defaults (decode_jpeg_only: extract_jpeg_shape,
+    random_crop_image_v2 / center_crop_image_v2 window decode, random flip, bilinear tf.image.resize, normalize,
+    float32), and with `autoaugment` its AutoAugment v0 (aug_type autoaug, distort on uint8 after the
+    resize, as Parser._parse_train_image applies it)."""
+    _, classification_input, common = model_garden
+    aug_type = common.Augmentation(type="autoaug", autoaug=common.AutoAugment(augmentation_name="v0")) \
+        if autoaugment else None
+    decoder = classification_input.Decoder()
+    parser = classification_input.Parser(output_size=[args.image_size, args.image_size],
+                                         num_classes=source.num_classes, aug_type=aug_type)
+    records = source.records("train", training=True, seed=0).shuffle(args.shuffle_buffer, seed=0).repeat()
+    dataset = records.map(decoder.decode, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(parser.parse_fn(is_training=True), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(args.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _plain_chain(args, source):
+    """records → shuffle/repeat → one map (parse, crop, resize, flip) → batch → prefetch: the same image work
+    as the pipeline's none configuration, without its bookkeeping."""
     seed = tf.constant(0, tf.int64)
 
     def process(index, record):
         image, label = source.parse(record)
-        example_seed = tf.stack([seed, index])
-        if augmenter is None:
-            pixels = preprocessing.preprocess_for_train(image, args.image_size, example_seed, "none")
-        else:
-            pixels, _ = preprocessing.augmentation_input(image, args.image_size, example_seed)
-            pixels = augmenter.distort(pixels)
+        pixels = preprocessing.preprocess_for_train(image, args.image_size, tf.stack([seed, index]), "none")
         return {"images": pixels, "labels": label}
 
     records = source.records("train", training=True, seed=0)
@@ -95,7 +142,7 @@ def _plain_chain(args, source, augmenter=None):
         args.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def _maker(args, source, config, mg_augmenter):
+def _maker(args, source, config, model_garden):
     """A function building a fresh pipeline of one configuration."""
     def make():
         if config == "eval":  # one pass: repeat it so a run can be as long as the training runs
@@ -103,8 +150,8 @@ def _maker(args, source, config, mg_augmenter):
                                          training=False).repeat()
         if config == "plain_none":
             return _plain_chain(args, source)
-        if config == "mg_autoaugment":
-            return _plain_chain(args, source, mg_augmenter)
+        if config in ("mg_none", "mg_autoaugment"):
+            return _model_garden_chain(args, source, model_garden, config == "mg_autoaugment")
         return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
                                      training=True, augment_name="autoaugment" if config == "device_host" else config,
                                      seed=0, shuffle_buffer=args.shuffle_buffer,
@@ -112,43 +159,52 @@ def _maker(args, source, config, mg_augmenter):
     return make
 
 
+def _augment_cpu_ms(augment, batches, repeats):
+    """CPU ms per image of augment(images, seeds) over `batches`, one median over `repeats` passes (traced and,
+    with XLA, compiled beforehand)."""
+    augment(*batches[0]).numpy()
+    runs = []
+    for _ in range(repeats):
+        cpu_start = _cpu_seconds()
+        for images, seeds in batches:
+            augment(images, seeds).numpy()
+        runs.append(1000.0 * (_cpu_seconds() - cpu_start) / sum(int(images.shape[0]) for images, _ in batches))
+    return {"cpu_ms_per_image": round(statistics.median(runs), 3), "cpu_ms_runs": [round(r, 3) for r in runs]}
+
+
 def device_augment_cost(args, source):
-    """CPU ms per image of device_augment.augment_batch (AutoAugment) in a tf.function on this machine, median
-    over --repeats runs of --num_batches batches prepared beforehand; plus whether it compiles with XLA."""
+    """CPU ms per image of device_augment.augment_batch(images, seeds, "autoaugment") on this machine on batches
+    of the device_host pipeline prepared beforehand: in a tf.function without XLA and with jit_compile=True
+    (median over --repeats runs of --num_batches batches each). A build or compile failure of either is
+    reported in one line instead."""
     dataset = pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
                                     training=True, augment_name="autoaugment", seed=0, augment_on_device=True,
                                     shuffle_buffer=args.shuffle_buffer)
     batches = [(b["images"], b["augment_seeds"]) for b in dataset.take(args.num_batches)]
-    augment = tf.function(lambda images, seeds: device_augment.augment_batch(images, seeds, "autoaugment"))
-    augment(*batches[0])  # trace
-    runs = []
-    for _ in range(args.repeats):
-        cpu_start = _cpu_seconds()
-        for images, seeds in batches:
-            augment(images, seeds).numpy()
-        runs.append(1000.0 * (_cpu_seconds() - cpu_start) / (len(batches) * args.batch_size))
-    try:
-        tf.function(lambda images, seeds: device_augment.augment_batch(images, seeds, "autoaugment"),
-                    jit_compile=True)(*batches[0])
-        xla = "compiles"
-    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
-        xla = "does not compile: " + str(error).splitlines()[0][:200]
-    return {"device_augment": "autoaugment", "where": "tf.function on this CPU (no XLA)",
-            "cpu_ms_per_image": round(statistics.median(runs), 3), "cpu_ms_runs": [round(r, 3) for r in runs],
-            "xla": xla}
+    result = {"device_augment": "autoaugment", "where": "this CPU", "batch_size": args.batch_size}
+    for key, jit_compile in (("tf_function", False), ("xla", True)):
+        augment = tf.function(lambda images, seeds: device_augment.augment_batch(images, seeds, "autoaugment"),
+                              jit_compile=jit_compile)
+        try:
+            result[key] = _augment_cpu_ms(augment, batches, args.repeats)
+        except Exception as error:  # pylint: disable=broad-except
+            message = (str(error).strip().splitlines() or [""])[0][:200]
+            result[key] = {"error": f"{type(error).__name__}: {message}"}
+    return result
 
 
 def run(args):
     source = sources.get_source(data_dir=args.data_dir, holdout_shards=0)
-    mg_augmenter = _model_garden_autoaugment(args.model_garden_path) if "mg_autoaugment" in args.configs else None
-    configs = [c for c in args.configs if c != "mg_autoaugment" or mg_augmenter is not None]
+    wanted_mg = [c for c in args.configs if c.startswith("mg_")]
+    model_garden = _import_model_garden(args.model_garden_path) if wanted_mg else None
+    configs = [c for c in args.configs if model_garden is not None or not c.startswith("mg_")]
     if len(configs) < len(args.configs):
-        print(json.dumps({"note": "mg_autoaugment skipped: give --model_garden_path, a directory holding a usable "
-                                  "Model Garden official/ (see benchmarks/README.md)"}), flush=True)
+        print(json.dumps({"note": f"{' and '.join(wanted_mg)} skipped: give --model_garden_path, a directory "
+                                  "holding a usable Model Garden official/ (see benchmarks/README.md)"}), flush=True)
     runs = {config: [] for config in configs}
-    for _ in range(args.repeats):
-        for config in configs:
-            rate, cpu_ms = measure(_maker(args, source, config, mg_augmenter), args.batch_size, args.num_batches,
+    for repeat in range(args.repeats):
+        for config in configs[repeat % len(configs):] + configs[:repeat % len(configs)]:  # rotated: no fixed order
+            rate, cpu_ms = measure(_maker(args, source, config, model_garden), args.batch_size, args.num_batches,
                                    args.warmup)
             runs[config].append((rate, cpu_ms, os.getloadavg()[0]))
     for config, results in runs.items():
@@ -173,9 +229,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shuffle_buffer", type=int, default=1024)
     parser.add_argument("--configs", nargs="+", choices=CONFIGS,
-                        default=["none", "plain_none", "autoaugment", "device_host", "mg_autoaugment"])
+                        default=["none", "plain_none", "mg_none", "autoaugment", "device_host", "mg_autoaugment"])
     parser.add_argument("--model_garden_path", default=None,
-                        help="directory holding Model Garden's official/ (for mg_autoaugment)")
+                        help="directory holding Model Garden's official/ (for mg_none, mg_autoaugment)")
     parser.add_argument("--no_device_cost", dest="device_cost", action="store_false",
                         help="skip the device-side augmentation cost")
     run(parser.parse_args(argv))

@@ -2,16 +2,21 @@
 
   read            the source's records (interleaved shards, shuffled, repeated)
   parse           + tf.train.Example parsing
-  parse_label     + the label check the pipeline filters on
+  parse_label     + a label range check (the pipeline asserts it)
   decode_window   + decode of the random crop window (output reduced to 8×8 so no resize cost is added)
-  plain_none      + bicubic resize and flip: the plain chain of the same image work (one map)
-  pipeline_none   data.pipeline.make_dataset (enumerate, ignore_errors, filter, per-batch bad-record count)
+  plain_none      + bicubic resize and flip: the plain chain of the same image work (one map → batch, which
+                  tf.data fuses into one map-and-batch)
+  plain_ignore_errors   + ignore_errors between the map and the batch (the pipeline's one per-record
+                  bookkeeping stage; it also keeps tf.data from fusing the map into the batch)
+  pipeline_none   data.pipeline.make_dataset (enumerate, label Assert, ignore_errors, per-batch bad-record count)
   pipeline_autoaugment, pipeline_device_host   the pipeline with AutoAugment on the host / its host part only
-Interleaved like benchmarks/input_pipeline.py; medians over --repeats runs.
+Interleaved like benchmarks/input_pipeline.py (order rotated each round, no garbage collection during the timed
+batches); medians over --repeats runs.
 
   python benchmarks/pipeline_stages.py --data_dir /tmp/photo_tfrecords
 """
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -38,6 +43,9 @@ def _stages(source, size, batch):
             shape, tf.stack([seed, index]), preprocessing.default_crop_fraction(size)))
         return cropped
 
+    def plain(index, record):
+        return preprocessing.preprocess_for_train(source.parse(record)[0], size, tf.stack([seed, index]), "none")
+
     def made(**kwargs):
         return lambda: pipeline.make_dataset(source, "train", batch_size=batch, image_size=size, training=True,
                                              seed=0, shuffle_buffer=1024, **kwargs)
@@ -49,8 +57,9 @@ def _stages(source, size, batch):
             *source.parse(r))),
         "decode_window": lambda: mapped(lambda i, r: tf.image.resize_with_crop_or_pad(
             window(source.parse(r)[0], i), 8, 8)),
-        "plain_none": lambda: mapped(lambda i, r: preprocessing.preprocess_for_train(
-            source.parse(r)[0], size, tf.stack([seed, i]), "none")),
+        "plain_none": lambda: mapped(plain),
+        "plain_ignore_errors": lambda: records().map(plain, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(
+            ).batch(batch, drop_remainder=True),
         "pipeline_none": made(augment_name="none"),
         "pipeline_autoaugment": made(augment_name="autoaugment"),
         "pipeline_device_host": made(augment_name="autoaugment", augment_on_device=True),
@@ -75,15 +84,20 @@ def main(argv=None):
     stages = _stages(source, args.image_size, args.batch_size)
     names = args.stages or list(stages)
     runs = {name: [] for name in names}
-    for _ in range(args.repeats):
-        for name in names:
-            iterator = iter(stages[name]())
-            for _ in range(3):
-                next(iterator)
-            start = _cpu_seconds()
-            for _ in range(args.num_batches):
-                next(iterator)
-            runs[name].append(1000.0 * (_cpu_seconds() - start) / (args.num_batches * args.batch_size))
+    for repeat in range(args.repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:  # rotated: no fixed order
+            gc.collect()  # not during the timed batches (benchmarks/input_pipeline.py measure)
+            gc.disable()
+            try:
+                iterator = iter(stages[name]())
+                for _ in range(3):
+                    next(iterator)
+                start = _cpu_seconds()
+                for _ in range(args.num_batches):
+                    next(iterator)
+                runs[name].append(1000.0 * (_cpu_seconds() - start) / (args.num_batches * args.batch_size))
+            finally:
+                gc.enable()
     for name, values in runs.items():
         print(f"{name:22s} cpu_ms_per_image {statistics.median(values):.3f}  runs "
               f"{[round(v, 3) for v in values]}  load {os.getloadavg()[0]:.1f}")

@@ -1,5 +1,5 @@
-"""The tf.data input pipeline: source → shard per input pipeline → shuffle/repeat → decode, crop, augment →
-skip bad records → static-shape batches → count bad records per batch → prefetch.
+"""The tf.data input pipeline: source → shard per input pipeline → shuffle/repeat → check the label, decode, crop,
+augment → skip bad records → static-shape batches → count bad records per batch → prefetch.
 
 Training elements: {"images": [b, s, s, 3] in [0, 255], "labels": int32 [b], "bad_records": int64 [b]}
 (bad_records is this pipeline's running count of skipped records; take the max). Images are uint8 when the
@@ -16,8 +16,9 @@ variables and no tf.py_function anywhere (TPU hosts run graph ops only; has_py_f
 
 Bad records: a record whose bytes are not an image, fail to decode, or whose label lies outside
 [0, num_classes) is dropped and counted (num_classes: the run's class count, by default the source's). A bad
-label is flagged and filtered; decode errors (and a truncated file's unreadable tail, see data/sources.py) are
-dropped by ignore_errors and show up as a gap in the record positions; both are counted once per batch.
+label fails its element (an Assert in the per-record map) like a decode error does; both (and a truncated
+file's unreadable tail, see data/sources.py) are dropped by ignore_errors and show up as a gap in the record
+positions, counted once per batch.
 When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the pipeline
 raises InvalidArgumentError whose message contains "Too many bad records".
 """
@@ -40,10 +41,11 @@ def _check_positive_int(name, value, allow_none=False):
 
 def _record_fn(source, num_classes, image_size, training, seed, position_scale, position_offset, crop, augment,
                augment_on_device):
-    """The per-record map: parse, check the label, preprocess. Returns a dict with an "ok" flag (label in range)
-    for the filter after the map. Bytes that are not an image fail to decode and the record is dropped by
-    ignore_errors; no tf.cond around the preprocessing (it cost more than decoding the rare record with a bad
-    label, benchmarks/README.md).
+    """The per-record map: parse, check the label, preprocess → {"images", "labels", "index" (the record's
+    position)[, "augment_seeds"]}. A label outside [0, num_classes) fails the element (Assert) and bytes that are
+    not an image fail to decode; ignore_errors drops either. No tf.cond around the preprocessing (it cost more
+    than decoding the rare record with a bad label, benchmarks/README.md) and no ok flag with a filter stage
+    after the map (a per-record function call in the consumer thread, benchmarks/README.md).
 
     Images: training with augmentation → uint8 (the augmentation works on uint8, so nothing is lost; a quarter
     of the bytes of float32 through tf.data and the infeed), with augment_on_device the uint8 input of the
@@ -65,10 +67,15 @@ def _record_fn(source, num_classes, image_size, training, seed, position_scale, 
 
     def process(index, record):
         image, label = source.parse(record)
-        ok = tf.logical_and(label >= 0, label < num_classes)
+        # A label outside the classes fails the element like undecodable bytes do: ignore_errors drops it and
+        # the gap in the positions counts it (no per-record flag and filter stage).
+        check = tf.debugging.Assert(tf.logical_and(label >= 0, label < num_classes),
+                                    ["label outside [0, num_classes): ", label, " num_classes: ", num_classes])
+        with tf.control_dependencies([check]):
+            label = tf.identity(label)
         example_seed = tf.stack([seed, index * position_scale + position_offset])
         pixels, augment_seed = good(image, example_seed)
-        element = {"images": pixels, "labels": label, "index": index, "ok": ok}
+        element = {"images": pixels, "labels": label, "index": index}
         if augment_on_device:
             element["augment_seeds"] = augment_seed
         return element
@@ -80,7 +87,8 @@ def _count_bad(max_bad_fraction, min_records):
     """scan() function over BATCHES of good records: carry the number of good records so far; bad = records
     read − good, where the records read are the last good record's position + 1 (a record dropped by
     ignore_errors, e.g. an undecodable JPEG or a truncated file's tail, leaves a gap in the positions).
-    Counting per batch instead of per record keeps the per-record chain as plain as map → filter → batch."""
+    Counting per batch instead of per record keeps the per-record chain as plain as map → ignore_errors →
+    batch."""
     def step(good_so_far, batch):
         good = good_so_far + tf.cast(tf.shape(batch["index"])[0], tf.int64)
         read = tf.reduce_max(batch["index"]) + 1
@@ -93,7 +101,7 @@ def _count_bad(max_bad_fraction, min_records):
         check = tf.debugging.Assert(tf.logical_not(too_many), [message])
         with tf.control_dependencies([check]):
             bad = tf.identity(bad)
-        batch = {key: value for key, value in batch.items() if key not in ("index", "ok")}
+        batch = {key: value for key, value in batch.items() if key != "index"}
         batch["bad_records"] = tf.fill(tf.shape(batch["labels"]), bad)
         return good, batch
 
@@ -114,8 +122,8 @@ def _examples(source, split, *, num_classes, image_size, training, seed, determi
                          pipeline_id, crop, augment, augment_on_device)
     # Keep the map ordered even when deterministic=False: bad-record counting reads gaps in the positions.
     dataset = records.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.ignore_errors(log_warning=True)  # undecodable bytes: skipped here, counted by the gap
-    return dataset.filter(lambda element: element["ok"])
+    # Undecodable bytes and labels outside the classes: skipped here, counted by the gap in the positions.
+    return dataset.ignore_errors(log_warning=True)
 
 
 def _pad_batch(batch, batch_size):
