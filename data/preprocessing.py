@@ -223,13 +223,6 @@ def preprocess_for_train(image, image_size, seed, augment_name="autoaugment", ra
                            uint8_wraparound), tf.float32)
 
 
-def fold_in_range(seed, count):
-    """[tf.random.experimental.stateless_fold_in(seed, i) for i in range(count)], bit for bit, with one random
-    draw instead of `count`: fold_in(seed, i) is [draw(seed), i] (int32) with the same draw for every i."""
-    draw = tf.random.stateless_uniform([], seed=seed, minval=None, maxval=None, dtype=tf.int32)
-    return [tf.stack([draw, tf.constant(i, tf.int32)]) for i in range(count)]
-
-
 def _crop_and_resize(image, image_size, seed, crop_fraction, resize_method, area_range, aspect_ratio_range):
     """The random crop, resized (float32, not clipped) → (pixels, flip seed, augmentation seed)."""
     check_resize_method(resize_method)
@@ -240,7 +233,7 @@ def _crop_and_resize(image, image_size, seed, crop_fraction, resize_method, area
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     if seed.shape != (2,):
         raise ValueError(f"seed must be an integer tensor of shape [2], got shape {seed.shape}")
-    crop_seed, flip_seed, augment_seed = fold_in_range(seed, 3)
+    crop_seed, flip_seed, augment_seed = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
     cropped, fallback = decode_and_crop(
         image, lambda shape: random_crop_window(shape, crop_seed, crop_fraction, area_range, aspect_ratio_range))
     return _train_resize(cropped, image_size, resize_method, fallback), flip_seed, augment_seed

@@ -120,14 +120,3 @@ def test_train_augmented_path_equals_flip_before_truncation():
         expected = autoaugment.distort_with_autoaugment(truncated, augment_seed)
         got = preprocessing.preprocess_for_train(jpeg, 28, seed, augment_name="autoaugment")
         np.testing.assert_array_equal(got.numpy(), tf.cast(expected, tf.float32).numpy())
-
-
-def test_fold_in_range_is_stateless_fold_in_bit_for_bit():
-    # The crop, flip and augmentation seeds come from one random draw instead of three fold_in calls: same seeds.
-    for seed in ([0, 0], [3, -5], [2**40, 7], [-1, 2**62]):
-        seed = tf.constant(seed, tf.int64)
-        derived = preprocessing.fold_in_range(seed, 3)
-        for i, value in enumerate(derived):
-            expected = tf.random.experimental.stateless_fold_in(seed, i)
-            assert value.dtype == expected.dtype
-            np.testing.assert_array_equal(value.numpy(), expected.numpy())
