@@ -77,7 +77,7 @@ def _host(images, seeds, name, layers, magnitude):
 
 @pytest.mark.parametrize("name, layers, magnitude, size", [
     ("autoaugment", 2, 10, 40), ("randaugment", 2, 10, 40), ("randaugment", 3, 28, 40), ("randaugment", 1, 0, 40),
-    ("randaugment", 2, 17.5, 40), ("autoaugment", 2, 10, 224)])
+    ("randaugment", 2, 17.5, 40), ("autoaugment", 2, 10, 224), ("randaugment", 2, 10, 7)])  # 7²·3 < 256 values
 def test_policy_batch_equals_host_path_eagerly_and_under_xla(name, layers, magnitude, size):
     rng = np.random.default_rng(size + layers)
     count = 64 if size < 100 else 12
