@@ -29,7 +29,10 @@ level and sign, and for whole AutoAugment/RandAugment batches, eagerly and compi
 addition and subtraction, floor and comparisons, int64 → float32 round-to-nearest-even conversion, and one
 multiplication (Color's grey · 255.5) that no addition follows; no division, no transcendental function.
 Cost: every family an image of the batch needs is computed for the whole batch (static shapes), so the
-device does more work per image than the host path; the figures are in benchmarks/README.md.
+device does more work per image than the host path; the figures are in benchmarks/README.md. Each op slot does
+about six per-pixel gathers (tables, geometry, grey, blend); TPUs are known to run element-wise gathers slowly
+(tensorflow/tensorflow issue 80253), and the cost on a TPU is unmeasured. If they dominate there, the uint8
+tables can become one-hot matmuls in bfloat16, exact for values 0..255.
 """
 import contextlib
 import dataclasses
