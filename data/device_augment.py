@@ -109,6 +109,7 @@ def _pixel_table(name, level, negate, height, width, hparams, uint8_wraparound):
 def compile_candidates(entries, height, width, hparams, uint8_wraparound=True):
     """Candidates for `entries`, a sequence of (op name or IDENTITY, level, negate), on height × width images.
     hparams: translate_const and cutout_const (autoaugment.AUTOAUGMENT_HPARAMS / RANDAUGMENT_HPARAMS)."""
+    columns, lines = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
     rows = []
     for name, level, negate in entries:
         kind = _IDENTITY if name is IDENTITY else _KIND[name]
@@ -116,7 +117,6 @@ def compile_candidates(entries, height, width, hparams, uint8_wraparound=True):
         factor = arg if kind in (_COLOR, _SHARPNESS) else np.float32(1.0)
         signed = -arg if negate and name in autoaugment.SIGNED_OPS else arg
         transform = _transform(name if kind == _GEOMETRY else None, signed, height, width)
-        columns, lines = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
         rows.append(dict(
             kinds=kind,
             tables=_pixel_table(name if kind == _TABLE else IDENTITY, level, negate, height, width, hparams,
