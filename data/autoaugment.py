@@ -160,17 +160,55 @@ def _brightness(image, factor):
     return _blend(0.0, image, factor)
 
 
-def _sharpness(image, factor):
-    """Blend with a 3×3 smoothed copy (kernel [[1,1,1],[1,5,1],[1,1,1]]/13, valid region only; the one-pixel
-    border keeps the original pixels), as PIL and tensorflow/tpu do."""
-    kernel = tf.constant([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0
-    kernel = tf.tile(kernel[:, :, None, None], [1, 1, 3, 1])
-    smooth = tf.nn.depthwise_conv2d(tf.cast(image, tf.float32)[None], kernel, [1, 1, 1, 1], "VALID")[0]
-    smooth = tf.cast(_to_uint8(smooth), tf.float32)
-    pixels = tf.cast(image, tf.float32)
+# Sharpness' smoothing kernel as the original builds it in float32 (tensorflow/tpu autoaugment.py sharpness:
+# [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13): fl(1/13) and fl(5/13). Every product fl(k · weight), k = 0..255, and every
+# partial sum of such products is a whole multiple of 2**-27, so the smoothing is computed exactly in int64 units.
+_SHARPNESS_KERNEL = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32) / np.float32(13.0)
+_SHARPNESS_UNIT_EXPONENT = 27
+
+
+def _to_float32_units(units):
+    """Rounds int64 units of 2**-27 to the nearest float32 value (ties to even), in the same units. The value
+    float32(n) of an integer n is n rounded to 24 significant bits, and scaling by 2**27 is exact, so this is
+    float32 rounding of the real value n · 2**-27."""
+    return tf.cast(tf.cast(units, tf.float32), tf.int64)
+
+
+def smoothed(images):
+    """int32 [..., h, w, 3]: the degenerate image of Sharpness, for one image or a batch: the 3×3 smoothing of
+    the interior (valid region, truncated to uint8), the one-pixel border kept.
+
+    The original ran tf.nn.depthwise_conv2d. TensorFlow's CPU kernel for it (depthwise_conv_op.cc) accumulates
+    the 3×3 taps in row-major order from 0 with Eigen's pmadd, which is one rounding per product and one per sum
+    unless TensorFlow was compiled with FMA, and TensorFlow 1.x's published CPU builds were not (AVX only); the
+    oneDNN kernel that TensorFlow 2 picks on some Intel CPUs fuses them instead, and XLA may too. This computes
+    the TF 1.x result, fl(fl(acc) + fl(weight · pixel)) per tap, with integer arithmetic and int64 → float32
+    conversions only, so it gives the same pixels on every CPU, with oneDNN on or off, and under XLA
+    (data/device_augment.py runs it inside the train step; docs/recipe.md §4 has the measurements).
+    """
+    units = (_SHARPNESS_KERNEL.astype(np.float64) * 2.0 ** _SHARPNESS_UNIT_EXPONENT).astype(np.int64)
+    assert np.array_equal(units / 2.0 ** _SHARPNESS_UNIT_EXPONENT, _SHARPNESS_KERNEL)  # the weights are whole units
+    pixels = tf.cast(images, tf.int64)
+    shape = tf.shape(images)
+    height, width = shape[-3], shape[-2]
+    total = None
+    for row in range(3):
+        for col in range(3):
+            tap = pixels[..., row:row + height - 2, col:col + width - 2, :]
+            product = _to_float32_units(int(units[row, col]) * tap)
+            total = product if total is None else _to_float32_units(total + product)
+    whole = tf.bitwise.right_shift(total, tf.constant(_SHARPNESS_UNIT_EXPONENT, tf.int64))  # truncation (>= 0)
+    smooth = tf.cast(tf.minimum(whole, 255), tf.int32)
+    interior = tf.cast(images[..., 1:-1, 1:-1, :], tf.int32)
+    paddings = [[0, 0]] * (images.shape.rank - 3) + [[1, 1], [1, 1], [0, 0]]
     # Interior replaced by the smoothed values, border kept: adding a zero-padded difference avoids tf.where.
-    degenerate = pixels + tf.pad(smooth - pixels[1:-1, 1:-1], [[1, 1], [1, 1], [0, 0]])
-    return _blend(degenerate, image, factor)
+    return tf.cast(images, tf.int32) + tf.pad(smooth - interior, paddings)
+
+
+def _sharpness(image, factor):
+    """Blend with the 3×3 smoothed copy of `smoothed` (the one-pixel border keeps the original pixels), as PIL and
+    tensorflow/tpu do."""
+    return _blend(smoothed(image), image, factor)
 
 
 # Per-channel lookup tables. A uint8 image is flattened to int32 indices value + 256·channel into one [768]

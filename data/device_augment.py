@@ -16,9 +16,9 @@ built to leave XLA nothing to re-round:
   so exact by construction), the products factor·k of the blends, the per-column/per-row products of the
   geometric transforms (computed in float32 by numpy, the way the transform kernel multiplies), Cutout's size.
 - On the device only exact operations remain: integer arithmetic, comparisons, gathers, and float additions of
-  two table values (no multiply left that XLA could fuse with them). Sharpness' 3×3 smoothing, whose CPU
-  kernel accumulates with fused multiply-adds, is recomputed in int64 units of 2**-27 with one int64 → float32
-  conversion (round to nearest even) per tap: the FMA's single rounding, exactly, on any backend.
+  two table values (no multiply left that XLA could fuse with them). Sharpness' 3×3 smoothing is the host's own
+  function (autoaugment.smoothed): int64 arithmetic with int64 → float32 conversions (round to nearest even)
+  that reproduce float32's roundings exactly, on any backend.
 - Random draws: the host draws through autoaugment.uniform, built from Philox integer bits that XLA and
   TensorFlow generate identically; the same function runs here.
 
@@ -227,30 +227,6 @@ def _gray(images):
     return tf.cast(tf.clip_by_value(gray, 0.0, 255.0), tf.int32)[..., None]
 
 
-_SHARPNESS_UNIT_EXPONENT = 27  # fl(1/13) and fl(5/13) and every partial sum are whole multiples of 2**-27
-
-
-def _smoothed(images):
-    """int32 [b, h, w, 3]: autoaugment._sharpness's degenerate image. TensorFlow's CPU depthwise kernel computes
-    each interior pixel as acc = fma(w, x, acc) over the 3×3 taps in row-major order from 0 (measured: 0 of
-    28,812 pixels differ; separate roundings: 2,983). In units of 2**-27 every term is an exact int64, and
-    float32(int64) rounds the exact sum once, as the FMA does. The one-pixel border keeps the image."""
-    kernel = (np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32) / np.float32(13.0)).astype(np.float32)
-    units = (kernel.astype(np.float64) * 2.0 ** _SHARPNESS_UNIT_EXPONENT).astype(np.int64)
-    assert np.array_equal(units / 2.0 ** _SHARPNESS_UNIT_EXPONENT, kernel)  # the weights are whole units
-    pixels = tf.cast(images, tf.int64)
-    height, width = images.shape[1], images.shape[2]
-    total = tf.zeros_like(pixels[:, 1:-1, 1:-1])
-    for row in range(3):
-        for col in range(3):
-            exact = total + int(units[row, col]) * pixels[:, row:row + height - 2, col:col + width - 2]
-            total = tf.cast(tf.cast(exact, tf.float32), tf.int64)  # the tap's single rounding
-    whole = tf.bitwise.right_shift(total, tf.constant(_SHARPNESS_UNIT_EXPONENT, tf.int64))  # truncation (>= 0)
-    smooth = tf.cast(tf.minimum(whole, 255), tf.int32)
-    return tf.cast(images, tf.int32) + tf.pad(smooth - tf.cast(images[:, 1:-1, 1:-1], tf.int32),
-                                              [[0, 0], [1, 1], [1, 1], [0, 0]])
-
-
 def _cutout(images, index, centers, cands):
     """Fill the square of half side half_sizes[index] around each image's centre [b, 2] with FILL_VALUE."""
     height, width = images.shape[1], images.shape[2]
@@ -287,7 +263,7 @@ def apply_candidates(images, index, centers, cands):
 
     def blends(current):
         gray = tf.cond(needed(_COLOR), lambda: _gray(current), lambda: tf.zeros_like(current[..., :1], tf.int32))
-        smooth = tf.cond(needed(_SHARPNESS), lambda: _smoothed(current), lambda: tf.zeros_like(current, tf.int32))
+        smooth = tf.cond(needed(_SHARPNESS), lambda: autoaugment.smoothed(current), lambda: tf.zeros_like(current, tf.int32))
         # One of the two per image (the other is zero): a sum instead of a broadcast select.
         is_color = tf.cast(tf.equal(kinds, _COLOR), tf.int32)[:, None, None, None]
         return _blend(gray * is_color + smooth * (1 - is_color), current, index, cands)

@@ -5,14 +5,18 @@
 * ``WarmupExponentialDecay``: linear warm-up from 0 for ``warmup_epochs``, then
   ``initial · decay_rate ^ floor(step / decay_steps)``. The decay exponent counts from step 0, not
   from the end of warm-up, so the rate steps DOWN at the end of warm-up (0.256 → 0.2409 at batch
-  4096 with 306 steps per epoch). That is what the TPU code does (the warm-up is a tf.cond in
-  front of an exponential decay of the raw global step) and what the published numbers used.
+  4096: 1,256,145 / 4096 = 306.676 steps per epoch, warm-up int(5 · 306.676) = 1533 steps, a decay
+  every 736.02 steps). That is what the TPU code does (the warm-up is a tf.cond in front of an
+  exponential decay of the raw global step) and what the published numbers used. Steps per epoch
+  are a float there (main.py line 709 divides under `from __future__ import division`) and are not
+  rounded here either: rounding them to 306 would end the warm-up at 1530 and decay every 734.4
+  steps, up to 5.9 % below the original's rate.
 * ``WarmupCosineDecay``: the TPU code's "cosine" option, also counted from step 0.
 
 All arithmetic is float32, like TF1's ``tf.train.exponential_decay`` that the TPU code called, so
-the values agree with it bit for bit (including at step counts where step/decay_steps is an
-integer that float32 rounds just below: at step 11016, 11016/734.4 = 15 exactly but float32 gives
-14.99..., so the decay steps one step late, exactly as it did on TPU).
+the values agree with it bit for bit, including where float32 rounds step / decay_steps to just
+below a whole number and the decay comes one step late, as it did on TPU (tested against
+tf.compat.v1.train.exponential_decay at every step of whole runs).
 """
 import math
 
@@ -67,7 +71,7 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     Args:
         initial_learning_rate: peak rate (e.g. ``scaled_learning_rate(0.016, 4096)``).
-        steps_per_epoch: training steps per epoch (images after the minival holdout // batch).
+        steps_per_epoch: training steps per epoch, a float: images after the minival holdout / batch.
         warmup_epochs: epochs of linear warm-up from 0 (0 disables it). Default 5.
         decay_epochs: epochs between decays (may be fractional). Default 2.4.
         decay_rate: multiplicative factor per decay period, in (0, 1]. Default 0.97.
@@ -92,7 +96,7 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.decay_epochs = decay_epochs
         self.decay_rate = decay_rate
         self.staircase = staircase
-        # Not rounded: tensorflow/tpu utils.py passes steps_per_epoch * decay_epochs (734.4 at
+        # Not rounded: tensorflow/tpu utils.py passes steps_per_epoch * decay_epochs (736.02 at
         # batch 4096) straight to exponential_decay.
         self.decay_steps = steps_per_epoch * decay_epochs
         self.warmup_steps = _warmup_steps(warmup_epochs, steps_per_epoch)
@@ -127,7 +131,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     Args:
         initial_learning_rate: peak rate.
-        steps_per_epoch: training steps per epoch (only used for the warm-up length).
+        steps_per_epoch: training steps per epoch, a float (only used for the warm-up length).
         total_steps: step at which the rate reaches 0.
         warmup_epochs: epochs of linear warm-up from 0 (0 disables it). Default 5.
     """

@@ -57,19 +57,25 @@ def pipeline_kwargs(config, training):
 class Schedule:
     """How long the run is, in steps, with the epoch length it was derived from.
 
+    steps_per_epoch: training images (minival excluded) / global batch, a float as in the original (main.py
+      divides with `from __future__ import division`, line 709): the learning rate's warm-up and decay lengths
+      come from it unrounded (efficientnet/schedules.py).
+    total_steps, steps_per_eval, head_only_steps: whole steps. An epoch-specified length truncates
+      epochs · steps_per_epoch, as the original's --train_steps default does (main.py line 118: 218949 =
+      int(350 · 1281167 / 2048)).
     head_only_steps: the first steps train only the classifier (config.train.freeze_backbone_epochs).
     """
-    steps_per_epoch: int
+    steps_per_epoch: float
     total_steps: int
     steps_per_eval: int
     head_only_steps: int = 0
 
     @classmethod
     def from_config(cls, config, num_train_examples):
-        steps_per_epoch = num_train_examples // config.train.batch_size
-        if steps_per_epoch < 1:
+        if num_train_examples < config.train.batch_size:
             raise ValueError(f"the training split has {num_train_examples} images, fewer than one global batch "
                              f"of {config.train.batch_size}")
+        steps_per_epoch = num_train_examples / config.train.batch_size
         total = config.train.steps
         if total is None:
             total = int(config.train.epochs * steps_per_epoch)

@@ -154,7 +154,7 @@ def train(ctx):
     state = state_lib.build_state(config, ctx.num_classes, schedule, ctx.strategy,
                                   init_checkpoint=None if resuming else init, log=ctx.log.message)
     ctx.log.message(f"training {config.model.variant} at {recipe.image_size(config)} px for "
-                    f"{schedule.total_steps} steps ({schedule.steps_per_epoch} per epoch) on "
+                    f"{schedule.total_steps} steps ({schedule.steps_per_epoch:.2f} per epoch) on "
                     f"{ctx.strategy.num_replicas_in_sync} replica(s); model_dir {ctx.model_dir}")
     return loop.Trainer(ctx, state, schedule).run()
 

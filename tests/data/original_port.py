@@ -4,8 +4,9 @@ autoaugment.py as they ran under tensorflow.compat.v1), the oracle of tests/data
 Written from the original's semantics, deliberately in a different medium from data/: integer and wrap-around
 steps in numpy uint8/int64 arithmetic (the original handed Python ints to uint8 tensor ops, which TensorFlow
 converts modulo 256), float steps in numpy float32 (IEEE single, separate roundings per operation, as TF's
-elementwise kernels), and the TF ops the original called wherever they still exist in TF 2.21
-(tf.image.rgb_to_grayscale, tf.histogram_fixed_width, tf.nn.depthwise_conv2d, tf.cos/tf.sin, the projective
+elementwise kernels; Sharpness' depthwise convolution too, rounded as TensorFlow 1.x's CPU kernel rounded it,
+because TensorFlow 2's kernel for it rounds differently by CPU), and the TF ops the original called wherever they
+still exist in TF 2.21 (tf.image.rgb_to_grayscale, tf.histogram_fixed_width, tf.cos/tf.sin, the projective
 transform kernel that tf.contrib.image wrapped, tf.compat.v1.image.resize_bicubic / resize). No speed tricks:
 each function follows the original step by step. Randomness (crop window, flip, coin flips, Cutout centre) is an
 input, so the port can be given the draws the project made.
@@ -134,12 +135,19 @@ def brightness(image, factor):
 
 
 def sharpness(image, factor):
-    kernel = tf.tile(tf.constant([[1, 1, 1], [1, 5, 1], [1, 1, 1]], tf.float32, shape=[3, 3, 1, 1]) / 13.0,
-                     [1, 1, 3, 1])
-    smooth = tf.nn.depthwise_conv2d(tf.constant(image, tf.float32)[None], kernel, [1, 1, 1, 1], "VALID")
-    smooth = np.clip(smooth.numpy()[0], 0, 255).astype(np.uint8)
+    """The original's tf.nn.depthwise_conv2d with [[1,1,1],[1,5,1],[1,1,1]]/13 (float32), as TensorFlow 1.x's CPU
+    kernel computes it (Eigen pmadd without FMA): each product rounded to float32, then added to the running sum
+    in row-major tap order from 0, each sum rounded to float32. numpy float32 arithmetic, one rounding per op."""
+    kernel = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32) / np.float32(13.0)
+    pixels = image.astype(np.float32)
+    height, width = image.shape[0] - 2, image.shape[1] - 2
+    total = np.zeros((height, width, 3), np.float32)
+    for row in range(3):
+        for col in range(3):
+            product = np.multiply(pixels[row:row + height, col:col + width], kernel[row, col], dtype=np.float32)
+            total = np.add(total, product, dtype=np.float32)
     result = image.copy()
-    result[1:-1, 1:-1] = smooth
+    result[1:-1, 1:-1] = np.clip(total, 0, 255).astype(np.uint8)
     return blend(result, image, factor)
 
 

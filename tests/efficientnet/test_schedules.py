@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from efficientnet import schedules
 
-# docs/recipe.md §3/§5: 1,281,167 training images minus the 25,022 minival holdout, batch 4096.
-STEPS_PER_EPOCH = 1_256_145 // 4096  # 306
+# docs/recipe.md §3/§5: 1,281,167 training images minus the 25,022 minival holdout, batch 4096; a float, as the
+# original's main.py computes it.
+STEPS_PER_EPOCH = 1_256_145 / 4096  # 306.676...
 PEAK = 0.256
 
 
@@ -17,34 +18,40 @@ def _recipe():
 
 
 def test_steps_per_epoch_and_scaled_rate():
-    assert STEPS_PER_EPOCH == 306
+    assert STEPS_PER_EPOCH == pytest.approx(306.676, abs=1e-3)
     assert schedules.scaled_learning_rate(0.016, 4096) == pytest.approx(0.256, rel=1e-12)
     assert schedules.scaled_learning_rate(0.016, 2048) == pytest.approx(0.128, rel=1e-12)
     assert schedules.scaled_learning_rate(0.016, 256) == pytest.approx(0.016, rel=1e-12)
 
 
+def test_warmup_and_decay_lengths_come_from_the_unrounded_epoch():
+    schedule = _recipe()
+    assert schedule.warmup_steps == 1533  # int(5 · 306.676), not 5 · 306 = 1530
+    assert schedule.decay_steps == pytest.approx(736.0225, abs=1e-4)  # 2.4 · 306.676, not 734.4
+
+
 @pytest.mark.parametrize("step, expected", [
     (0, 0.0),                                   # warm-up starts from zero
-    (765, 0.256 * 765 / 1530),                  # middle of warm-up (5 · 306 = 1530 steps)
-    (1529, 0.256 * 1529 / 1530),                # last warm-up step
-    (1530, 0.256 * 0.97 ** 2),                  # first step after: floor(1530 / 734.4) = 2
-    (2000, 0.256 * 0.97 ** 2),                  # floor(2000 / 734.4) = 2
-    (2203, 0.256 * 0.97 ** 2),                  # 3 · 734.4 = 2203.2: still two decays
-    (2204, 0.256 * 0.97 ** 3),                  # ... and the third one here
-    (100_000, 0.256 * 0.97 ** 136),             # deep in training: floor(100000 / 734.4) = 136
+    (766, 0.256 * 766 / 1533),                  # middle of warm-up (int(5 · 306.676) = 1533 steps)
+    (1532, 0.256 * 1532 / 1533),                # last warm-up step
+    (1533, 0.256 * 0.97 ** 2),                  # first step after: floor(1533 / 736.02) = 2
+    (2000, 0.256 * 0.97 ** 2),                  # floor(2000 / 736.02) = 2
+    (2208, 0.256 * 0.97 ** 2),                  # 3 · 736.02 = 2208.07: still two decays
+    (2209, 0.256 * 0.97 ** 3),                  # ... and the third one here
+    (100_000, 0.256 * 0.97 ** 135),             # deep in training: floor(100000 / 736.02) = 135
 ])
 def test_exponential_recipe_values_by_hand(step, expected):
-    # rel 1e-5: float32(0.97) is 0.97 + 3e-8, so 0.97^136 in float32 is off by ~136 · 3e-8.
+    # rel 1e-5: float32(0.97) is 0.97 + 3e-8, so 0.97^135 in float32 is off by ~135 · 3e-8.
     assert float(_recipe()(step)) == pytest.approx(expected, rel=1e-5, abs=1e-9)
 
 
 def test_end_of_warmup_steps_down_to_02409():
     """docs/recipe.md §5: right after warm-up the rate is 0.256 · 0.97² ≈ 0.2409, not 0.256."""
-    assert float(_recipe()(1530)) == pytest.approx(0.2409, abs=5e-5)
+    assert float(_recipe()(1533)) == pytest.approx(0.2409, abs=5e-5)
 
 
 def test_decay_part_matches_tf1_and_keras_exponential_decay():
-    steps = [1530, 1531, 2203, 2204, 3672, 11015, 11016, 11017, 50_000, 107_099]
+    steps = [1533, 1534, 2208, 2209, 3680, 11040, 11041, 50_000, 107_335]
     keras_decay = keras.optimizers.schedules.ExponentialDecay(
         PEAK, decay_steps=STEPS_PER_EPOCH * 2.4, decay_rate=0.97, staircase=True)
     schedule = _recipe()
@@ -52,14 +59,14 @@ def test_decay_part_matches_tf1_and_keras_exponential_decay():
         ours = float(schedule(step))
         tf1 = float(tf.compat.v1.train.exponential_decay(
             PEAK, step, STEPS_PER_EPOCH * 2.4, 0.97, staircase=True)())
-        assert ours == tf1, step  # both float32: identical, incl. the 11016 rounding quirk
+        assert ours == tf1, step  # both float32: identical
         assert ours == pytest.approx(float(keras_decay(step)), rel=1e-6), step
 
 
 def test_continuous_decay_when_not_staircase():
     schedule = schedules.WarmupExponentialDecay(PEAK, STEPS_PER_EPOCH, staircase=False)
     step = 5000
-    assert float(schedule(step)) == pytest.approx(0.256 * 0.97 ** (step / 734.4), rel=1e-5)
+    assert float(schedule(step)) == pytest.approx(0.256 * 0.97 ** (step / (STEPS_PER_EPOCH * 2.4)), rel=1e-5)
 
 
 def test_no_warmup_when_zero_epochs():
@@ -68,11 +75,11 @@ def test_no_warmup_when_zero_epochs():
 
 
 def test_cosine_values_by_hand():
-    total = 350 * STEPS_PER_EPOCH
+    total = int(350 * STEPS_PER_EPOCH)
     schedule = schedules.WarmupCosineDecay(PEAK, STEPS_PER_EPOCH, total_steps=total)
     assert float(schedule(0)) == 0.0
-    assert float(schedule(765)) == pytest.approx(0.128, rel=1e-6)
-    for step in (1530, 50_000, total - 1):
+    assert float(schedule(766)) == pytest.approx(0.256 * 766 / 1533, rel=1e-6)
+    for step in (1533, 50_000, total - 1):
         expected = 0.5 * PEAK * (1 + np.cos(np.pi * step / total))
         assert float(schedule(step)) == pytest.approx(expected, rel=1e-4, abs=1e-7)
     assert float(schedule(total)) == pytest.approx(0.0, abs=1e-9)
@@ -84,10 +91,10 @@ def test_works_with_variable_step_inside_tf_function():
     schedule = _recipe()
     rate = tf.function(lambda: schedule(step))
     values = []
-    for value in (0, 765, 1530):
+    for value in (0, 766, 1533):
         step.assign(value)
         values.append(float(rate()))
-    assert values == pytest.approx([0.0, 0.128, 0.256 * 0.97 ** 2], rel=2e-6)
+    assert values == pytest.approx([0.0, 0.256 * 766 / 1533, 0.256 * 0.97 ** 2], rel=2e-6)
 
 
 @pytest.mark.parametrize("schedule", [
