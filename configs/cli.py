@@ -127,7 +127,7 @@ FLAGS = (
     Flag("tpu_job_name", None, "string", "", default=None, no_effect=_TF1),
     Flag("num_replicas", None, "integer", "", default=32, no_effect="the replica count is the TPU's"),
     Flag("batch_norm_batch_size", None, "integer", "", default=128,
-         no_effect="cross-replica BatchNorm is --config.model.sync_batchnorm"),
+         no_effect="BatchNorm replica groups are --config.model.batchnorm_group_size"),
     Flag("archive_ckpt", None, "bool", "", default=True, no_effect="the best checkpoint is always archived"),
     Flag("eval_name", None, "string", "", default=None, no_effect="evaluations are named by their split"),
     Flag("lars_weight_decay", None, "float", "", default=1e-5, no_effect="there is no LARS optimizer here"),

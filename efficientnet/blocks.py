@@ -71,13 +71,19 @@ class BatchNormActivation(keras.layers.BatchNormalization):
 
     A subclass, so `isinstance(layer, keras.layers.BatchNormalization)` finds it (training code excludes BN from
     weight decay and adds its moving statistics to EMA). Its variables are the parent's, in the parent's order.
+
+    group_size: in training, the batch statistics are those of `group_size` consecutive replicas together
+    (`group_moments`); 1 is per replica, the replica count is all of them (synchronized BatchNorm).
     """
 
     def __init__(self, activation: Optional[str] = None, momentum=BATCH_NORM_MOMENTUM,
-                 epsilon=BATCH_NORM_EPSILON, **kwargs):
+                 epsilon=BATCH_NORM_EPSILON, group_size: int = 1, **kwargs):
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+            raise ValueError(f"BatchNorm group_size must be a positive int, got {group_size!r}")
         super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
         self.activation_name = activation
         self._activation_fn = get_activation(activation)
+        self.group_size = group_size
 
     def call(self, inputs, training=None, mask=None):
         if training and self.trainable and self._can_fuse(inputs, mask):
@@ -86,10 +92,15 @@ class BatchNormActivation(keras.layers.BatchNormalization):
             outputs = super().call(inputs, training=training, mask=mask)
         return outputs if self._activation_fn is None else self._activation_fn(outputs)
 
+    def _moments(self, inputs, mask):
+        if self.group_size == 1 or mask is not None or self.synchronized:
+            return super()._moments(inputs, mask)
+        return group_moments(inputs, self._reduction_axes, self.group_size)
+
     def _can_fuse(self, inputs, mask) -> bool:
         """The fused kernel covers the plain case: NHWC, last-axis statistics, gamma and beta, per replica."""
-        return (mask is None and not self.synchronized and not self.renorm and self.center and self.scale
-                and len(inputs.shape) == 4 and self.axis in (-1, 3))
+        return (mask is None and not self.synchronized and self.group_size == 1 and not self.renorm
+                and self.center and self.scale and len(inputs.shape) == 4 and self.axis in (-1, 3))
 
     def _fused_training_call(self, inputs):
         """Training-mode BN with the FusedBatchNormV3 kernel (one op forward, one backward).
@@ -115,7 +126,36 @@ class BatchNormActivation(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
     def get_config(self):
-        return {**super().get_config(), "activation": self.activation_name}
+        return {**super().get_config(), "activation": self.activation_name, "group_size": self.group_size}
+
+
+def group_moments(inputs, axes, group_size: int):
+    """Mean and variance over `axes` of the examples of `group_size` consecutive replicas (replica ids
+    g·group_size .. (g+1)·group_size − 1 form group g), in float32.
+
+    tensorflow/tpu utils.py TpuBatchNormalization._moments (lines 142-165): each replica's mean and variance,
+    the group averages of the mean and of variance + mean², and the group variance E[x²] − E[x]². The group sums
+    are one all-reduce of a [groups, 2, channels] tensor in which each replica fills its group's row (the
+    original's cross_replica_sum with a group assignment), so it runs under every tf.distribute strategy and
+    inside an XLA-compiled step. Outside a replica context, or with one replica, these are the local moments.
+    """
+    mean, variance = ops.moments(inputs, axes)
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        return mean, variance
+    if replicas % group_size:
+        raise ValueError(f"BatchNorm group_size {group_size} does not divide the {replicas} replicas")
+    stats = tf.stack([mean, variance + tf.square(mean)])
+    groups = replicas // group_size
+    if groups == 1:
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, stats)
+    else:
+        group = _replica_id() // group_size
+        rows = tf.one_hot(group, groups, dtype=stats.dtype)[:, None, None] * stats[None]
+        total = tf.gather(context.all_reduce(tf.distribute.ReduceOp.SUM, rows), group)
+    group_mean, group_mean_of_square = tf.unstack(total / float(group_size))
+    return group_mean, group_mean_of_square - tf.square(group_mean)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -330,7 +370,7 @@ class MBConvConfig:
     se_ratio: Optional[float] = 0.25
     survival_prob: float = 1.0
     activation: str = "swish"
-    sync_batchnorm: bool = False
+    batchnorm_group_size: int = 1
     fused: bool = False
     id_skip: bool = True
 
@@ -343,9 +383,9 @@ class MBConvConfig:
         return self.id_skip and self.strides == 1 and self.input_filters == self.output_filters
 
 
-def batch_norm(name: str, activation: Optional[str], sync: bool) -> BatchNormActivation:
-    """BatchNorm (+ activation) with the project's constants; `sync` selects cross-replica statistics."""
-    return BatchNormActivation(activation=activation, synchronized=sync, name=name)
+def batch_norm(name: str, activation: Optional[str], group_size: int) -> BatchNormActivation:
+    """BatchNorm (+ activation) with the project's constants; statistics over `group_size` replicas."""
+    return BatchNormActivation(activation=activation, group_size=group_size, name=name)
 
 
 def conv2d(filters: int, kernel_size: int, strides: int, name: str) -> keras.layers.Conv2D:
@@ -368,17 +408,17 @@ def mbconv_block(inputs, config: MBConvConfig, prefix: str):
     x = inputs
     if c.expand_ratio != 1:
         x = conv2d(c.expanded_filters, 1, 1, prefix + "expand_conv")(x)
-        x = batch_norm(prefix + "expand_bn", c.activation, c.sync_batchnorm)(x)
+        x = batch_norm(prefix + "expand_bn", c.activation, c.batchnorm_group_size)(x)
     x = keras.layers.DepthwiseConv2D(c.kernel_size, strides=c.strides, padding="same", use_bias=False,
                                      depthwise_initializer=ConvKernelInitializer(), name=prefix + "dwconv")(x)
-    x = batch_norm(prefix + "bn", c.activation, c.sync_batchnorm)(x)
+    x = batch_norm(prefix + "bn", c.activation, c.batchnorm_group_size)(x)
     if c.se_ratio:
         # SE width counts from the block's input filters, not the expanded ones (docs/recipe.md §2).
         se_filters = max(1, int(c.input_filters * c.se_ratio))
         reduced = SqueezeExciteReduce(se_filters, activation=c.activation, name=prefix + "se_reduce")(x)
         x = SqueezeExciteExpand(c.expanded_filters, name=prefix + "se_expand")([x, reduced])
     x = conv2d(c.output_filters, 1, 1, prefix + "project_conv")(x)
-    x = batch_norm(prefix + "project_bn", None, c.sync_batchnorm)(x)
+    x = batch_norm(prefix + "project_bn", None, c.batchnorm_group_size)(x)
     if c.has_residual:
         x = StochasticDepth(c.survival_prob, name=prefix + "add")([x, inputs])
     return x
@@ -402,9 +442,9 @@ def fused_mbconv_block(inputs, config: MBConvConfig, prefix: str):
     x = inputs
     if c.expand_ratio != 1:
         x = conv2d(c.expanded_filters, c.kernel_size, 1, prefix + "expand_conv")(x)
-        x = batch_norm(prefix + "expand_bn", c.activation, c.sync_batchnorm)(x)
+        x = batch_norm(prefix + "expand_bn", c.activation, c.batchnorm_group_size)(x)
     x = conv2d(c.output_filters, 1, c.strides, prefix + "project_conv")(x)
-    x = batch_norm(prefix + "project_bn", None, c.sync_batchnorm)(x)
+    x = batch_norm(prefix + "project_bn", None, c.batchnorm_group_size)(x)
     if c.has_residual:
         x = StochasticDepth(c.survival_prob, name=prefix + "add")([x, inputs])
     return x

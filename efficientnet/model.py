@@ -19,7 +19,7 @@ ImageSize = Union[int, Sequence[int], None]
 
 def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = None, image_size: ImageSize = None,
                 include_top: bool = True, dropout_rate: Optional[float] = None,
-                survival_prob: Optional[float] = None, sync_batchnorm: bool = False,
+                survival_prob: Optional[float] = None, batchnorm_group_size: int = 1,
                 name: Optional[str] = None) -> keras.Model:
     """Builds an EfficientNet.
 
@@ -35,7 +35,8 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
       dropout_rate: dropout before the classifier; default the variant's (0 removes the layer).
       survival_prob: stochastic-depth keep probability of the last block, ramped linearly from 1 at the first
         block (docs/recipe.md §2); default the variant's 0.8. 1 disables stochastic depth.
-      sync_batchnorm: cross-replica BatchNorm statistics (keras BatchNormalization(synchronized=True)).
+      batchnorm_group_size: in training, BatchNorm statistics over this many consecutive replicas together
+        (blocks.group_moments): 1 per replica (the default), the replica count for synchronized BatchNorm.
       name: model name; default "efficientnet-<variant name>".
     """
     v = get_variant(variant)
@@ -53,11 +54,11 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
     inputs = keras.Input(shape=(height, width, 3), dtype=keras.config.dtype_policy().variable_dtype, name="images")
     x = blocks.InputNormalization(v.mean_rgb, v.stddev_rgb, name="input_normalization")(inputs)
     x = blocks.conv2d(v.stem_width, 3, 2, "stem_conv")(x)
-    x = blocks.batch_norm("stem_bn", v.activation, sync_batchnorm)(x)
-    for prefix, config in block_configs(v, survival_prob=survival_prob, sync_batchnorm=sync_batchnorm):
+    x = blocks.batch_norm("stem_bn", v.activation, batchnorm_group_size)(x)
+    for prefix, config in block_configs(v, survival_prob=survival_prob, batchnorm_group_size=batchnorm_group_size):
         x = blocks.mbconv_block(x, config, prefix)
     x = blocks.conv2d(v.head_width, 1, 1, "top_conv")(x)
-    x = blocks.batch_norm("top_bn", v.activation, sync_batchnorm)(x)
+    x = blocks.batch_norm("top_bn", v.activation, batchnorm_group_size)(x)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout_rate > 0:
@@ -70,7 +71,7 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
 
 
 def block_configs(variant: Union[str, Variant], *, survival_prob: Optional[float] = None,
-                  sync_batchnorm: bool = False) -> List[Tuple[str, blocks.MBConvConfig]]:
+                  batchnorm_group_size: int = 1) -> List[Tuple[str, blocks.MBConvConfig]]:
     """The scaled MBConv blocks of a variant as (name prefix, config), in order.
 
     Prefixes follow Keras Applications: "block{stage}{letter}_" with the letter counting blocks within the
@@ -90,7 +91,7 @@ def block_configs(variant: Union[str, Variant], *, survival_prob: Optional[float
                 expand_ratio=stage.expand_ratio,
                 se_ratio=stage.se_ratio,
                 activation=v.activation,
-                sync_batchnorm=sync_batchnorm,
+                batchnorm_group_size=batchnorm_group_size,
                 fused=stage.fused,
                 id_skip=stage.id_skip)))
     total = len(scaled)

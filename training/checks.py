@@ -74,6 +74,9 @@ def validate_config(config):
         "model.num_classes", "model.width_coefficient", "model.depth_coefficient", "runtime.checkpoints_to_keep",
         "runtime.checkpoint_steps", "data.shuffle_buffer", "train.epsilon", "train.lr_decay_epochs"])
     check_tflite_counts(config)
+    group = str(config.model.batchnorm_group_size)
+    _require(group in ("auto", "all") or (group.isdigit() and int(group) >= 1),
+             f"model.batchnorm_group_size must be auto, all or a positive integer, got {group!r}")
     _require(config.runtime.tensorboard_images >= 0,
              f"--config.runtime.tensorboard_images must be >= 0, got {config.runtime.tensorboard_images}")
     _require(config.train.steps is None or config.train.steps >= 0,

@@ -8,9 +8,12 @@ agree; training/state.py builds the model, optimizer and EMA from them. The numb
 import dataclasses
 import math
 
+import tensorflow as tf
+
 import efficientnet
 from data import preprocessing
 from efficientnet import schedules
+from training.errors import UserError
 
 
 def variant(config):
@@ -37,6 +40,30 @@ def resize_method(config):
     """The input pipeline's resize kernel: config.data.resize_method, else the variant row's (bilinear for
     EdgeTPU and Lite, bicubic otherwise)."""
     return config.data.resize_method or variant(config).resize_method
+
+
+def tpu_batchnorm_group_size(num_replicas):
+    """The original's BatchNorm group on a TPU slice of `num_replicas` cores (tensorflow/tpu utils.py:147-151):
+    per core up to 8 cores, else max(8, cores // 8) cores: 8 up to 64 cores, 16 on 128, 256 on 2048."""
+    return 1 if num_replicas <= 8 else max(8, num_replicas // 8)
+
+
+def batchnorm_group_size(config, strategy):
+    """How many replicas share their BatchNorm statistics in training (config.model.batchnorm_group_size) under
+    `strategy`; 1 when strategy is None (a network that only infers never computes batch statistics)."""
+    if strategy is None:
+        return 1
+    replicas = strategy.num_replicas_in_sync
+    setting = str(config.model.batchnorm_group_size)
+    if setting == "auto":
+        # The original's rule is the TPU's; other strategies keep per-replica statistics (their default so far).
+        size = tpu_batchnorm_group_size(replicas) if isinstance(strategy, tf.distribute.TPUStrategy) else 1
+    else:
+        size = replicas if setting == "all" else int(setting)
+    if replicas % size:  # the original raises here too (utils.py:132-134)
+        raise UserError(f"model.batchnorm_group_size {size} does not divide the {replicas} replicas; set "
+                        "--config.model.batchnorm_group_size to a divisor, all or 1")
+    return size
 
 
 def pipeline_kwargs(config, training):

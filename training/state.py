@@ -26,12 +26,13 @@ class TrainState:
         return int(self.optimizer.iterations.numpy())
 
 
-def build_model(config, num_classes):
-    """The network of the config (built under the current strategy scope and dtype policy)."""
+def build_model(config, num_classes, strategy=None):
+    """The network of the config (built under the current strategy scope and dtype policy). `strategy`: the one
+    it trains under (its replicas decide the BatchNorm groups); None for a network that only infers."""
     return efficientnet.build_model(
         recipe.variant(config), num_classes=num_classes, image_size=recipe.image_size(config),
         dropout_rate=config.model.dropout_rate, survival_prob=config.model.survival_prob,
-        sync_batchnorm=config.model.sync_batchnorm)
+        batchnorm_group_size=recipe.batchnorm_group_size(config, strategy))
 
 
 def build_optimizer(config, learning_rate, model):
@@ -66,7 +67,7 @@ def build_state(config, num_classes, schedule, strategy, init_checkpoint=None, l
     cover every layer: the Trainer freezes the backbone for the first steps and unfreezes it after.
     """
     with strategy.scope():
-        model = build_model(config, num_classes)
+        model = build_model(config, num_classes, strategy)
     if init_checkpoint:
         log(warm_start.warm_start(model, init_checkpoint, lambda classes: build_model(config, classes)))
     if config.train.freeze_backbone:

@@ -66,10 +66,12 @@ def test_batchnorm_layers_are_keras_batchnorm_with_tf_constants(built):
     assert all(l.momentum == 0.99 and l.epsilon == 1e-3 and not l.synchronized for l in bns)
 
 
-def test_sync_batchnorm():
-    model = build_model("b0", image_size=32, sync_batchnorm=True)
+def test_batchnorm_group_size_reaches_every_batchnorm_and_survives_serialization():
+    model = build_model("b0", image_size=32, batchnorm_group_size=4)
     bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-    assert bns and all(l.synchronized for l in bns)
+    assert len(bns) == 49 and all(l.group_size == 4 for l in bns)
+    clone = keras.Model.from_config(model.get_config())
+    assert all(l.group_size == 4 for l in clone.layers if isinstance(l, keras.layers.BatchNormalization))
 
 
 def test_logits_output_and_no_softmax(built):

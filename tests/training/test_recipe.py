@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from configs import base
 from training import recipe
+from training.errors import UserError
 
 IMAGENET_TRAIN = 1_281_167
 MINIVAL = 25_022
@@ -74,3 +75,27 @@ def test_eval_and_head_only_lengths_use_the_float_epoch():
 def test_fewer_images_than_one_batch_is_refused():
     with pytest.raises(ValueError, match="fewer than one global batch"):
         recipe.Schedule.from_config(_config(4096), 4095)
+
+
+@pytest.mark.parametrize("cores, group", [(1, 1), (8, 1), (16, 8), (32, 8), (64, 8), (128, 16), (256, 32),
+                                          (2048, 256)])
+def test_tpu_batchnorm_groups_follow_the_original_rule(cores, group):
+    """utils.py:147-151: per core up to 8 shards, else max(8, num_shards // 8). A v3-32 slice at batch 4096
+    normalizes over 8 cores · 128 images = 1,024."""
+    assert recipe.tpu_batchnorm_group_size(cores) == group
+
+
+def test_batchnorm_group_setting_under_other_strategies():
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs the two logical CPU devices configured in tests/conftest.py")
+    mirrored = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    config = base.get_config()
+    expected = {"auto": 1, "all": 2, "1": 1, "2": 2}
+    for setting, size in expected.items():
+        config.model.batchnorm_group_size = setting
+        assert recipe.batchnorm_group_size(config, mirrored) == size, setting
+        assert recipe.batchnorm_group_size(config, None) == 1, setting  # inference-only network
+    config.model.batchnorm_group_size = "3"
+    with pytest.raises(UserError, match="does not divide the 2 replicas"):
+        recipe.batchnorm_group_size(config, mirrored)

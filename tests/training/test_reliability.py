@@ -169,7 +169,7 @@ def test_two_workers_train_together_with_identical_weights(tmp_path, demo_cache)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     model_dir = tmp_path / "run"
     processes = [
-        _start(_tiny_flags(model_dir, demo_cache, 4) + ["--config.model.sync_batchnorm=True"],
+        _start(_tiny_flags(model_dir, demo_cache, 4) + ["--config.model.batchnorm_group_size=all"],
                env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
         for i in range(2)]
     results = [p.communicate(timeout=600) for p in processes]

@@ -111,7 +111,7 @@ def _final_weights(model_dir, config):
 
 def test_two_replicas_match_one_device_for_the_same_global_batch(tmp_path, demo_cache):
     """Same global batch over 2 logical CPUs (cross-replica BN) and over 1 device: the same weights."""
-    common = {"train.steps": 3, "runtime.mode": "train", "model.sync_batchnorm": True, "model.dropout_rate": 0.0,
+    common = {"train.steps": 3, "runtime.mode": "train", "model.batchnorm_group_size": "all", "model.dropout_rate": 0.0,
               "model.survival_prob": 1.0, "train.deterministic": True, "eval.steps_per_eval": 3}
     one = tiny_config(tmp_path / "one", demo_cache, **common)
     run.run(one, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
