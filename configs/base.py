@@ -10,8 +10,8 @@ from ml_collections import config_dict
 
 MODES = ("train", "eval", "train_and_eval", "export", "predict")
 AUGMENTATIONS = ("autoaugment", "randaugment", "none")
-LR_SCHEDULES = ("exponential", "cosine")
-OPTIMIZERS = ("rmsprop", "adamw", "sgd")  # rmsprop: TF1 semantics, the recipe; see training/state.py
+LR_SCHEDULES = ("exponential", "cosine", "poly", "constant")  # tensorflow/tpu utils.py build_learning_rate
+OPTIMIZERS = ("rmsprop", "momentum", "sgd", "lars", "adamw")  # the first four as tensorflow/tpu's; training/state.py
 
 
 def _model():
@@ -79,9 +79,17 @@ def _train():
         epsilon=1e-3,
         weight_decay=1e-5,               # L2 on every trainable variable except BatchNorm
         optimizer="rmsprop",             # one of OPTIMIZERS: "rmsprop" (the recipe) uses rmsprop_decay,
-                                         # momentum, epsilon above; "sgd" is SGD with `momentum`; "adamw" is
-                                         # keras AdamW with the adam_* fields and decoupled_weight_decay (on the
-                                         # variables weight_decay covers; weight_decay=0 leaves only that one)
+                                         # momentum, epsilon above; "momentum" is TF1's MomentumOptimizer with
+                                         # `momentum`; "sgd" is plain gradient descent; "lars" is the original's
+                                         # LARS with `momentum` and the lars_* fields; "adamw" is keras AdamW
+                                         # with the adam_* fields and decoupled_weight_decay (on the variables
+                                         # weight_decay covers; weight_decay=0 leaves only that one)
+        lars_weight_decay=1e-5,          # tensorflow/tpu main.py --lars_weight_decay (in LARS' update, beside
+                                         # the loss's weight_decay L2, as the original adds both)
+        lars_epsilon=0.0,                # main.py --lars_epsilon
+        lars_eeta=0.001,                 # lars_optimizer.py's trust coefficient (no flag in the original)
+        poly_end_learning_rate=0.1,      # lr_schedule "poly": the absolute rate it decays to (utils.py)
+        poly_power=2.0,                  # ... and its exponent (utils.py)
         adam_beta_1=0.9,
         adam_beta_2=0.999,
         adam_epsilon=1e-7,

@@ -44,13 +44,8 @@ def _variant_name(value):
 
 
 def _optimizer_name(value):
-    """The original's --optimizer values -> train.optimizer. Its "momentum" (TF1 MomentumOptimizer, momentum
-    0.9) is our "sgd"; its "sgd" (plain gradient descent) and "lars" have no counterpart here."""
-    key = value.strip().lower()
-    if key in ("sgd", "lars"):
-        raise FlagError(f"--optimizer={value} (the original's {'plain gradient descent' if key == 'sgd' else 'LARS'}) "
-                        "is not available here; choose rmsprop (the recipe), momentum (SGD with momentum) or adamw")
-    return {"momentum": "sgd"}.get(key, key)
+    """The original's --optimizer values (rmsprop, sgd, momentum, lars) are train.optimizer's names."""
+    return value.strip().lower()
 
 
 _TF1 = "a TF1 Estimator/TPUEstimator setting; tf.distribute and tf.data choose this themselves"
@@ -78,7 +73,7 @@ FLAGS = (
     Flag("augment_name", "data.augment_name", "string", "autoaugment, randaugment or none."),
     Flag("base_learning_rate", "train.base_learning_rate", "float",
          "Learning rate per 256 images (scaled linearly with the batch)."),
-    Flag("lr_schedule", "train.lr_schedule", "string", "exponential or cosine."),
+    Flag("lr_schedule", "train.lr_schedule", "string", "exponential (the recipe), cosine, poly or constant."),
     Flag("lr_warmup_epochs", "train.warmup_epochs", "float", "Linear learning-rate warm-up, in epochs."),
     Flag("lr_decay_epoch", "train.lr_decay_epochs", "float", "Epochs between exponential decays."),
     Flag("lr_decay_factor", "train.lr_decay_rate", "float", "Exponential decay factor."),
@@ -130,8 +125,8 @@ FLAGS = (
          no_effect="BatchNorm replica groups are --config.model.batchnorm_group_size"),
     Flag("archive_ckpt", None, "bool", "", default=True, no_effect="the best checkpoint is always archived"),
     Flag("eval_name", None, "string", "", default=None, no_effect="evaluations are named by their split"),
-    Flag("lars_weight_decay", None, "float", "", default=1e-5, no_effect="there is no LARS optimizer here"),
-    Flag("lars_epsilon", None, "float", "", default=0.0, no_effect="there is no LARS optimizer here"),
+    Flag("lars_weight_decay", "train.lars_weight_decay", "float", "LARS weight decay (--optimizer=lars)."),
+    Flag("lars_epsilon", "train.lars_epsilon", "float", "LARS epsilon (--optimizer=lars)."),
     Flag("bigtable_project", None, "string", "", default=None, no_effect="there is no Bigtable input here"),
     Flag("bigtable_table", None, "string", "", default="imagenet", no_effect="there is no Bigtable input here"),
     Flag("bigtable_train_prefix", None, "string", "", default="train_", no_effect="there is no Bigtable input here"),
@@ -142,7 +137,8 @@ FLAGS = (
     Flag("bigtable_column_qualifier", None, "string", "", default="example",
          no_effect="there is no Bigtable input here"),
     Flag("optimizer", "train.optimizer", "string",
-         "rmsprop (the recipe: TF1 RMSProp), momentum (SGD with train.momentum) or adamw.", convert=_optimizer_name),
+         "rmsprop (the recipe: TF1 RMSProp), momentum (TF1 momentum with train.momentum), sgd (plain gradient "
+         "descent), lars (the original's LARS) or adamw.", convert=_optimizer_name),
     # The original's flags of features this project does not have: only "off" is accepted.
     Flag("mixup_alpha", None, "float", "", default=0.0, only=0.0),
     Flag("bigtable_instance", None, "string", "", default=None, only=None),

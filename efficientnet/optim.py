@@ -128,3 +128,119 @@ class RMSPropTF(keras.optimizers.Optimizer):
         config = super().get_config()
         config.update({"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon})
         return config
+
+
+def _check_momentum(owner, momentum):
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
+        raise ValueError(f"{owner} momentum must be in [0, 1), got {momentum!r}")
+
+
+def _dense(owner, gradient, variable):
+    if isinstance(gradient, tf.IndexedSlices):
+        raise NotImplementedError(f"{owner} does not implement sparse (IndexedSlices) gradients; variable "
+                                  f"{variable.name} got one")
+    return tf.cast(gradient, variable.dtype)
+
+
+@keras.saving.register_keras_serializable(package="efficientnet")
+class MomentumTF(keras.optimizers.Optimizer):
+    """TF1 ``tf.train.MomentumOptimizer`` (tensorflow/tpu utils.py build_optimizer "momentum"):
+
+        accum <- momentum · accum + g
+        w     <- w - lr · accum
+
+    Keras' SGD keeps v <- momentum · v - lr · g instead, which differs once the learning rate changes
+    between steps (the schedule's warm-up and decays). Slot "momentum", zeros. Gradients are summed across
+    replicas as for RMSPropTF: divide the loss by the global batch.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, name="MomentumTF", **kwargs):
+        _check_momentum("MomentumTF", momentum)
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.momentum = float(momentum)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums = [self.add_variable_from_reference(v, name=_MOM_SLOT, initializer="zeros")
+                           for v in var_list]
+
+    def update_step(self, gradient, variable, learning_rate):
+        """One ResourceApplyMomentum, TF1's own kernel (training_ops.cc ApplyMomentum)."""
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyMomentum(
+            var=_handle(variable), accum=_handle(self._momentums[index]), lr=tf.cast(learning_rate, dtype),
+            grad=_dense("MomentumTF", gradient, variable), momentum=tf.constant(self.momentum, dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"momentum": self.momentum})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="efficientnet")
+class LARS(keras.optimizers.Optimizer):
+    """Layer-wise Adaptive Rate Scaling as tensorflow/tpu lars_optimizer.py (You, Gitman, Ginsburg 2017), per
+    variable w with gradient g, unless excluded (the original skips names containing batch_normalization,
+    bias, beta or gamma: utils.py build_optimizer; `exclude_from_adaptation`):
+
+        trust = eeta · ‖w‖ / (‖g‖ + weight_decay · ‖w‖ + epsilon)   (1 where ‖w‖ or ‖g‖ is 0)
+        g'    = g + weight_decay · w
+        accum <- momentum · accum + lr · trust · g'
+        w     <- w - accum
+
+    An excluded variable gets accum <- momentum · accum + lr · g (no decay, no trust ratio). The original
+    applies this through TF1's ApplyMomentum with learning rate 1 and gradient lr · trust · g'; so does this.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, weight_decay=1e-4, eeta=0.001, epsilon=0.0,
+                 name="LARS", **kwargs):
+        _check_momentum("LARS", momentum)
+        for field, value in (("weight_decay", weight_decay), ("eeta", eeta), ("epsilon", epsilon)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"LARS {field} must be a number >= 0, got {value!r}")
+        # Keras' own weight_decay argument is the decoupled kind; LARS' decay enters the gradient instead.
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.momentum = float(momentum)
+        self.lars_weight_decay = float(weight_decay)
+        self.eeta = float(eeta)
+        self.lars_epsilon = float(epsilon)
+        self._excluded_keys = set()
+
+    def exclude_from_adaptation(self, var_list):
+        """Variables updated by plain momentum (no trust ratio, no decay); call before `build`."""
+        if self.built:
+            raise ValueError("LARS.exclude_from_adaptation must be called before the optimizer is built")
+        self._excluded_keys.update(self._var_key(v) for v in var_list)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums = [self.add_variable_from_reference(v, name=_MOM_SLOT, initializer="zeros")
+                           for v in var_list]
+        self._adapted = [self._var_key(v) not in self._excluded_keys for v in var_list]
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        gradient = _dense("LARS", gradient, variable)
+        learning_rate = tf.cast(learning_rate, dtype)
+        if self._adapted[index]:
+            weights = tf.convert_to_tensor(variable)
+            w_norm, g_norm = tf.norm(weights, ord=2), tf.norm(gradient, ord=2)
+            ratio = self.eeta * w_norm / (g_norm + self.lars_weight_decay * w_norm + self.lars_epsilon)
+            trust = tf.where(w_norm > 0, tf.where(g_norm > 0, ratio, 1.0), 1.0)
+            learning_rate = learning_rate * trust
+            gradient = gradient + self.lars_weight_decay * weights
+        tf.raw_ops.ResourceApplyMomentum(
+            var=_handle(variable), accum=_handle(self._momentums[index]), lr=tf.constant(1.0, dtype),
+            grad=gradient * learning_rate, momentum=tf.constant(self.momentum, dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"momentum": self.momentum, "weight_decay": self.lars_weight_decay, "eeta": self.eeta,
+                       "epsilon": self.lars_epsilon})
+        return config

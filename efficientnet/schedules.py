@@ -169,6 +169,79 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_epochs": self.warmup_epochs}
 
 
+@keras.saving.register_keras_serializable(package="efficientnet")
+class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """tensorflow/tpu utils.py's "poly" schedule (lines 55-67), recommended there with LARS: after the linear
+    warm-up, TF1's polynomial_decay of the steps since the warm-up (at least 1) over
+    total_steps − warmup_steps + 1 steps, from the peak down to end_learning_rate (an absolute rate, 0.1 in the
+    original) with exponent `power` (2 in the original), then held there.
+
+    Args:
+        initial_learning_rate: peak rate.
+        steps_per_epoch: training steps per epoch, a float (warm-up length).
+        total_steps: the run's length in steps.
+        warmup_epochs: epochs of linear warm-up from 0 (0 disables it).
+        end_learning_rate: the rate the decay ends at.
+        power: the polynomial's exponent.
+    """
+
+    def __init__(self, initial_learning_rate, steps_per_epoch, total_steps, warmup_epochs, end_learning_rate,
+                 power):
+        owner = "WarmupPolynomialDecay"
+        _check_positive(owner, "initial_learning_rate", initial_learning_rate)
+        _check_positive(owner, "steps_per_epoch", steps_per_epoch)
+        _check_positive(owner, "total_steps", total_steps)
+        _check_non_negative(owner, "warmup_epochs", warmup_epochs)
+        _check_non_negative(owner, "end_learning_rate", end_learning_rate)
+        _check_positive(owner, "power", power)
+        self.initial_learning_rate = initial_learning_rate
+        self.steps_per_epoch = steps_per_epoch
+        self.total_steps = total_steps
+        self.warmup_epochs = warmup_epochs
+        self.end_learning_rate = end_learning_rate
+        self.power = power
+        self.warmup_steps = _warmup_steps(warmup_epochs, steps_per_epoch)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        initial = tf.constant(self.initial_learning_rate, tf.float32)
+        end = tf.constant(self.end_learning_rate, tf.float32)
+        # The original's int64 max(1, step − warmup_steps) and denominator, here exact in float32 (< 2**24).
+        since_warmup = tf.maximum(step - float(self.warmup_steps), 1.0)
+        length = tf.constant(float(max(self.total_steps - self.warmup_steps + 1, 1)), tf.float32)
+        progress = tf.minimum(since_warmup, length) / length
+        decayed = (initial - end) * tf.pow(1.0 - progress, tf.constant(self.power, tf.float32)) + end
+        return _with_warmup(step, initial, self.warmup_steps, decayed)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps, "warmup_epochs": self.warmup_epochs,
+                "end_learning_rate": self.end_learning_rate, "power": self.power}
+
+
+@keras.saving.register_keras_serializable(package="efficientnet")
+class WarmupConstant(keras.optimizers.schedules.LearningRateSchedule):
+    """tensorflow/tpu utils.py's "constant" schedule (lines 53-54): the peak rate after the linear warm-up."""
+
+    def __init__(self, initial_learning_rate, steps_per_epoch, warmup_epochs):
+        _check_positive("WarmupConstant", "initial_learning_rate", initial_learning_rate)
+        _check_positive("WarmupConstant", "steps_per_epoch", steps_per_epoch)
+        _check_non_negative("WarmupConstant", "warmup_epochs", warmup_epochs)
+        self.initial_learning_rate = initial_learning_rate
+        self.steps_per_epoch = steps_per_epoch
+        self.warmup_epochs = warmup_epochs
+        self.warmup_steps = _warmup_steps(warmup_epochs, steps_per_epoch)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        initial = tf.constant(self.initial_learning_rate, tf.float32)
+        return _with_warmup(step, initial, self.warmup_steps, initial + 0.0 * step)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "steps_per_epoch": self.steps_per_epoch,
+                "warmup_epochs": self.warmup_epochs}
+
+
 def warmup_not_reached(schedule, total_steps):
     """A one-line warning when the warm-up of ``schedule`` is not shorter than a run of ``total_steps``
     (the last update then uses less than the peak rate), else None. Either schedule class."""

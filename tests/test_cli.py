@@ -47,6 +47,17 @@ def test_every_flag_of_the_original_is_accepted():
                                                    "batch_norm_momentum", "batch_norm_epsilon"), flag.name
 
 
+def test_the_originals_optimizers_and_schedules_are_accepted():
+    config, _, _ = resolve(["--optimizer=lars", "--lars_weight_decay=1e-4", "--lars_epsilon=1e-9",
+                            "--lr_schedule=poly"])
+    train = config["train"]
+    assert (train["optimizer"], train["lars_weight_decay"], train["lars_epsilon"], train["lr_schedule"]) == (
+        "lars", 1e-4, 1e-9, "poly")
+    for name in ("sgd", "momentum", "rmsprop"):
+        assert resolve([f"--optimizer={name}"])[0]["train"]["optimizer"] == name
+    assert resolve(["--lr_schedule=constant"])[0]["train"]["lr_schedule"] == "constant"
+
+
 def test_original_flags_set_the_same_fields_as_ours():
     original, notes, _ = resolve([
         "--model_name=efficientnet-b4", "--input_image_size=320", "--randaug_num_layers=3", "--randaug_magnitude=15",

@@ -18,7 +18,7 @@ CASES = [
     (["--config.train.nope=1"], "error: unknown config field --config.train.nope; did you mean"),
     (["--config.trian.steps=1"], "error: unknown config field --config.trian.steps; did you mean --config.train.steps"),
     (["--model_name=efficientnet-b9"], "error: unknown model 'b9'"),
-    (["--optimizer=lars"], "error: --optimizer=lars (the original's LARS) is not available here"),
+    (["--mixup_alpha=0.2"], "error: --mixup_alpha=0.2 is not available here (only 0.0, the default)"),
     (["--model=b0", "--model_name=efficientnet-b4"], "error: --model=b0 and --model_name=b4 set the same thing"),
     (["--flagfile=/nonexistent/flags"], "Unable to open flagfile"),
     (["--config.train.batch_size=big"], "error: flag --config.train.batch_size=big"),

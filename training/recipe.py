@@ -112,14 +112,21 @@ class Schedule:
 
 
 def learning_rate_schedule(config, schedule):
-    """The paper's schedule: 0.016 per 256 images, 5 warm-up epochs, x0.97 every 2.4 epochs (docs/recipe.md §5)."""
-    initial = schedules.scaled_learning_rate(config.train.base_learning_rate, config.train.batch_size)
-    if config.train.lr_schedule == "cosine":
-        return schedules.WarmupCosineDecay(initial, schedule.steps_per_epoch, max(schedule.total_steps, 1),
-                                           warmup_epochs=config.train.warmup_epochs)
+    """config.train.lr_schedule after the linear warm-up: the paper's exponential decay (0.016 per 256 images,
+    5 warm-up epochs, x0.97 every 2.4 epochs; docs/recipe.md §5), or the original's cosine, poly or constant."""
+    train = config.train
+    initial = schedules.scaled_learning_rate(train.base_learning_rate, train.batch_size)
+    total = max(schedule.total_steps, 1)
+    if train.lr_schedule == "cosine":
+        return schedules.WarmupCosineDecay(initial, schedule.steps_per_epoch, total, warmup_epochs=train.warmup_epochs)
+    if train.lr_schedule == "poly":
+        return schedules.WarmupPolynomialDecay(initial, schedule.steps_per_epoch, total, train.warmup_epochs,
+                                               train.poly_end_learning_rate, train.poly_power)
+    if train.lr_schedule == "constant":
+        return schedules.WarmupConstant(initial, schedule.steps_per_epoch, train.warmup_epochs)
     return schedules.WarmupExponentialDecay(
-        initial, schedule.steps_per_epoch, warmup_epochs=config.train.warmup_epochs,
-        decay_epochs=config.train.lr_decay_epochs, decay_rate=config.train.lr_decay_rate, staircase=True)
+        initial, schedule.steps_per_epoch, warmup_epochs=train.warmup_epochs,
+        decay_epochs=train.lr_decay_epochs, decay_rate=train.lr_decay_rate, staircase=True)
 
 
 def eval_steps(num_examples, global_batch):

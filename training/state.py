@@ -38,20 +38,31 @@ def build_model(config, num_classes, strategy=None):
 def build_optimizer(config, learning_rate, model):
     """config.train.optimizer, created under the caller's strategy scope.
 
-    "rmsprop" is the recipe: TF1 RMSProp (efficientnet.optim.RMSPropTF). "sgd" is SGD with train.momentum
-    (keras.optimizers.SGD, the TF1 MomentumOptimizer update up to the learning-rate factoring). "adamw" is
-    keras.optimizers.AdamW; its decoupled decay skips the variables the recipe's L2 skips (BatchNorm), and with
-    decoupled_weight_decay 0 it is Adam. Each keeps its own slots in the checkpoint: resume with the optimizer
-    the run started with.
+    "rmsprop" is the recipe: TF1 RMSProp (efficientnet.optim.RMSPropTF). "momentum", "sgd" and "lars" are the
+    original's other choices (tensorflow/tpu utils.py build_optimizer): TF1's MomentumOptimizer with
+    train.momentum (optim.MomentumTF), plain gradient descent (keras SGD without momentum: w -= lr · g, TF1's
+    GradientDescentOptimizer), and its LARS (optim.LARS, which leaves BatchNorm and biases unadapted as the
+    original's skip list does). "adamw" is keras.optimizers.AdamW; its decoupled decay skips the variables the
+    recipe's L2 skips (BatchNorm), and with decoupled_weight_decay 0 it is Adam. Each keeps its own slots in the
+    checkpoint: resume with the optimizer the run started with.
     """
     train = config.train
+    decayed = {id(v) for v in losses.weight_decay_variables(model)}
     if train.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=train.momentum)
+        return keras.optimizers.SGD(learning_rate, momentum=0.0)
+    if train.optimizer == "momentum":
+        return optim.MomentumTF(learning_rate, momentum=train.momentum)
+    if train.optimizer == "lars":
+        optimizer = optim.LARS(learning_rate, momentum=train.momentum, weight_decay=train.lars_weight_decay,
+                               eeta=train.lars_eeta, epsilon=train.lars_epsilon)
+        # The original's skip list ['batch_normalization', 'bias', 'beta', 'gamma'] (utils.py:106-111).
+        optimizer.exclude_from_adaptation([v for v in model.trainable_variables
+                                           if id(v) not in decayed or v.name == "bias"])
+        return optimizer
     if train.optimizer == "adamw":
         optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=train.decoupled_weight_decay,
                                            beta_1=train.adam_beta_1, beta_2=train.adam_beta_2,
                                            epsilon=train.adam_epsilon)
-        decayed = {id(v) for v in losses.weight_decay_variables(model)}
         optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables
                                                       if id(v) not in decayed])
         return optimizer

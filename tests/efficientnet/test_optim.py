@@ -1,4 +1,6 @@
-"""Tests for efficientnet.optim.RMSPropTF against TF1's tf.compat.v1.train.RMSPropOptimizer."""
+"""efficientnet.optim against the original's optimizers (tensorflow/tpu utils.py build_optimizer): RMSPropTF and
+MomentumTF against TF1's tf.compat.v1.train.RMSPropOptimizer / MomentumOptimizer, plain gradient descent against
+GradientDescentOptimizer, LARS against an independent numpy port of lars_optimizer.py's formulas."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -227,3 +229,104 @@ def test_optimizer_created_outside_the_strategy_scope_is_refused():
         with pytest.raises(ValueError, match="strategy.scope") as info:
             opt.build(variables)
     assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------ the original's other optimizers
+
+TABLE = [0.0, 0.01, 0.02, 0.2, 0.1, 0.05, 0.3, 0.001, 0.07, 0.07, 0.5, 0.02]
+
+
+def _run(optimizer, grads):
+    variables = [tf.Variable(v) for v in _initial_values()]
+    history = []
+    for step_grads in grads:
+        optimizer.apply_gradients(zip([tf.constant(g) for g in step_grads], variables))
+        history.append([v.numpy() for v in variables])
+    return history
+
+
+def _run_tf1(make, grads):
+    step = {"i": 0}
+    oracle = make(lambda: TABLE[step["i"]])
+    variables = [tf.Variable(v) for v in _initial_values()]
+    history = []
+    for i, step_grads in enumerate(grads):
+        step["i"] = i
+        oracle.apply_gradients(zip([tf.constant(g) for g in step_grads], variables))
+        history.append([v.numpy() for v in variables])
+    return history
+
+
+@pytest.mark.parametrize("ours, tf1", [
+    (lambda lr: optim.MomentumTF(lr, momentum=0.9), lambda lr: tf.compat.v1.train.MomentumOptimizer(lr, 0.9)),
+    (lambda lr: keras.optimizers.SGD(lr, momentum=0.0), lambda lr: tf.compat.v1.train.GradientDescentOptimizer(lr)),
+], ids=["momentum", "sgd"])
+def test_momentum_and_sgd_equal_tf1_exactly(ours, tf1):
+    grads = _gradients(len(TABLE), seed=5)
+    got = _run(ours(_TableSchedule(TABLE)), grads)
+    expected = _run_tf1(tf1, grads)
+    for a_vars, b_vars in zip(got, expected):
+        for a, b in zip(a_vars, b_vars):
+            np.testing.assert_array_equal(a, b)
+    assert not np.allclose(got[-1][0], _initial_values()[0])
+
+
+def test_tf1_momentum_differs_from_keras_sgd_when_the_rate_changes():
+    grads = _gradients(len(TABLE), seed=5)
+    ours = _run(optim.MomentumTF(_TableSchedule(TABLE), momentum=0.9), grads)
+    keras_sgd = _run(keras.optimizers.SGD(_TableSchedule(TABLE), momentum=0.9), grads)
+    assert not np.allclose(ours[-1][0], keras_sgd[-1][0], rtol=1e-3)
+
+
+def _numpy_lars(grads, excluded, momentum=0.9, weight_decay=1e-4, eeta=0.001, epsilon=0.0):
+    """lars_optimizer.py compute_lr + ApplyMomentum(lr=1, grad=g'·scaled_lr), in float64."""
+    weights = [v.astype(np.float64) for v in _initial_values()]
+    accums = [np.zeros_like(w) for w in weights]
+    history = []
+    for step, step_grads in enumerate(grads):
+        for k, g in enumerate(step_grads):
+            g, w, lr = g.astype(np.float64), weights[k], TABLE[step]
+            if k not in excluded:
+                w_norm, g_norm = np.linalg.norm(w), np.linalg.norm(g)
+                trust = eeta * w_norm / (g_norm + weight_decay * w_norm + epsilon) if w_norm > 0 and g_norm > 0 else 1.0
+                lr, g = lr * trust, g + weight_decay * w
+            accums[k] = momentum * accums[k] + g * lr
+            weights[k] = w - accums[k]
+        history.append([w.copy() for w in weights])
+    return history
+
+
+@pytest.mark.parametrize("excluded", [set(), {1}], ids=["all_adapted", "second_excluded"])
+def test_lars_equals_the_originals_formulas(excluded):
+    grads = _gradients(len(TABLE), seed=9)
+    variables = [tf.Variable(v) for v in _initial_values()]
+    lars = optim.LARS(_TableSchedule(TABLE), momentum=0.9, weight_decay=1e-4, eeta=0.001, epsilon=0.0)
+    lars.exclude_from_adaptation([variables[k] for k in excluded])
+    got = []
+    for step_grads in grads:
+        lars.apply_gradients(zip([tf.constant(g) for g in step_grads], variables))
+        got.append([v.numpy() for v in variables])
+    for step, (a_vars, b_vars) in enumerate(zip(got, _numpy_lars(grads, excluded))):
+        for a, b in zip(a_vars, b_vars):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7, err_msg=f"step {step}")
+    plain = _run(optim.MomentumTF(_TableSchedule(TABLE), momentum=0.9), grads)
+    assert not np.allclose(got[-1][0], plain[-1][0], rtol=1e-3)  # the trust ratio acts
+
+
+def test_lars_trust_ratio_is_one_for_zero_weights_or_gradients():
+    variable = tf.Variable(np.zeros(3, np.float32))
+    lars = optim.LARS(0.5, momentum=0.0, weight_decay=0.1)
+    lars.apply_gradients([(tf.constant([1.0, -2.0, 0.5]), variable)])
+    np.testing.assert_allclose(variable.numpy(), -0.5 * np.array([1.0, -2.0, 0.5]), rtol=1e-6)
+
+
+def test_lars_exclusion_after_build_is_refused_and_config_round_trips():
+    variable = tf.Variable(np.ones(2, np.float32))
+    lars = optim.LARS(0.1, momentum=0.8, weight_decay=1e-5, eeta=0.002, epsilon=1e-9)
+    lars.build([variable])
+    with pytest.raises(ValueError, match="before the optimizer is built"):
+        lars.exclude_from_adaptation([variable])
+    clone = optim.LARS.from_config(lars.get_config())
+    assert (clone.momentum, clone.lars_weight_decay, clone.eeta, clone.lars_epsilon) == (0.8, 1e-5, 0.002, 1e-9)
+    with pytest.raises(ValueError, match="momentum"):
+        optim.MomentumTF(0.1, momentum=1.5)

@@ -142,3 +142,35 @@ def test_warmup_longer_than_the_run_warns_for_both_schedules(make):
     assert schedules.warmup_not_reached(make(2.5), 250) is not None  # ends with the warm-up: peak never used
     assert schedules.warmup_not_reached(make(2), 250) is None
     assert schedules.warmup_not_reached(long_warmup, 0) is None  # evaluation-only schedules
+
+
+def _original_poly(initial_lr, steps, steps_per_epoch, total_steps, warmup_epochs):
+    """tensorflow/tpu utils.py:55-67 + 72-78 with TF1's own polynomial_decay on a vector of global steps."""
+    global_step = tf.constant(steps, tf.int64)
+    warmup_steps = int(steps_per_epoch * warmup_epochs)
+    decay_steps = tf.maximum(tf.constant(1, tf.int64), global_step - warmup_steps)
+    lr = tf.compat.v1.train.polynomial_decay(initial_lr, decay_steps, total_steps - warmup_steps + 1,
+                                             end_learning_rate=0.1, power=2.0)()
+    warmup_lr = initial_lr * tf.cast(global_step, tf.float32) / tf.cast(warmup_steps, tf.float32)
+    return np.where(steps < warmup_steps, warmup_lr.numpy(), lr.numpy())
+
+
+@pytest.mark.parametrize("batch", [4096, 1000])
+def test_poly_schedule_equals_the_original_at_every_step(batch):
+    steps_per_epoch = 1_256_145 / batch
+    total = int(350 * steps_per_epoch)
+    initial = schedules.scaled_learning_rate(0.016, batch)
+    schedule = schedules.WarmupPolynomialDecay(initial, steps_per_epoch, total, 5, end_learning_rate=0.1,
+                                               power=2.0)
+    steps = np.arange(total + 10, dtype=np.int64)  # past the end: held at the end rate
+    np.testing.assert_array_equal(schedule(tf.constant(steps)).numpy(),
+                                  _original_poly(initial, steps, steps_per_epoch, total, 5))
+
+
+def test_constant_schedule_is_the_peak_after_the_warmup():
+    schedule = schedules.WarmupConstant(0.256, STEPS_PER_EPOCH, 5)
+    steps = np.arange(4000, dtype=np.int64)
+    warmup = 0.256 * tf.cast(steps, tf.float32) / tf.cast(1533, tf.float32)
+    expected = np.where(steps < 1533, warmup.numpy(), np.float32(0.256))
+    np.testing.assert_array_equal(schedule(tf.constant(steps)).numpy(), expected)
+    assert float(schedules.WarmupConstant(0.1, 10, 0)(7)) == pytest.approx(0.1)

@@ -24,13 +24,22 @@ def _one_step(state, seed=0):
     state.optimizer.apply_gradients(zip(grads, state.model.trainable_variables))
 
 
-@pytest.mark.parametrize("name, kind", [("rmsprop", optim.RMSPropTF), ("sgd", tf.keras.optimizers.SGD),
-                                        ("adamw", tf.keras.optimizers.AdamW)])
-def test_each_optimizer_is_built_from_the_config(tmp_path, name, kind):
+@pytest.mark.parametrize("name, kind, momentum", [
+    ("rmsprop", optim.RMSPropTF, 0.8), ("momentum", optim.MomentumTF, 0.8), ("sgd", tf.keras.optimizers.SGD, 0.0),
+    ("lars", optim.LARS, 0.8), ("adamw", tf.keras.optimizers.AdamW, None)])
+def test_each_optimizer_is_built_from_the_config(tmp_path, name, kind, momentum):
     state = _state(tmp_path, **{"train.optimizer": name, "train.momentum": 0.8})
     assert isinstance(state.optimizer, kind)
-    if name != "adamw":
-        assert state.optimizer.momentum == pytest.approx(0.8)
+    if momentum is not None:
+        assert state.optimizer.momentum == pytest.approx(momentum)  # plain gradient descent has none
+
+
+def test_lars_adapts_all_but_batchnorm_and_biases_as_the_originals_skip_list(tmp_path):
+    state = _state(tmp_path, **{"train.optimizer": "lars"})
+    adapted = {v.path for v, on in zip(state.model.trainable_variables, state.optimizer._adapted) if on}
+    skipped = {v.path for v, on in zip(state.model.trainable_variables, state.optimizer._adapted) if not on}
+    assert adapted and all(path.endswith("kernel") for path in adapted)
+    assert any(path.endswith("gamma") for path in skipped) and any(path.endswith("bias") for path in skipped)
 
 
 def test_adamw_decays_all_but_batchnorm(tmp_path):
@@ -65,7 +74,7 @@ def test_adamw_slots_resume_from_a_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, match", [
-    ("train.optimizer", "adam", "optimizer='adam' is not one of rmsprop, adamw, sgd"),
+    ("train.optimizer", "adam", "optimizer='adam' is not one of rmsprop, momentum, sgd, lars, adamw"),
     ("train.adam_beta_2", 1.0, "adam_beta_2 must be in"),
     ("train.decoupled_weight_decay", -0.1, "decoupled_weight_decay must be >= 0"),
     ("data.crop_area_range", (0.5, 0.2), "crop_area_range must be"),
