@@ -4,7 +4,10 @@ any input channel count, and weights (Keras HDF5, original checkpoints with EMA 
 Oracles: keras.applications (notop/pooling shapes, and the logits of the published-layout weights), the
 endpoint channels and strides of tensorflow/tpu's builders, the full model's own layers, numpy.
 """
+import ast
 import dataclasses
+import os
+import re
 
 import keras
 import numpy as np
@@ -274,3 +277,16 @@ def test_feature_model_under_mirrored_strategy_and_mixed_bfloat16(classifier_fil
     assert [tuple(t.shape) for t in local(out["head_1x1"])] == [(2, 1, 1, SMALL.head_width)] * 2
     assert all(np.isfinite(v.numpy()) for v in local(loss))
     assert all(g is not None for g in gradients)
+
+
+@pytest.mark.slow
+def test_the_readme_example_runs_and_prints_the_shapes_it_shows(capsys):
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    with open(readme, encoding="utf-8") as f:
+        section = f.read().split("## EfficientNet as a backbone\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shown = ast.literal_eval("".join(line.lstrip("# ") for line in code.splitlines() if line.startswith("# {")
+                                     or line.startswith("#  '")))
+    exec(compile(code, "README.md", "exec"), {})  # pylint: disable=exec-used
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert ast.literal_eval(printed) == shown
