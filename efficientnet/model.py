@@ -39,7 +39,7 @@ class Endpoint:
 
 
 def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = None, image_size: ImageSize = NATIVE,
-                input_channels: int = 3, include_top: bool = True, pooling: Optional[str] = None,
+                input_channels: int = 3, input_tensor=None, include_top: bool = True, pooling: Optional[str] = None,
                 classifier_activation: Optional[str] = None, dropout_rate: Optional[float] = None,
                 survival_prob: Optional[float] = None, sync_batchnorm: bool = False,
                 name: Optional[str] = None) -> keras.Model:
@@ -54,6 +54,9 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
         entries) any spatial size: every layer takes maps of any size, strides and "same" padding included.
       input_channels: channels of the input pixels (see `input_statistics` for their normalization and
         efficientnet.loading.adapt_stem_kernel for 3-channel weights loaded into other counts).
+      input_tensor: a Keras tensor [N, H, W, C] (a keras.Input, or the output of layers on one) to use as the
+        input, as Keras Applications' argument: its shape sets the image size and channels (image_size and
+        input_channels then stay at their defaults) and the model's inputs are its source inputs.
       include_top: True -> global average pool, dropout, Dense (float32). False -> tensorflow/tpu's
         `head_1x1` endpoint (after the 1x1 head conv, BN and activation: N, H/32, W/32, head filters; 1280 for
         b0) in the compute dtype, as Keras Applications with include_top=False; `pooling` reduces it.
@@ -74,8 +77,8 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
     if include_top and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     _check_head_options(include_top, pooling, classifier_activation)
-    inputs = image_input(v, image_size, input_channels)
-    x = _trunk(inputs, v, survival_prob, sync_batchnorm, head=True)[HEAD_1X1]
+    images, inputs = _model_input(v, image_size, input_channels, input_tensor)
+    x = _trunk(images, v, survival_prob, sync_batchnorm, head=True)[HEAD_1X1]
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout_rate > 0:
@@ -93,7 +96,7 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
 
 
 def build_feature_model(variant: Union[str, Variant], *, endpoints: Optional[Sequence[str]] = None,
-                        image_size: ImageSize = NATIVE, input_channels: int = 3,
+                        image_size: ImageSize = NATIVE, input_channels: int = 3, input_tensor=None,
                         survival_prob: Optional[float] = None, sync_batchnorm: bool = False,
                         name: Optional[str] = None) -> keras.Model:
     """A multi-scale feature extractor: a model whose output is a dict {endpoint name: map} (see `endpoints`).
@@ -103,9 +106,9 @@ def build_feature_model(variant: Union[str, Variant], *, endpoints: Optional[Seq
 
     Args:
       endpoints: names from `endpoints(variant)` ("reduction_1".."reduction_5", "features", "head_1x1");
-        default all of them. Without "head_1x1" the head conv is not built (nor are blocks after the last
-        requested endpoint).
-      image_size, input_channels, survival_prob, sync_batchnorm, name: as in `build_model`.
+        default all of them. Without "head_1x1" the model has no head conv, and no block after the last
+        requested endpoint.
+      image_size, input_channels, input_tensor, survival_prob, sync_batchnorm, name: as in `build_model`.
     """
     v = get_variant(variant)
     table = {e.name: e for e in endpoint_table(v)}
@@ -113,8 +116,8 @@ def build_feature_model(variant: Union[str, Variant], *, endpoints: Optional[Seq
     unknown = [e for e in wanted if e not in table]
     if unknown or not wanted or len(set(wanted)) != len(wanted):
         raise ValueError(f"endpoints must be distinct names among {list(table)}, got {endpoints!r}")
-    inputs = image_input(v, image_size, input_channels)
-    found = _trunk(inputs, v, survival_prob, sync_batchnorm, head=HEAD_1X1 in wanted)
+    images, inputs = _model_input(v, image_size, input_channels, input_tensor)
+    found = _trunk(images, v, survival_prob, sync_batchnorm, head=HEAD_1X1 in wanted)
     return keras.Model(inputs, {e: found[e] for e in wanted}, name=name or f"efficientnet-{v.name}-features")
 
 
@@ -170,6 +173,19 @@ def image_input(variant: Union[str, Variant], image_size: ImageSize = NATIVE, in
     height, width = _image_shape(image_size)
     return keras.Input(shape=(height, width, input_channels), dtype=keras.config.dtype_policy().variable_dtype,
                        name="images")
+
+
+def _model_input(v: Variant, image_size, input_channels, input_tensor):
+    """(the image tensor the network starts from, the model's inputs)."""
+    if input_tensor is None:
+        images = image_input(v, image_size, input_channels)
+        return images, images
+    if not keras.backend.is_keras_tensor(input_tensor) or len(input_tensor.shape) != 4:
+        raise ValueError(f"input_tensor must be a 4-D Keras tensor [N, H, W, C], got {input_tensor!r}")
+    if not (isinstance(image_size, str) and image_size == NATIVE) or input_channels != 3:
+        raise ValueError("input_tensor sets the image size and channels: leave image_size and input_channels out")
+    input_statistics(v, input_tensor.shape[-1])  # validates the channel count
+    return input_tensor, keras.utils.get_source_inputs(input_tensor)
 
 
 def _trunk(inputs, v: Variant, survival_prob, sync_batchnorm, head: bool):

@@ -12,11 +12,12 @@ Two HDF5 layouts are read (docs/recipe.md §2):
 Rules: every weighted layer of the model must be found in the file with the same number of weights and the same
 shapes, or the load fails with a ValueError naming the first bad layer, before anything is assigned (nothing is
 half-loaded). One exception: an RGB stem kernel loads into a model with other than 3 input channels through
-efficientnet.loading.adapt_stem_kernel. Layers in the file that the model has no weights for are ignored: Keras Applications' `normalization`
-layer holds the input mean/variance that this model keeps as constants (efficientnet.blocks.InputNormalization),
-and a `predictions` layer is unused by an include_top=False model. `skip_mismatch_layers` names layers that may be
-absent from the file or differ in shape; they keep their current values in that case (typically
-("predictions",) to fine-tune on another number of classes) and are loaded when they match.
+efficientnet.loading.adapt_stem_kernel. Layers in the file that the model has no weights for are ignored: Keras
+Applications' `normalization` layer holds the input mean/variance that this model keeps as constants
+(efficientnet.blocks.InputNormalization), and a `predictions` layer is unused by an include_top=False model.
+`skip_mismatch_layers` names layers that may be absent from the file or differ in shape; they keep their current
+values in that case (typically ("predictions",) to fine-tune on another number of classes) and are loaded when they
+match.
 """
 from __future__ import annotations
 

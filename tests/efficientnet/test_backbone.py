@@ -290,3 +290,18 @@ def test_the_readme_example_runs_and_prints_the_shapes_it_shows(capsys):
     exec(compile(code, "README.md", "exec"), {})  # pylint: disable=exec-used
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     assert ast.literal_eval(printed) == shown
+
+
+def test_input_tensor_as_keras_applications():
+    pixels = keras.Input((40, 36, 1), name="pixels")
+    scaled = keras.layers.Rescaling(255.0)(pixels)  # layers before the network: the model starts at their input
+    ours = build_feature_model(SMALL, input_tensor=scaled)
+    assert ours.inputs == [pixels] and tuple(ours.output["reduction_2"].shape[1:3]) == (10, 9)  # ⌈40/4⌉, ⌈36/4⌉
+    rgb = keras.Input((40, 36, 3))
+    reference = KERAS_APPS["b0"](include_top=False, weights=None, input_tensor=rgb, pooling="avg")
+    assert tuple(build_model("b0", input_tensor=rgb, include_top=False, pooling="avg").output.shape) == \
+        tuple(reference.output.shape)
+    with pytest.raises(ValueError, match="leave image_size and input_channels out"):
+        build_model(SMALL, input_tensor=rgb, image_size=40)
+    with pytest.raises(ValueError, match="4-D Keras tensor"):
+        build_model(SMALL, input_tensor=np.zeros((1, 8, 8, 3)))
