@@ -132,6 +132,7 @@ def _runtime():
         # The export also writes float32, dynamic-range int8 and full-integer int8 .tflite files into its
         # tflite/ folder, each checked against the Keras model (training/tflite.py).
         export_tflite=False,
+        export_headless=False,                          # True: the export serves pooled features only, no classifier
         tflite_calibration_images=100,                  # training images calibrating the full-integer int8 file
         tflite_check_images=500,                        # held-out images every .tflite file is checked on
         tensorboard_images=16,                          # augmented training images shown at each start; 0: none

@@ -162,6 +162,9 @@ def group_moments(inputs, axes, group_size: int):
 class InputNormalization(keras.layers.Layer):
     """(pixels - mean) / stddev with constant per-channel statistics (not weights).
 
+    A 1-channel input broadcasts against the statistics: a grey pixel becomes one normalized value per statistic
+    (efficientnet.model.input_statistics says why).
+
     Computed at the variables' precision (float32 under a mixed policy): normalizing [0, 255] values in
     bfloat16 would lose about two significant bits before the first conv.
     """
@@ -178,7 +181,7 @@ class InputNormalization(keras.layers.Layer):
         return (ops.cast(inputs, self.compute_dtype) - mean) / stddev
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return (*input_shape[:-1], len(self.mean))
 
     def get_config(self):
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}

@@ -9,20 +9,45 @@ import dataclasses
 from typing import Dict, Iterable, List, Tuple
 
 import keras
+import numpy as np
 
 # Pass as skip_mismatch_layers to load everything but the classifier.
 CLASSIFIER_LAYERS = ("predictions",)
+# The one layer whose weights depend on the input channel count.
+STEM_LAYER = "stem_conv"
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadResult:
     """What `load_weights` did: layers assigned, layers left as they were, file layers (HDF5) or scope-relative
-    variables (TF checkpoint) not used, and how many variables came from an ExponentialMovingAverage shadow."""
+    variables (TF checkpoint) not used, how many variables came from an ExponentialMovingAverage shadow, and the
+    layers loaded through `adapt_stem_kernel` (the stem of a model with other than 3 input channels)."""
 
     loaded: Tuple[str, ...]
     skipped: Tuple[str, ...]
     ignored: Tuple[str, ...]
     from_ema: int = 0
+    adapted: Tuple[str, ...] = ()
+
+
+def stem_adapts(layer_name: str, stored_shape, expected_shape) -> bool:
+    """Whether a stored RGB stem kernel (kh, kw, 3, F) loads, adapted, into an expected (kh, kw, C, F), C != 3."""
+    stored_shape, expected_shape = tuple(stored_shape), tuple(expected_shape)
+    return (layer_name == STEM_LAYER and len(stored_shape) == len(expected_shape) == 4 and stored_shape[2] == 3
+            and stored_shape[:2] + stored_shape[3:] == expected_shape[:2] + expected_shape[3:])
+
+
+def adapt_stem_kernel(kernel: np.ndarray, input_channels: int) -> np.ndarray:
+    """An RGB stem kernel (kh, kw, 3, F) for `input_channels` inputs: input channel i takes the RGB kernel slice
+    i mod 3, all scaled by 3 / input_channels (timm's rule for pretrained weights with more or fewer channels).
+
+    When every channel carries the same picture the stem's response keeps its scale; an input of k copies of
+    the RGB image (6, 9, ... channels, normalized with the same cycle of statistics, model.input_statistics)
+    gives exactly the RGB model's output. A 1-channel model does not use this: it broadcasts the grey value to
+    RGB before its unchanged stem (model.input_statistics).
+    """
+    kernel = np.asarray(kernel)
+    return kernel[:, :, [i % 3 for i in range(input_channels)], :] * (3.0 / input_channels)
 
 
 def weighted_layers(model: keras.Model) -> Dict[str, keras.layers.Layer]:

@@ -25,7 +25,9 @@ Guarantees, as for HDF5 files (efficientnet.weights): every weight of the model 
 or the load fails with a ValueError naming the variable and both shapes, before anything is assigned; layers
 named in `skip_mismatch_layers` keep their values when absent or mismatched. Unlike HDF5, checkpoint weights
 that the model does not use are an error too (a b0 checkpoint must not load "successfully" into a Lite0, which
-has the same conv shapes but no SE), except the classifier `head/dense` when the model has none or skips it.
+has the same conv shapes but no SE), except the classifier `head/dense` when the model has none or skips it, and
+the head and later blocks when the model is a truncated feature extractor (build_feature_model). An RGB stem
+kernel loads into a model with other than 3 input channels through efficientnet.loading.adapt_stem_kernel.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet import blocks
-from efficientnet.loading import LoadResult, raise_if_problems, weighted_layers
+from efficientnet.loading import LoadResult, adapt_stem_kernel, raise_if_problems, stem_adapts, weighted_layers
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 
@@ -80,7 +82,7 @@ def load_tpu_checkpoint(model: keras.Model, path, *, skip_mismatch_layers: Seque
     """Loads a tensorflow/tpu checkpoint (directory or prefix, see `resolve_checkpoint`) into `model`.
 
     Args:
-      model: a model from `build_model` (any variant; include_top True or False).
+      model: a model from `build_model` (any variant; include_top True or False) or `build_feature_model`.
       path: a checkpoint directory (its latest checkpoint is used) or a prefix such as .../model.ckpt-218949.
       skip_mismatch_layers: our layer names (e.g. ("predictions",)) that may be absent or differ in shape.
       use_ema: prefer each variable's ExponentialMovingAverage shadow when it exists (the published numbers).
@@ -101,10 +103,16 @@ def load_tpu_checkpoint(model: keras.Model, path, *, skip_mismatch_layers: Seque
     plan, skipped, from_ema = _plan(names, shapes, scope, prefix, set(skip_mismatch_layers), use_ema)
     ignored = _unused(shapes, scope, names, plan, skipped, prefix)
     arrays = {stored: reader.get_tensor(stored) for pairs in plan.values() for _, stored in pairs}
-    for pairs in plan.values():  # everything was validated above: assign only now
+    adapted = []
+    for layer_name, pairs in plan.items():  # everything was validated above: assign only now
         for variable, stored in pairs:
-            variable.assign(np.asarray(arrays[stored]).astype(variable.dtype))
-    return LoadResult(loaded=tuple(plan), skipped=tuple(skipped), ignored=ignored, from_ema=from_ema)
+            array = np.asarray(arrays[stored])
+            if tuple(array.shape) != tuple(variable.shape):  # only an adaptable stem passes _plan so
+                array = adapt_stem_kernel(array, variable.shape[2])
+                adapted.append(layer_name)
+            variable.assign(array.astype(variable.dtype))
+    return LoadResult(loaded=tuple(plan), skipped=tuple(skipped), ignored=ignored, from_ema=from_ema,
+                      adapted=tuple(adapted))
 
 
 def resolve_checkpoint(path) -> str:
@@ -202,7 +210,7 @@ def _plan(names, shapes, scope, prefix, skip, use_ema):
             expected = tuple(variable.shape)
             if stored is None:
                 problem = f"variable {full!r} (layer {layer_name!r}, expected shape {expected}) is missing from {prefix}"
-            elif tuple(shapes[stored]) != expected:
+            elif tuple(shapes[stored]) != expected and not stem_adapts(layer_name, shapes[stored], expected):
                 problem = (f"variable {stored!r} (layer {layer_name!r}): expected shape {expected}, {prefix} has "
                            f"{tuple(shapes[stored])}")
             if problem:
@@ -219,6 +227,18 @@ def _plan(names, shapes, scope, prefix, skip, use_ema):
     return plan, skipped, from_ema
 
 
+def _cut_off(relative: str, names) -> bool:
+    """Whether a checkpoint weight lies beyond the end of a truncated model (build_feature_model without
+    head_1x1, or ending at an earlier endpoint): the head, or a block after the model's last one."""
+    if "top_conv" in names:
+        return False
+    if relative.startswith("head/"):
+        return True
+    match = re.match(r"^blocks_(\d+)/", relative)
+    blocks_in_model = {found.group(1) for found in map(_BLOCK_LAYER.match, names) if found}
+    return bool(match) and int(match.group(1)) >= len(blocks_in_model)
+
+
 def _unused(shapes, scope, names, plan, skipped, prefix) -> Tuple[str, ...]:
     """Scope-relative model weights of the checkpoint that nothing uses: the classifier may be (returned as
     ignored) when the model has none or skips it; anything else means another architecture (ValueError)."""
@@ -229,7 +249,7 @@ def _unused(shapes, scope, names, plan, skipped, prefix) -> Tuple[str, ...]:
     tolerated = {relative for layer in skipped for _, relative in names[layer]}
     if "predictions" not in plan:
         tolerated |= {"head/dense/kernel", "head/dense/bias"}
-    foreign = [name for name in unused if name not in tolerated]
+    foreign = [name for name in unused if name not in tolerated and not _cut_off(name, names)]
     if foreign:
         raise ValueError(f"cannot load weights, nothing was changed: {prefix} has {len(foreign)} weights that "
                          f"{scope!r} as built here does not use, e.g. {foreign[0]!r}; is it another variant?")

@@ -11,11 +11,13 @@ Two HDF5 layouts are read (docs/recipe.md §2):
 
 Rules: every weighted layer of the model must be found in the file with the same number of weights and the same
 shapes, or the load fails with a ValueError naming the first bad layer, before anything is assigned (nothing is
-half-loaded). Layers in the file that the model has no weights for are ignored: Keras Applications' `normalization`
-layer holds the input mean/variance that this model keeps as constants (efficientnet.blocks.InputNormalization),
-and a `predictions` layer is unused by an include_top=False model. `skip_mismatch_layers` names layers that may be
-absent from the file or differ in shape; they keep their current values in that case (typically
-("predictions",) to fine-tune on another number of classes) and are loaded when they match.
+half-loaded). One exception: an RGB stem kernel loads into a model with other than 3 input channels through
+efficientnet.loading.adapt_stem_kernel. Layers in the file that the model has no weights for are ignored: Keras
+Applications' `normalization` layer holds the input mean/variance that this model keeps as constants
+(efficientnet.blocks.InputNormalization), and a `predictions` layer is unused by an include_top=False model.
+`skip_mismatch_layers` names layers that may be absent from the file or differ in shape; they keep their current
+values in that case (typically ("predictions",) to fine-tune on another number of classes) and are loaded when they
+match.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import keras
 import numpy as np
 
 # What both readers share lives in efficientnet.loading: tpu_checkpoint imports it, never this module.
-from efficientnet.loading import LoadResult, raise_if_problems, weighted_layers
+from efficientnet.loading import LoadResult, adapt_stem_kernel, raise_if_problems, stem_adapts, weighted_layers
 
 H5_SUFFIXES = (".h5", ".hdf5")
 
@@ -69,12 +71,12 @@ def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str
         raise ValueError(f"skip_mismatch_layers names {unknown} that are not weighted layers of {model.name!r}")
     with h5py.File(path, "r") as h5:
         stored = read_h5_weights(h5, path)
-    plan, skipped = _plan(layers, stored, set(skip_mismatch_layers), path)
+    plan, skipped, adapted = _plan(layers, stored, set(skip_mismatch_layers), path)
     for name, arrays in plan.items():  # everything was validated above: assign only now
         for variable, array in zip(layers[name].weights, arrays):
             variable.assign(array.astype(variable.dtype))
     ignored = tuple(name for name in stored if name not in layers)
-    return LoadResult(loaded=tuple(plan), skipped=tuple(skipped), ignored=ignored)
+    return LoadResult(loaded=tuple(plan), skipped=tuple(skipped), ignored=ignored, adapted=tuple(adapted))
 
 
 def read_h5_weights(h5: h5py.File, path: str = "") -> Dict[str, List[np.ndarray]]:
@@ -127,8 +129,9 @@ def _dataset_array(dataset: h5py.Dataset) -> np.ndarray:
 
 
 def _plan(layers, stored, skip, path):
-    """Validates every layer; returns ({name: arrays} to assign, [skipped names]) or raises on the first problem."""
-    plan, skipped, problems = {}, [], []
+    """Validates every layer; returns ({name: arrays} to assign, [skipped names], [adapted names]) or raises on the
+    first problem."""
+    plan, skipped, adapted, problems = {}, [], [], []
     for name, layer in layers.items():
         expected = [tuple(w.shape) for w in layer.weights]
         if name not in stored:
@@ -138,10 +141,14 @@ def _plan(layers, stored, skip, path):
             if found == expected:
                 plan[name] = stored[name]
                 continue
+            if len(found) == len(expected) == 1 and stem_adapts(name, found[0], expected[0]):
+                plan[name] = [adapt_stem_kernel(stored[name][0], expected[0][2])]
+                adapted.append(name)
+                continue
             problem = f"layer {name!r}: expected shapes {expected}, {path} has {found}"
         if name in skip:
             skipped.append(name)
         else:
             problems.append(problem)
     raise_if_problems(problems)
-    return plan, skipped
+    return plan, skipped, adapted

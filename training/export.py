@@ -12,6 +12,12 @@ Signatures (all outputs float32 unless said):
   Both return probabilities [N, classes], classes int32[N] (the argmax, as the original's export),
   top_k_classes int32[N, k] and top_k_probabilities [N, k], k = min(5, classes).
 - class_names: no inputs -> class_names string[classes], the name of class i at i.
+- serving_features: images as serving_images -> features float32[N, head filters]: the pooled embedding before
+  the classifier (tensorflow/tpu's `pooled_features`: the global average of the 1x1 head conv's output).
+
+A headless export (config.runtime.export_headless, for embedding use) holds only the backbone: serving_default
+(image bytes, preprocessed as above) and serving_features, both returning `features`; no classifier, no class
+names, no TFLite files.
 
 Class names travel as the asset file `assets/class_names.txt` (one name per line, line i = class i; the
 ImageNet names for 1000/1001-class models, the data's names otherwise, see training/labels.class_names);
@@ -64,6 +70,16 @@ def outputs(model, images, top_k):
             "top_k_classes": top.indices, "top_k_probabilities": top.values}
 
 
+def pooled_features(model):
+    """The classifier's pooled features as a model on the same variables: its `avg_pool` output."""
+    return keras.Model(model.input, model.get_layer("avg_pool").output, name=f"{model.name}-pooled-features")
+
+
+def feature_outputs(features, images):
+    """The serving output of the pooled-features model: {"features": float32 [N, head filters]}."""
+    return {"features": tf.cast(features(images, training=False), tf.float32)}
+
+
 def eval_preprocessing(config):
     """bytes -> float32 [size, size, 3]: the eval preprocessing of the run (its crop fraction and resize kernel:
     bicubic, bilinear for EdgeTPU/Lite)."""
@@ -97,6 +113,27 @@ def build_archive(model, config, num_classes, names_file):
                          [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
     archive.add_endpoint("class_names", lambda: {"class_names": table.lookup(tf.range(num_classes, dtype=tf.int64))},
                          [])
+    features = pooled_features(model)
+    archive.add_endpoint("serving_features", lambda images: feature_outputs(features, checked_images(images, size)),
+                         [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    return archive
+
+
+def build_headless_archive(model, config):
+    """The export archive of `model`'s backbone alone: serving_default on bytes and serving_features on pixels,
+    both returning the pooled features (the module docstring)."""
+    size, preprocess = recipe.image_size(config), eval_preprocessing(config)
+    features = pooled_features(model)
+
+    def serve_bytes(image_bytes):
+        images = tf.map_fn(preprocess, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        return feature_outputs(features, images)
+
+    archive = keras.export.ExportArchive()
+    archive.track(features)
+    archive.add_endpoint("serving_default", serve_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")])
+    archive.add_endpoint("serving_features", lambda images: feature_outputs(features, checked_images(images, size)),
+                         [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
     return archive
 
 
@@ -139,22 +176,32 @@ def export_saved_model(config, num_classes, weights_prefix, export_dir, class_na
     """
     busy = getattr(log, "busy", lambda what: contextlib.nullcontext())
     log = getattr(log, "message", log)
+    headless = config.runtime.export_headless
+    if headless and config.runtime.export_tflite:
+        raise ValueError("a headless export has no TFLite files (they are checked on class probabilities); drop "
+                         "runtime.export_tflite or runtime.export_headless")
     if config.runtime.export_tflite:
         tflite.check_can_convert(config, source)
-    class_names = class_names or labels.class_names(source, num_classes, config.runtime.model_dir)
-    _check_names(class_names, num_classes)
+    if not headless:
+        class_names = class_names or labels.class_names(source, num_classes, config.runtime.model_dir)
+        _check_names(class_names, num_classes)
     log(f"export: loading {weights_prefix}")
     model = load_inference_model(config, num_classes, weights_prefix)
     export_dir = export_dir.rstrip("/")
     tmp_dir = f"{export_dir}.tmp-{uuid.uuid4().hex[:8]}"
     names_dir = tempfile.mkdtemp(prefix="export-names-")
     try:
-        names_file = os.path.join(names_dir, CLASS_NAMES_ASSET)
-        with open(names_file, "w", encoding="utf-8") as f:
-            f.write("\n".join(class_names) + "\n")
-        log(f"export: tracing the serving signatures and writing the SavedModel ({num_classes} classes)")
+        if headless:
+            log("export: tracing the serving signatures and writing the SavedModel (headless: pooled features)")
+            archive = build_headless_archive(model, config)
+        else:
+            names_file = os.path.join(names_dir, CLASS_NAMES_ASSET)
+            with open(names_file, "w", encoding="utf-8") as f:
+                f.write("\n".join(class_names) + "\n")
+            log(f"export: tracing the serving signatures and writing the SavedModel ({num_classes} classes)")
+            archive = build_archive(model, config, num_classes, names_file)
         with busy("writing the SavedModel"):
-            build_archive(model, config, num_classes, names_file).write_out(tmp_dir, verbose=False)
+            archive.write_out(tmp_dir, verbose=False)
         if config.runtime.export_tflite:
             with busy("writing the TFLite files"):
                 tflite.write_tflite_files(tmp_dir, model, config, source, log=log)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from efficientnet import build_model
+from efficientnet.model import NATIVE
 
 # Keras Applications constructors: the independent oracle for names, parameter counts and numerics.
 KERAS_APPS = {f"b{i}": getattr(keras.applications, f"EfficientNetB{i}") for i in range(8)}
@@ -14,10 +15,10 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 
 @pytest.fixture(scope="session")
 def built():
-    """built(variant, image_size=None, **kwargs) -> our model, built once per argument set for the session."""
+    """built(variant, image_size=NATIVE, **kwargs) -> our model, built once per argument set for the session."""
     cache = {}
 
-    def get(variant, image_size=None, **kwargs):
+    def get(variant, image_size=NATIVE, **kwargs):
         key = (variant, image_size, tuple(sorted(kwargs.items())))
         if key not in cache:
             cache[key] = build_model(variant, image_size=image_size, **kwargs)

@@ -194,3 +194,49 @@ def test_imagenet_names_travel_with_a_1000_class_export_and_a_failed_export_chan
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p or ".old-" in p]
     assert {name: open(os.path.join(export_dir, name), "rb").read() for name in before} == before
     assert not os.path.exists(os.path.join(export_dir, tflite.TFLITE_DIR))
+
+
+def _dense_of(model, features):
+    """The classifier applied by hand (numpy) to pooled features: the oracle that they are its input."""
+    kernel, bias = model.get_layer("predictions").get_weights()
+    return np.asarray(features) @ kernel + bias
+
+
+@pytest.mark.slow
+def test_serving_features_are_the_pooled_input_of_the_classifier(exported):
+    config, model, source, export_dir, _ = exported
+    images = np.stack([export.eval_preprocessing(config)(j).numpy() for j in _validation_jpegs(source, 3)])
+    loaded = tf.saved_model.load(export_dir)
+    features = loaded.signatures["serving_features"](images=tf.constant(images))["features"]
+    assert features.dtype == tf.float32 and features.shape == (3, model.get_layer("top_conv").filters)
+    np.testing.assert_allclose(_dense_of(model, features), model(images, training=False).numpy(), atol=1e-4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be float32"):
+        loaded.signatures["serving_features"](images=tf.constant(images[:, :16]))
+
+
+@pytest.mark.slow
+def test_headless_export_from_mode_export_serves_pooled_features_only(tmp_path, demo_cache):
+    weights = str(tmp_path / "published.weights.h5")
+    config = tiny_config(None, demo_cache, **{"runtime.model_dir": None, "runtime.mode": "export",
+                                              "runtime.init_checkpoint": weights, "runtime.export_headless": True,
+                                              "runtime.export_dir": str(tmp_path / "served")})
+    model = _weights(config, weights)
+    from training import run  # pylint: disable=import-outside-toplevel
+    run.run(config)
+    loaded = tf.saved_model.load(str(tmp_path / "served"))
+    assert set(loaded.signatures) == {"serving_default", "serving_features"}
+    assert not os.path.exists(tmp_path / "served" / "assets" / export.CLASS_NAMES_ASSET)
+    jpegs = _validation_jpegs(sources.get_source(cache_dir=demo_cache), 2)
+    images = np.stack([export.eval_preprocessing(config)(j).numpy() for j in jpegs])
+    by_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(jpegs))["features"].numpy()
+    by_images = loaded.signatures["serving_features"](images=tf.constant(images))["features"].numpy()
+    np.testing.assert_allclose(by_bytes, by_images, atol=1e-5)
+    np.testing.assert_allclose(_dense_of(model, by_images), model(images, training=False).numpy(), atol=1e-4)
+
+
+def test_headless_export_with_tflite_is_refused_before_anything_is_written(tmp_path):
+    config = tiny_config(tmp_path, str(tmp_path), **{"runtime.export_tflite": True, "runtime.export_headless": True})
+    with pytest.raises(ValueError, match="headless export has no TFLite"):
+        export.export_saved_model(config, NUM_CLASSES, str(tmp_path / "none.weights.h5"), str(tmp_path / "served"),
+                                  log=lambda line: None)
+    assert sorted(os.listdir(tmp_path)) == []
