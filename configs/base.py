@@ -29,12 +29,12 @@ def _model():
 
 def _data():
     return ml_collections.ConfigDict(dict(
-        data_dir=config_dict.placeholder(str),          # ImageNet-format TFRecords (local or gs://)
+        data_dir=config_dict.placeholder(str),          # ImageNet-format TFRecords or class folders (local or gs://)
         dataset=config_dict.placeholder(str),           # or "tfds:NAME"; neither: the built-in demo data
         tfds_data_dir=config_dict.placeholder(str),
         cache_dir=config_dict.placeholder(str),         # where the demo data is generated
         holdout_shards=20,                              # minival: train shards 0-19 of 1024 = 25,022 images
-        holdout_fraction=config_dict.placeholder(float),  # tfds: share of train held out (None: shards/1024)
+        holdout_fraction=config_dict.placeholder(float),  # tfds/folders: share of train held out (None: shards/1024)
         include_background=False,                       # True keeps label 0 as background (1001 classes)
         augment_name="autoaugment",                     # one of AUGMENTATIONS
         randaugment_num_layers=2,
