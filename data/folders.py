@@ -57,7 +57,10 @@ def canonical_jpeg(data):
     channels = tf.cond(jpeg, lambda: tf.image.extract_jpeg_shape(data)[2], lambda: tf.constant(0, tf.int32))
 
     def keep():
-        with tf.control_dependencies([tf.io.decode_jpeg(data, channels=3)]):  # a truncated JPEG fails here
+        # A truncated JPEG fails its full decode. The decode's output feeds an Assert (a stateful op): a bare
+        # control dependency on the stateless decode is pruned inside tf.data functions and would never run.
+        decoded = tf.io.decode_jpeg(data, channels=3)
+        with tf.control_dependencies([tf.debugging.Assert(tf.size(decoded) > 0, ["empty JPEG"])]):
             return tf.identity(data)
 
     def reencode():
