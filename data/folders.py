@@ -40,7 +40,11 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from data import sources
+# data/sources.py imports this module (get_source), so nothing of it is imported back here: its names for the
+# splits, the labels file and the TFRecord shards are repeated.
+SPLITS = ("train", "minival", "validation")
+LABELS_FILE = "labels.txt"
+TFRECORD_TRAIN_PATTERN = "train-*-of-*"
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 VALIDATION_FRACTION = 0.1  # of each class, held out as validation when DIR has no validation/ folder
@@ -105,7 +109,7 @@ def _class_files(root):
     classes, skipped = {}, []
     folders, loose, bad = _entries(root)
     skipped += bad + [(os.path.join(root, name), "not inside a class folder") for name in loose
-                      if name != sources.LABELS_FILE]
+                      if name != LABELS_FILE]
     for name in sorted(folders):
         sub_folders, files, bad = _entries(os.path.join(root, name))
         skipped += bad + [(os.path.join(root, name, sub), "a folder inside a class folder") for sub in sub_folders]
@@ -222,7 +226,7 @@ def scan(data_dir, holdout_fraction):
 def looks_like_folders(data_dir):
     """True when data_dir holds no ImageNet-format TFRecords but has subfolders: a folder layout."""
     data_dir = str(data_dir)
-    if not tf.io.gfile.isdir(data_dir) or tf.io.gfile.glob(os.path.join(data_dir, sources.TRAIN_PATTERN)):
+    if not tf.io.gfile.isdir(data_dir) or tf.io.gfile.glob(os.path.join(data_dir, TFRECORD_TRAIN_PATTERN)):
         return False
     return bool(_entries(data_dir)[0])
 
@@ -257,30 +261,31 @@ class FolderSource:
 
     def files(self, split):
         """The image paths of `split`, in label then name order."""
-        sources.check_split(split)
+        self.num_examples(split)  # checks the name
         return [path for path, _ in self.listing.splits[split]]
 
     def num_examples(self, split):
         """Files of `split` (known from the listing; an undecodable file is counted here and skipped, as a bad
         record, when read)."""
-        sources.check_split(split)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
         return len(self.listing.splits[split])
 
     def records(self, split, *, training, input_context=None, seed=None, deterministic=True):
-        """One epoch of (path, label) pairs for this input pipeline: shuffled over the whole split each epoch
-        when training (the pairs are small; the shuffle buffer, which a checkpoint holds, is a list of paths);
-        sharded by files when training, by position for eval, as data/sources.py `_shard_plan` decides."""
+        """One epoch of (path, label) pairs for this input pipeline: sharded by position (every file is one
+        record, so file and record sharding coincide), then shuffled over the whole shard each epoch when
+        training (the pairs are small; the shuffle buffer, which a checkpoint holds, is a list of paths)."""
         del deterministic  # the order is fixed by the seed: nothing here reads in parallel
+        self.num_examples(split)  # checks the name
         pairs = self.listing.splits[split]
         if split == "minival" and not pairs:
             raise ValueError(f"split 'minival' is empty: the holdout fraction is {self.holdout_fraction} for "
                              f"{self.data_dir}")
         paths = tf.constant([path for path, _ in pairs], tf.string, shape=[len(pairs)])
         labels = tf.constant([label for _, label in pairs], tf.int32, shape=[len(pairs)])
-        pipelines, pipeline_id, _ = sources._shard_plan(len(pairs), input_context, training)  # pylint: disable=protected-access
         dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-        if pipelines > 1:
-            dataset = dataset.shard(pipelines, pipeline_id)
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         if training and pairs:
             dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
         return dataset

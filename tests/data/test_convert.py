@@ -156,15 +156,17 @@ def test_killed_process_reruns_cleanly(tmp_path):
 def test_refusals_are_one_line_and_change_nothing(mixed_dir, converted, tmp_path):
     output, _, _ = converted
     before = _snapshot(output)
-    for argv, message in (([mixed_dir, output, "--train_shards=5"], "a shard of another conversion"),
-                          ([str(tmp_path / "missing"), output], "no such directory"),
-                          ([mixed_dir, output, "--workers=0"], "--workers must be a positive integer")):
-        run = subprocess.run([sys.executable, "-m", "data.convert", *argv], cwd=REPO, capture_output=True,
-                             text=True, timeout=300)
-        assert run.returncode == 2
-        errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and message in errors[0], run.stderr
-        assert "Traceback" not in run.stderr
+    cases = (([mixed_dir, output, "--train_shards=5"], "a shard of another conversion"),
+             ([str(tmp_path / "missing"), output], "no such directory"),
+             ([mixed_dir, output, "--workers=0"], "--workers must be a positive integer"))
+    processes = [subprocess.Popen([sys.executable, "-m", "data.convert", *argv], cwd=REPO, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for argv, _ in cases]
+    for process, (_, message) in zip(processes, cases):
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 2
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], stderr
+        assert "Traceback" not in stderr
     assert _snapshot(output) == before
 
 
