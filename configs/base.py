@@ -123,6 +123,8 @@ def _runtime():
         tflite_calibration_images=100,                  # training images calibrating the full-integer int8 file
         tflite_check_images=500,                        # held-out images every .tflite file is checked on
         tensorboard_images=16,                          # augmented training images shown at each start; 0: none
+        predict_top_k=5,                                # --mode=predict: classes printed per image
+        predict_output=config_dict.placeholder(str),    # --mode=predict: also write FILE.jsonl or FILE.csv
         init_checkpoint=config_dict.placeholder(str),  # pretrained weights (.h5, ours, tensorflow/tpu) to
                                                         # start training from; or what eval/export/predict read
     ))

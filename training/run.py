@@ -272,11 +272,13 @@ def _export(ctx, weights, num_classes):
 
 
 def predict_files(ctx, image_files):
-    """--mode=predict: the weights of --init_checkpoint (or model_dir's best) on each image file."""
+    """--mode=predict: the weights of --init_checkpoint (or model_dir's best) on each image file, folder or glob;
+    {"predictions": [...], "failed": [(path, error)]}."""
     weights = ctx.config.runtime.init_checkpoint or checkpoints.find_weights(ctx.model_dir)
     if not weights:
         raise UserError("--mode=predict needs --init_checkpoint (a .h5 file or checkpoint) or --model_dir")
-    return predict.predict(ctx.config, ctx.source, weights, list(image_files))
+    return predict.predict(ctx.config, ctx.source, weights, list(image_files), top_k=ctx.config.runtime.predict_top_k,
+                           output=ctx.config.runtime.predict_output)
 
 
 def _train_mode(ctx, image_files):
@@ -312,7 +314,7 @@ def _export_mode(ctx, image_files):
 
 
 def _predict_mode(ctx, image_files):
-    return {"predictions": predict_files(ctx, image_files)}
+    return predict_files(ctx, image_files)
 
 
 # --mode -> what it runs after `setup`; each returns its part of the run's summary.
