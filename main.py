@@ -132,7 +132,8 @@ def main(argv):
         tf.config.list_physical_devices("GPU")
     try:
         if image_files and config.runtime.mode != "predict":
-            raise errors.UserError(f"unexpected arguments {' '.join(image_files)} (image files, folders and globs go with --mode=predict)")
+            raise errors.UserError(f"unexpected arguments {' '.join(image_files)} (image files, folders and globs "
+                                   "go with --mode=predict)")
         summary = run.run(config, image_files=image_files, user_fields=cli.fields_given(flags.FLAGS))
     except errors.UserError as e:
         _user_error(e)

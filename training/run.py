@@ -49,8 +49,8 @@ def _open_source(config):
                                     holdout_shards=config.data.holdout_shards,
                                     include_background=config.data.include_background,
                                     cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
-                                    holdout_fraction=config.data.holdout_fraction if config.data.dataset or config.data.data_dir
-                                    else None,
+                                    holdout_fraction=config.data.holdout_fraction
+                                    if config.data.dataset or config.data.data_dir else None,
                                     num_classes=config.model.num_classes if config.data.data_dir else None)
         # The split the mode reads first, so that unreadable data fails here and not after minutes of work.
         # AssertionError: TFDS asserts that a dataset was prepared (download_and_prepare) before reading it.
@@ -277,8 +277,8 @@ def predict_files(ctx, image_files):
     weights = ctx.config.runtime.init_checkpoint or checkpoints.find_weights(ctx.model_dir)
     if not weights:
         raise UserError("--mode=predict needs --init_checkpoint (a .h5 file or checkpoint) or --model_dir")
-    return predict.predict(ctx.config, ctx.source, weights, list(image_files), top_k=ctx.config.runtime.predict_top_k,
-                           output=ctx.config.runtime.predict_output)
+    return predict.predict(ctx.config, ctx.source, weights, list(image_files),
+                           top_k=ctx.config.runtime.predict_top_k, output=ctx.config.runtime.predict_output)
 
 
 def _train_mode(ctx, image_files):
