@@ -5,6 +5,9 @@ everything else starts from the paper's recipe (configs/imagenet.py); the rule i
 applied to the parsed flags. Any config field can be overridden as --config.section.field=value
 (--help_config lists them); the named flags below, one table in configs/cli.py, keep the original
 tensorflow/tpu main.py's names, and every flag of that main.py is accepted.
+
+--mode=predict takes image files, folders and globs as positional arguments, e.g.
+    python main.py --mode=predict --model_dir=runs/mine photo.jpg photos/ 'more/*.png' --top_k=3 --output=out.jsonl
 """
 import os
 import re
@@ -109,7 +112,7 @@ def parse_flags(argv):
 
 
 def main(argv):
-    image_files = argv[1:]  # positional arguments: the image files of --mode=predict
+    image_files = argv[1:]  # positional arguments: the image files, folders and globs of --mode=predict
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # absl INFO lines from checkpoint saving are noise here
     try:
@@ -129,8 +132,9 @@ def main(argv):
         tf.config.list_physical_devices("GPU")
     try:
         if image_files and config.runtime.mode != "predict":
-            raise errors.UserError(f"unexpected arguments {' '.join(image_files)} (image files go with --mode=predict)")
-        run.run(config, image_files=image_files, user_fields=cli.fields_given(flags.FLAGS))
+            raise errors.UserError(f"unexpected arguments {' '.join(image_files)} (image files, folders and globs "
+                                   "go with --mode=predict)")
+        summary = run.run(config, image_files=image_files, user_fields=cli.fields_given(flags.FLAGS))
     except errors.UserError as e:
         _user_error(e)
     except errors.NumericalError as e:
@@ -144,6 +148,8 @@ def main(argv):
         if message is None:
             raise
         _user_error(message)
+    if summary.get("failed"):  # predict: the files that could not be read (each reported on its own line)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -33,12 +33,12 @@ def _model():
 
 def _data():
     return ml_collections.ConfigDict(dict(
-        data_dir=config_dict.placeholder(str),          # ImageNet-format TFRecords (local or gs://)
+        data_dir=config_dict.placeholder(str),          # ImageNet-format TFRecords or class folders (local or gs://)
         dataset=config_dict.placeholder(str),           # or "tfds:NAME"; neither: the built-in demo data
         tfds_data_dir=config_dict.placeholder(str),
         cache_dir=config_dict.placeholder(str),         # where the demo data is generated
         holdout_shards=20,                              # minival: train shards 0-19 of 1024 = 25,022 images
-        holdout_fraction=config_dict.placeholder(float),  # tfds: share of train held out (None: shards/1024)
+        holdout_fraction=config_dict.placeholder(float),  # tfds/folders: share of train held out (None: shards/1024)
         include_background=False,                       # True keeps label 0 as background (1001 classes)
         augment_name="autoaugment",                     # one of AUGMENTATIONS
         randaugment_num_layers=2,
@@ -136,6 +136,8 @@ def _runtime():
         tflite_calibration_images=100,                  # training images calibrating the full-integer int8 file
         tflite_check_images=500,                        # held-out images every .tflite file is checked on
         tensorboard_images=16,                          # augmented training images shown at each start; 0: none
+        predict_top_k=5,                                # --mode=predict: classes printed per image
+        predict_output=config_dict.placeholder(str),    # --mode=predict: also write FILE.jsonl or FILE.csv
         init_checkpoint=config_dict.placeholder(str),  # pretrained weights (.h5, ours, tensorflow/tpu) to
                                                         # start training from; or what eval/export/predict read
     ))

@@ -179,7 +179,7 @@ class TFRecordSource:
         files = sorted(tf.io.gfile.glob(full_pattern)) if tf.io.gfile.exists(self.data_dir) else []
         if required and not files:
             raise FileNotFoundError(f"no TFRecord files match {full_pattern} (expected ImageNet-format shards "
-                                    "such as train-00000-of-01024)")
+                                    "such as train-00000-of-01024, or one folder of images per class)")
         return files
 
     def files(self, split):
@@ -349,23 +349,35 @@ def get_source(data_dir=None, dataset=None, *, holdout_shards=None, include_back
     """Pick the data source.
 
     Args:
-      data_dir: directory (or gs:// path) of ImageNet-format TFRecords.
+      data_dir: directory (or gs:// path) of ImageNet-format TFRecords, or of one image folder per class
+        (data/folders.py).
       dataset: "tfds:NAME" or "tfds:NAME/config" for TensorFlow Datasets.
       holdout_shards: TFRecord train shards held out as minival; None → 20 for ImageNet (docs/recipe.md §3),
         demo.DEMO_HOLDOUT_SHARDS for the demo data.
       include_background: keep class 0 as background (1001 ImageNet classes).
       cache_dir: demo data cache (default $EFFICIENTNET_DEMO_DIR or ~/.cache/efficientnet/demo).
       tfds_data_dir: TFDS data_dir.
-      holdout_fraction: TFDS only: share of the train split held out as minival; None → holdout_shards / 1024,
-        the original's share (20/1024 ≈ 1.95%).
+      holdout_fraction: TFDS and image folders only: share of the train split held out as minival; None →
+        holdout_shards / 1024, the original's share (20/1024 ≈ 1.95%).
       num_classes: TFRecords only: the model's class count as the user gave it (background included), which
         skips reading it from the data (TFRecordSource / detect_classes); None reads it.
     With neither data_dir nor dataset, returns the built-in demo dataset (generated once into cache_dir).
     """
     if data_dir is not None and dataset is not None:
         raise ValueError(f"give either data_dir ({data_dir!r}) or dataset ({dataset!r}), not both")
+    if data_dir is not None and dataset is None:
+        from data import folders  # a folder of photos per class (data/folders.py); here to keep imports one-way
+
+        if folders.looks_like_folders(data_dir):
+            if holdout_fraction is None:
+                shards = IMAGENET_HOLDOUT_SHARDS if holdout_shards is None else holdout_shards
+                holdout_fraction = shards / _STANDARD_LAYOUT["train_shards"]
+            stored = None if num_classes is None else num_classes - (1 if include_background else 0)
+            return folders.FolderSource(data_dir, holdout_fraction=holdout_fraction,
+                                        include_background=include_background, num_classes=stored)
     if holdout_fraction is not None and dataset is None:
-        raise ValueError("holdout_fraction applies to tfds: datasets only; use holdout_shards for TFRecords")
+        raise ValueError("holdout_fraction applies to tfds: datasets and image folders only; use holdout_shards for "
+                         "TFRecords")
     if dataset is not None:
         if holdout_fraction is None:
             shards = IMAGENET_HOLDOUT_SHARDS if holdout_shards is None else holdout_shards

@@ -49,7 +49,8 @@ def _open_source(config):
                                     holdout_shards=config.data.holdout_shards,
                                     include_background=config.data.include_background,
                                     cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
-                                    holdout_fraction=config.data.holdout_fraction if config.data.dataset else None,
+                                    holdout_fraction=config.data.holdout_fraction
+                                    if config.data.dataset or config.data.data_dir else None,
                                     num_classes=config.model.num_classes if config.data.data_dir else None)
         # The split the mode reads first, so that unreadable data fails here and not after minutes of work.
         # AssertionError: TFDS asserts that a dataset was prepared (download_and_prepare) before reading it.
@@ -271,11 +272,13 @@ def _export(ctx, weights, num_classes):
 
 
 def predict_files(ctx, image_files):
-    """--mode=predict: the weights of --init_checkpoint (or model_dir's best) on each image file."""
+    """--mode=predict: the weights of --init_checkpoint (or model_dir's best) on each image file, folder or glob;
+    {"predictions": [...], "failed": [(path, error)]}."""
     weights = ctx.config.runtime.init_checkpoint or checkpoints.find_weights(ctx.model_dir)
     if not weights:
         raise UserError("--mode=predict needs --init_checkpoint (a .h5 file or checkpoint) or --model_dir")
-    return predict.predict(ctx.config, ctx.source, weights, list(image_files))
+    return predict.predict(ctx.config, ctx.source, weights, list(image_files),
+                           top_k=ctx.config.runtime.predict_top_k, output=ctx.config.runtime.predict_output)
 
 
 def _train_mode(ctx, image_files):
@@ -311,7 +314,7 @@ def _export_mode(ctx, image_files):
 
 
 def _predict_mode(ctx, image_files):
-    return {"predictions": predict_files(ctx, image_files)}
+    return predict_files(ctx, image_files)
 
 
 # --mode -> what it runs after `setup`; each returns its part of the run's summary.
