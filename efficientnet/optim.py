@@ -135,6 +135,11 @@ def _check_momentum(owner, momentum):
         raise ValueError(f"{owner} momentum must be in [0, 1), got {momentum!r}")
 
 
+def _momentum_slots(optimizer, var_list):
+    """The zero-initialized "momentum" slot of each variable (TF1's name for MomentumOptimizer's accumulator)."""
+    return [optimizer.add_variable_from_reference(v, name=_MOM_SLOT, initializer="zeros") for v in var_list]
+
+
 def _dense(owner, gradient, variable):
     if isinstance(gradient, tf.IndexedSlices):
         raise NotImplementedError(f"{owner} does not implement sparse (IndexedSlices) gradients; variable "
@@ -163,8 +168,7 @@ class MomentumTF(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(var_list)
-        self._momentums = [self.add_variable_from_reference(v, name=_MOM_SLOT, initializer="zeros")
-                           for v in var_list]
+        self._momentums = _momentum_slots(self, var_list)
 
     def update_step(self, gradient, variable, learning_rate):
         """One ResourceApplyMomentum, TF1's own kernel (training_ops.cc ApplyMomentum)."""
@@ -219,8 +223,7 @@ class LARS(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(var_list)
-        self._momentums = [self.add_variable_from_reference(v, name=_MOM_SLOT, initializer="zeros")
-                           for v in var_list]
+        self._momentums = _momentum_slots(self, var_list)
         self._adapted = [self._var_key(v) not in self._excluded_keys for v in var_list]
 
     def update_step(self, gradient, variable, learning_rate):

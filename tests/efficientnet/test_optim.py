@@ -39,18 +39,24 @@ class _TableSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"table": self.table}
 
 
-def _run_oracle(learning_rates, grads):
-    """TF1 RMSProp, step by step; returns the variable values after every step."""
-    variables = [tf.Variable(v) for v in _initial_values()]
+def _run_tf1(make, learning_rates, grads):
+    """A TF1 optimizer made by `make(learning_rate_fn)`, step by step at `learning_rates`; the variable values
+    after every step."""
     step = {"i": 0}
-    oracle = tf.compat.v1.train.RMSPropOptimizer(
-        lambda: learning_rates[step["i"]], decay=0.9, momentum=0.9, epsilon=1e-3)
+    oracle = make(lambda: learning_rates[step["i"]])
+    variables = [tf.Variable(v) for v in _initial_values()]
     history = []
     for i, step_grads in enumerate(grads):
         step["i"] = i
         oracle.apply_gradients(zip([tf.constant(g) for g in step_grads], variables))
         history.append([v.numpy() for v in variables])
     return history
+
+
+def _run_oracle(learning_rates, grads):
+    """TF1 RMSProp, step by step; returns the variable values after every step."""
+    return _run_tf1(lambda lr: tf.compat.v1.train.RMSPropOptimizer(lr, decay=0.9, momentum=0.9, epsilon=1e-3),
+                    learning_rates, grads)
 
 
 def _run_ours(learning_rate, grads):
@@ -245,18 +251,6 @@ def _run(optimizer, grads):
     return history
 
 
-def _run_tf1(make, grads):
-    step = {"i": 0}
-    oracle = make(lambda: TABLE[step["i"]])
-    variables = [tf.Variable(v) for v in _initial_values()]
-    history = []
-    for i, step_grads in enumerate(grads):
-        step["i"] = i
-        oracle.apply_gradients(zip([tf.constant(g) for g in step_grads], variables))
-        history.append([v.numpy() for v in variables])
-    return history
-
-
 @pytest.mark.parametrize("ours, tf1", [
     (lambda lr: optim.MomentumTF(lr, momentum=0.9), lambda lr: tf.compat.v1.train.MomentumOptimizer(lr, 0.9)),
     (lambda lr: keras.optimizers.SGD(lr, momentum=0.0), lambda lr: tf.compat.v1.train.GradientDescentOptimizer(lr)),
@@ -264,7 +258,7 @@ def _run_tf1(make, grads):
 def test_momentum_and_sgd_equal_tf1_exactly(ours, tf1):
     grads = _gradients(len(TABLE), seed=5)
     got = _run(ours(_TableSchedule(TABLE)), grads)
-    expected = _run_tf1(tf1, grads)
+    expected = _run_tf1(tf1, TABLE, grads)
     for a_vars, b_vars in zip(got, expected):
         for a, b in zip(a_vars, b_vars):
             np.testing.assert_array_equal(a, b)
