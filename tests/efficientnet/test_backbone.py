@@ -219,8 +219,13 @@ def test_one_channel_model_from_published_weights_matches_rgb_on_the_replicated_
     grey_model = build_model("b0", image_size=32, input_channels=1)
     result = load_weights(grey_model, tmp_path / "b0.h5")
     assert not result.adapted and not result.skipped
+    rgb_model = build_model("b0", image_size=32)
+    load_weights(rgb_model, tmp_path / "b0.h5")
     grey = random_pixels(32)[..., :1]
-    expected = keras_b0(np.repeat(grey, 3, axis=-1), training=False).numpy()
+    # The RGB model on the replicated image, from the same file. Not keras_b0 itself: with random weights B0's
+    # logits reach 1e12, and Keras' own normalization ops (Normalization + Rescaling) then differ from ours by
+    # up to 1 % in some draws; that the RGB model equals keras.applications is tested in test_model.py.
+    expected = rgb_model(np.repeat(grey, 3, axis=-1), training=False).numpy()
     _close(grey_model(grey, training=False), expected, rtol=1e-4)
 
 
