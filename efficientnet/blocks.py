@@ -355,6 +355,149 @@ class ReplicaDropout(keras.layers.Dropout):
         return tf.stack([shape[i] if size is None else size for i, size in enumerate(self.noise_shape)])
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CondConvKernelInitializer(keras.initializers.Initializer):
+    """Every expert of a CondConv kernel [experts, prod(expert_shape)] drawn as ConvKernelInitializer draws one
+    kernel of `expert_shape` (tensorflow/tpu condconv_layers.get_condconv_initializer wraps the conv initializer
+    the same way): i.i.d. N(0, sqrt(2 / fan_out)), fan_out from the expert's own shape."""
+
+    def __init__(self, expert_shape, seed=None):
+        self.expert_shape = tuple(int(d) for d in expert_shape)
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        if len(shape) != 2 or int(shape[1]) != math.prod(self.expert_shape):
+            raise ValueError(f"CondConv kernels have shape [experts, {math.prod(self.expert_shape)}], got {shape}")
+        kh, kw, out = self.expert_shape[0], self.expert_shape[1], self.expert_shape[-1]
+        return keras.random.normal(shape, stddev=math.sqrt(2.0 / (kh * kw * out)), dtype=dtype, seed=self.seed)
+
+    def get_config(self):
+        return {"expert_shape": self.expert_shape, "seed": self.seed}
+
+
+class _CondConvBase(keras.layers.Layer):
+    """Shared part of the CondConv layers: inputs [features (N,H,W,C), routing weights (N, experts)]; each
+    example's kernel is routing · experts, the experts stored flattened as [experts, kh·kw·in·out] in TF's kernel
+    order, as tensorflow/tpu's condconv_kernel (condconv_layers.py). Bias-free, "same" padding (the MBConv use)."""
+
+    def __init__(self, kernel_size: int, strides: int, num_experts: int, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(num_experts, bool) or not isinstance(num_experts, int) or num_experts < 1:
+            raise ValueError(f"a CondConv layer needs at least one expert, got num_experts={num_experts!r}")
+        self.kernel_size, self.strides, self.num_experts = int(kernel_size), int(strides), num_experts
+
+    def _add_experts(self, name: str, expert_shape):
+        self.expert_shape = tuple(expert_shape)
+        return self.add_weight(name=name, shape=(self.num_experts, math.prod(expert_shape)),
+                               initializer=CondConvKernelInitializer(expert_shape))
+
+    def _example_kernels(self, experts, routing):
+        """[N, *expert_shape]: each example's routing-weighted sum of the experts."""
+        return tf.reshape(tf.matmul(tf.cast(routing, self.compute_dtype), tf.cast(experts, self.compute_dtype)),
+                          (-1, *self.expert_shape))
+
+    def compute_output_shape(self, input_shape):
+        features_shape = input_shape[0]
+        side = [None if d is None else -(-d // self.strides) for d in features_shape[1:3]]
+        return (features_shape[0], *side, self._output_channels(features_shape[-1]))
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size, "strides": self.strides,
+                "num_experts": self.num_experts}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CondConv2D(_CondConvBase):
+    """Conditionally parameterized conv (tensorflow/tpu condconv_layers.CondConv2D): a per-example kxk kernel.
+
+    The original splits the batch and convolves example by example, so it needs a static batch size (its export
+    pins the batch to 1). Here the same sums run batched, for any batch size: a 1x1 kernel is a per-example
+    matmul, a kxk one a matmul of each example's image patches (tf.image.extract_patches, TF's "same" padding).
+    """
+
+    def __init__(self, filters: int, kernel_size: int, strides: int, num_experts: int, **kwargs):
+        super().__init__(kernel_size, strides, num_experts, **kwargs)
+        self.filters = int(filters)
+
+    def build(self, input_shape):
+        channels = int(input_shape[0][-1])
+        self.condconv_kernel = self._add_experts(
+            "condconv_kernel", (self.kernel_size, self.kernel_size, channels, self.filters))
+
+    def call(self, inputs):
+        features, routing = inputs
+        kernels = self._example_kernels(self.condconv_kernel, routing)  # [N, k, k, in, out]
+        k, s = self.kernel_size, self.strides
+        if k == 1:
+            return tf.einsum("nhwi,nio->nhwo", features[:, ::s, ::s, :], kernels[:, 0, 0])
+        patches = tf.image.extract_patches(features, sizes=(1, k, k, 1), strides=(1, s, s, 1), rates=(1, 1, 1, 1),
+                                           padding="SAME")  # [N, H', W', k·k·in], TF's kernel order
+        return tf.einsum("nhwp,npo->nhwo", patches, tf.reshape(kernels, (tf.shape(kernels)[0], -1, self.filters)))
+
+    def _output_channels(self, channels):
+        return self.filters
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DepthwiseCondConv2D(_CondConvBase):
+    """Conditionally parameterized depthwise conv (tensorflow/tpu condconv_layers.DepthwiseCondConv2D), depth
+    multiplier 1.
+
+    Batched for any batch size: the examples are moved into the channel axis ([1, H, W, N·C]) so that one
+    depthwise conv applies each example's own kernel to its own channels, then moved back.
+    """
+
+    def build(self, input_shape):
+        channels = int(input_shape[0][-1])
+        self.depthwise_condconv_kernel = self._add_experts(
+            "depthwise_condconv_kernel", (self.kernel_size, self.kernel_size, channels, 1))
+
+    def call(self, inputs):
+        features, routing = inputs
+        kernels = self._example_kernels(self.depthwise_condconv_kernel, routing)  # [N, k, k, C, 1]
+        n, h, w, c = (tf.shape(features)[i] for i in range(4))
+        stacked = tf.reshape(tf.transpose(features, (1, 2, 0, 3)), (1, h, w, n * c))
+        filters = tf.reshape(tf.transpose(kernels[..., 0], (1, 2, 0, 3)),
+                             (self.kernel_size, self.kernel_size, n * c, 1))
+        out = tf.nn.depthwise_conv2d(stacked, filters, strides=(1, self.strides, self.strides, 1), padding="SAME")
+        out_h, out_w = tf.shape(out)[1], tf.shape(out)[2]
+        out = tf.transpose(tf.reshape(out, (out_h, out_w, n, c)), (2, 0, 1, 3))
+        return tf.ensure_shape(out, self.compute_output_shape((features.shape, routing.shape)))
+
+    def _output_channels(self, channels):
+        return channels
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CondConvRouting(keras.layers.Layer):
+    """The per-example routing weights of a CondConv block: sigmoid(Dense(global average of the block's input))
+    (tensorflow/tpu efficientnet_model.py MBConvBlock: GlobalAveragePooling2D then tf.layers.Dense(num_experts,
+    activation=sigmoid), i.e. a Glorot-uniform kernel and a zero bias). (N,H,W,C) -> (N, experts)."""
+
+    def __init__(self, num_experts: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_experts = int(num_experts)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]), self.num_experts),
+                                      initializer="glorot_uniform")
+        self.bias = self.add_weight(name="bias", shape=(self.num_experts,), initializer="zeros")
+
+    def call(self, inputs):
+        pooled = ops.mean(inputs, axis=(1, 2))
+        return ops.sigmoid(ops.matmul(pooled, ops.cast(self.kernel, self.compute_dtype))
+                           + ops.cast(self.bias, self.compute_dtype))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_experts)
+
+    def get_config(self):
+        return {**super().get_config(), "num_experts": self.num_experts}
+
+
 @dataclasses.dataclass(frozen=True)
 class MBConvConfig:
     """One concrete (already width-scaled) MBConv block.
@@ -362,7 +505,8 @@ class MBConvConfig:
     `se_ratio` None or 0 means no squeeze-excite. `survival_prob` is this block's stochastic-depth keep
     probability; it only matters when the block has a residual (id_skip, strides 1 and input == output
     filters). `fused` selects the fused MBConv of EdgeTPU (`fused_mbconv_block`); `id_skip` False removes the
-    residual (tensorflow/tpu "noskip").
+    residual (tensorflow/tpu "noskip"); `num_experts` > 0 makes the expand, depthwise and project convs CondConv
+    layers with that many experts, routed per example from the block's input (`CondConvRouting`).
     """
 
     input_filters: int
@@ -376,6 +520,7 @@ class MBConvConfig:
     batchnorm_group_size: int = 1
     fused: bool = False
     id_skip: bool = True
+    num_experts: int = 0
 
     @property
     def expanded_filters(self) -> int:
@@ -408,23 +553,45 @@ def mbconv_block(inputs, config: MBConvConfig, prefix: str):
         raise ValueError(f"{prefix}: kernel_size, strides and expand_ratio must be >= 1, got {c}")
     if c.fused:
         return fused_mbconv_block(inputs, c, prefix)
+    conv, depthwise = _block_convs(inputs, c, prefix)
     x = inputs
     if c.expand_ratio != 1:
-        x = conv2d(c.expanded_filters, 1, 1, prefix + "expand_conv")(x)
+        x = conv(c.expanded_filters, 1, 1, prefix + "expand_conv", x)
         x = batch_norm(prefix + "expand_bn", c.activation, c.batchnorm_group_size)(x)
-    x = keras.layers.DepthwiseConv2D(c.kernel_size, strides=c.strides, padding="same", use_bias=False,
-                                     depthwise_initializer=ConvKernelInitializer(), name=prefix + "dwconv")(x)
+    x = depthwise(x)
     x = batch_norm(prefix + "bn", c.activation, c.batchnorm_group_size)(x)
     if c.se_ratio:
         # SE width counts from the block's input filters, not the expanded ones (docs/recipe.md §2).
         se_filters = max(1, int(c.input_filters * c.se_ratio))
         reduced = SqueezeExciteReduce(se_filters, activation=c.activation, name=prefix + "se_reduce")(x)
         x = SqueezeExciteExpand(c.expanded_filters, name=prefix + "se_expand")([x, reduced])
-    x = conv2d(c.output_filters, 1, 1, prefix + "project_conv")(x)
+    x = conv(c.output_filters, 1, 1, prefix + "project_conv", x)
     x = batch_norm(prefix + "project_bn", None, c.batchnorm_group_size)(x)
     if c.has_residual:
         x = StochasticDepth(c.survival_prob, name=prefix + "add")([x, inputs])
     return x
+
+
+def _block_convs(inputs, c: MBConvConfig, prefix: str):
+    """(conv(filters, kernel, strides, name, x), depthwise(x)) for the block: plain Keras convs, or CondConv
+    layers fed the routing weights of the block's input when c.num_experts > 0."""
+    if not c.num_experts:
+        def conv(filters, kernel, strides, name, x):
+            return conv2d(filters, kernel, strides, name)(x)
+
+        def depthwise(x):
+            return keras.layers.DepthwiseConv2D(c.kernel_size, strides=c.strides, padding="same", use_bias=False,
+                                                depthwise_initializer=ConvKernelInitializer(),
+                                                name=prefix + "dwconv")(x)
+        return conv, depthwise
+    routing = CondConvRouting(c.num_experts, name=prefix + "routing")(inputs)
+
+    def cond_conv(filters, kernel, strides, name, x):
+        return CondConv2D(filters, kernel, strides, c.num_experts, name=name)([x, routing])
+
+    def cond_depthwise(x):
+        return DepthwiseCondConv2D(c.kernel_size, c.strides, c.num_experts, name=prefix + "dwconv")([x, routing])
+    return cond_conv, cond_depthwise
 
 
 def fused_mbconv_block(inputs, config: MBConvConfig, prefix: str):
@@ -442,6 +609,8 @@ def fused_mbconv_block(inputs, config: MBConvConfig, prefix: str):
     c = config
     if c.se_ratio:
         raise ValueError(f"{prefix}: a fused block has no squeeze-excite; got se_ratio={c.se_ratio!r}")
+    if c.num_experts:
+        raise ValueError(f"{prefix}: a fused block has no CondConv variant; got num_experts={c.num_experts!r}")
     x = inputs
     if c.expand_ratio != 1:
         x = conv2d(c.expanded_filters, c.kernel_size, 1, prefix + "expand_conv")(x)

@@ -248,7 +248,8 @@ def block_configs(variant: Union[str, Variant], *, survival_prob: Optional[float
                 activation=v.activation,
                 batchnorm_group_size=batchnorm_group_size,
                 fused=stage.fused,
-                id_skip=stage.id_skip)))
+                id_skip=stage.id_skip,
+                num_experts=v.condconv_num_experts if stage.condconv else 0)))
     total = len(scaled)
     drop = 1.0 - survival_prob
     return [(prefix, dataclasses.replace(config, survival_prob=1.0 - drop * i / total))

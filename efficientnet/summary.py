@@ -7,7 +7,8 @@
 Each variant is built with its default number of classes (1000; 1001 for EdgeTPU), shown in the last column.
 
 Multiply-adds are counted analytically from the built (never run) model's layers: convolutions, depthwise
-convolutions, the squeeze-excite 1x1 convs and the classifier. BatchNorm, activations, pooling and the SE
+convolutions, the squeeze-excite 1x1 convs, the classifier, and for CondConv the routing layer and the mixing
+of each example's kernels from the experts. BatchNorm, activations, pooling and the SE
 multiply are elementwise and not counted, as in the paper's FLOPs column (docs/recipe.md §1).
 """
 from __future__ import annotations
@@ -42,6 +43,14 @@ def _spatial(shape) -> int:
 
 def layer_macs(layer: keras.layers.Layer) -> int:
     """Multiply-adds of one layer for one image, from its weight shapes and its output shape."""
+    if isinstance(layer, (blocks.CondConv2D, blocks.DepthwiseCondConv2D)):
+        # The convolution with this example's kernel, plus mixing that kernel from the experts (experts x size).
+        experts = layer.weights[0]
+        kh, kw, cin, cout = layer.expert_shape
+        return _spatial(layer.output.shape) * kh * kw * cin * cout + int(experts.shape[0]) * int(experts.shape[1])
+    if isinstance(layer, blocks.CondConvRouting):
+        cin, cout = layer.kernel.shape
+        return int(cin) * int(cout)
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         kh, kw, channels, multiplier = layer.kernel.shape
         return _spatial(layer.output.shape) * kh * kw * channels * multiplier
@@ -77,8 +86,12 @@ def summarize(variant) -> SummaryRow:
     return row
 
 
+# Wide enough for the longest variant name ("condconv-b0-8e-depth").
+NAME_WIDTH = max(10, max(len(name) for name in VARIANTS) + 1)
+
+
 def format_row(row: SummaryRow) -> str:
-    return (f"{row.variant:<10}{row.resolution:>6}{row.trainable_params:>16,}"
+    return (f"{row.variant:<{NAME_WIDTH}}{row.resolution:>6}{row.trainable_params:>16,}"
             f"{row.macs / 1e9:>10.2f}B{row.num_classes:>9}")
 
 
@@ -94,7 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as error:
         print(f"error: --model: {error}", file=sys.stderr)
         return 2
-    print(f"{'model':<10}{'res':>6}{'params':>16}{'MACs':>11}{'classes':>9}")
+    print(f"{'model':<{NAME_WIDTH}}{'res':>6}{'params':>16}{'MACs':>11}{'classes':>9}")
     for v in variants:
         print(format_row(summarize(v)), flush=True)
     return 0

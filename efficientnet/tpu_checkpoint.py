@@ -152,6 +152,11 @@ def checkpoint_names(model: keras.Model) -> Dict[str, List[Tuple[keras.Variable,
     ValueError for a layer that tensorflow/tpu's model does not have.
     """
     layers = weighted_layers(model)
+    condconv = [name for name, layer in layers.items() if isinstance(layer, (blocks.CondConv2D,
+                                                                           blocks.DepthwiseCondConv2D))]
+    if condconv:
+        raise ValueError(f"loading tensorflow/tpu CondConv checkpoints is not implemented (layer {condconv[0]!r} "
+                         "and its routing have no mapped checkpoint names)")
     block_layers: Dict[str, Dict[str, str]] = {}  # block prefix -> {suffix: layer name}, in model order
     tf_names: Dict[str, str] = {}
     for name in layers:

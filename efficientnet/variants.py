@@ -45,7 +45,9 @@ class StageSpec:
     `se_ratio` None or 0 means no squeeze-excite. `fused` marks a fused MBConv (EdgeTPU): one kxk conv replaces
     the 1x1 expand conv and the kxk depthwise conv (blocks.fused_mbconv_block). `id_skip` False removes the
     residual connection from every block of the stage (tensorflow/tpu's "noskip"; EdgeTPU's first stage, whose
-    declared input_filters differ from the stem's width).
+    declared input_filters differ from the stem's width). `condconv` marks a stage whose expand, depthwise and
+    project convs are conditionally parameterized (tensorflow/tpu's "_cc" block option; the variant's
+    `condconv_num_experts` says how many experts).
     """
 
     kernel_size: int
@@ -57,8 +59,13 @@ class StageSpec:
     se_ratio: Optional[float] = 0.25
     fused: bool = False
     id_skip: bool = True
+    condconv: bool = False
 
     def __post_init__(self):
+        if self.fused and self.condconv:
+            # tensorflow/tpu's fused block (MBConvBlockWithoutDepthwise) builds plain tf.layers.Conv2D and
+            # ignores the "_cc" option; no published variant combines the two.
+            raise ValueError("a fused stage has no CondConv variant; got fused=True with condconv=True")
         if self.fused and self.se_ratio:
             # tensorflow/tpu's fused block (MBConvBlockWithoutDepthwise) has no squeeze-excite.
             raise ValueError(f"a fused stage has no squeeze-excite; got se_ratio={self.se_ratio!r}, expected None")
@@ -99,6 +106,12 @@ EDGETPU_STAGES: Tuple[StageSpec, ...] = (
               se_ratio=None),
 )
 
+# CondConv: the B0 table with CondConv in the last three stages (tensorflow/tpu condconv/
+# efficientnet_condconv_builder.py: 'r3_k5_s11_e6_i80_o112_se0.25_cc', 'r4_k5_s22_e6_i112_o192_se0.25_cc',
+# 'r1_k3_s11_e6_i192_o320_se0.25_cc'; the first four stages are B0's).
+CONDCONV_STAGES: Tuple[StageSpec, ...] = B0_STAGES[:4] + tuple(
+    dataclasses.replace(stage, condconv=True) for stage in B0_STAGES[4:])
+
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
@@ -119,6 +132,8 @@ class Variant:
       depth_divisor: filter counts are rounded to multiples of this.
       mean_rgb / stddev_rgb: input normalization on the [0, 255] scale.
       num_classes: default classifier width (1001 for EdgeTPU: class 0 is "background").
+      condconv_num_experts: experts of every CondConv layer (stages with `condconv`); None for variants
+        without CondConv stages.
       resize_method: the input pipeline's resize kernel, one of RESIZE_METHODS: "bicubic" for B0-B7/B8/L2,
         "bilinear" for EdgeTPU and Lite (tensorflow/tpu models/official/efficientnet/main.py picks
         ResizeMethod.BILINEAR for "efficientnet-lite*" and "efficientnet-edgetpu*" names, "for easier
@@ -141,6 +156,7 @@ class Variant:
     stddev_rgb: Tuple[float, float, float] = IMAGENET_STDDEV_RGB
     num_classes: int = 1000
     resize_method: str = "bicubic"
+    condconv_num_experts: Optional[int] = None
 
     def __post_init__(self):
         _check_positive("width_coefficient", self.width_coefficient)
@@ -159,6 +175,11 @@ class Variant:
             raise ValueError(f"resize_method must be one of {RESIZE_METHODS}, got {self.resize_method!r}")
         if not self.stages:
             raise ValueError(f"variant {self.name!r} has no stages")
+        experts = self.condconv_num_experts
+        if any(stage.condconv for stage in self.stages) and (
+                isinstance(experts, bool) or not isinstance(experts, int) or experts < 1):
+            raise ValueError(f"variant {self.name!r} has CondConv stages: condconv_num_experts must be a positive "
+                             f"int, got {experts!r}")
 
     @property
     def eval_crop_fraction(self) -> float:
@@ -229,6 +250,15 @@ def _lite(name, width, depth, resolution, dropout) -> Variant:
                    mean_rgb=INCEPTION_MEAN_RGB, stddev_rgb=INCEPTION_STDDEV_RGB, resize_method="bilinear")
 
 
+def _condconv(name, width, depth, resolution, dropout, experts) -> Variant:
+    """A CondConv row: B0's stages with CondConv in the last three, inception mean/std (tensorflow/tpu condconv/
+    efficientnet_condconv_builder.py: MEAN_RGB 127, STDDEV_RGB 128), bicubic resizing (main.py picks bilinear
+    only for Lite and EdgeTPU names)."""
+    return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
+                   dropout_rate=dropout, stages=CONDCONV_STAGES, mean_rgb=INCEPTION_MEAN_RGB,
+                   stddev_rgb=INCEPTION_STDDEV_RGB, condconv_num_experts=experts)
+
+
 # The scaling table (docs/recipe.md §1). l2 is also used at 475; 800 is its native size. EdgeTPU and Lite rows:
 # (width, depth, resolution, dropout) from efficientnet_edgetpu_params / efficientnet_lite_params of
 # tensorflow/tpu; Lite4 keeps dropout 0.3 (not b4's 0.4) and Lite3 runs at 280 (not b3's 300).
@@ -253,20 +283,44 @@ VARIANTS: Mapping[str, Variant] = {
         _lite("lite2", 1.1, 1.2, 260, 0.3),
         _lite("lite3", 1.2, 1.4, 280, 0.3),
         _lite("lite4", 1.4, 1.8, 300, 0.3),
+        # (width, depth, resolution, dropout, experts) from efficientnet_condconv_params.
+        _condconv("condconv-b0-4e", 1.0, 1.0, 224, 0.25, 4),
+        _condconv("condconv-b0-8e", 1.0, 1.0, 224, 0.25, 8),
+        _condconv("condconv-b0-8e-depth", 1.0, 1.1, 224, 0.25, 8),
     )
 }
 
 
+# Name prefixes of the original's families this project does not build (after "efficientnet-").
+_ABSENT_FAMILIES = ("x-", "h-")
+
+
+def _table_key(name: str) -> str:
+    key = name.strip().lower()
+    return key[len("efficientnet-"):] if key.startswith("efficientnet-") else key
+
+
+def not_built_reason(name: str) -> Optional[str]:
+    """Why `name` names one of the original's models that this project does not build, or None."""
+    key = _table_key(name)
+    if key in VARIANTS or not key.startswith(_ABSENT_FAMILIES):
+        return None
+    return (f"EfficientNet-X/H ({name!r}, tensorflow/tpu tpu/efficientnet_x_builder.py) is not implemented here: "
+            "its space-to-depth and fused-with-squeeze-excite blocks have no builder yet")
+
+
 def get_variant(name_or_variant: Union[str, Variant]) -> Variant:
-    """Returns the Variant for "b0".."b7", "b8", "l2", "edgetpu-s/m/l", "lite0".."lite4" (also with the
-    tensorflow/tpu prefix, e.g. "efficientnet-b0", "efficientnet-edgetpu-S"; any case), or a Variant as is."""
+    """Returns the Variant for "b0".."b7", "b8", "l2", "edgetpu-s/m/l", "lite0".."lite4", "condconv-b0-4e",
+    "condconv-b0-8e", "condconv-b0-8e-depth" (also with the tensorflow/tpu prefix, e.g. "efficientnet-b0",
+    "efficientnet-edgetpu-S"; any case), or a Variant as is."""
     if isinstance(name_or_variant, Variant):
         return name_or_variant
     if not isinstance(name_or_variant, str):
         raise ValueError(f"variant must be a name or a Variant, got {type(name_or_variant).__name__}")
-    key = name_or_variant.strip().lower()
-    if key.startswith("efficientnet-"):
-        key = key[len("efficientnet-"):]
+    key = _table_key(name_or_variant)
+    reason = not_built_reason(name_or_variant)
+    if reason:
+        raise ValueError(reason)
     if key not in VARIANTS:
         raise ValueError(f"unknown EfficientNet variant {name_or_variant!r}; valid: {', '.join(VARIANTS)}")
     return VARIANTS[key]

@@ -154,3 +154,18 @@ def test_eval_mode_records_the_step_of_the_checkpoint_it_scores(trained, demo_ca
     summary = run.run(evaluating)
     assert summary["final_eval"]["step"] == 6 and summary["final_eval"]["split"] == "validation"
     assert _metrics_lines(model_dir)[-1] == summary["final_eval"]
+
+
+def test_a_condconv_run_trains_evaluates_and_exports_a_model_that_serves_any_batch(tmp_path, demo_cache):
+    """The whole path with the tiny config's width and depth on the condconv-b0-4e row: the trainer, minival,
+    the archive, validation and the SavedModel, whose serving signature takes 1 or 3 JPEGs (the original's
+    export pinned condconv models to batch 1, tensorflow/tpu main.py export())."""
+    config = tiny_config(tmp_path / "run", demo_cache, **{"model.variant": "condconv-b0-4e"})
+    summary = run.run(config)
+    assert "top_1" in summary["final_eval"]
+    loaded = tf.saved_model.load(summary["export_dir"])
+    jpegs = _validation_jpegs(demo_cache, 3)
+    three = loaded.signatures["serving_default"](image_bytes=tf.constant(jpegs))["probabilities"].numpy()
+    one = loaded.signatures["serving_default"](image_bytes=tf.constant(jpegs[1:2]))["probabilities"].numpy()
+    assert three.shape == (3, 8) and np.allclose(three.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(one[0], three[1], atol=1e-5)  # per-example routing: no mixing across the batch
