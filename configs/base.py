@@ -60,6 +60,8 @@ def _data():
         crop_aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
         shuffle_buffer=10_000,                          # training records (encoded) shuffled per input pipeline;
                                                         # the buffer is part of each checkpoint
+        mixup_alpha=0.0,                                # the original's --mixup_alpha: Beta(alpha, alpha) mixup
+                                                        # of each replica's training batch (data/mixup.py); 0: off
     ))
 
 

@@ -142,8 +142,10 @@ FLAGS = (
     Flag("optimizer", "train.optimizer", "string",
          "rmsprop (the recipe: TF1 RMSProp), momentum (TF1 momentum with train.momentum), sgd (plain gradient "
          "descent), lars (the original's LARS) or adamw.", convert=_optimizer_name),
+    Flag("mixup_alpha", "data.mixup_alpha", "float",
+         "Mixup strength: Beta(alpha, alpha) blends of each replica's training batch with itself reversed, as "
+         "the original; 0 (the recipe) is off."),
     # The original's flags of features this project does not have: only "off" is accepted.
-    Flag("mixup_alpha", None, "float", "", default=0.0, only=0.0),
     Flag("bigtable_instance", None, "string", "", default=None, only=None),
     Flag("batch_norm_momentum", None, "float", "", default=None, only=0.99),  # efficientnet/blocks.py's constant
     Flag("batch_norm_epsilon", None, "float", "", default=None, only=1e-3),

@@ -26,6 +26,7 @@ import os
 
 import tensorflow as tf
 
+from data import mixup
 from data import preprocessing
 from data import sources
 
@@ -40,9 +41,9 @@ def _check_positive_int(name, value, allow_none=False):
 
 
 def _record_fn(source, num_classes, image_size, training, seed, position_scale, position_offset, crop, augment,
-               augment_on_device):
+               augment_on_device, mixup_alpha):
     """The per-record map: parse, check the label, preprocess → {"images", "labels", "index" (the record's
-    position)[, "augment_seeds"]}. A label outside [0, num_classes) fails the element (Assert) and bytes that are
+    position)[, "augment_seeds"][, "mixup_weights"]}. A label outside [0, num_classes) fails the element (Assert) and bytes that are
     not an image fail to decode; ignore_errors drops either. No tf.cond around the preprocessing (it cost more
     than decoding the rare record with a bad label, benchmarks/README.md) and no ok flag with a filter stage
     after the map (a per-record function call in the consumer thread, benchmarks/README.md).
@@ -78,6 +79,8 @@ def _record_fn(source, num_classes, image_size, training, seed, position_scale, 
         element = {"images": pixels, "labels": label, "index": index}
         if augment_on_device:
             element["augment_seeds"] = augment_seed
+        if mixup_alpha:  # the blend itself runs in the train step, on the replica's batch (data/mixup.py)
+            element["mixup_weights"] = mixup.mix_weight(example_seed, mixup_alpha)
         return element
 
     return process
@@ -109,7 +112,7 @@ def _count_bad(max_bad_fraction, min_records):
 
 
 def _examples(source, split, *, num_classes, image_size, training, seed, deterministic, input_context, crop,
-              augment, augment_on_device, shuffle_buffer):
+              augment, augment_on_device, shuffle_buffer, mixup_alpha):
     """Unbatched, validated, preprocessed good examples of this input pipeline (infinite when training), each
     with its record position "index" for the bad-record count."""
     pipelines = input_context.num_input_pipelines if input_context else 1
@@ -119,7 +122,7 @@ def _examples(source, split, *, num_classes, image_size, training, seed, determi
     if training:
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     process = _record_fn(source, num_classes, image_size, training, tf.constant(seed, tf.int64), pipelines,
-                         pipeline_id, crop, augment, augment_on_device)
+                         pipeline_id, crop, augment, augment_on_device, mixup_alpha)
     # Keep the map ordered even when deterministic=False: bad-record counting reads gaps in the positions.
     dataset = records.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # Undecodable bytes and labels outside the classes: skipped here, counted by the gap in the positions.
@@ -161,7 +164,7 @@ def make_dataset(source, split, *, batch_size, image_size, training, augment_nam
                  area_range=preprocessing.AREA_RANGE, aspect_ratio_range=preprocessing.ASPECT_RATIO_RANGE,
                  uint8_wraparound=True, seed=None, deterministic=False, input_context=None, num_batches=None,
                  max_bad_fraction=0.01, bad_check_min_records=1000, shuffle_buffer=10_000, num_classes=None,
-                 augment_on_device=False):
+                 augment_on_device=False, mixup_alpha=0.0):
     """Build the input pipeline of one host (one tf.distribute input pipeline).
 
     Args:
@@ -188,6 +191,8 @@ def make_dataset(source, split, *, batch_size, image_size, training, augment_nam
       augment_on_device: training with augmentation only: ship the augmentation's uint8 input and per-example
         seeds ("augment_seeds" int64 [b, 2]) instead of augmented images; data.device_augment applies the
         augmentation in the train step (same images).
+      mixup_alpha: training only, > 0: each example carries its mixup weight ("mixup_weights" float32 [b],
+        data/mixup.py's draw from the example's seed); the train step blends each replica's batch with them.
     """
     sources.check_split(split)
     preprocessing.check_augment_name(augment_name)
@@ -196,6 +201,7 @@ def make_dataset(source, split, *, batch_size, image_size, training, augment_nam
     _check_positive_int("num_batches", num_batches, allow_none=True)
     _check_positive_int("shuffle_buffer", shuffle_buffer)
     _check_positive_int("num_classes", num_classes, allow_none=True)
+    mixup.check_alpha(mixup_alpha)
     if not 0.0 <= max_bad_fraction <= 1.0:
         raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
     if seed is None:
@@ -213,7 +219,7 @@ def make_dataset(source, split, *, batch_size, image_size, training, augment_nam
                          training=training, seed=int(seed), deterministic=deterministic,
                          input_context=input_context, crop=crop, augment=augment,
                          augment_on_device=augment_on_device,
-                         shuffle_buffer=shuffle_buffer)
+                         shuffle_buffer=shuffle_buffer, mixup_alpha=float(mixup_alpha) if training else 0.0)
     batches = examples.batch(batch_size, drop_remainder=training).scan(
         tf.constant(0, tf.int64), _count_bad(float(max_bad_fraction), bad_check_min_records))
     if training:

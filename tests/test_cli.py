@@ -43,7 +43,7 @@ def test_every_flag_of_the_original_is_accepted():
             section, field = flag.field.split(".")
             assert field in base.get_config()[section], flag.name
         else:
-            assert flag.no_effect or flag.name in ("use_tpu", "optimizer", "mixup_alpha", "bigtable_instance",
+            assert flag.no_effect or flag.name in ("use_tpu", "optimizer", "bigtable_instance",
                                                    "batch_norm_momentum", "batch_norm_epsilon"), flag.name
 
 

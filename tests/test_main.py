@@ -20,7 +20,7 @@ CASES = [
     (["--model_name=efficientnet-b9"], "error: unknown model 'b9'"),
     (["--model_name=efficientnet-x-b0"], "error: EfficientNet-X/H ('x-b0', tensorflow/tpu tpu/efficientnet_x_builder.py) "
                                           "is not implemented here"),
-    (["--mixup_alpha=0.2"], "error: --mixup_alpha=0.2 is not available here (only 0.0, the default)"),
+    (["--mixup_alpha=-0.2"], "error: mixup_alpha must be a finite number >= 0, got -0.2"),
     (["--model=b0", "--model_name=efficientnet-b4"], "error: --model=b0 and --model_name=b4 set the same thing"),
     (["--flagfile=/nonexistent/flags"], "Unable to open flagfile"),
     (["--config.train.batch_size=big"], "error: flag --config.train.batch_size=big"),

@@ -122,6 +122,7 @@ def validate_config(config):
 def _check_data(data):
     """The data fields that would otherwise fail only when the pipeline is built (for eval: after training)."""
     _check_choice(data.eval_split, SPLITS, "eval_split")
+    _check_non_negative(data.mixup_alpha, "mixup_alpha")
     if data.crop_fraction is not None:
         _require(isinstance(data.crop_fraction, (int, float)) and 0 < data.crop_fraction <= 1,
                  f"crop_fraction must be in (0, 1], got {data.crop_fraction!r}")

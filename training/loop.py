@@ -74,7 +74,8 @@ def step_config(ctx):
                             jit_compile=ctx.jit_compile, augment_on_device=inputs.augment_on_device(ctx),
                             augment_name=config.data.augment_name,
                             randaugment_num_layers=config.data.randaugment_num_layers,
-                            randaugment_magnitude=config.data.randaugment_magnitude)
+                            randaugment_magnitude=config.data.randaugment_magnitude,
+                            mixup=config.data.mixup_alpha > 0)
 
 
 def selection_split(source):

@@ -76,7 +76,7 @@ def pipeline_kwargs(config, training):
         kwargs.update(augment_name=data.augment_name, randaugment_num_layers=data.randaugment_num_layers,
                       randaugment_magnitude=data.randaugment_magnitude, area_range=tuple(data.crop_area_range),
                       aspect_ratio_range=tuple(data.crop_aspect_ratio_range), shuffle_buffer=data.shuffle_buffer,
-                      deterministic=config.train.deterministic)
+                      deterministic=config.train.deterministic, mixup_alpha=data.mixup_alpha)
     return kwargs
 
 

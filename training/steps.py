@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from data import device_augment
+from data import mixup
 from efficientnet import losses
 
 
@@ -25,6 +26,9 @@ class StepConfig:
     augment_name: str = "none"
     randaugment_num_layers: int = 2
     randaugment_magnitude: float = 10
+    # data.mixup_alpha > 0: the batches carry "mixup_weights"; the step blends each replica's batch with its
+    # mirror (data/mixup.py) after the augmentation, and the loss takes the blended one-hot labels.
+    mixup: bool = False
 
 
 class TrainMetrics:
@@ -47,6 +51,23 @@ class TrainMetrics:
                 "bad_records": int(self.bad_records.numpy())}
 
 
+def step_inputs(batch, cfg):
+    """(images, labels) the model trains on, from one replica's batch: augmented on the device when the pipeline
+    left that to the step, float pixels in [0, 255], and under mixup blended with the batch's mirror (labels
+    then one-hot distributions)."""
+    images = batch["images"]
+    if cfg.augment_on_device:  # inside the compiled step: the batched ops are XLA-exact (data/device_augment.py)
+        images = device_augment.augment_batch(images, batch["augment_seeds"], cfg.augment_name,
+                                              cfg.randaugment_num_layers, cfg.randaugment_magnitude)
+    # The input pipeline ships uint8 when it augments (a quarter of the bytes); the model takes float pixels
+    # in [0, 255] (a no-op for float32 batches).
+    images = tf.cast(images, tf.float32)
+    labels = batch["labels"]
+    if cfg.mixup:  # after the augmentation, as the original mixes its preprocessed batches
+        images, labels = mixup.mix_batch(images, tf.one_hot(labels, cfg.num_classes), batch["mixup_weights"])
+    return images, labels
+
+
 def make_train_loop(state, strategy, cfg, metrics):
     """Returns train_loop(iterator, num_steps): num_steps steps under strategy.run in one host call."""
     model, optimizer, ema = state.model, state.optimizer, state.ema
@@ -58,16 +79,10 @@ def make_train_loop(state, strategy, cfg, metrics):
     # train_loop below keeps autograph for its tf.range loop.
     @tf.autograph.experimental.do_not_convert
     def step_fn(batch):
-        images = batch["images"]
-        if cfg.augment_on_device:  # inside the compiled step: the batched ops are XLA-exact (data/device_augment.py)
-            images = device_augment.augment_batch(images, batch["augment_seeds"], cfg.augment_name,
-                                                  cfg.randaugment_num_layers, cfg.randaugment_magnitude)
-        # The input pipeline ships uint8 when it augments (a quarter of the bytes); the model takes float pixels
-        # in [0, 255] (a no-op for float32 batches).
-        images = tf.cast(images, tf.float32)
+        images, labels = step_inputs(batch, cfg)
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
-            per_example = losses.classification_loss(batch["labels"], logits, cfg.num_classes,
+            per_example = losses.classification_loss(labels, logits, cfg.num_classes,
                                                      label_smoothing=cfg.label_smoothing)
             # Sum over this replica's examples / global batch: the optimizer sums gradients over replicas.
             # The L2 term is the same on every replica, hence divided by their number.
@@ -77,6 +92,7 @@ def make_train_loop(state, strategy, cfg, metrics):
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         ema.apply(optimizer.iterations)
         metrics.loss.update_state(loss * replicas)
+        # Train top-1 against each example's own label (under mixup its weight is at least one half).
         metrics.top_1.update_state(batch["labels"], logits)
         bad = tf.cast(tf.reduce_max(batch["bad_records"]), tf.float32)
         metrics.bad_records.assign(tf.maximum(metrics.bad_records, bad))

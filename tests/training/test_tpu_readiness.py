@@ -102,15 +102,18 @@ def test_full_train_step_runs_under_xla_several_steps_per_call(demo_source, trai
 @pytest.mark.slow
 def test_device_augmentation_compiles_inside_the_xla_step(demo_source):
     """augment_on_device: uint8 batches and seeds go in, and the augmentation is part of the one XLA-compiled
-    step function (as it must be on TPU), which trains."""
+    step function (as it must be on TPU), which trains. Mixup is on: its blend runs in the same step."""
     dataset = pipeline.make_dataset(demo_source, "train", batch_size=BATCH, image_size=IMAGE_SIZE, training=True,
-                                    augment_name="autoaugment", seed=0, augment_on_device=True)
+                                    augment_name="autoaugment", seed=0, augment_on_device=True, mixup_alpha=0.2)
     assert dataset.element_spec["images"].dtype == tf.uint8
     assert dataset.element_spec["augment_seeds"].shape == (BATCH, 2)
+    assert dataset.element_spec["mixup_weights"].shape == (BATCH,)
+    assert not pipeline.has_py_function(dataset)
     state = _tiny_state(demo_source.num_classes)
     metrics = steps.TrainMetrics()
     cfg = steps.StepConfig(num_classes=demo_source.num_classes, global_batch_size=BATCH, label_smoothing=0.1,
-                           weight_decay=1e-5, jit_compile=True, augment_on_device=True, augment_name="autoaugment")
+                           weight_decay=1e-5, jit_compile=True, augment_on_device=True, augment_name="autoaugment",
+                           mixup=True)
     train_loop = steps.make_train_loop(state, tf.distribute.get_strategy(), cfg, metrics)
     iterator = iter(dataset)
     train_loop(iterator, tf.constant(2))
