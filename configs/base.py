@@ -12,7 +12,6 @@ MODES = ("train", "eval", "train_and_eval", "export", "predict")
 AUGMENTATIONS = ("autoaugment", "randaugment", "none")
 LR_SCHEDULES = ("exponential", "cosine", "poly", "constant")  # tensorflow/tpu utils.py build_learning_rate
 OPTIMIZERS = ("rmsprop", "momentum", "sgd", "lars", "adamw")  # the first four as tensorflow/tpu's; training/state.py
-CLASSIFIER_INITS = ("original", "zeros")  # training/state.py init_classifier
 
 
 def _model():
@@ -24,9 +23,6 @@ def _model():
         num_classes=config_dict.placeholder(int),       # None: from the data source
         dropout_rate=config_dict.placeholder(float),    # None: the variant's (0.2 for b0 ... 0.5 for b7)
         survival_prob=0.8,                              # stochastic depth, every size (docs/recipe.md §2)
-        # The classifier's initial values when no weights file provides them (a new head when fine-tuning):
-        # "original" is tensorflow/tpu's uniform +-1/sqrt(num_classes); "zeros" starts at uniform predictions.
-        classifier_init="original",
         # BatchNorm statistics in training over groups of this many replicas: "auto" is the original's rule on
         # TPU (per core up to 8 cores, else groups of max(8, cores // 8); tensorflow/tpu utils.py) and per
         # replica on other strategies; "all" synchronizes every replica; a number is the group size (1: per

@@ -35,18 +35,6 @@ def build_model(config, num_classes, strategy=None):
         batchnorm_group_size=recipe.batchnorm_group_size(config, strategy))
 
 
-def init_classifier(config, model):
-    """config.model.classifier_init "zeros": a zero classifier kernel and bias, so the first predictions are
-    uniform (loss ln(num_classes)). The original's uniform +-1/sqrt(num_classes) (tensorflow/tpu
-    efficientnet_model.py) is scaled for 1000 classes: with 4 classes it is +-0.5, and on a pretrained Lite0's
-    pooled features (norm about 26 at 112 px) it gives logits of standard deviation 8-10 and a first loss of
-    5-13 (benchmarks/finetune.md). Called before the weights file is read, which overwrites a matching head."""
-    if config.model.classifier_init == "zeros":
-        dense = model.get_layer(warm_start.CLASSIFIER[0])
-        for variable in dense.weights:
-            variable.assign(tf.zeros(variable.shape, variable.dtype))
-
-
 def build_optimizer(config, learning_rate, model):
     """config.train.optimizer, created under the caller's strategy scope.
 
@@ -91,7 +79,6 @@ def build_state(config, num_classes, schedule, strategy, init_checkpoint=None, l
     """
     with strategy.scope():
         model = build_model(config, num_classes, strategy)
-        init_classifier(config, model)
     if init_checkpoint:
         log(warm_start.warm_start(model, init_checkpoint, lambda classes: build_model(config, classes)))
     if config.train.freeze_backbone:
