@@ -7,7 +7,7 @@
   and the older checkpoint that is used instead (tensorflow/tensorflow#61552).
 - A `checkpoint` state file that is unreadable, empty or names only missing files is rebuilt from the ckpt-N
   files on disk (`repair_state`), so a damaged state file never silently restarts a run from step 0.
-- Leftovers of killed writes (ckpt-N_temp/, archive.tmp-*, export.tmp-*, metrics.jsonl.tmp-*) are removed at the
+- Leftovers of killed writes (ckpt-N_temp/, archive.tmp-*, export.tmp-*, metrics.jsonl.tmp-*, config.json.tmp-*) are removed at the
   start of a training run that holds model_dir's lock (`sweep_leftovers`).
 - archive/ holds the best checkpoint (model and EMA only) with best_eval.json. It is written into a temporary
   directory first and swapped in by rename, so a kill at any moment leaves either the old or the new best.
@@ -32,7 +32,7 @@ _CKPT_INDEX = re.compile(r"ckpt-(\d+)\.index$")
 # What interrupted writes leave in model_dir: TF's checkpoint staging folders, our archive/export/metrics
 # temporaries (replace_dir, export.export_saved_model, logs._append_line) and checks.check_writable_dir's probe.
 _LEFTOVERS = ("ckpt-*_temp*", f"{ARCHIVE_DIR}.tmp-*", "export.tmp-*", "metrics.jsonl.tmp-*", ".write-test-*",
-              f"{STATE_FILE}.tmp-*")
+              f"{STATE_FILE}.tmp-*", "config.json.tmp-*", "config_history.jsonl.tmp-*")
 
 
 class CheckpointError(UserError):
@@ -132,8 +132,10 @@ def sweep_leftovers(model_dir, log=print):
 class Checkpoints:
     """Saves and restores the training checkpoint of one model_dir."""
 
-    def __init__(self, checkpoint, directory, *, max_to_keep):
+    def __init__(self, checkpoint, directory, *, max_to_keep, restore_from=None):
+        """restore_from: the part of `checkpoint` to restore (default: all of it)."""
         self._checkpoint = checkpoint
+        self._restore_from = restore_from
         self.manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
                                                   checkpoint_name="ckpt")
         self._current = None  # the path of the checkpoint this process restored or saved last
@@ -145,7 +147,10 @@ class Checkpoints:
         failures = []
         for path in candidates:
             try:
-                self._checkpoint.restore(path).assert_existing_objects_matched()
+                status = (self._restore_from or self._checkpoint).restore(path)
+                status.assert_existing_objects_matched()
+                if self._restore_from is not None:
+                    status.expect_partial()
             # A truncated data file surfaces as IndexError ("Read less bytes than requested") from the reader.
             except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
                 failures.append((path, first_line(e)))

@@ -77,8 +77,11 @@ class HostBatches:
         return self.strategy.experimental_distribute_values_from_function(replica_slice)
 
 
-def train_batches(ctx, resume_step=0):
+def train_batches(ctx, resume_step=0, restart_input=False):
     """(batches to pass to the train loop, the iterator to checkpoint or None).
+
+    restart_input: the checkpoint's input position is not used (a resume changed the input settings): the
+    pipeline is reseeded with resume_step, as on TPU.
 
     On TPU the batches come from distribute_datasets_from_function, which feeds the device infeed; its
     iterator is not checkpointable, so a TPU run resumes at the right step, learning rate and EMA state but
@@ -95,7 +98,8 @@ def train_batches(ctx, resume_step=0):
     replicas = strategy.num_replicas_in_sync
     input_context = tf.distribute.InputContext(num_input_pipelines=count, input_pipeline_id=index,
                                                num_replicas_in_sync=replicas)
-    dataset = _train_dataset_fn(ctx, ctx.config.train.seed)(input_context, global_batch // count)
+    seed = ctx.config.train.seed + (resume_step if restart_input else 0)
+    dataset = _train_dataset_fn(ctx, seed)(input_context, global_batch // count)
     if pipeline.has_py_function(dataset):
         # Python-generated sources (tfds.testing.mock_data, from_generator) cannot be checkpointed: resume
         # as on TPU, reseeded by the restored step.

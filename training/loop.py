@@ -6,7 +6,7 @@ import time
 
 import tensorflow as tf
 
-from training import checkpoints, inputs, logs, recipe, state as state_lib, steps, warm_start
+from training import checkpoints, inputs, logs, recipe, rundir, state as state_lib, steps, warm_start
 from training.errors import NumericalError, Preempted, UserError, first_line
 
 
@@ -93,12 +93,15 @@ class Trainer:
         self._train_loop, self._head_only = None, None  # made by train_loop() for the current phase
         self.eval_step = steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
         resume_step = checkpoints.latest_step(checkpoints.checkpoint_dir(ctx)) or 0
-        self.batches, iterator = inputs.train_batches(ctx, resume_step)
+        restart_input = bool(rundir.restarts_input(ctx.resume_changes))
+        self.batches, iterator = inputs.train_batches(ctx, resume_step, restart_input=restart_input)
         tracked = {"iterator": iterator} if iterator is not None else {}
-        ckpt = tf.train.Checkpoint(model=state.model, optimizer=state.optimizer, ema=state.ema,
-                                   random=seed_states(state.model), **tracked)
+        parts = dict(model=state.model, optimizer=state.optimizer, ema=state.ema, random=seed_states(state.model))
+        ckpt = tf.train.Checkpoint(**parts, **tracked)
+        # Input settings changed: the stored iterator (other shapes, another stream) is not restored.
         self.checkpoints = checkpoints.Checkpoints(ckpt, checkpoints.checkpoint_dir(ctx),
-                                                   max_to_keep=ctx.config.runtime.checkpoints_to_keep)
+                                                   max_to_keep=ctx.config.runtime.checkpoints_to_keep,
+                                                   restore_from=tf.train.Checkpoint(**parts) if restart_input else None)
         self.split = selection_split(ctx.source)
         self.best = checkpoints.read_best(ctx.model_dir)
         self.evals_without_improvement = self._evals_since_best()
@@ -114,6 +117,12 @@ class Trainer:
         restored = self.checkpoints.restore_latest()
         if restored:
             self.ctx.log.message(f"resumed from {restored} at step {self.state.step}")
+        if restored and self.ctx.resume_changes:
+            self.ctx.log.message(rundir.resume_note(self.ctx.model_dir, self.state.step, self.ctx.resume_changes))
+        if self.ctx.is_chief:  # only now: a refused or failed start leaves the run's config.json as it was
+            rundir.record_start(self.ctx.config, self.ctx.model_dir, self.state.step,
+                                self.ctx.resume_changes if restored else [])
+            rundir.write_class_names(self.ctx.source, self.ctx.model_dir)
         evaluating = self.ctx.config.eval.in_training  # False: a --mode=eval sidecar evaluates (training/sidecar.py)
         if self.split == "validation" and evaluating:
             self.ctx.log.message("warning: no minival holdout; selecting checkpoints on the validation split")

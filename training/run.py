@@ -31,6 +31,7 @@ class RunContext:
     jit_compile: bool = False
     stop_requested: object = lambda: False  # PreemptionWatcher.requested (training/preemption.py)
     external_weights: str = None  # --mode=eval/export of a .h5 file or original checkpoint (training/pretrained.py)
+    resume_changes: list = dataclasses.field(default_factory=list)  # rundir.resume_changes of a training command
 
 
 def _strategy_and_kind(config, strategy=None):
@@ -127,7 +128,7 @@ def training_session(ctx):
         checks.check_writable_dir(ctx.model_dir)
     dir_lock = lock.ModelDirLock(ctx.model_dir) if ctx.is_chief else contextlib.nullcontext()
     with dir_lock, preemption.PreemptionWatcher(ctx.strategy) as watcher:
-        rundir.check_resumable(ctx.config, ctx.model_dir)
+        ctx.resume_changes = rundir.check_resumable(ctx.config, ctx.model_dir)
         if ctx.is_chief:
             checkpoints.sweep_leftovers(ctx.model_dir, log=ctx.log.message)
         checkpoints.repair_state(checkpoints.checkpoint_dir(ctx), log=ctx.log.message)
@@ -145,9 +146,6 @@ def train(ctx):
         schedule = recipe.Schedule.from_config(config, ctx.source.num_examples("train"))
     except ValueError as e:
         raise UserError(str(e)) from None
-    if ctx.is_chief:
-        rundir.write_config(config, ctx.model_dir)
-        rundir.write_class_names(ctx.source, ctx.model_dir)
     resuming = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(ctx)) is not None
     init = config.runtime.init_checkpoint
     if init and resuming:

@@ -4,13 +4,16 @@ take from it, whether a training command may resume it, and the class names kept
 import datetime
 import json
 import os
+import uuid
 
 import tensorflow as tf
 
-from training import checkpoints, labels
+from training import checkpoints, labels, logs, recipe
 from training.errors import UserError
 
 CONFIG_FILE = "config.json"
+# One line per resume that changed settings: {"step", "changed": {field: [before, now]}, "input_restarted"}.
+HISTORY_FILE = "config_history.jsonl"
 
 
 def default_model_dir(config):
@@ -18,10 +21,17 @@ def default_model_dir(config):
     return os.path.join("runs", f"{config.model.variant}-{stamp}")
 
 
+def _config_dict(config):
+    return json.loads(config.to_json())
+
+
 def write_config(config, model_dir):
+    """model_dir/config.json, replaced by rename: a kill while writing leaves the previous one."""
     tf.io.gfile.makedirs(model_dir)
-    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-        f.write(json.dumps(json.loads(config.to_json()), indent=1, sort_keys=True) + "\n")
+    tmp_path = os.path.join(model_dir, f"{CONFIG_FILE}.tmp-{uuid.uuid4().hex[:8]}")
+    with tf.io.gfile.GFile(tmp_path, "w") as f:
+        f.write(json.dumps(_config_dict(config), indent=1, sort_keys=True) + "\n")
+    tf.io.gfile.rename(tmp_path, os.path.join(model_dir, CONFIG_FILE), overwrite=True)
 
 
 # What eval/export/predict take from the run whose checkpoints they read (its model_dir/config.json).
@@ -37,8 +47,19 @@ RUN_FIELDS = ("model.image_size", "data.data_dir", "data.dataset", "data.tfds_da
                "eval.in_training")
 
 
-# A resumed run must keep what its checkpoints hold: the network, and the optimizer whose slots they store.
-RESUME_FIELDS = NETWORK_FIELDS + ("train.optimizer",)
+# A resumed run must keep what its checkpoints hold: the network, and the optimizer whose slots they store; and
+# its resolution (the network trained at it; README "Reliability" promises the refusal).
+RESUME_FIELDS = NETWORK_FIELDS + ("train.optimizer", "model.image_size")
+# What the checkpointed training input position depends on (the per-worker batch, the record stream, the
+# preprocessing, the shuffle buffer): a resume changing one of these starts a new input pipeline, reseeded by
+# the step, instead of restoring an iterator of other shapes or another stream.
+INPUT_FIELDS = tuple(f"data.{f}" for f in (
+    "data_dir", "dataset", "tfds_data_dir", "cache_dir", "holdout_shards", "holdout_fraction", "include_background",
+    "augment_name", "randaugment_num_layers", "randaugment_magnitude", "augment_on_device", "crop_fraction",
+    "resize_method", "max_bad_fraction", "crop_area_range", "crop_aspect_ratio_range", "shuffle_buffer")) + (
+    "train.batch_size", "train.seed", "train.deterministic")
+# Per-invocation settings that are not the run's (never listed as a change).
+_NOT_COMPARED = ("runtime.model_dir",)
 # Where the run's data was: predict reads no data (the class names are in model_dir), so it never opens it.
 DATA_PLACES = ("data.data_dir", "data.dataset", "data.tfds_data_dir", "data.cache_dir")
 
@@ -76,25 +97,68 @@ def inherit_run_settings(config, user_fields=()):
     return notes
 
 
-def check_resumable(config, model_dir):
-    """Refuses a training command whose network differs from the checkpoints it would resume, before anything
-    is written: the run (config.json included) stays exactly as it was."""
+def resume_changes(config, model_dir):
+    """[("section.field", value in config.json, value now)] for every field a resume of model_dir would change;
+    [] for a fresh run (no checkpoint, or no readable config.json)."""
     path = os.path.join(model_dir, CONFIG_FILE)
     if not tf.io.gfile.exists(path) or checkpoints.latest_step(model_dir) is None:
-        return
+        return []
     try:
         with tf.io.gfile.GFile(path) as f:
             trained = json.load(f)
-    except ValueError:  # cut short by a kill while it was written: rewritten below, nothing to compare
-        return
-    changed = []
-    for dotted in RESUME_FIELDS:
-        section, field = dotted.split(".")
-        if field in trained.get(section, {}) and trained[section][field] != config[section][field]:
-            changed.append(f"{dotted}: {trained[section][field]!r} -> {config[section][field]!r}")
-    if changed:
-        raise UserError(f"{model_dir} holds checkpoints of another network or optimizer ({'; '.join(changed)}); "
+    except ValueError:  # cut short by a kill while an older version wrote it in place: nothing to compare
+        return []
+    now, changes = _config_dict(config), []
+    for section, fields in now.items():
+        for field, value in fields.items():
+            dotted = f"{section}.{field}"
+            if dotted in _NOT_COMPARED or field not in trained.get(section, {}):
+                continue
+            before = trained[section][field]
+            if dotted == "model.image_size":  # None stands for the variant's resolution
+                before, value = before or recipe.variant(config).resolution, recipe.image_size(config)
+            if before != value:
+                changes.append((dotted, before, value))
+    return changes
+
+
+def check_resumable(config, model_dir):
+    """Refuses a training command whose network, optimizer or resolution differs from the checkpoints it would
+    resume, before anything is written (config.json included); returns the other changes (`resume_changes`)."""
+    changes = resume_changes(config, model_dir)
+    refused = [f"{dotted}: {before!r} -> {now!r}" for dotted, before, now in changes if dotted in RESUME_FIELDS]
+    if refused:
+        raise UserError(f"{model_dir} holds checkpoints of another network or optimizer ({'; '.join(refused)}); "
                         "resume it with its own settings or train into another --model_dir")
+    return changes
+
+
+def restarts_input(changes):
+    """The changed fields that make a resume start its input pipeline afresh (INPUT_FIELDS)."""
+    return [dotted for dotted, _, _ in changes if dotted in INPUT_FIELDS]
+
+
+def resume_note(model_dir, step, changes):
+    """The one line a resume with changed settings prints."""
+    listed = "; ".join(f"{dotted}: {before!r} -> {now!r}" for dotted, before, now in changes)
+    note = f"note: resuming {model_dir} at step {step} with changed settings ({listed})"
+    restarted = restarts_input(changes)
+    if restarted:
+        note += (f"; the input pipeline starts afresh, reseeded by the step ({', '.join(restarted)} changed what "
+                 "the checkpointed input position means)")
+    return note
+
+
+def record_start(config, model_dir, step, changes):
+    """After a successful restore (or a fresh start): the changes appended to config_history.jsonl, then
+    config.json rewritten with the settings this run uses now."""
+    if changes:
+        line = json.dumps({"step": step, "changed": {dotted: [before, now] for dotted, before, now in changes},
+                           "input_restarted": bool(restarts_input(changes)),
+                           "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+        # By rename, as metrics.jsonl: a kill leaves the old or the new file.
+        logs._append_line(os.path.join(model_dir, HISTORY_FILE), line)  # pylint: disable=protected-access
+    write_config(config, model_dir)
 
 
 def write_class_names(source, model_dir):

@@ -1,8 +1,12 @@
 """training/rundir.py: a training command may resume a model_dir only with the network and optimizer its
 checkpoints hold (fast: no model is built; an index file stands for the checkpoint)."""
+import json
+
 import pytest
+import tensorflow as tf
 
 from configs import tiny
+from tests.training.conftest import tiny_config
 from training import rundir
 from training.errors import UserError
 
@@ -31,3 +35,69 @@ def test_the_same_settings_and_a_fresh_directory_resume(trained_dir, tmp_path_fa
     config.train.steps = 12  # the run's length is not part of what checkpoints hold
     rundir.check_resumable(config, str(trained_dir))
     rundir.check_resumable(config, str(tmp_path_factory.mktemp("fresh")))
+
+
+def test_a_resume_at_another_resolution_is_refused_and_the_variants_own_counts_as_unchanged(trained_dir):
+    before = (trained_dir / rundir.CONFIG_FILE).read_bytes()
+    config = tiny.get_config()
+    config.model.image_size = 64
+    with pytest.raises(UserError, match="model.image_size: 32 -> 64"):
+        rundir.check_resumable(config, str(trained_dir))
+    assert (trained_dir / rundir.CONFIG_FILE).read_bytes() == before
+    assert not (trained_dir / rundir.HISTORY_FILE).exists()
+    unset = tiny.get_config()
+    unset.model.image_size = None  # b0's own 224 against a config.json saying 224
+    stated = tiny.get_config()
+    stated.model.image_size = 224
+    rundir.write_config(stated, str(trained_dir))
+    assert rundir.check_resumable(unset, str(trained_dir)) == []
+
+
+def test_every_changed_field_is_listed_and_input_fields_restart_the_input(trained_dir):
+    config = tiny.get_config()
+    config.train.batch_size, config.train.base_learning_rate, config.data.shuffle_buffer = 16, 0.5, 64
+    changes = rundir.check_resumable(config, str(trained_dir))
+    assert sorted(changes) == [("data.shuffle_buffer", 10_000, 64), ("train.base_learning_rate", 0.016, 0.5),
+                               ("train.batch_size", 8, 16)]
+    assert sorted(rundir.restarts_input(changes)) == ["data.shuffle_buffer", "train.batch_size"]
+    assert rundir.restarts_input([("train.base_learning_rate", 0.016, 0.5)]) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("changed", [{"train.batch_size": 16}, {"data.augment_name": "autoaugment"},
+                                     {"data.shuffle_buffer": 64}])
+def test_a_resume_with_other_input_settings_restarts_the_input_and_records_the_change(tmp_path, demo_cache, capsys,
+                                                                                       changed):
+    from training import run  # pylint: disable=import-outside-toplevel  (builds models)
+    common = {"runtime.mode": "train", "data.augment_name": "none"}
+    run.run(tiny_config(tmp_path, demo_cache, **common))
+    capsys.readouterr()
+    run.run(tiny_config(tmp_path, demo_cache, **{**common, **changed, "train.steps": 9,
+                                                  "train.base_learning_rate": 0.5}))
+    out = capsys.readouterr().out
+    (dotted, now), = changed.items()
+    assert f"note: resuming {tmp_path} at step 6 with changed settings" in out
+    assert "train.base_learning_rate: 0.016 -> 0.5" in out and "the input pipeline starts afresh" in out
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-9")
+    saved = rundir.read_run_config(str(tmp_path))
+    section, field = dotted.split(".")
+    assert saved[section][field] == now and saved["train"]["steps"] == 9
+    history = [json.loads(line) for line in (tmp_path / rundir.HISTORY_FILE).read_text().splitlines()]
+    assert len(history) == 1 and history[0]["step"] == 6 and history[0]["input_restarted"]
+    assert history[0]["changed"]["train.steps"] == [6, 9] and history[0]["changed"][dotted][1] == now
+
+
+@pytest.mark.slow
+def test_a_resume_with_other_hyperparameters_keeps_the_input_position_and_notes_them(tmp_path, demo_cache, capsys):
+    from training import run  # pylint: disable=import-outside-toplevel
+    run.run(tiny_config(tmp_path, demo_cache, **{"runtime.mode": "train"}))
+    capsys.readouterr()
+    run.run(tiny_config(tmp_path, demo_cache, **{"runtime.mode": "train", "train.steps": 9,
+                                                  "train.base_learning_rate": 0.5}))
+    out = capsys.readouterr().out
+    assert "with changed settings (train.steps: 6 -> 9; train.base_learning_rate: 0.016 -> 0.5)" in out or \
+        "with changed settings (train.base_learning_rate: 0.016 -> 0.5; train.steps: 6 -> 9)" in out
+    assert "starts afresh" not in out
+    history = [json.loads(line) for line in (tmp_path / rundir.HISTORY_FILE).read_text().splitlines()]
+    assert history[0]["changed"] == {"train.steps": [6, 9], "train.base_learning_rate": [0.016, 0.5]}
+    assert not history[0]["input_restarted"]
