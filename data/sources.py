@@ -79,10 +79,16 @@ def _is_standard_imagenet(train_files):
     return len(train_files) == shards and train_files[0].endswith(f"-of-{shards:05d}")
 
 
+# What _scan_labels counts for a record without image/class/label (a value no stored label can have: int64's
+# minimum, below the negative labels that are refused on their own).
+_NO_LABEL = -2 ** 63
+
+
 def _scan_labels(train_files):
     """({stored label: class text or ""}, {stored label: records}) over train_files, parsing only the label
-    features (the image bytes are read from disk but never decoded)."""
-    spec = {"image/class/label": tf.io.FixedLenFeature([], tf.int64),
+    features (the image bytes are read from disk but never decoded); records without a label count under
+    _NO_LABEL."""
+    spec = {"image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=_NO_LABEL),
             "image/class/text": tf.io.FixedLenFeature([], tf.string, default_value="")}
     dataset = tf.data.TFRecordDataset(train_files, num_parallel_reads=min(16, len(train_files))).batch(4096)
     texts, counts = {}, collections.Counter()
@@ -97,6 +103,16 @@ def _scan_labels(train_files):
 def _ask_for_count(data_dir, why):
     return ValueError(f"cannot read the class count of {data_dir}: {why}; give --num_label_classes or write "
                       f"{LABELS_FILE} (one class name per line) beside the shards")
+
+
+def _check_plausible_count(data_dir, counts):
+    """Refuses a largest stored label far above the number of distinct labels (more than twice it plus 100):
+    one mislabelled record would otherwise make the classifier that wide (and the names that many)."""
+    count = max(counts)
+    if count > 2 * len(counts) + 100:
+        others = max((label for label in counts if label != count), default=0)
+        raise _ask_for_count(data_dir, f"its largest stored label {count} ({counts[count]} record(s)) is far above "
+                                       f"its {len(counts)} distinct labels (the next largest is {others})")
 
 
 def detect_classes(data_dir, train_files, include_background=False):
@@ -127,6 +143,10 @@ def detect_classes(data_dir, train_files, include_background=False):
     total = sum(counts.values())
     if not total:
         raise _ask_for_count(data_dir, "its train shards hold no records")
+    unlabelled = counts.pop(_NO_LABEL, 0)
+    if unlabelled > 0.01 * total or unlabelled == total:  # a few are bad records, skipped and counted in training
+        raise _ask_for_count(data_dir, f"{unlabelled} of its {total} train records have no image/class/label "
+                                       "feature")
     if min(counts) < 0 or (not include_background and counts[0] > 0.01 * total):
         raise _ask_for_count(data_dir, f"{counts[min(counts)]} of its {total} train records store label "
                                        f"{min(counts)}, but ImageNet-format labels are 1..N (0 only as the "
@@ -134,6 +154,7 @@ def detect_classes(data_dir, train_files, include_background=False):
     count = max(counts)
     if count < 1:
         raise _ask_for_count(data_dir, "every train record stores label 0")
+    _check_plausible_count(data_dir, counts)
     if all(texts.get(label) for label in range(1, count + 1)):
         return count, tuple(texts[label] for label in range(1, count + 1))
     return count, tuple(str(label) for label in range(1, count + 1))
@@ -238,8 +259,15 @@ class TFRecordSource:
         features = tf.io.parse_single_example(record, {
             "image/encoded": tf.io.FixedLenFeature([], tf.string),
             "image/class/label": tf.io.FixedLenFeature([], tf.int64)})
-        label = tf.cast(features["image/class/label"], tf.int32)
+        label = _to_int32(features["image/class/label"])
         return features["image/encoded"], label if self.include_background else label - 1
+
+
+def _to_int32(label):
+    """An int64 stored label as int32, checked before the cast: one beyond int32 (which would wrap, 2**32 + 3
+    to 3) becomes -1, outside every class, so the pipeline counts its record as bad."""
+    in_range = tf.logical_and(label >= 0, label <= tf.int32.max)
+    return tf.cast(tf.where(in_range, label, tf.constant(-1, tf.int64)), tf.int32)
 
 
 def _parse_tfds_name(dataset):

@@ -102,3 +102,35 @@ def test_standard_imagenet_layout_stays_1000_without_reading(tmp_path):
     source = sources.get_source(data_dir=str(tmp_path))
     assert source.num_classes == 1000 and source.class_names is None
     assert sources.get_source(data_dir=str(tmp_path), include_background=True).num_classes == 1001
+
+
+@pytest.mark.parametrize("stray", [100_000, 2 ** 32 + 3])
+def test_one_implausible_label_is_refused_naming_it_and_its_records(tmp_path, stray):
+    labels = [1 + i % 8 for i in range(60)]
+    labels[5] = stray  # one mislabelled record: not a 100,000-way classifier, no 4.29 billion names
+    with pytest.raises(ValueError, match=f"largest stored label {stray} \\(1 record\\(s\\)\\) is far above its 9 "
+                                         "distinct labels \\(the next largest is 8\\); give --num_label_classes"):
+        sources.get_source(data_dir=_write(tmp_path, labels), holdout_shards=1)
+    sparse = [1 + 3 * (i % 8) for i in range(60)]  # 8 labels spread over 1..22: plausible, 22 classes
+    assert sources.get_source(data_dir=_write(tmp_path / "sparse", sparse), holdout_shards=1).num_classes == 22
+
+
+def test_a_label_beyond_int32_is_outside_every_class_not_wrapped(tmp_path):
+    directory = _write(tmp_path, [1, 2, 3])
+    (tmp_path / sources.LABELS_FILE).write_text("a\nb\nc\n")  # the count comes from the file, no pass
+    source = sources.get_source(data_dir=directory, holdout_shards=1)
+    for stored, expected in ((3, 2), (2 ** 32 + 3, -2), (2 ** 31, -2), (2 ** 31 - 1, 2 ** 31 - 2), (-5, -2)):
+        _, label = source.parse(tf.constant(_record(stored)))
+        assert int(label) == expected, stored  # -2: outside [0, 3), so the pipeline counts the record as bad
+
+
+def test_records_without_a_label_are_skipped_when_few_and_named_when_many(tmp_path):
+    def write(directory, unlabelled):
+        helpers.write_shards(str(directory), "train", [50, 50, 50],
+                             lambda i: _record(1 + i % 3, None, with_label=i not in unlabelled))
+        helpers.write_shards(str(directory), "validation", [2], lambda i: _record(1))
+        return str(directory)
+
+    assert sources.get_source(data_dir=write(tmp_path / "one", {7}), holdout_shards=1).num_classes == 3
+    with pytest.raises(ValueError, match="3 of its 150 train records have no image/class/label feature; give"):
+        sources.get_source(data_dir=write(tmp_path / "three", {7, 8, 9}), holdout_shards=1)
