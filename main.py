@@ -112,6 +112,17 @@ def parse_flags(argv):
 
 
 def main(argv):
+    """Runs the command; a Ctrl-C before the run's signal handling is installed (or after it) ends it with one
+    line and status 130: nothing is being written then that a rename does not protect."""
+    try:
+        _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted: stopped before a checkpoint was saved; rerun the same command to resume",
+              file=sys.stderr)
+        sys.exit(errors.INTERRUPTED_EXIT_CODE)
+
+
+def _main(argv):
     image_files = argv[1:]  # positional arguments: the image files, folders and globs of --mode=predict
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # absl INFO lines from checkpoint saving are noise here
@@ -142,7 +153,7 @@ def main(argv):
         sys.exit(3)
     except errors.Preempted as e:
         print(str(e), file=sys.stderr)
-        sys.exit(errors.PREEMPTED_EXIT_CODE)
+        sys.exit(e.exit_code)
     except (tf.errors.OpError, OSError) as e:
         message = errors.environment_fault(e, tf)
         if message is None:

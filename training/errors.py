@@ -29,16 +29,32 @@ class NumericalError(RuntimeError):
 # sysexits.h EX_TEMPFAIL ("try again later"): job restarters can tell a preemption from success (0),
 # user errors (2) and numerical failures (3).
 PREEMPTED_EXIT_CODE = 75
+# Ctrl-C: the shells' status for a process ended by SIGINT (128 + 2).
+INTERRUPTED_EXIT_CODE = 130
 
 
 class Preempted(Exception):
-    """Raised after the checkpoint of a preempted run (SIGTERM) is safely written."""
+    """Raised after the checkpoint of a preempted run (SIGTERM) is safely written, or, with saved=False, when an
+    eval/export/predict command stops (its finished evaluations are in metrics.jsonl; nothing is half-written).
 
-    def __init__(self, step, checkpoint_path):
-        super().__init__(f"preempted: checkpoint at step {step} saved to {checkpoint_path}; "
-                         f"rerun the same command to resume")
-        self.step = step
-        self.checkpoint_path = checkpoint_path
+    interrupted: the signal was SIGINT (Ctrl-C), set by training/preemption.py; exit status 130 instead of 75.
+    """
+
+    def __init__(self, step, checkpoint_path, saved=True):
+        super().__init__(step, checkpoint_path)
+        self.step, self.checkpoint_path, self.saved = step, checkpoint_path, saved
+        self.interrupted = False
+
+    def __str__(self):
+        cause = "interrupted" if self.interrupted else "preempted"
+        if self.saved:
+            return (f"{cause}: checkpoint at step {self.step} saved to {self.checkpoint_path}; rerun the same "
+                    "command to resume")
+        return f"{cause}: stopped before finishing; rerun the same command (what is in metrics.jsonl is not redone)"
+
+    @property
+    def exit_code(self):
+        return INTERRUPTED_EXIT_CODE if self.interrupted else PREEMPTED_EXIT_CODE
 
 
 def config_file_error(error):

@@ -48,6 +48,8 @@ def stop_if_requested(ctx):
     """Raises Preempted when a SIGTERM arrived: the latest checkpoint holds everything done so far (an
     evaluation or final phase cut short runs again on resume: its metrics line is not written yet)."""
     if ctx.stop_requested():
+        if ctx.config.runtime.mode not in ("train", "train_and_eval"):  # --mode=eval: nothing of ours to save
+            raise Preempted(0, None, saved=False)
         path = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(ctx))
         raise Preempted(checkpoints.checkpoint_step(path) if path else 0, path)
 

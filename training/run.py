@@ -291,8 +291,15 @@ def _train_mode(ctx, image_files):
 
 
 def _eval_mode(ctx, image_files):
-    """eval: published weights as stored, a sidecar beside a training job, or the run's best once."""
+    """eval: published weights as stored, a sidecar beside a training job, or the run's best once. A SIGTERM or
+    Ctrl-C stops it between batches (Preempted, saved=False): a rerun redoes only what metrics.jsonl lacks."""
     del image_files
+    with preemption.PreemptionWatcher(ctx.strategy) as watcher:
+        ctx.stop_requested = watcher.requested
+        return _evaluate_mode(ctx)
+
+
+def _evaluate_mode(ctx):
     split = ctx.config.data.eval_split
     if ctx.external_weights:
         return {"weights": ctx.external_weights, "final_eval": evaluate_external(ctx, split, ctx.external_weights)}
@@ -306,13 +313,19 @@ def _eval_mode(ctx, image_files):
 
 def _export_mode(ctx, image_files):
     del image_files
+    with preemption.PreemptionWatcher(ctx.strategy, immediate=True):  # its files appear by rename
+        return _export_weights(ctx)
+
+
+def _export_weights(ctx):
     if ctx.external_weights:
         return {"export_dir": export_external(ctx, ctx.external_weights)}
     return {"export_dir": export_best(ctx, ctx.config.runtime.init_checkpoint)}
 
 
 def _predict_mode(ctx, image_files):
-    return predict_files(ctx, image_files)
+    with preemption.PreemptionWatcher(ctx.strategy, immediate=True):
+        return predict_files(ctx, image_files)
 
 
 # --mode -> what it runs after `setup`; each returns its part of the run's summary.

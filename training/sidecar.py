@@ -59,10 +59,12 @@ def wait_for_run(config, poll_seconds=POLL_SECONDS):
     return True
 
 
-def _new_checkpoints(model_dir, timeout_seconds, poll_seconds):
-    """Yields each new latest checkpoint of model_dir; ends after timeout_seconds without one (None: never)."""
+def _new_checkpoints(model_dir, timeout_seconds, poll_seconds, check_stop=lambda: None):
+    """Yields each new latest checkpoint of model_dir; ends after timeout_seconds without one (None: never).
+    check_stop runs at every poll (it raises Preempted after a SIGTERM or Ctrl-C)."""
     last, since = None, time.monotonic()
     while True:
+        check_stop()
         latest = tf.train.latest_checkpoint(model_dir)
         if latest is not None and latest != last:
             last = latest
@@ -96,7 +98,8 @@ class Sidecar:
         ctx = self.ctx
         ctx.log.message(f"evaluating each new checkpoint of {ctx.model_dir} on {self.split} until step "
                         f"{self.final_step}")
-        for prefix in _new_checkpoints(ctx.model_dir, ctx.config.eval.timeout_seconds, poll_seconds):
+        for prefix in _new_checkpoints(ctx.model_dir, ctx.config.eval.timeout_seconds, poll_seconds,
+                                       check_stop=lambda: loop.stop_if_requested(ctx)):
             step = checkpoints.checkpoint_step(prefix)
             if not ctx.log.recorded(step, self.split):
                 self._evaluate(prefix, step)
