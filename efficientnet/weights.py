@@ -14,7 +14,8 @@ shapes, or the load fails with a ValueError naming the first bad layer, before a
 half-loaded). One exception: an RGB stem kernel loads into a model with other than 3 input channels through
 efficientnet.loading.adapt_stem_kernel. Layers in the file that the model has no weights for are ignored: Keras
 Applications' `normalization` layer holds the input mean/variance that this model keeps as constants
-(efficientnet.blocks.InputNormalization), and a `predictions` layer is unused by an include_top=False model.
+(efficientnet.blocks.InputNormalization), and a `predictions` layer is unused by an include_top=False model. Block
+layers the model lacks are not ignored: they mean a deeper variant's file, refused (ValueError).
 `skip_mismatch_layers` names layers that may be absent from the file or differ in shape; they keep their current
 values in that case (typically ("predictions",) to fine-tune on another number of classes) and are loaded when they
 match.
@@ -50,7 +51,7 @@ def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str
     Raises:
       FileNotFoundError: no file, checkpoint prefix or checkpoint directory at `path`.
       ValueError: not an HDF5 weight file / not a tensorflow/tpu checkpoint; a needed layer or variable missing;
-        a weight count or shape mismatch; unused checkpoint weights; a name in skip_mismatch_layers that is not a
+        a weight count or shape mismatch; unused checkpoint weights or block layers; a name in skip_mismatch_layers that is not a
         weighted layer of the model; `scope` given for an HDF5 file.
     """
     path = os.fspath(path)
@@ -72,6 +73,11 @@ def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str
     with h5py.File(path, "r") as h5:
         stored = read_h5_weights(h5, path)
     plan, skipped, adapted = _plan(layers, stored, set(skip_mismatch_layers), path)
+    extra_blocks = [name for name in stored if name not in layers and name.startswith("block")]
+    if extra_blocks:  # a deeper variant's file (b1 into b0): its extra blocks would be dropped without a word
+        raise ValueError(f"{path} has {len(extra_blocks)} block layers that {model.name!r} lacks "
+                         f"({', '.join(extra_blocks[:3])}{', ...' if len(extra_blocks) > 3 else ''}): the weights "
+                         "of another (deeper) variant")
     for name, arrays in plan.items():  # everything was validated above: assign only now
         for variable, array in zip(layers[name].weights, arrays):
             variable.assign(array.astype(variable.dtype))

@@ -188,9 +188,11 @@ def evaluate_weights(ctx, split, weights_prefix=None, *, once=False):
     best = checkpoints.read_best(ctx.model_dir)
     if best and prefix == checkpoints.archived_prefix(ctx.model_dir):
         step = best["step"]
-    name = checkpoints.weights_name(ctx.model_dir, prefix)
+    name, settings = checkpoints.weights_name(ctx.model_dir, prefix), _eval_settings(ctx)
+    # The same evaluation: these weights on this split with the same input (another crop is a new evaluation).
     recorded = once and [r for r in logs.read_metrics(ctx.model_dir) if r["step"] == step and r["split"] == split
-                         and r.get("ema") and r.get("weights") == name]
+                         and r.get("ema") and r.get("weights") == name
+                         and all(r.get(key) == value for key, value in settings.items())]
     if recorded:
         ctx.log.message(f"{split} at step {step} is already in metrics.jsonl; not evaluated again")
         return recorded[-1]
@@ -198,7 +200,7 @@ def evaluate_weights(ctx, split, weights_prefix=None, *, once=False):
     state = state_lib.build_state(ctx.config, ctx.num_classes, schedule, ctx.strategy)
     _restore_or_user_error(prefix, state.model, state.ema)
     metrics = loop.evaluate(ctx, state, split)
-    return ctx.log.evaluation(logs.evaluation_record(step, split, metrics, weights=name, **_eval_settings(ctx)))
+    return ctx.log.evaluation(logs.evaluation_record(step, split, metrics, weights=name, **settings))
 
 
 def _eval_settings(ctx):
@@ -305,8 +307,8 @@ def _evaluate_mode(ctx):
         return {"weights": ctx.external_weights, "final_eval": evaluate_external(ctx, split, ctx.external_weights)}
     if sidecar.is_sidecar(ctx.config):  # beside a training job: every checkpoint, then the best once at the end
         finished = sidecar.Sidecar(ctx).run()
-        if finished and ctx.source.num_examples(split) > 0:
-            return {"final_eval": evaluate_weights(ctx, split)}
+        if finished and ctx.source.num_examples(split) > 0:  # once: a restarted eval job adds no second line
+            return {"final_eval": evaluate_weights(ctx, split, once=True)}
         return {}
     return {"final_eval": evaluate_weights(ctx, split, ctx.config.runtime.init_checkpoint)}
 

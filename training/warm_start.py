@@ -103,7 +103,7 @@ def warm_start(model, path, build_model):
             return f"loaded the EMA weights of {prefix}"
         efficientnet.load_weights(model, prefix, skip_mismatch_layers=CLASSIFIER)
         return f"loaded the original checkpoint {prefix}"
-    except (ValueError, FileNotFoundError, NotImplementedError, tf.errors.OpError) as e:
+    except (ValueError, OSError, NotImplementedError, tf.errors.OpError) as e:  # OSError: h5py's truncated file
         raise UserError(f"--init_checkpoint {path}: {first_line(e)}") from None
 
 
@@ -136,7 +136,7 @@ def load_for_inference(model, path):
                 efficientnet.load_weights(model, local)
         else:
             efficientnet.load_weights(model, checkpoints.checkpoint_prefix(path))
-    except (ValueError, FileNotFoundError, NotImplementedError, tf.errors.OpError) as e:
+    except (ValueError, OSError, NotImplementedError, tf.errors.OpError) as e:  # OSError: h5py's truncated file
         raise UserError(f"cannot load {path}: {first_line(e)}") from None
 
 

@@ -148,6 +148,16 @@ def test_notop_model_ignores_file_classifier(source_file):
     assert result.ignored == ("predictions",)
 
 
+def test_a_deeper_variants_file_is_refused_naming_its_extra_blocks(target, tmp_path):
+    deeper = tmp_path / "b1.weights.h5"
+    build_model("b1", image_size=32).save_weights(deeper)  # b0's layers are a subset of b1's, same shapes
+    snapshot = _snapshot(target)
+    with pytest.raises(ValueError, match=r"has 54 block layers that 'efficientnet-b0' lacks \(block2c_\w+, .*another "
+                                         r"\(deeper\) variant"):
+        load_weights(target, deeper)
+    _assert_unchanged(target, snapshot)
+
+
 def test_unknown_skip_name(source_file, target):
     with pytest.raises(ValueError, match=r"\['predictionz'\]"):
         load_weights(target, source_file[0], skip_mismatch_layers=("predictionz",))

@@ -105,6 +105,16 @@ def test_eval_of_a_finished_run_inherits_its_data_settings(sidecar_run, tmp_path
     assert len(_records(model_dir)) == before + 1
 
 
+def test_an_eval_job_run_again_after_it_finished_adds_no_second_line(sidecar_run, tmp_path, capsys):
+    model_dir = str(tmp_path / "run")
+    shutil.copytree(sidecar_run[0], model_dir)
+    before = _records(model_dir)
+    config, user_fields = _eval_config(model_dir, "--eval_timeout=300")  # the same command, restarted
+    summary = run.run(config, user_fields=user_fields)
+    assert _records(model_dir) == before and summary["final_eval"] == before[-1]
+    assert f"validation at step {before[-1]['step']} is already in metrics.jsonl" in capsys.readouterr().out
+
+
 def test_sidecar_refuses_a_run_that_evaluates_itself(sidecar_run, tmp_path):
     model_dir = str(tmp_path / "run")
     shutil.copytree(sidecar_run[0], model_dir)

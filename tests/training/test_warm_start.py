@@ -79,3 +79,19 @@ def test_ema_weights_of_a_frozen_backbone_run_load_for_export_and_warm_start(tmp
     np.testing.assert_array_equal(fresh.get_layer("predictions").kernel.numpy(), head.kernel.numpy() + 1.0)
     assert len(fresh.trainable_weights) == len(_model(5, seed=3).trainable_weights)  # left trainable
     assert checkpoints.checkpoint_prefix(str(tmp_path / "ckpt-1")) == str(tmp_path / "ckpt-1")
+
+
+@pytest.mark.slow
+def test_a_truncated_weight_file_for_training_is_one_line_and_writes_no_run(tmp_path, demo_cache):
+    from tests.training.conftest import tiny_config  # pylint: disable=import-outside-toplevel
+    from training import run  # pylint: disable=import-outside-toplevel
+    whole = str(tmp_path / "whole.weights.h5")
+    _model(10, seed=1).save_weights(whole)
+    truncated = tmp_path / "truncated.weights.h5"
+    truncated.write_bytes(open(whole, "rb").read()[:20_000])  # h5py raises OSError for it, not ValueError
+    model_dir = tmp_path / "run"
+    config = tiny_config(model_dir, demo_cache, **{"runtime.mode": "train", "runtime.init_checkpoint": str(truncated)})
+    with pytest.raises(UserError) as error:
+        run.run(config)
+    assert "\n" not in str(error.value) and str(truncated) in str(error.value)
+    assert not (model_dir / "config.json").exists() and not (model_dir / "class_names.txt").exists()
