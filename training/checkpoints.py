@@ -171,7 +171,18 @@ class Checkpoints:
         damage it)."""
         if self._current and self._current.rsplit("-", 1)[-1] == str(step):
             return self._current
-        self._current = self.manager.save(checkpoint_number=step)
+        # Deleted under the run (before or during this save): TF would recreate it holding one checkpoint and
+        # nothing else of the run, or fail in SaveV2 with NotFoundError.
+        deleted = UserError(f"{self.manager.directory} was deleted while the run wrote to it; the checkpoint of "
+                            f"step {step} was not saved")
+        if self._current and not tf.io.gfile.isdir(self.manager.directory):  # it held our last checkpoint
+            raise deleted
+        try:
+            self._current = self.manager.save(checkpoint_number=step)
+        except tf.errors.NotFoundError:
+            if tf.io.gfile.isdir(self.manager.directory):
+                raise
+            raise deleted from None
         return self._current
 
 

@@ -76,6 +76,14 @@ def _new_checkpoints(model_dir, timeout_seconds, poll_seconds, check_stop=lambda
             time.sleep(poll_seconds)
 
 
+def _complete(prefix):
+    """Whether a checkpoint's index and all its data shards (ckpt-N.data-0000i-of-0000n) are (still) on disk."""
+    shards = tf.io.gfile.glob(prefix + ".data-*")
+    if not tf.io.gfile.exists(prefix + ".index") or not shards:
+        return False
+    return len(shards) == int(shards[0].rsplit("-of-", 1)[1])
+
+
 class Sidecar:
     """Evaluates the checkpoints of ctx.model_dir with one model, EMA and compiled eval step."""
 
@@ -111,7 +119,11 @@ class Sidecar:
     def _evaluate(self, prefix, step):
         try:
             checkpoints.restore_weights(prefix, self.state.model, self.state.ema)
-        except tf.errors.NotFoundError:  # rotated away by the trainer before we read it
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError):
+            # Rotated away by the trainer while we read it: TF deletes ckpt-N.index, then its data, so a read
+            # that opened the index fails on the data with some OpError (not only NotFoundError).
+            if _complete(prefix):
+                raise
             self.ctx.log.message(f"checkpoint {prefix} no longer exists; skipped")
             return
         if self.eval_step is None:  # traced once, for the first checkpoint read

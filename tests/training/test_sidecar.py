@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests.test_cli import resolve
-from training import checkpoints, logs, run
+from training import checkpoints, logs, run, sidecar
 from training.errors import UserError
 
 pytestmark = pytest.mark.slow
@@ -126,3 +126,18 @@ def test_sidecar_refuses_a_run_that_evaluates_itself(sidecar_run, tmp_path):
     config, user_fields = _eval_config(model_dir, "--eval_timeout=5")
     with pytest.raises(UserError, match="evaluates its own checkpoints"):
         run.run(config, user_fields=user_fields)
+
+
+def test_a_checkpoint_rotated_away_while_the_eval_job_reads_it_is_skipped(sidecar_run, tmp_path, capsys):
+    model_dir = str(tmp_path / "run")
+    shutil.copytree(sidecar_run[0], model_dir)
+    config, user_fields = _eval_config(model_dir, "--eval_timeout=300")
+    ctx = run.setup(config, user_fields=user_fields)
+    job = sidecar.Sidecar(ctx)
+    prefix = tf.train.latest_checkpoint(model_dir)
+    for path in tf.io.gfile.glob(prefix + ".data-*"):  # the index opened, the data deleted by the rotation
+        os.remove(path)
+    before = _records(model_dir)
+    job._evaluate(prefix, STEPS)  # pylint: disable=protected-access
+    assert f"checkpoint {prefix} no longer exists; skipped" in capsys.readouterr().out
+    assert _records(model_dir) == before
