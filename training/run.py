@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 import tpu
-from data import sources
+from data import demo as demo_data, sources
 from training import checkpoints, checks, export, inputs, lock, logs, loop, predict, preemption, pretrained, \
     recipe, rundir, sidecar, state as state_lib
 from training.errors import UserError, first_line
@@ -92,6 +92,9 @@ def setup(config, strategy=None, user_fields=()):
                         f"(no {rundir.CONFIG_FILE} with a checkpoint)")
     # Published weights have the network the flags name, at the variant's resolution unless one is given.
     notes = [] if external else rundir.inherit_run_settings(config, user_fields)
+    if external and not (config.data.data_dir or config.data.dataset) and "data.holdout_shards" not in user_fields:
+        # Scored on the demo data: the recipe's ImageNet holdout (20 shards) does not fit its 16 train shards.
+        config.data.holdout_shards = demo_data.DEMO_HOLDOUT_SHARDS
     checks.validate_config(config)
     strategy, kind = _strategy_and_kind(config, strategy)
     checks.check_batch_divides(config.train.batch_size, strategy.num_replicas_in_sync, "train_batch_size")

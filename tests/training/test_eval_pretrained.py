@@ -97,3 +97,17 @@ def test_export_of_published_weights_needs_neither_data_nor_model_dir(tmp_path, 
     images = tf.random.uniform([2, 32, 32, 3], 0, 255, seed=1)
     served = tf.saved_model.load(export_dir).signatures["serving_images"](images=images)["probabilities"]
     np.testing.assert_allclose(served.numpy(), tf.nn.softmax(model(images, training=False)).numpy(), atol=1e-6)
+
+
+def test_published_weights_on_the_demo_data_get_its_holdout_not_the_recipes(tmp_path, demo_cache):
+    from tests.test_cli import resolve  # pylint: disable=import-outside-toplevel
+    import ml_collections  # pylint: disable=import-outside-toplevel
+    weights = tmp_path / "W.h5"
+    weights.write_bytes(b"")  # setup only checks that it exists; the demo source is what is tested
+    args = ["--mode=eval", "--model=b0", f"--init_checkpoint={weights}", f"--model_dir={tmp_path / 'run'}",
+            f"--config.data.cache_dir={demo_cache}"]
+    config, _, user_fields = resolve(args)
+    ctx = run.setup(ml_collections.ConfigDict(config), user_fields=user_fields)
+    assert ctx.config.data.holdout_shards == 2 and ctx.source.num_examples("minival") == 160
+    config, _, user_fields = resolve([*args, "--config.data.holdout_shards=3"])  # the user's own holdout wins
+    assert run.setup(ml_collections.ConfigDict(config), user_fields=user_fields).source.num_examples("minival") == 240

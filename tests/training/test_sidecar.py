@@ -96,11 +96,13 @@ def test_eval_of_a_finished_run_inherits_its_data_settings(sidecar_run, tmp_path
     assert ctx.config.model.image_size == 32 and ctx.config.data.holdout_shards == 2  # ... replaced by the run's
     assert ctx.source.num_examples("minival") == 160 and ctx.config.data.cache_dir
 
-    config, user_fields = _eval_config(model_dir, "--config.data.crop_fraction=0.5")  # a setting the user gives wins
+    # A setting the user gives wins. 0.6, not 0.5: 0.5 is the default crop at 32 px (32 / 64), so it would be the
+    # evaluation the eval job already recorded, which is not appended twice.
+    config, user_fields = _eval_config(model_dir, "--config.data.crop_fraction=0.6")
     before = len(_records(model_dir))
     summary = run.run(config, user_fields=user_fields)
     record = summary["final_eval"]
-    assert (record["split"], record["image_size"], record["crop_fraction"]) == ("validation", 32, 0.5)
+    assert (record["split"], record["image_size"], record["crop_fraction"]) == ("validation", 32, 0.6)
     assert record["weights"] == "archive/best"
     assert len(_records(model_dir)) == before + 1
 
