@@ -127,22 +127,61 @@ def random_crop_window(shape, seed, crop_fraction, area_range=AREA_RANGE, aspect
     return tf.where(fallback, center_crop_window(shape, crop_fraction), window), fallback
 
 
+# Decompression bombs: an image whose header states more pixels than this is refused before decoding (a 1 MB
+# PNG of 20000 x 20000 decodes to 1.2 GB of RGB). 100 megapixels is above every camera sensor in common use.
+MAX_PIXELS = 100_000_000
+
+
+def _unsigned(data, start, length, little_endian):
+    """The unsigned integer in bytes data[start:start + length] (int64 [n] tensor of byte values)."""
+    digits = data[start:start + length]
+    digits = digits if little_endian else tf.reverse(digits, [0])
+    return tf.reduce_sum(digits * tf.bitwise.left_shift(tf.constant(1, tf.int64), 8 * tf.range(length, dtype=tf.int64)))
+
+
+def header_pixels(image_bytes):
+    """Width x height stated by the header of PNG, GIF or BMP bytes (int64; 0 for other formats), read without
+    decoding: PNG's IHDR (big-endian uint32 at 16 and 20), GIF's logical screen (little-endian uint16 at 6 and
+    8), BMP's BITMAPINFOHEADER (little-endian int32 at 18 and 22, the height negative for top-down rows)."""
+    head = tf.strings.join([tf.strings.substr(image_bytes, 0, 32), b"\0" * 32])  # at least 32 bytes to read
+    data = tf.cast(tf.io.decode_raw(head, tf.uint8)[:32], tf.int64)
+    magic = tf.strings.substr(head, 0, 4)
+    png = _unsigned(data, 16, 4, False) * _unsigned(data, 20, 4, False)
+    gif = _unsigned(data, 6, 2, True) * _unsigned(data, 8, 2, True)
+    bmp_height = _unsigned(data, 22, 4, True)
+    bmp_height = tf.where(bmp_height >= 2 ** 31, 2 ** 32 - bmp_height, bmp_height)  # two's complement: |height|
+    bmp = _unsigned(data, 18, 4, True) * bmp_height
+    return tf.where(tf.equal(magic, b"\x89PNG"), png, tf.where(
+        tf.equal(tf.strings.substr(magic, 0, 3), b"GIF"), gif,
+        tf.where(tf.equal(tf.strings.substr(magic, 0, 2), b"BM"), bmp, tf.constant(0, tf.int64))))
+
+
+def _within_pixel_limit(pixels):
+    """An Assert (fails the element, or the serving call) when `pixels` exceeds MAX_PIXELS."""
+    return tf.debugging.Assert(pixels <= MAX_PIXELS, [f"image exceeds the pixel limit of {MAX_PIXELS:,} "
+                                                      "(width x height from its header):", pixels])
+
+
 def decode_and_crop(image, window_fn):
     """Decode (if encoded) and crop `image` → (uint8 [h', w', 3], aux), where window_fn(shape) returns
     (window, aux) and `shape` is [h, w, channels] as stored (extract_jpeg_shape for JPEG).
 
-    JPEG bytes decode only the window; other encodings (PNG from TFDS, …) decode fully to RGB, then crop.
+    JPEG bytes decode only the window; other encodings (PNG from TFDS, …) decode fully to RGB, then crop. Bytes
+    whose header states more than MAX_PIXELS pixels fail (an Assert) before anything is decoded.
     """
     if image.dtype != tf.string:
         window, aux = window_fn(tf.shape(image))
         return tf.image.crop_to_bounding_box(image, window[0], window[1], window[2], window[3]), aux
 
     def jpeg():
-        window, aux = window_fn(tf.image.extract_jpeg_shape(image))
-        return tf.image.decode_and_crop_jpeg(image, window, channels=3), aux
+        shape = tf.image.extract_jpeg_shape(image)
+        with tf.control_dependencies([_within_pixel_limit(tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64))]):
+            window, aux = window_fn(shape)
+            return tf.image.decode_and_crop_jpeg(image, window, channels=3), aux
 
     def other():
-        decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
+        with tf.control_dependencies([_within_pixel_limit(header_pixels(image))]):
+            decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
         window, aux = window_fn(tf.shape(decoded))
         return decoded[window[0]:window[0] + window[2], window[1]:window[1] + window[3]], aux
 

@@ -145,3 +145,22 @@ def test_tfds_mock_through_the_pipeline():
         dataset = pipeline.make_dataset(source, "validation", batch_size=4, image_size=SIZE, training=False)
         masks = [b["mask"].numpy() for b in dataset]
     assert sum(m.sum() for m in masks) == 10 and len(masks) == 3
+
+
+@pytest.mark.slow
+def test_a_decompression_bomb_in_a_shard_is_a_bad_record(tmp_path):
+    from tests.data.test_preprocessing import _png_bomb  # pylint: disable=import-outside-toplevel
+    bomb = _png_bomb(20_000)
+
+    def record(index):
+        image = bomb if index == 14 else helpers.encode_jpeg(helpers.id_image(index, 40, 40))
+        return helpers.make_example(image, index + 1)
+
+    helpers.write_shards(str(tmp_path), "train", [10, 10], record)
+    source = sources.get_source(data_dir=str(tmp_path), holdout_shards=1, num_classes=1000)  # train: 10..19
+    evaluation = pipeline.make_dataset(source, "train", batch_size=4, image_size=SIZE, training=False)
+    assert sorted(_labels_of(evaluation)) == [i for i in range(10, 20) if i != 14]
+    training = pipeline.make_dataset(source, "train", batch_size=9, image_size=SIZE, training=True, seed=1,
+                                     deterministic=True, max_bad_fraction=0.5)
+    counts = [int(tf.reduce_max(b["bad_records"])) for b in training.take(3)]  # 27 good: 3 epochs of 9
+    assert counts[-1] >= 2  # the bomb skipped and counted in (at least) the two epochs read to their end

@@ -120,3 +120,35 @@ def test_train_augmented_path_equals_flip_before_truncation():
         expected = autoaugment.distort_with_autoaugment(truncated, augment_seed)
         got = preprocessing.preprocess_for_train(jpeg, 28, seed, augment_name="autoaugment")
         np.testing.assert_array_equal(got.numpy(), tf.cast(expected, tf.float32).numpy())
+
+
+def _png_bomb(side):
+    """A valid grayscale PNG of side x side black pixels: a few hundred KB that decode to side² bytes (x3 as RGB)."""
+    import struct  # pylint: disable=import-outside-toplevel
+    import zlib  # pylint: disable=import-outside-toplevel
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    compressor, row = zlib.compressobj(9), b"\0" * (side + 1)  # filter byte 0, then the row
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_fails_before_decoding_and_small_images_pass():
+    bomb = _png_bomb(20_000)  # 400 megapixels
+    assert len(bomb) < 2_000_000
+    with pytest.raises(tf.errors.InvalidArgumentError, match="exceeds the pixel limit of 100,000,000"):
+        preprocessing.preprocess_for_eval(tf.constant(bomb), 32)
+    small = tf.io.encode_png(tf.zeros([7, 5, 3], tf.uint8))
+    assert int(preprocessing.header_pixels(small)) == 35
+    assert preprocessing.preprocess_for_eval(small, 32).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("header, pixels", [
+    (b"GIF89a" + (30_000).to_bytes(2, "little") + (20_000).to_bytes(2, "little"), 600_000_000),
+    (b"BM" + bytes(16) + (12_000).to_bytes(4, "little") + (-9_000).to_bytes(4, "little", signed=True), 108_000_000),
+    (b"not an image", 0), (b"", 0)])
+def test_header_pixels_read_gif_and_bmp_headers_without_decoding(header, pixels):
+    assert int(preprocessing.header_pixels(tf.constant(header + bytes(8)))) == pixels
