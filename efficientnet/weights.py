@@ -51,8 +51,8 @@ def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str
     Raises:
       FileNotFoundError: no file, checkpoint prefix or checkpoint directory at `path`.
       ValueError: not an HDF5 weight file / not a tensorflow/tpu checkpoint; a needed layer or variable missing;
-        a weight count or shape mismatch; unused checkpoint weights or block layers; a name in skip_mismatch_layers that is not a
-        weighted layer of the model; `scope` given for an HDF5 file.
+        a weight count or shape mismatch; unused checkpoint weights or block layers; a name in skip_mismatch_layers
+        that is not a weighted layer of the model; `scope` given for an HDF5 file.
     """
     path = os.fspath(path)
     if not is_h5_file(path):

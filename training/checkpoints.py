@@ -7,8 +7,8 @@
   and the older checkpoint that is used instead (tensorflow/tensorflow#61552).
 - A `checkpoint` state file that is unreadable, empty or names only missing files is rebuilt from the ckpt-N
   files on disk (`repair_state`), so a damaged state file never silently restarts a run from step 0.
-- Leftovers of killed writes (ckpt-N_temp/, archive.tmp-*, export.tmp-*, metrics.jsonl.tmp-*, config.json.tmp-*) are removed at the
-  start of a training run that holds model_dir's lock (`sweep_leftovers`).
+- Leftovers of killed writes (ckpt-N_temp/, archive.tmp-*, export.tmp-*, metrics.jsonl.tmp-*, config.json.tmp-*)
+  are removed at the start of a training run that holds model_dir's lock (`sweep_leftovers`).
 - archive/ holds the best checkpoint (model and EMA only) with best_eval.json. It is written into a temporary
   directory first and swapped in by rename, so a kill at any moment leaves either the old or the new best.
 """

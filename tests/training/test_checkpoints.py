@@ -17,4 +17,5 @@ def test_a_save_into_a_deleted_model_dir_is_one_line_naming_it(tmp_path):
     with pytest.raises(UserError) as error:
         saver.save(4)
     assert "\n" not in str(error.value)
-    assert f"{model_dir} was deleted while the run wrote to it; the checkpoint of step 4 was not saved" in str(error.value)
+    expected = f"{model_dir} was deleted while the run wrote to it; the checkpoint of step 4 was not saved"
+    assert expected in str(error.value)
