@@ -8,18 +8,20 @@
 - A `checkpoint` state file that is unreadable, empty or names only missing files is rebuilt from the ckpt-N
   files on disk (`repair_state`), so a damaged state file never silently restarts a run from step 0.
 - Leftovers of killed writes (ckpt-N_temp/, archive.tmp-*, export.tmp-*, metrics.jsonl.tmp-*, config.json.tmp-*)
-  are removed at the start of a training run that holds model_dir's lock (`sweep_leftovers`).
+  are removed at the start of a training run that holds model_dir's lock and of an eval job beside it
+  (`sweep_leftovers`); our temporaries name their writer (training/temporaries.py), and only those of writers
+  that no longer run are removed, so neither process sweeps the other's live writes.
 - archive/ holds the best checkpoint (model and EMA only) with best_eval.json. It is written into a temporary
   directory first and swapped in by rename, so a kill at any moment leaves either the old or the new best.
 """
 import json
 import os
 import re
-import uuid
 
 import tensorflow as tf
 from absl import logging
 
+from training import temporaries
 from training.errors import UserError, first_line
 
 ARCHIVE_DIR = "archive"
@@ -31,8 +33,11 @@ STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's state file
 _CKPT_INDEX = re.compile(r"ckpt-(\d+)\.index$")
 # What interrupted writes leave in model_dir: TF's checkpoint staging folders, our archive/export/metrics
 # temporaries (replace_dir, export.export_saved_model, logs._append_line) and checks.check_writable_dir's probe.
-_LEFTOVERS = ("ckpt-*_temp*", f"{ARCHIVE_DIR}.tmp-*", "export.tmp-*", "metrics.jsonl.tmp-*", ".write-test-*",
-              f"{STATE_FILE}.tmp-*", "config.json.tmp-*", "config_history.jsonl.tmp-*")
+_LEFTOVERS = (f"{ARCHIVE_DIR}.tmp-*", "export.tmp-*", "metrics.jsonl.tmp-*", f"{STATE_FILE}.tmp-*",
+              "config.json.tmp-*", "config_history.jsonl.tmp-*")
+# TF's own checkpoint staging folders and checks.check_writable_dir's probe (named before TensorFlow loads) carry
+# no writer's identity; only the trainer writes them, and it sweeps them once it holds the lock.
+_TRAINER_LEFTOVERS = ("ckpt-*_temp*", ".write-test-*")
 
 
 class CheckpointError(UserError):
@@ -98,7 +103,7 @@ def _write_state(directory, prefixes):
     lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in prefixes]
     lines += [f"all_model_checkpoint_timestamps: {tf.io.gfile.stat(p + '.index').mtime_nsec / 1e9}"
               for p in prefixes]
-    tmp_path = os.path.join(directory, f"{STATE_FILE}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp_path = temporaries.name(os.path.join(directory, STATE_FILE))
     with tf.io.gfile.GFile(tmp_path, "w") as f:
         f.write("\n".join(lines) + "\n")
     tf.io.gfile.rename(tmp_path, os.path.join(directory, STATE_FILE), overwrite=True)
@@ -112,13 +117,16 @@ def latest_step(directory):
     return max(steps) if steps else None
 
 
-def sweep_leftovers(model_dir, log=print):
-    """Removes what killed writes left in model_dir; call only while holding model_dir's lock (a live run's
-    temporaries look the same)."""
+def sweep_leftovers(model_dir, log=print, holds_lock=True):
+    """Removes what killed writes left in model_dir: temporaries whose writer no longer runs, and with
+    `holds_lock` (the trainer) TF's checkpoint staging folders as well."""
     recover_archive(model_dir)  # archive.old-* may be the only copy of the best: put it back first
     patterns = _LEFTOVERS + ((f"{ARCHIVE_DIR}.old-*",) if tf.io.gfile.exists(os.path.join(model_dir, ARCHIVE_DIR))
                              else ())
-    found = [p for pattern in patterns for p in tf.io.gfile.glob(os.path.join(model_dir, pattern))]
+    found = [p for pattern in patterns for p in tf.io.gfile.glob(os.path.join(model_dir, pattern))
+             if not temporaries.writer_alive(p)]
+    if holds_lock:
+        found += [p for pattern in _TRAINER_LEFTOVERS for p in tf.io.gfile.glob(os.path.join(model_dir, pattern))]
     for path in found:
         if tf.io.gfile.isdir(path):
             tf.io.gfile.rmtree(path)
@@ -188,7 +196,7 @@ class Checkpoints:
 
 def replace_dir(tmp_dir, final_dir):
     """Moves tmp_dir to final_dir, keeping the old final_dir until the new one is in place."""
-    old_dir = f"{final_dir}.old-{uuid.uuid4().hex[:8]}"
+    old_dir = temporaries.name(final_dir, "old")
     if tf.io.gfile.exists(final_dir):
         tf.io.gfile.rename(final_dir, old_dir)
     tf.io.gfile.rename(tmp_dir, final_dir)
@@ -199,7 +207,7 @@ def replace_dir(tmp_dir, final_dir):
 def archive_best(model_dir, model, ema, record):
     """Writes archive/ (model + EMA weights and best_eval.json) for the evaluation `record`."""
     final_dir = os.path.join(model_dir, ARCHIVE_DIR)
-    tmp_dir = f"{final_dir}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp_dir = temporaries.name(final_dir)
     tf.io.gfile.makedirs(tmp_dir)
     tf.train.Checkpoint(model=model, ema=ema).write(os.path.join(tmp_dir, _ARCHIVE_PREFIX))
     with tf.io.gfile.GFile(os.path.join(tmp_dir, BEST_EVAL_FILE), "w") as f:
@@ -209,11 +217,12 @@ def archive_best(model_dir, model, ema, record):
 
 
 def recover_archive(model_dir):
-    """Puts back archive/ if a kill fell between the two renames of `replace_dir` (only archive.old-* left)."""
+    """Puts back archive/ if a kill fell between the two renames of `replace_dir` (only archive.old-* left); a
+    live writer's archive.old-* is its own, between those renames, and stays."""
     final_dir = os.path.join(model_dir, ARCHIVE_DIR)
     if tf.io.gfile.exists(final_dir):
         return
-    leftovers = sorted(tf.io.gfile.glob(f"{final_dir}.old-*"))
+    leftovers = sorted(d for d in tf.io.gfile.glob(f"{final_dir}.old-*") if not temporaries.writer_alive(d))
     complete = [d for d in leftovers if tf.io.gfile.exists(os.path.join(d, BEST_EVAL_FILE))]
     if complete:
         tf.io.gfile.rename(complete[-1], final_dir)

@@ -35,13 +35,12 @@ import contextlib
 import os
 import shutil
 import tempfile
-import uuid
 
 import keras
 import tensorflow as tf
 
 from data import preprocessing
-from training import checkpoints, labels, recipe, state as state_lib, tflite, warm_start
+from training import checkpoints, labels, recipe, state as state_lib, temporaries, tflite, warm_start
 
 CLASS_NAMES_ASSET = "class_names.txt"
 TOP_K = 5
@@ -188,7 +187,7 @@ def export_saved_model(config, num_classes, weights_prefix, export_dir, class_na
     log(f"export: loading {weights_prefix}")
     model = load_inference_model(config, num_classes, weights_prefix)
     export_dir = export_dir.rstrip("/")
-    tmp_dir = f"{export_dir}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp_dir = temporaries.name(export_dir)
     names_dir = tempfile.mkdtemp(prefix="export-names-")
     try:
         if headless:

@@ -40,7 +40,7 @@ def _boot_id():
         return None
 
 
-def _start_time(pid):
+def process_start_time(pid):
     """The process's start time in clock ticks after boot (/proc/PID/stat field 22), None when unknown."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -72,7 +72,7 @@ def _read(path):
     return holder
 
 
-def _stale_reason(holder):
+def holder_stale_reason(holder):
     """Why the (content-described) holder cannot be running any more, or None when it may be."""
     if not holder:
         return "it names no holder (empty or unreadable)"
@@ -82,7 +82,7 @@ def _stale_reason(holder):
         return f"pid {holder['pid']} ran before this machine's last boot"
     if not _pid_alive(holder["pid"]):
         return f"pid {holder['pid']} no longer runs"
-    started = _start_time(holder["pid"])
+    started = process_start_time(holder["pid"])
     if holder.get("start_time") is not None and started is not None and started != holder["start_time"]:
         return f"pid {holder['pid']} is now another process"
     return None
@@ -100,7 +100,7 @@ class ModelDirLock:
         self.path = os.path.join(model_dir, LOCK_FILE)
         self._token = uuid.uuid4().hex
         self._payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                    "start_time": _start_time(os.getpid()), "boot_id": _boot_id(),
+                                    "start_time": process_start_time(os.getpid()), "boot_id": _boot_id(),
                                     "token": self._token, "since": time.time()})
         self._fd = None
 
@@ -135,12 +135,12 @@ class ModelDirLock:
             os.close(fd)
         self._fd = fd
         holder = _read(self.path)
-        if holder and holder["host"] != socket.gethostname() and not _stale_reason(holder):
+        if holder and holder["host"] != socket.gethostname() and not holder_stale_reason(holder):
             self._release_fd()  # written on another host whose lock this disk may not see
             raise _refusal(self.path, holder)
         if os.fstat(fd).st_size:
             print(f"warning: taking over the stale lock {self.path} "
-                  f"({_stale_reason(holder) or 'its process ended without releasing it'})", flush=True)
+                  f"({holder_stale_reason(holder) or 'its process ended without releasing it'})", flush=True)
         os.ftruncate(fd, 0)
         os.pwrite(fd, self._payload.encode(), 0)
         os.fsync(fd)
@@ -150,7 +150,7 @@ class ModelDirLock:
             self._write()
             return
         holder = _read(self.path)
-        reason = _stale_reason(holder)
+        reason = holder_stale_reason(holder)
         if reason is None:
             raise _refusal(self.path, holder)
         print(f"warning: taking over the stale lock {self.path} ({reason})", flush=True)

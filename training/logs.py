@@ -19,6 +19,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from training import temporaries
+
 TENSORBOARD_DIR = "tensorboard"
 
 # tf.summary.scalar/image/text need the tensorboard package, which TF >= 2.20 no longer installs. The event
@@ -98,7 +100,7 @@ def _append_line(path, line):
     if tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path) as f:
             existing = f.read()
-    tmp_path = f"{path}.tmp-{os.getpid()}"
+    tmp_path = temporaries.name(path)
     with tf.io.gfile.GFile(tmp_path, "w") as f:
         f.write(existing + line + "\n")
     tf.io.gfile.rename(tmp_path, path, overwrite=True)

@@ -4,11 +4,10 @@ take from it, whether a training command may resume it, and the class names kept
 import datetime
 import json
 import os
-import uuid
 
 import tensorflow as tf
 
-from training import checkpoints, labels, logs, recipe
+from training import checkpoints, labels, logs, recipe, temporaries
 from training.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -28,7 +27,7 @@ def _config_dict(config):
 def write_config(config, model_dir):
     """model_dir/config.json, replaced by rename: a kill while writing leaves the previous one."""
     tf.io.gfile.makedirs(model_dir)
-    tmp_path = os.path.join(model_dir, f"{CONFIG_FILE}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp_path = temporaries.name(os.path.join(model_dir, CONFIG_FILE))
     with tf.io.gfile.GFile(tmp_path, "w") as f:
         f.write(json.dumps(_config_dict(config), indent=1, sort_keys=True) + "\n")
     tf.io.gfile.rename(tmp_path, os.path.join(model_dir, CONFIG_FILE), overwrite=True)

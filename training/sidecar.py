@@ -99,6 +99,9 @@ class Sidecar:
         self.state = state_lib.build_state(ctx.config, ctx.num_classes, eval_schedule, ctx.strategy)
         self.eval_step = None
         self.split = loop.selection_split(ctx.source)
+        # What this job's earlier, killed runs left (the trainer may have ended and swept nothing since); the
+        # temporaries of a live trainer name it and stay (training/temporaries.py).
+        checkpoints.sweep_leftovers(ctx.model_dir, log=ctx.log.message, holds_lock=False)
         self.best = checkpoints.read_best(ctx.model_dir)
 
     def run(self, poll_seconds=POLL_SECONDS):

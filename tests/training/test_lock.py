@@ -83,7 +83,7 @@ def test_content_based_lock_on_object_stores_knows_reused_pids(tmp_path, monkeyp
     """gs:// has no flock: the recorded start time tells a reused pid from its holder."""
     monkeypatch.setattr(lock, "fcntl", None)
     (tmp_path / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
-                                               "start_time": lock._start_time(os.getppid())}))
+                                               "start_time": lock.process_start_time(os.getppid())}))
     with pytest.raises(UserError, match=f"in use by pid {os.getppid()}"):
         with lock.ModelDirLock(str(tmp_path)):
             pass

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests.test_cli import resolve
-from training import checkpoints, logs, run, sidecar
+from training import checkpoints, logs, run, sidecar, temporaries
 from training.errors import UserError
 
 pytestmark = pytest.mark.slow
@@ -108,13 +108,20 @@ def test_eval_of_a_finished_run_inherits_its_data_settings(sidecar_run, tmp_path
 
 
 def test_an_eval_job_run_again_after_it_finished_adds_no_second_line(sidecar_run, tmp_path, capsys):
+    """... and sweeps what its killed predecessor left once the trainer has ended (#25 rows 3 and 9)."""
     model_dir = str(tmp_path / "run")
     shutil.copytree(sidecar_run[0], model_dir)
     before = _records(model_dir)
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    leftover = os.path.join(model_dir, "archive.tmp-" + temporaries.token(pid=killed.pid))
+    os.makedirs(leftover)
     config, user_fields = _eval_config(model_dir, "--eval_timeout=300")  # the same command, restarted
     summary = run.run(config, user_fields=user_fields)
     assert _records(model_dir) == before and summary["final_eval"] == before[-1]
-    assert f"validation at step {before[-1]['step']} is already in metrics.jsonl" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"validation at step {before[-1]['step']} is already in metrics.jsonl" in out
+    assert not os.path.exists(leftover) and "removed 1 leftover(s)" in out
 
 
 def test_sidecar_refuses_a_run_that_evaluates_itself(sidecar_run, tmp_path):
