@@ -137,6 +137,8 @@ def _runtime():
         export_headless=False,                          # True: the export serves pooled features only, no classifier
         tflite_calibration_images=100,                  # training images calibrating the full-integer int8 file
         tflite_check_images=500,                        # held-out images every .tflite file is checked on
+        progress_seconds=30.0,                          # output that is not a terminal: a progress line at most
+                                                        # this often (a terminal's status line shows every one)
         tensorboard_images=16,                          # augmented training images shown at each start; 0: none
         predict_top_k=5,                                # --mode=predict: classes printed per image
         predict_output=config_dict.placeholder(str),    # --mode=predict: also write FILE.jsonl or FILE.csv

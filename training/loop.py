@@ -6,7 +6,7 @@ import time
 
 import tensorflow as tf
 
-from training import checkpoints, inputs, logs, recipe, rundir, state as state_lib, steps, warm_start
+from training import checkpoints, inputs, logs, progress, recipe, rundir, state as state_lib, steps, warm_start
 from training.errors import NumericalError, Preempted, UserError, first_line
 
 
@@ -111,6 +111,7 @@ class Trainer:
         self.checkpoint_steps = ctx.config.runtime.checkpoint_steps or schedule.steps_per_eval
         self._traced = False  # the current train loop has run once (traced and compiled)
         self._seconds_per_step, self._last_call = None, (1, 0.0)  # training speed, for the progress lines
+        self.eta = make_eta(ctx, schedule, self.split)
         self.weights_finite = make_finite_check([v for v in state.ema.averaged_variables if v.dtype.is_floating]
                                                 + list(state.ema.shadows))
 
@@ -259,10 +260,12 @@ class Trainer:
             self._last_call = (chunk, seconds)
             if not self._traced:
                 self._traced = True
+                self.eta.traced(seconds)
                 log.message(f"first step done in {seconds:.1f} s (tracing and compilation included); "
                             f"elapsed {log.elapsed()}")
             else:
                 self._seconds_per_step = seconds / chunk
+                self.eta.trained(chunk, seconds)
             if i == 1 and len(chunks) == 3:  # the short call measured the speed: say the time left now
                 self._progress(result)
 
@@ -275,16 +278,16 @@ class Trainer:
     def _progress(self, result):
         step = self.state.step
         self.ctx.log.progress(step, self.schedule.total_steps, epoch=step / self.schedule.steps_per_epoch,
-                              images_per_sec=self._images_per_sec(), loss=result["loss"],
+                              images_per_sec=self._images_per_sec(), loss=result["loss"], top_1=result["top_1"],
                               learning_rate=state_lib.current_learning_rate(self.state),
-                              seconds_per_step=self._seconds_per_step)
+                              seconds_left=self.eta.seconds_left(step, self.schedule.total_steps))
 
     def _report(self, num_steps, elapsed, result):
         """The step line and train scalars after a host loop (speed: its last call, free of tracing)."""
         del num_steps, elapsed  # the speed comes from _run_steps, which knows which call traced
         step = self.state.step
         self._progress(result)
-        self.ctx.log.scalars(step, {"loss": result["loss"], "top_1": result["top_1"],
+        self.ctx.log.training(step, {"loss": result["loss"], "top_1": result["top_1"],
                                     "learning_rate": state_lib.current_learning_rate(self.state),
                                     "images_per_sec": self._images_per_sec(),
                                     "bad_records": result["bad_records"],
@@ -296,7 +299,9 @@ class Trainer:
         The archive is written before the metrics line: a run killed in between re-evaluates the same
         checkpoint on restart (the line is missing) and ends with the same files as an uninterrupted run.
         """
+        start = time.monotonic()
         metrics = evaluate(self.ctx, self.state, self.split, self.eval_step)
+        self.eta.evaluated(metrics["num_examples"], time.monotonic() - start)
         record = logs.evaluation_record(self.state.step, self.split, metrics)
         archived_already = self.best is not None and self.best["step"] == record["step"]  # resumed after archiving
         if archived_already or self.best is None or metrics["top_1"] > self.best["top_1"]:
@@ -316,6 +321,31 @@ class Trainer:
             self.ctx.log.message(f"early stopping: {patience} evaluations without a better top-1")
             return True
         return False
+
+
+def make_eta(ctx, schedule, split):
+    """The time-left estimate of this run: its in-training evaluations, train_and_eval's final evaluation and
+    the export counted in (training/progress.py)."""
+    config, every = ctx.config, schedule.steps_per_eval
+    total = schedule.total_steps
+    evaluating = config.eval.in_training
+
+    def evals_left(step):
+        return (total // every - step // every + (total % every != 0 and step < total)) if evaluating else 0
+
+    final = config.runtime.mode == "train_and_eval"
+    exporting = final and bool(config.runtime.export_dir or config.runtime.export_at_end)
+    return progress.Eta(batch_size=config.train.batch_size,
+                        eval_images=ctx.source.num_examples(split) if evaluating else 0, evals_left=evals_left,
+                        final_eval_images=ctx.source.num_examples(config.data.eval_split) if final else 0,
+                        export_traces=(EXPORT_TRACES + (TFLITE_TRACES if config.runtime.export_tflite else 0))
+                        if exporting else 0)
+
+
+# The export's time in units of the first train call's tracing time: measured on the tiny and demo configs
+# (README, "Reading a run"); a rough figure that only keeps the time left from leaving the export out.
+EXPORT_TRACES = 2
+TFLITE_TRACES = 6
 
 
 def seed_states(model):
