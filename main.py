@@ -87,9 +87,13 @@ def with_schema_config(argv):
 def parse_flags(argv):
     """absl flag parsing with the project's convention for user mistakes: one line, exit status 2.
 
-    --help (absl exits with status 1 after printing it) exits 0 here; --help_config lists the config fields,
-    and so does --helpfull after absl's list of flags.
+    --help (configs/cli.py `help_lines`: the named flags in groups) exits 0 here; --help_config lists the
+    config fields with the defaults of the preset this command line would use, and so does --helpfull after
+    absl's list of flags.
     """
+    if any(re.match(r"^-{1,2}(help|helpshort|h|\?)$", arg) for arg in argv[1:]):
+        print(cli.help_lines(flags.FLAGS))
+        sys.exit(0)
     try:
         _ARGV[:] = argv
         argv = with_schema_config(argv)
@@ -106,7 +110,11 @@ def parse_flags(argv):
             print(f"\nconfig fields (--config.section.field=value):\n{cli.describe_fields()}")
         sys.exit(0 if e.code == 1 else e.code)
     if flags.FLAGS.help_config:
-        print(cli.describe_fields())
+        try:
+            config, _ = cli.resolve(flags.FLAGS)
+        except (cli.FlagError, TypeError, OSError) as e:
+            _user_error(e)
+        print(cli.describe_fields(config, cli.preset_label(flags.FLAGS, config)))
         sys.exit(0)
     return remaining
 

@@ -41,8 +41,8 @@ def _data():
         holdout_fraction=config_dict.placeholder(float),  # tfds/folders: share of train held out (None: shards/1024)
         include_background=False,                       # True keeps label 0 as background (1001 classes)
         augment_name="autoaugment",                     # one of AUGMENTATIONS
-        randaugment_num_layers=2,
-        randaugment_magnitude=10,
+        randaugment_num_layers=2,                       # RandAugment: ops applied to each image
+        randaugment_magnitude=10,                       # RandAugment: the ops' strength
         # Run AutoAugment/RandAugment in the train step (inside the XLA step on TPU) instead of on the input hosts,
         # bit-identical images (data/device_augment.py). None: off, because its cost on a TPU is unmeasured; turn
         # it on where the hosts are the bottleneck (benchmarks/README.md, "host vCPUs per TPU chip").
