@@ -2,8 +2,8 @@
 interval elsewhere (a log file, nohup on a TPU VM), and the time left, evaluations and export included.
 
 A terminal gets every host loop's figures in the status line and "still ..." heartbeats in the same line; a
-stream that is not a terminal gets a progress line at most every `interval_seconds` (and always the last step
-of a host loop that ends the run or precedes an evaluation), and a heartbeat at most once a minute.
+stream that is not a terminal gets a progress line at most every `interval_seconds` (and always the run's last
+step), and a heartbeat only after a minute without any line.
 """
 import time
 
@@ -35,7 +35,7 @@ class Display:
         self._clock = clock
         self._status = ""  # the status line shown on the terminal, redrawn after each message
         self._last_line = None  # when a non-terminal stream last got a progress line
-        self._last_beat = None
+        self._last_write = None  # when a line was last written (a heartbeat follows a silent minute only)
 
     @property
     def terminal(self):
@@ -48,6 +48,7 @@ class Display:
         else:
             self._stream.write(text + "\n")
         self._stream.flush()
+        self._last_write = self._clock()
 
     def status(self, text, *, force=False):
         """The progress line; returns True when it was written as a line of its own (a non-terminal stream),
@@ -65,15 +66,14 @@ class Display:
         return False
 
     def heartbeat(self, text):
-        """A "still ..." notice: in the status line on a terminal, else a line at most once a minute; returns
-        True when it was a line of its own."""
+        """A "still ..." notice: in the status line on a terminal, else a line after a minute without any;
+        returns True when it was a line of its own."""
         if self._terminal:
             self._stream.write("\r\x1b[K" + (self._status + "  " if self._status else "") + text)
             self._stream.flush()
             return False
         now = self._clock()
-        if self._last_beat is None or now - self._last_beat >= HEARTBEAT_SECONDS_NOT_A_TERMINAL:
-            self._last_beat = now
+        if self._last_write is None or now - self._last_write >= HEARTBEAT_SECONDS_NOT_A_TERMINAL:
             self.message(text)
             return True
         return False

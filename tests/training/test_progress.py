@@ -1,0 +1,56 @@
+"""training/progress.py: the status line in place on a terminal, throttled lines and heartbeats elsewhere, and
+the time left with evaluations and export."""
+import io
+
+import pytest
+
+from training import progress
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_terminal_gets_one_status_line_redrawn_under_each_message():
+    stream = io.StringIO()
+    display = progress.Display(stream, 30.0, terminal=True)
+    display.status("step 1/9")
+    display.status("step 2/9")
+    display.message("eval minival at step 2")
+    display.heartbeat("... still training")
+    display.end_status()
+    assert stream.getvalue() == ("\r\x1b[Kstep 1/9" "\r\x1b[Kstep 2/9" "\r\x1b[Keval minival at step 2\nstep 2/9"
+                                 "\r\x1b[Kstep 2/9  ... still training" "\n")
+
+
+def test_elsewhere_progress_lines_are_throttled_and_heartbeats_follow_a_silent_minute():
+    stream, clock = io.StringIO(), _Clock()
+    display = progress.Display(stream, 30.0, terminal=False, clock=clock)
+    assert display.status("step 1") and not display.status("step 2")  # the first line, then 30 s apart
+    clock.now = 31.0
+    assert display.status("step 3") and not display.heartbeat("... still 1")
+    clock.now = 90.0
+    assert not display.heartbeat("... still 2")  # 59 s after the last line
+    clock.now = 91.0
+    assert display.heartbeat("... still 3") and not display.heartbeat("... still 4")
+    assert display.status("step 9", force=True)  # the run's last step always shows
+    assert stream.getvalue().splitlines() == ["step 1", "step 3", "... still 3", "step 9"]
+    assert not progress.is_terminal(stream)
+
+
+def test_time_left_counts_steps_evaluations_and_export():
+    eta = progress.Eta(batch_size=10, eval_images=30, evals_left=lambda step: 2, final_eval_images=60,
+                       export_traces=2)
+    assert eta.seconds_left(0, 100) is None  # nothing timed but the tracing call
+    eta.traced(5.0)
+    eta.trained(10, 2.0)
+    eta.trained(30, 6.0)  # the mean over the calls: 0.2 s per step
+    # 0.2 s x 60 steps; (2 x 30 + 60) images at a third of 0.02 s per trained image; 2 x 5 s of tracing
+    assert eta.seconds_left(40, 100) == pytest.approx(12.0 + 120 * 0.02 / 3 + 10.0)
+    eta.evaluated(30, 1.5)  # now timed: 0.05 s per evaluated image
+    assert eta.seconds_left(40, 100) == pytest.approx(12.0 + 120 * 0.05 + 10.0)
+    assert progress.format_duration(3725) == "1:02:05" and progress.format_duration(65) == "1:05"
