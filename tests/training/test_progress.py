@@ -54,3 +54,38 @@ def test_time_left_counts_steps_evaluations_and_export():
     eta.evaluated(30, 1.5)  # now timed: 0.05 s per evaluated image
     assert eta.seconds_left(40, 100) == pytest.approx(12.0 + 120 * 0.05 + 10.0)
     assert progress.format_duration(3725) == "1:02:05" and progress.format_duration(65) == "1:05"
+
+
+@pytest.mark.slow
+def test_on_a_terminal_the_run_keeps_one_status_line_and_its_log_keeps_plain_lines(tmp_path, demo_cache):
+    """main.py in a pseudo-terminal, as a person runs it: the status line is redrawn in place (carriage return
+    and erase-line), messages stay above it, and train.log holds plain lines without control characters."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.main_runner import REPO
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "main.py", "--config=configs/tiny.py", "--mode=train",
+                                f"--model_dir={tmp_path / 'run'}", f"--config.data.cache_dir={demo_cache}"],
+                               cwd=REPO, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait(timeout=300) == 0
+    os.close(leader)
+    screen = b"".join(chunks).decode()
+    assert "\r\x1b[Kstep 6/6  epoch " in screen and " top-1 " in screen
+    # Each message clears the status line, stays, and the status line comes back below it.
+    assert "\r\x1b[Keval minival at step 3:" in screen
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "\r" not in log and "\x1b" not in log and "\nstep 6/6  epoch " in log
+    assert screen.index("data: the generated demo data in ") < screen.index("training b0 at 32 px")
