@@ -360,7 +360,9 @@ COMPATIBILITY_GROUP = "compatibility flags of tensorflow/tpu main.py (its names 
 
 USAGE = """usage: python main.py [--mode=MODE] [flags] [IMAGE_FILES ...]
 
-  IMAGE_FILES: the image files, folders and globs --mode=predict classifies (no other mode takes any).
+  IMAGE_FILES (positional arguments): the image files, folders and globs --mode=predict classifies, e.g.
+    python main.py --mode=predict --model_dir=runs/mine photo.jpg photos/ 'more/*.png' --top_k=3
+  (no other mode takes any)
 
 example (the paper's B4 on ImageNet TFRecords on a Cloud TPU):
   python main.py --model=b4 --tpu=NAME --data_dir=gs://BUCKET/imagenet --model_dir=gs://BUCKET/runs/b4
