@@ -84,6 +84,15 @@ def with_schema_config(argv):
     return argv[:1] + [f"--config={cli.BASE_CONFIG}"] + argv[1:]
 
 
+def _print_and_exit(text):
+    """Prints help and exits 0, also into a pipe closed early (`--help | head`): no BrokenPipeError traceback."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush then writes nowhere
+    sys.exit(0)
+
+
 def parse_flags(argv):
     """absl flag parsing with the project's convention for user mistakes: one line, exit status 2.
 
@@ -92,8 +101,7 @@ def parse_flags(argv):
     absl's list of flags.
     """
     if any(re.match(r"^-{1,2}(help|helpshort|h|\?)$", arg) for arg in argv[1:]):
-        print(cli.help_lines(flags.FLAGS))
-        sys.exit(0)
+        _print_and_exit(cli.help_lines(flags.FLAGS))
     try:
         _ARGV[:] = argv
         argv = with_schema_config(argv)
@@ -114,8 +122,7 @@ def parse_flags(argv):
             config, _ = cli.resolve(flags.FLAGS)
         except (cli.FlagError, TypeError, OSError) as e:
             _user_error(e)
-        print(cli.describe_fields(config, cli.preset_label(flags.FLAGS, config)))
-        sys.exit(0)
+        _print_and_exit(cli.describe_fields(config, cli.preset_label(flags.FLAGS, config)))
     return remaining
 
 
