@@ -36,7 +36,9 @@ def draw(train, evaluations):
         axes.set_title(title)
         axes.set_xlabel("step")
         axes.grid(alpha=0.3)
-    loss.set_yscale("log")  # early minival losses can be in the hundreds (configs/demo.py)
+    losses = [v for v in train["loss"] + [r["loss"] for r in evaluations] if v > 0]
+    if losses and max(losses) > 10 * min(losses):  # early minival losses can be in the hundreds (configs/demo.py)
+        loss.set_yscale("log")
     loss.legend()
     top_1.legend()
     top_1.set_ylim(0, 1)
