@@ -98,8 +98,12 @@ def test_busy_says_in_the_status_line_every_few_seconds_what_it_is_doing():
     stream = io.StringIO()
     log = logs.RunLog("unused", stream=stream, heartbeat_seconds=0.05, terminal=True)
     with log.busy("evaluating on minival"):
-        time.sleep(0.3)
-    time.sleep(0.1)
+        deadline = time.monotonic() + 30  # a busy machine delays the heartbeat thread: wait for 3 notices
+        while stream.getvalue().count("\r\x1b[K") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    written = stream.getvalue()
+    time.sleep(0.2)
+    assert stream.getvalue() == written  # nothing after the body ended
     notices = stream.getvalue().split("\r\x1b[K")[1:]
     assert len(notices) >= 3 and all(n.startswith("... still evaluating on minival (") for n in notices)
     assert "\n" not in stream.getvalue()  # in place: no line per heartbeat
