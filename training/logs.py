@@ -149,6 +149,19 @@ def _append_line(path, line):
     tf.io.gfile.rename(tmp_path, path, overwrite=True)
 
 
+class _AppendingStream:
+    """The stream of train.log's Display: each write appended to the file (nothing kept open across writes)."""
+
+    def __init__(self, path):
+        self._path = path
+
+    def write(self, text):
+        _append_text(self._path, text)
+
+    def flush(self):
+        pass
+
+
 class RunLog:
     """Writes metrics.jsonl, metrics.csv, curves.png, train.log and TensorBoard events in model_dir (chief only)
     and shows the run's progress (training/progress.py).
@@ -180,17 +193,7 @@ class RunLog:
         if not self._enabled or self._file is not None:
             return
         path = os.path.join(self._model_dir, TRAIN_LOG)
-
-        class _Appender:  # a stream for progress_lib.Display that appends each write to train.log
-            @staticmethod
-            def write(text):
-                _append_text(path, text)
-
-            @staticmethod
-            def flush():
-                pass
-
-        self._file = progress_lib.Display(_Appender(), self._progress_seconds, terminal=False)
+        self._file = progress_lib.Display(_AppendingStream(path), self._progress_seconds, terminal=False)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         _append_text(path, "".join([f"===== {stamp}: {description}\n"] + [line + "\n" for line in self._early]))
         self._early = []
