@@ -111,7 +111,7 @@ class Trainer:
         self.checkpoint_steps = ctx.config.runtime.checkpoint_steps or schedule.steps_per_eval
         self._traced = False  # the current train loop has run once (traced and compiled)
         self._seconds_per_step, self._last_call = None, (1, 0.0)  # training speed, for the progress lines
-        self.eta = make_eta(ctx, schedule, self.split)
+        self.eta = progress.run_eta(ctx.config, ctx.source, schedule, self.split)  # the time left on screen
         self.weights_finite = make_finite_check([v for v in state.ema.averaged_variables if v.dtype.is_floating]
                                                 + list(state.ema.shadows))
 
@@ -321,32 +321,6 @@ class Trainer:
             self.ctx.log.message(f"early stopping: {patience} evaluations without a better top-1")
             return True
         return False
-
-
-def make_eta(ctx, schedule, split):
-    """The time-left estimate of this run: its in-training evaluations, train_and_eval's final evaluation and
-    the export counted in (training/progress.py)."""
-    config, every = ctx.config, schedule.steps_per_eval
-    total = schedule.total_steps
-    evaluating = config.eval.in_training
-
-    def evals_left(step):
-        return (total // every - step // every + (total % every != 0 and step < total)) if evaluating else 0
-
-    final = config.runtime.mode == "train_and_eval"
-    exporting = final and bool(config.runtime.export_dir or config.runtime.export_at_end)
-    return progress.Eta(batch_size=config.train.batch_size,
-                        eval_images=ctx.source.num_examples(split) if evaluating else 0, evals_left=evals_left,
-                        final_eval_images=ctx.source.num_examples(config.data.eval_split) if final else 0,
-                        export_traces=(EXPORT_TRACES + (TFLITE_TRACES if config.runtime.export_tflite else 0))
-                        if exporting else 0)
-
-
-# The export's time in units of the first train call's tracing time, rough figures that keep the time left from
-# leaving the export out. Demo config on 2 shared cores: the SavedModel took 75 s after a 37.5 s first call;
-# tiny config with --tflite: about 100 s for the three .tflite files and their checks after a 6.8 s first call.
-EXPORT_TRACES = 2
-TFLITE_TRACES = 15
 
 
 def seed_states(model):

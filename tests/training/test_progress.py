@@ -89,3 +89,28 @@ def test_on_a_terminal_the_run_keeps_one_status_line_and_its_log_keeps_plain_lin
     log = (tmp_path / "run" / "train.log").read_text()
     assert "\r" not in log and "\x1b" not in log and "\nstep 6/6  epoch " in log
     assert screen.index("data: the generated demo data in ") < screen.index("training b0 at 32 px")
+
+
+def test_a_runs_time_left_counts_its_remaining_evaluations_the_final_one_and_the_export(tmp_path):
+    from configs import tiny
+    from training import recipe
+
+    class _Source:
+        @staticmethod
+        def num_examples(split):
+            return {"minival": 16, "validation": 32}[split]
+
+    config = tiny.get_config()  # train_and_eval with the export, 6 steps, minival every 3
+    config.runtime.export_at_end = True
+    schedule = recipe.Schedule(steps_per_epoch=10.0, total_steps=7, steps_per_eval=3)  # evaluations at 3, 6, 7
+    eta = progress.run_eta(config, _Source(), schedule, "minival")
+    eta.traced(4.0)
+    eta.trained(8, 8.0)  # 1 s per step: 1 s per 8 images, a third of that per evaluated image
+    per_image = 1 / 8 / 3
+    assert eta.seconds_left(2, 7) == pytest.approx(5 + (3 * 16 + 32) * per_image + progress.EXPORT_TRACES * 4.0)
+    assert eta.seconds_left(6, 7) == pytest.approx(1 + (1 * 16 + 32) * per_image + progress.EXPORT_TRACES * 4.0)
+    config.runtime.mode = "train"  # neither the final evaluation nor the export
+    training_only = progress.run_eta(config, _Source(), schedule, "minival")
+    training_only.traced(4.0)
+    training_only.trained(8, 8.0)
+    assert training_only.seconds_left(6, 7) == pytest.approx(1 + 16 * per_image)  # the evaluation at step 7
