@@ -43,7 +43,7 @@ class Display:
 
     def message(self, text):
         """A line that stays: on a terminal above the status line, which is drawn again below it."""
-        if self._terminal and self._status:
+        if self._terminal:  # the line may hold the status or a heartbeat: erased first
             self._stream.write("\r\x1b[K" + text + "\n" + self._status)
         else:
             self._stream.write(text + "\n")

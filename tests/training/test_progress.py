@@ -23,8 +23,11 @@ def test_a_terminal_gets_one_status_line_redrawn_under_each_message():
     display.message("eval minival at step 2")
     display.heartbeat("... still training")
     display.end_status()
+    display.heartbeat("... still exporting")  # after the last step: the notice alone, erased by what follows
+    display.message("export: done")
     assert stream.getvalue() == ("\r\x1b[Kstep 1/9" "\r\x1b[Kstep 2/9" "\r\x1b[Keval minival at step 2\nstep 2/9"
-                                 "\r\x1b[Kstep 2/9  ... still training" "\n")
+                                 "\r\x1b[Kstep 2/9  ... still training" "\n"
+                                 "\r\x1b[K... still exporting" "\r\x1b[Kexport: done\n")
 
 
 def test_elsewhere_progress_lines_are_throttled_and_heartbeats_follow_a_silent_minute():
