@@ -84,12 +84,24 @@ def with_schema_config(argv):
     return argv[:1] + [f"--config={cli.BASE_CONFIG}"] + argv[1:]
 
 
+def _print_and_exit(text):
+    """Prints help and exits 0, also into a pipe closed early (`--help | head`): no BrokenPipeError traceback."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush then writes nowhere
+    sys.exit(0)
+
+
 def parse_flags(argv):
     """absl flag parsing with the project's convention for user mistakes: one line, exit status 2.
 
-    --help (absl exits with status 1 after printing it) exits 0 here; --help_config lists the config fields,
-    and so does --helpfull after absl's list of flags.
+    --help (configs/cli.py `help_lines`: the named flags in groups) exits 0 here; --help_config lists the
+    config fields with the defaults of the preset this command line would use, and so does --helpfull after
+    absl's list of flags.
     """
+    if any(re.match(r"^-{1,2}(help|helpshort|h|\?)$", arg) for arg in argv[1:]):
+        _print_and_exit(cli.help_lines(flags.FLAGS))
     try:
         _ARGV[:] = argv
         argv = with_schema_config(argv)
@@ -106,8 +118,11 @@ def parse_flags(argv):
             print(f"\nconfig fields (--config.section.field=value):\n{cli.describe_fields()}")
         sys.exit(0 if e.code == 1 else e.code)
     if flags.FLAGS.help_config:
-        print(cli.describe_fields())
-        sys.exit(0)
+        try:
+            config, _ = cli.resolve(flags.FLAGS)
+        except (cli.FlagError, TypeError, OSError) as e:
+            _user_error(e)
+        _print_and_exit(cli.describe_fields(config, cli.preset_label(flags.FLAGS, config)))
     return remaining
 
 

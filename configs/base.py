@@ -41,8 +41,8 @@ def _data():
         holdout_fraction=config_dict.placeholder(float),  # tfds/folders: share of train held out (None: shards/1024)
         include_background=False,                       # True keeps label 0 as background (1001 classes)
         augment_name="autoaugment",                     # one of AUGMENTATIONS
-        randaugment_num_layers=2,
-        randaugment_magnitude=10,
+        randaugment_num_layers=2,                       # RandAugment: ops applied to each image
+        randaugment_magnitude=10,                       # RandAugment: the ops' strength
         # Run AutoAugment/RandAugment in the train step (inside the XLA step on TPU) instead of on the input hosts,
         # bit-identical images (data/device_augment.py). None: off, because its cost on a TPU is unmeasured; turn
         # it on where the hosts are the bottleneck (benchmarks/README.md, "host vCPUs per TPU chip").
@@ -137,6 +137,8 @@ def _runtime():
         export_headless=False,                          # True: the export serves pooled features only, no classifier
         tflite_calibration_images=100,                  # training images calibrating the full-integer int8 file
         tflite_check_images=500,                        # held-out images every .tflite file is checked on
+        progress_seconds=30.0,                          # output that is not a terminal: a progress line at most
+                                                        # this often (a terminal's status line shows every one)
         tensorboard_images=16,                          # augmented training images shown at each start; 0: none
         predict_top_k=5,                                # --mode=predict: classes printed per image
         predict_output=config_dict.placeholder(str),    # --mode=predict: also write FILE.jsonl or FILE.csv

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import os
 import re
+import textwrap
 from typing import Any, Callable, Optional
 
 from ml_collections import config_flags
@@ -281,11 +282,12 @@ def unknown_field_message(override):
     return f"unknown config field --config.{dotted}{hint} (python main.py --help_config lists them)"
 
 
-def describe_fields():
-    """--help_config: every config field with its default (configs/base.py) and the comment beside it there."""
+def describe_fields(config=None, preset=None):
+    """--help_config: every config field with the default of `config` (the preset the same command line would
+    use; default: configs/base.py, the recipe) and its comment in configs/base.py, choices spelled out."""
     comments = _base_comments()
-    config = base.get_config()
-    lines = []
+    config = config or base.get_config()
+    lines = [f"# defaults of {preset or 'configs/base.py (the recipe)'}, the named flags and overrides given applied"]
     for section, fields in config.items():
         for field, value in fields.items():
             comment = comments.get(f"{section}.{field}", "")
@@ -293,22 +295,110 @@ def describe_fields():
     return "\n".join(lines)
 
 
+def _spelled_out(comment):
+    """"one of MODES" -> "one of train, eval, ...": the choices by value, not by their name in base.py."""
+    return re.sub(r"\bone of ([A-Z_]+)\b",
+                  lambda m: "one of " + ", ".join(getattr(base, m.group(1), (m.group(1),))), comment)
+
+
 def _base_comments():
-    """"section.field" -> its comment in configs/base.py (continuation comment lines joined)."""
-    comments, section, last = {}, None, None
+    """"section.field" -> its comment in configs/base.py, choices spelled out.
+
+    A comment ending a field's line is that field's, with the comment-only lines below it aligned to it
+    (continuations); comment-only lines at another indentation belong to the field that follows them."""
+    comments, section, last, last_column, above = {}, None, None, None, []
     with open(BASE_CONFIG, encoding="utf-8") as f:
         for line in f:
             code, _, comment = line.partition("#")
-            comment = comment.strip()
-            match = re.match(r"def _(\w+)\(", code.strip())
-            name = code.strip().split("=", 1)[0].strip() if "=" in code else ""
+            comment, stripped = comment.strip(), code.strip()
+            match = re.match(r"def _(\w+)\(", stripped)
+            name = stripped.split("=", 1)[0].strip() if "=" in stripped else ""
             if match:
-                section, last = match.group(1), None
-            elif section and name.isidentifier() and code.strip().endswith(","):
-                last = f"{section}.{name}"
-                comments[last] = comment
-            elif not code.strip() and comment and last:
+                section, last, above = match.group(1), None, []
+            elif section and name.isidentifier() and stripped.endswith(","):
+                last, last_column = f"{section}.{name}", len(code) if comment else None
+                comments[last] = " ".join(above + ([comment] if comment else []))
+                above = []
+            elif not stripped and comment and last and len(code) == last_column:
                 comments[last] = f"{comments[last]} {comment}".strip()
-            else:
+            elif not stripped and comment and section:
+                above.append(comment)
                 last = None
-    return comments
+            else:
+                last, above = None, []
+    return {field: _spelled_out(text) for field, text in comments.items()}
+
+
+# --- --help ------------------------------------------------------------------------------------------------
+
+# What each --mode runs (--help prints these; training/run.py MODE_HANDLERS is the code).
+MODE_HELP = {
+    "train": "train (resuming from model_dir), evaluating the EMA weights on minival and archiving the best",
+    "train_and_eval": "train, then score the archived best on the validation split and export it when "
+                      "--export_dir or runtime.export_at_end is set (the demo config sets it)",
+    "eval": "score model_dir's best (or --init_checkpoint, or published weights) on data.eval_split; with "
+            "--eval_timeout, follow a training job and evaluate each new checkpoint",
+    "export": "write model_dir's best (or --init_checkpoint) as a SavedModel (--tflite: also .tflite files)",
+    "predict": "classify the image files, folders and globs given after the flags with model_dir's best or "
+               "--init_checkpoint (--top_k, --output)",
+}
+
+# --help's groups in order; the original's flags that only keep its command lines working come last.
+HELP_GROUPS = (
+    ("the recipe", ("model", "image_size", "train_steps", "train_batch_size", "base_learning_rate", "lr_schedule",
+                    "lr_warmup_epochs", "lr_decay_epoch", "lr_decay_factor", "optimizer", "lars_weight_decay",
+                    "lars_epsilon", "moving_average_decay", "weight_decay", "label_smoothing", "dropout_rate",
+                    "survival_prob", "width_coefficient", "depth_coefficient", "augment_name", "randaug_num_layers",
+                    "randaug_magnitude", "use_bfloat16", "seed", "deterministic")),
+    ("data", ("data_dir", "dataset", "num_label_classes", "holdout_shards")),
+    ("run control", ("mode", "model_dir", "eval_batch_size", "steps_per_eval", "iterations_per_loop",
+                     "init_checkpoint", "export_dir", "tflite", "top_k", "output", "eval_timeout")),
+    ("TPU", ("tpu", "tpu_zone", "gcp_project", "use_tpu")),
+)
+COMPATIBILITY_GROUP = "compatibility flags of tensorflow/tpu main.py (its names for the fields above, and its " \
+                      "flags without an effect here)"
+
+USAGE = """usage: python main.py [--mode=MODE] [flags] [IMAGE_FILES ...]
+
+  IMAGE_FILES (positional arguments): the image files, folders and globs --mode=predict classifies, e.g.
+    python main.py --mode=predict --model_dir=runs/mine photo.jpg photos/ 'more/*.png' --top_k=3
+  (no other mode takes any)
+
+example (the paper's B4 on ImageNet TFRecords on a Cloud TPU):
+  python main.py --model=b4 --tpu=NAME --data_dir=gs://BUCKET/imagenet --model_dir=gs://BUCKET/runs/b4
+with no flags at all: the CPU-sized demo (configs/demo.py) on generated demo data.
+
+--config=FILE picks a preset (e.g. configs/transfer.py:cifar10); --config.section.field=value sets any field
+(--help_config lists them with this command line's defaults); --helpfull adds absl's own flags."""
+
+
+def help_groups():
+    """[(title, [Flag])]: --help's groups; every named flag is in exactly one (the original's last)."""
+    grouped = [(title, [BY_NAME[name] for name in names]) for title, names in HELP_GROUPS]
+    listed = {name for _, names in HELP_GROUPS for name in names}
+    return grouped + [(COMPATIBILITY_GROUP, [flag for flag in FLAGS if flag.name not in listed])]
+
+
+def help_lines(flag_values):
+    """The text of --help: usage, what each mode does, then the named flags by group with their defaults."""
+    lines = [USAGE, "", "--mode:"]
+    for mode, text in MODE_HELP.items():
+        lines += textwrap.wrap(f"{mode:<15} {text}", width=110, initial_indent="  ", subsequent_indent=" " * 18)
+    for title, group in help_groups():
+        lines += ["", f"{title}:"]
+        for flag in group:
+            absl_flag = flag_values[flag.name]
+            name = f"--[no]{flag.name}" if flag.kind == "bool" else f"--{flag.name}"
+            default = "" if absl_flag.default is None else f" (default: {absl_flag.default_as_str})"
+            lines += textwrap.wrap(f"{name}: {absl_flag.help}{default}", width=110, initial_indent="  ",
+                                   subsequent_indent="    ")
+    return "\n".join(lines)
+
+
+def preset_label(flag_values, config):
+    """The name --help_config gives the config `resolve` returned for this command line."""
+    filename = config_flags.get_config_filename(flag_values["config"])
+    if filename != BASE_CONFIG:
+        return filename
+    name = preset_name(config)
+    return {"demo": "configs/demo.py (training without data)", "imagenet": "configs/imagenet.py (the recipe)"}[name]

@@ -2,6 +2,7 @@
 and the original's command lines (Cloud TPU tutorial, README) up to the point where data is read."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -173,14 +174,50 @@ def test_help_exits_0_and_shows_the_recipes_defaults():
     assert full.returncode == 0 and "--config.train.warmup_epochs=5.0" in full.stdout
 
 
-def test_help_config_lists_every_field_with_default_and_comment():
-    process, _ = _main("--help_config")
+def test_help_config_lists_every_field_with_the_defaults_of_the_preset_the_command_would_use():
+    process, _ = _main("--help_config", "--data_dir=/nowhere")  # with data: the recipe (configs/imagenet.py)
     assert process.returncode == 0, process.stderr
-    lines = process.stdout.splitlines()
-    fields = [f"--config.{s}.{f}={v!r}" for s, fs in base.get_config().items() for f, v in fs.items()]
-    assert len(lines) == len(fields) and all(any(line.startswith(f) for line in lines) for f in fields)
+    header, *lines = process.stdout.splitlines()
+    assert header.startswith("# defaults of configs/imagenet.py")
+    fields = [f"--config.{s}.{f}={v!r}" for s, fs in base.get_config().items() for f, v in fs.items()
+              if f"{s}.{f}" != "data.data_dir"]
+    assert len(lines) == len(fields) + 1 and all(any(line.startswith(f) for line in lines) for f in fields)
     assert "--config.train.batch_size=4096    # global; per-replica batches" in process.stdout
     assert "--config.model.survival_prob=0.8    # stochastic depth, every size (docs/recipe.md §2)" in process.stdout
+    demo_run, _ = _main("--help_config", "--train_steps=7")  # no data: the demo config, the flag applied
+    assert demo_run.stdout.startswith("# defaults of configs/demo.py")
+    assert "--config.train.batch_size=32    #" in demo_run.stdout and "--config.train.steps=7" in demo_run.stdout
+
+
+def test_help_config_attaches_each_comment_to_its_own_field_and_spells_out_choices():
+    comments = {line.split("=", 1)[0]: line.partition("    # ")[2]
+                for line in _main("--help_config")[0].stdout.splitlines()[1:]}
+    assert comments["--config.data.num_eval_images"] == "None: counted; set: checked against validation"
+    assert comments["--config.data.augment_on_device"].startswith("Run AutoAugment/RandAugment in the train step")
+    assert comments["--config.data.randaugment_magnitude"] == "RandAugment: the ops' strength"
+    assert comments["--config.runtime.export_at_end"] == "... or to model_dir/export when this is True"
+    assert comments["--config.runtime.export_tflite"].startswith("The export also writes float32")
+    assert comments["--config.data.crop_area_range"].startswith("Random-crop sampler of the training")
+    assert comments["--config.data.resize_method"].endswith("(bilinear for EdgeTPU/Lite as tensorflow/tpu main.py, "
+                                                           "else bicubic)")  # a continuation line joined
+    assert comments["--config.runtime.mode"] == "one of " + ", ".join(base.MODES)
+    assert comments["--config.data.augment_name"] == "one of autoaugment, randaugment, none"
+
+
+def test_help_groups_the_flags_with_the_originals_compatibility_flags_last():
+    process, _ = _main("--help")
+    assert process.returncode == 0, process.stderr
+    text = process.stdout
+    titles = [title for title, _ in cli.HELP_GROUPS] + [cli.COMPATIBILITY_GROUP]
+    positions = [text.index(f"\n{title}:\n") for title in titles]
+    assert positions == sorted(positions)
+    compatibility = text[positions[-1]:]
+    assert "--[no]skip_host_call: Accepted" in compatibility and "--model_name:" in compatibility
+    assert "--train_batch_size:" not in compatibility and "--tpu:" in text[positions[3]:positions[-1]]
+    assert sorted(f.name for _, group in cli.help_groups() for f in group) == sorted(f.name for f in cli.FLAGS)
+    for mode in base.MODES:
+        assert re.search(rf"^  {mode} +\S", text, re.MULTILINE), mode
+    assert "IMAGE_FILES" in text.split("\n")[0] and "python main.py --model=b4 --tpu=NAME" in text
 
 
 def test_bad_flags_fail_in_under_a_second_without_tensorflow():

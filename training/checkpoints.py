@@ -33,8 +33,8 @@ STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's state file
 _CKPT_INDEX = re.compile(r"ckpt-(\d+)\.index$")
 # What interrupted writes leave in model_dir: TF's checkpoint staging folders, our archive/export/metrics
 # temporaries (replace_dir, export.export_saved_model, logs._append_line) and checks.check_writable_dir's probe.
-_LEFTOVERS = (f"{ARCHIVE_DIR}.tmp-*", "export.tmp-*", "metrics.jsonl.tmp-*", f"{STATE_FILE}.tmp-*",
-              "config.json.tmp-*", "config_history.jsonl.tmp-*")
+_LEFTOVERS = (f"{ARCHIVE_DIR}.tmp-*", "export.tmp-*", "metrics.jsonl.tmp-*", "metrics.csv.tmp-*", "train.log.tmp-*",
+              "curves.png.tmp-*", f"{STATE_FILE}.tmp-*", "config.json.tmp-*", "config_history.jsonl.tmp-*")
 # TF's own checkpoint staging folders and checks.check_writable_dir's probe (named before TensorFlow loads) carry
 # no writer's identity; only the trainer writes them, and it sweeps them once it holds the lock.
 _TRAINER_LEFTOVERS = ("ckpt-*_temp*", ".write-test-*")

@@ -79,6 +79,8 @@ def validate_config(config):
     group = str(config.model.batchnorm_group_size)
     _require(group in ("auto", "all") or (group.isdigit() and int(group) >= 1),
              f"model.batchnorm_group_size must be auto, all or a positive integer, got {group!r}")
+    _require(config.runtime.progress_seconds >= 0,
+             f"--config.runtime.progress_seconds must be >= 0, got {config.runtime.progress_seconds}")
     _require(config.runtime.tensorboard_images >= 0,
              f"--config.runtime.tensorboard_images must be >= 0, got {config.runtime.tensorboard_images}")
     _require(config.train.steps is None or config.train.steps >= 0,

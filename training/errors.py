@@ -95,9 +95,10 @@ def environment_fault(error, tf):
 
 
 @contextlib.contextmanager
-def startup_lines_filtered():
-    """Captures file descriptor 2 while TensorFlow loads and writes back every line but its start-up notices:
-    a real error (a library that fails to load) still shows."""
+def startup_lines_filtered(noise=None):
+    """Captures file descriptor 2 while TensorFlow loads (or the body runs) and writes back every line but the
+    notices `noise` matches (default: TensorFlow's start-up notices): a real error still shows."""
+    noise = noise or _STARTUP_NOISE
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -110,6 +111,6 @@ def startup_lines_filtered():
             os.close(saved)
             captured.seek(0)
             for line in captured.read().decode(errors="replace").splitlines(keepends=True):
-                if not _STARTUP_NOISE.search(line):
+                if not noise.search(line):
                     sys.stderr.write(line)
             sys.stderr.flush()

@@ -6,7 +6,7 @@ import time
 
 import tensorflow as tf
 
-from training import checkpoints, inputs, logs, recipe, rundir, state as state_lib, steps, warm_start
+from training import checkpoints, inputs, logs, progress, recipe, rundir, state as state_lib, steps, warm_start
 from training.errors import NumericalError, Preempted, UserError, first_line
 
 
@@ -111,6 +111,7 @@ class Trainer:
         self.checkpoint_steps = ctx.config.runtime.checkpoint_steps or schedule.steps_per_eval
         self._traced = False  # the current train loop has run once (traced and compiled)
         self._seconds_per_step, self._last_call = None, (1, 0.0)  # training speed, for the progress lines
+        self.eta = progress.run_eta(ctx.config, ctx.source, schedule, self.split)  # the time left on screen
         self.weights_finite = make_finite_check([v for v in state.ema.averaged_variables if v.dtype.is_floating]
                                                 + list(state.ema.shadows))
 
@@ -259,10 +260,12 @@ class Trainer:
             self._last_call = (chunk, seconds)
             if not self._traced:
                 self._traced = True
+                self.eta.traced(seconds)
                 log.message(f"first step done in {seconds:.1f} s (tracing and compilation included); "
                             f"elapsed {log.elapsed()}")
             else:
                 self._seconds_per_step = seconds / chunk
+                self.eta.trained(chunk, seconds)
             if i == 1 and len(chunks) == 3:  # the short call measured the speed: say the time left now
                 self._progress(result)
 
@@ -275,16 +278,16 @@ class Trainer:
     def _progress(self, result):
         step = self.state.step
         self.ctx.log.progress(step, self.schedule.total_steps, epoch=step / self.schedule.steps_per_epoch,
-                              images_per_sec=self._images_per_sec(), loss=result["loss"],
+                              images_per_sec=self._images_per_sec(), loss=result["loss"], top_1=result["top_1"],
                               learning_rate=state_lib.current_learning_rate(self.state),
-                              seconds_per_step=self._seconds_per_step)
+                              seconds_left=self.eta.seconds_left(step, self.schedule.total_steps))
 
     def _report(self, num_steps, elapsed, result):
         """The step line and train scalars after a host loop (speed: its last call, free of tracing)."""
         del num_steps, elapsed  # the speed comes from _run_steps, which knows which call traced
         step = self.state.step
         self._progress(result)
-        self.ctx.log.scalars(step, {"loss": result["loss"], "top_1": result["top_1"],
+        self.ctx.log.training(step, {"loss": result["loss"], "top_1": result["top_1"],
                                     "learning_rate": state_lib.current_learning_rate(self.state),
                                     "images_per_sec": self._images_per_sec(),
                                     "bad_records": result["bad_records"],
@@ -296,7 +299,9 @@ class Trainer:
         The archive is written before the metrics line: a run killed in between re-evaluates the same
         checkpoint on restart (the line is missing) and ends with the same files as an uninterrupted run.
         """
+        start = time.monotonic()
         metrics = evaluate(self.ctx, self.state, self.split, self.eval_step)
+        self.eta.evaluated(metrics["num_examples"], time.monotonic() - start)
         record = logs.evaluation_record(self.state.step, self.split, metrics)
         archived_already = self.best is not None and self.best["step"] == record["step"]  # resumed after archiving
         if archived_already or self.best is None or metrics["top_1"] > self.best["top_1"]:

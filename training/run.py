@@ -14,7 +14,7 @@ import tensorflow as tf
 import tpu
 from data import demo as demo_data, sources
 from training import checkpoints, checks, export, inputs, lock, logs, loop, predict, preemption, pretrained, \
-    recipe, rundir, sidecar, state as state_lib
+    progress, recipe, rundir, sidecar, state as state_lib
 from training.errors import UserError, first_line
 
 
@@ -110,7 +110,9 @@ def setup(config, strategy=None, user_fields=()):
         config.model.num_classes = config.model.num_classes or source.num_classes
     config.runtime.model_dir = config.runtime.model_dir or rundir.default_model_dir(config)
     is_chief = inputs.is_chief(strategy)
-    log = logs.RunLog(config.runtime.model_dir, enabled=is_chief)
+    log = logs.RunLog(config.runtime.model_dir, enabled=is_chief, progress_seconds=config.runtime.progress_seconds)
+    if source is not None and config.runtime.mode in ("train", "train_and_eval"):
+        log.message(progress.data_line(config, source))
     for note in notes:
         log.message(note)
     if source is not None:
@@ -132,6 +134,7 @@ def training_session(ctx):
     dir_lock = lock.ModelDirLock(ctx.model_dir) if ctx.is_chief else contextlib.nullcontext()
     with dir_lock, preemption.PreemptionWatcher(ctx.strategy) as watcher:
         ctx.resume_changes = rundir.check_resumable(ctx.config, ctx.model_dir)
+        ctx.log.start_file(f"{ctx.config.runtime.mode} started (pid {os.getpid()})")
         if ctx.is_chief:
             checkpoints.sweep_leftovers(ctx.model_dir, log=ctx.log.message)
         checkpoints.repair_state(checkpoints.checkpoint_dir(ctx), log=ctx.log.message)
@@ -350,7 +353,10 @@ def run(config, strategy=None, image_files=(), user_fields=()):
                         f"{config.eval.timeout_seconds} s")
     ctx = setup(config, strategy, user_fields)
     mode = config.runtime.mode
-    summary = {"mode": mode, "model_dir": ctx.model_dir, **MODE_HANDLERS[mode](ctx, image_files)}
+    try:
+        summary = {"mode": mode, "model_dir": ctx.model_dir, **MODE_HANDLERS[mode](ctx, image_files)}
+    finally:
+        ctx.log.close()  # an error line after a run cut short starts on a line of its own
     if mode != "predict":
         ctx.log.message(final_line(summary))
     return summary

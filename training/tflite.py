@@ -17,8 +17,10 @@ are not converted) and written to `tflite/` inside the export:
 The original (tensorflow/tpu models/official/efficientnet/lite and edgetpu) shipped float and int8 TFLite
 files of its Lite and EdgeTPU models; this does the same for every variant.
 """
+import contextlib
 import json
 import os
+import re
 import warnings
 
 import numpy as np
@@ -26,13 +28,29 @@ import tensorflow as tf
 
 from data import pipeline
 from training import checks, recipe
-from training.errors import UserError
+from training.errors import UserError, startup_lines_filtered
 
 TFLITE_DIR = "tflite"
 CHECK_FILE = "check.json"
 KINDS = ("float32", "dynamic_range_int8", "full_integer_int8")
 SIGNATURE = "serving_images"
 _BATCH = 32  # images per interpreter and Keras call while checking
+# What the converter and the interpreter print on file descriptor 2 whatever happens: the converter's settings
+# line of a full-integer conversion (fully_quantize: 0, inference_type: ...), the interpreter's "INFO: Created
+# TensorFlow Lite XNNPACK delegate for CPU." and the lines of tf.lite.Interpreter's deprecation warning when a
+# warnings filter does not catch it first.
+_NOISE = re.compile(r"^fully_quantize: \d|XNNPACK delegate for CPU|tf\.lite\.Interpreter is deprecated"
+                    r"|^\s*TF 2\.20\. Please use the LiteRT|^\s*See the \[migration guide\]|^\s*for details\.\s*$"
+                    r"|^\s*$|warnings\.warn\(_INTERPRETER_DELETION_WARNING\)")
+
+
+@contextlib.contextmanager
+def quiet():
+    """The TFLite notices above filtered from stderr (other lines, and errors, still show, before the error a
+    failure raises), and the deprecation warning of tf.lite.Interpreter silenced: LiteRT is used when installed."""
+    with warnings.catch_warnings(), startup_lines_filtered(_NOISE):
+        warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+        yield
 
 
 def check_can_convert(config, source):
@@ -100,9 +118,7 @@ def _dequantize(values, details):
 def run_file(content, images):
     """(probabilities float32 [N, classes], classes int32 [N]) of a .tflite file for float pixels `images`
     (quantized for a uint8 input, dequantized from a uint8 output)."""
-    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice: we use LiteRT when installed
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        runner = interpreter_class()(model_content=content).get_signature_runner(SIGNATURE)
+    runner = interpreter_class()(model_content=content).get_signature_runner(SIGNATURE)
     input_details, output_details = runner.get_input_details()["images"], runner.get_output_details()["probabilities"]
     probabilities, classes = [], []
     for start in range(0, len(images), _BATCH):
@@ -117,13 +133,43 @@ def keras_probabilities(model, images):
                            for i in range(0, len(images), _BATCH)])
 
 
-def compare(content, reference, images):
-    """{"max_probability_difference", "top1_agreement"} of a .tflite file against reference probabilities."""
+def compare(content, reference, images, resolution=0.0):
+    """{"max_probability_difference", "top1_agreement", "near_ties", "top1_agreement_without_near_ties"} of a
+    .tflite file against reference probabilities.
+
+    resolution: the file's probability step (1/256 for uint8 outputs, 0 for float ones). An image whose two
+    highest reference probabilities are closer than that is a near tie: the quantized network cannot keep them
+    apart, and its argmax takes the lower class index, so an undertrained model, whose probabilities are all
+    close, can agree on no image at all while its probabilities differ from the Keras model's by under 1/256.
+    """
     got, classes = run_file(content, images)
-    # Top-1 from the file's own `classes` output (the argmax before the output is quantized): the uint8
-    # probabilities of full-integer files have a resolution of 1/256 and tie between close classes.
+    # Top-1 from the file's own `classes` output (the argmax before the output is quantized).
+    agree = classes == reference.argmax(axis=1)
+    top_two = np.sort(reference, axis=1)[:, -2:] if reference.shape[1] > 1 else np.zeros([len(reference), 2])
+    near_tie = (top_two[:, 1] - top_two[:, 0]) < resolution
+    clear = agree[~near_tie]
     return {"max_probability_difference": float(np.max(np.abs(got - reference))),
-            "top1_agreement": float(np.mean(classes == reference.argmax(axis=1)))}
+            "top1_agreement": float(np.mean(agree)), "near_ties": int(near_tie.sum()),
+            "top1_agreement_without_near_ties": float(np.mean(clear)) if clear.size else None}
+
+
+def resolution(content):
+    """The probability step of a .tflite file's `probabilities` output: its quantization scale (0: float)."""
+    runner = interpreter_class()(model_content=content).get_signature_runner(SIGNATURE)
+    details = runner.get_output_details()["probabilities"]
+    return 0.0 if details["dtype"] == np.float32 else float(details["quantization"][0])
+
+
+def _check_line(kind, size, split, figures):
+    text = (f"tflite: {kind}.tflite {size / 2**20:.2f} MiB; against the Keras model on the {split} images: max "
+            f"probability difference {figures['max_probability_difference']:.2e}, top-1 agreement "
+            f"{figures['top1_agreement']:.2%}")
+    if figures["near_ties"]:
+        rest = figures["top1_agreement_without_near_ties"]
+        text += (f" ({figures['near_ties']} near ties, images whose two highest Keras probabilities differ by less "
+                 f"than the file's step of {figures['resolution']:.4f}: its argmax takes the lower class there"
+                 + (f"; {rest:.2%} on the other images)" if rest is not None else ")"))
+    return text
 
 
 def _held_out_split(source):
@@ -135,10 +181,13 @@ def write_tflite_files(saved_model_dir, model, config, source, log=print):
     check record."""
     runtime = config.runtime
     split = _held_out_split(source)
-    log(f"tflite: reading {runtime.tflite_calibration_images} training and {runtime.tflite_check_images} "
+    log(f"tflite: reading up to {runtime.tflite_calibration_images} training and {runtime.tflite_check_images} "
         f"{split} images")
     representative = sample_images(config, source, "train", runtime.tflite_calibration_images)
     held_out = sample_images(config, source, split, runtime.tflite_check_images)
+    log(f"tflite: {len(representative)} training images calibrate the full-integer file; every file is checked "
+        f"on {len(held_out)} {split} images" + ("" if len(held_out) == runtime.tflite_check_images else
+                                                 f" (all the split's readable images: fewer than asked)"))
     reference = keras_probabilities(model, held_out)
     out_dir = os.path.join(saved_model_dir, TFLITE_DIR)
     tf.io.gfile.makedirs(out_dir)
@@ -146,14 +195,15 @@ def write_tflite_files(saved_model_dir, model, config, source, log=print):
               "files": {}}
     for kind in KINDS:
         log(f"tflite: converting {kind}")
-        content = convert(saved_model_dir, kind, representative)
+        with quiet():
+            content = convert(saved_model_dir, kind, representative)
+            step = resolution(content)
+            figures = {"file": f"{kind}.tflite", "bytes": len(content), "resolution": step,
+                       **compare(content, reference, held_out, step)}
         with tf.io.gfile.GFile(os.path.join(out_dir, f"{kind}.tflite"), "wb") as f:
             f.write(content)
-        figures = {"file": f"{kind}.tflite", "bytes": len(content), **compare(content, reference, held_out)}
         record["files"][kind] = figures
-        log(f"tflite: {kind}.tflite {len(content) / 2**20:.2f} MiB; against the Keras model on {len(held_out)} "
-            f"{split} images: max probability difference {figures['max_probability_difference']:.2e}, "
-            f"top-1 agreement {figures['top1_agreement']:.2%}")
+        log(_check_line(kind, len(content), split, figures))
     with tf.io.gfile.GFile(os.path.join(out_dir, CHECK_FILE), "w") as f:
         f.write(json.dumps(record, indent=1) + "\n")
     return record

@@ -23,6 +23,7 @@ def _config(**overrides):
     ({"eval__batch_size": -8}, "eval.batch_size must be positive"),
     ({"train__steps": -1}, "train_steps must be >= 0"),
     ({"runtime__tensorboard_images": -1}, "tensorboard_images must be >= 0"),
+    ({"runtime__progress_seconds": -1.0}, "progress_seconds must be >= 0"),
     ({"runtime__tflite_check_images": 0}, "tflite_check_images must be a positive integer"),
     ({"train__iterations_per_loop": 0}, "iterations_per_loop must be positive"),
     ({"train__base_learning_rate": float("nan")}, "base_learning_rate must be positive"),

@@ -150,8 +150,13 @@ def test_tflite_files_match_the_keras_model_in_the_interpreter(exported):
         probabilities, classes = tflite.run_file(contents[kind], images)
         agreement = float(np.mean(classes == expected.argmax(axis=1)))
         assert agreement == pytest.approx(check["files"][kind]["top1_agreement"])
+        top_two = np.sort(expected, axis=1)[:, -2:]
+        step = check["files"][kind]["resolution"]
+        assert check["files"][kind]["near_ties"] == int(np.sum(top_two[:, 1] - top_two[:, 0] < step))
         assert agreement >= 0.8, kind
         assert np.max(np.abs(probabilities - expected)) < 0.2, kind
+    assert check["files"]["full_integer_int8"]["resolution"] == pytest.approx(1 / 256)
+    assert check["files"]["float32"]["resolution"] == 0.0
 
 
 def test_tflite_export_refuses_before_any_work_without_data_or_with_bad_counts(tmp_path):
@@ -240,3 +245,31 @@ def test_headless_export_with_tflite_is_refused_before_anything_is_written(tmp_p
         export.export_saved_model(config, NUM_CLASSES, str(tmp_path / "none.weights.h5"), str(tmp_path / "served"),
                                   log=lambda line: None)
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_tflite_notices_are_filtered_from_stderr_and_real_lines_kept_also_before_a_failure(capfd):
+    def noisy(fail):
+        with tflite.quiet():
+            os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+            os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, "
+                        b"output_inference_type: UINT8\n")
+            os.write(2, b"a real problem\n")
+            if fail:
+                raise RuntimeError("conversion failed")
+
+    noisy(False)
+    with pytest.raises(RuntimeError):
+        noisy(True)
+    assert capfd.readouterr().err == "a real problem\na real problem\n"
+
+
+def test_near_ties_are_counted_and_left_out_of_the_second_agreement(monkeypatch):
+    reference = np.array([[0.5, 0.3, 0.2], [0.34, 0.33, 0.33], [0.1, 0.2, 0.7]], np.float32)
+    got = np.array([[0.5, 0.3, 0.2], [0.33, 0.33, 0.33], [0.1, 0.2, 0.7]], np.float32)
+    monkeypatch.setattr(tflite, "run_file", lambda content, images: (got, np.array([0, 0, 1])))
+    figures = tflite.compare(b"", reference, None, resolution=1 / 64)
+    assert figures["near_ties"] == 1  # row 1: 0.34 - 0.33 < 1/64
+    assert figures["top1_agreement"] == pytest.approx(2 / 3)
+    assert figures["top1_agreement_without_near_ties"] == pytest.approx(1 / 2)  # rows 0 and 2: row 2 disagrees
+    line = tflite._check_line("full_integer_int8", 2**20, "validation", {**figures, "resolution": 1 / 64})
+    assert "1 near ties" in line and "50.00% on the other images" in line
