@@ -1,22 +1,16 @@
 """Tests for benchmarks/input_pipeline.py: the Model Garden anchor is optional and never breaks the benchmark."""
-import importlib.util
 import json
 import os
 import sys
 
 import pytest
 
+from tests.benchmarks.conftest import load_script
 from tests.data import conftest as helpers
-
-_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "input_pipeline.py")
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("input_pipeline_benchmark", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("input_pipeline")
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,12 @@
 """Tests for benchmarks/make_elpv_folders.py's split: exact totals, stratified, disjoint, fixed by the seed."""
-import importlib.util
-import os
-
 import pytest
 
-_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "make_elpv_folders.py")
+from tests.benchmarks.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("make_elpv_folders", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_elpv_folders")
 
 
 NAMES = ["a"] * 150 + ["b"] * 29 + ["c"] * 11 + ["d"] * 72  # ELPV's class shares, a tenth of its size
