@@ -55,7 +55,8 @@ RESUME_FIELDS = NETWORK_FIELDS + ("train.optimizer", "model.image_size")
 INPUT_FIELDS = tuple(f"data.{f}" for f in (
     "data_dir", "dataset", "tfds_data_dir", "cache_dir", "holdout_shards", "holdout_fraction", "include_background",
     "augment_name", "randaugment_num_layers", "randaugment_magnitude", "augment_on_device", "crop_fraction",
-    "resize_method", "max_bad_fraction", "crop_area_range", "crop_aspect_ratio_range", "shuffle_buffer")) + (
+    "resize_method", "max_bad_fraction", "crop_area_range", "crop_aspect_ratio_range", "shuffle_buffer",
+    "mixup_alpha")) + (
     "train.batch_size", "train.seed", "train.deterministic")
 # Per-invocation settings that are not the run's (never listed as a change).
 _NOT_COMPARED = ("runtime.model_dir",)
