@@ -101,3 +101,11 @@ def test_a_resume_with_other_hyperparameters_keeps_the_input_position_and_notes_
     history = [json.loads(line) for line in (tmp_path / rundir.HISTORY_FILE).read_text().splitlines()]
     assert history[0]["changed"] == {"train.steps": [6, 9], "train.base_learning_rate": [0.016, 0.5]}
     assert not history[0]["input_restarted"]
+
+
+def test_every_data_field_is_classified_for_a_resume():
+    """A new data field must say whether a resume that changes it restarts the input pipeline: all of them do
+    except these three, which neither shape the training elements nor their order."""
+    from configs import base
+    unclassified = {f"data.{field}" for field in base.get_config().data} - set(rundir.INPUT_FIELDS)
+    assert unclassified == {"data.eval_split", "data.num_train_images", "data.num_eval_images"}
