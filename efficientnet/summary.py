@@ -86,12 +86,13 @@ def summarize(variant) -> SummaryRow:
     return row
 
 
-# Wide enough for the longest variant name ("condconv-b0-8e-depth").
-NAME_WIDTH = max(10, max(len(name) for name in VARIANTS) + 1)
+def name_width(names: Sequence[str]) -> int:
+    """The name column: 10 characters, wider when a listed name needs it (e.g. "condconv-b0-8e-depth")."""
+    return max(10, max(len(name) for name in names) + 1)
 
 
-def format_row(row: SummaryRow) -> str:
-    return (f"{row.variant:<{NAME_WIDTH}}{row.resolution:>6}{row.trainable_params:>16,}"
+def format_row(row: SummaryRow, width: int = 10) -> str:
+    return (f"{row.variant:<{width}}{row.resolution:>6}{row.trainable_params:>16,}"
             f"{row.macs / 1e9:>10.2f}B{row.num_classes:>9}")
 
 
@@ -107,9 +108,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as error:
         print(f"error: --model: {error}", file=sys.stderr)
         return 2
-    print(f"{'model':<{NAME_WIDTH}}{'res':>6}{'params':>16}{'MACs':>11}{'classes':>9}")
+    width = name_width([v.name for v in variants])
+    print(f"{'model':<{width}}{'res':>6}{'params':>16}{'MACs':>11}{'classes':>9}")
     for v in variants:
-        print(format_row(summarize(v)), flush=True)
+        print(format_row(summarize(v), width), flush=True)
     return 0
 
 

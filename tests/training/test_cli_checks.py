@@ -11,11 +11,13 @@ def test_image_counts_given_are_checked_against_the_data(tmp_path, demo_cache, m
     config = tiny_config(tmp_path / "run", demo_cache, **{"runtime.mode": "train", "data.num_train_images": 1000,
                                                           "data.num_eval_images": 320})
     stream, run_log = io.StringIO(), logs.RunLog
-    monkeypatch.setattr(run.logs, "RunLog", lambda model_dir, enabled: run_log(model_dir, enabled=enabled,
-                                                                               stream=stream))
+    monkeypatch.setattr(run.logs, "RunLog", lambda model_dir, enabled, **kwargs: run_log(
+        model_dir, enabled=enabled, stream=stream, **kwargs))
     ctx = run.setup(config)
     counted = ctx.source.num_examples("train") + ctx.source.num_examples("minival")
-    assert stream.getvalue().splitlines() == [
+    data_line, *warnings = stream.getvalue().splitlines()
+    assert data_line.startswith("data: the generated demo data in ")  # the run's first line names its data
+    assert warnings == [
         f"warning: --num_train_images=1000 but the data has {counted} (train + minival); using the {counted} records"]
     assert ctx.source.num_examples("validation") == 320  # the right count gives no warning
 
