@@ -25,8 +25,8 @@ setuptools.setup(
     ],
     # Pillow: an independent oracle for the AutoAugment ops in tests/data (PIL's ImageOps/ImageEnhance).
     # TensorBoard: only to view the event files a run writes (TensorFlow >= 2.20 no longer installs it; the
-    # runs write every summary, hparams included, with TensorFlow alone: training/logs.py).
-    # matplotlib: only draws model_dir/curves.png (training/curves.py); optional because a training job on a TPU
+    # runs write every summary, hparams included, with TensorFlow alone: training/store/logs.py).
+    # matplotlib: only draws model_dir/curves.png (training/store/curves.py); optional because a training job on a TPU
     # VM or in a container needs no picture, and a run without it says so once and writes everything else. The
     # test extra includes it so that the test suite exercises the drawing.
     extras_require={"test": ["pytest>=7", "pillow", "matplotlib"], "tensorboard": ["tensorboard"],

@@ -1,7 +1,7 @@
 """Fine-tune study (benchmarks/finetune.md): validation top-1 of a finished Lite0 run's raw and EMA weights.
 
 The CLI evaluates the EMA shadows (weights and BatchNorm moving statistics); this reads the last checkpoint of
-each model_dir twice, the raw variables and the EMA weights (training.warm_start.load_ema_weights, as predict
+each model_dir twice, the raw variables and the EMA weights (training.core.warm_start.load_ema_weights, as predict
 and export do), and scores both on the validation folder with benchmarks/finetune_baseline.py's input (whole
 image, bilinear tf.image.resize; the CLI's compat.v1 resize makes its figures differ slightly).
 
@@ -27,7 +27,7 @@ def main():
     import efficientnet
     from data import folders
     from finetune_baseline import read
-    from training import warm_start
+    from training.core import warm_start
     listing = folders.scan(args.data_dir, 0.1)
     validation = read(listing.splits["validation"], args.image_size, 100, False, 0)
     for model_dir in args.model_dirs:

@@ -27,7 +27,7 @@ What is measured:
 - images_per_sec: steady state, batch · steps / wall time of `steps` steps run after `warmup` further steps.
 - peak_rss_mb: the process's peak resident set size (getrusage ru_maxrss) at the end.
 
-"ours" runs training/steps.py make_train_loop (forward, loss with label smoothing and L2, RMSPropTF, EMA of
+"ours" runs training/core/steps.py make_train_loop (forward, loss with label smoothing and L2, RMSPropTF, EMA of
 weights and BN statistics, metrics) with all `steps` steps in one host call. "keras" runs
 keras.applications.EfficientNetBx(weights=None) compiled with keras.optimizers.RMSprop(rho=0.9, momentum=0.9,
 epsilon=1e-3, use_ema=True) and label-smoothed cross-entropy, jit_compile left at Keras' "auto" (which
@@ -101,10 +101,10 @@ def _peak_rss_mb():
 
 
 def _run_ours(args, image_size):
-    """Times training/steps.py's train loop; returns the measured figures."""
+    """Times training/core/steps.py's train loop; returns the measured figures."""
     import tensorflow as tf
     from efficientnet import build_model, ema as ema_lib, optim, schedules
-    from training import state as state_lib, steps
+    from training.core import state as state_lib, steps
 
     start = time.perf_counter()
     model = build_model(args.model, num_classes=NUM_CLASSES, image_size=image_size)

@@ -11,7 +11,7 @@ from ml_collections import config_dict
 MODES = ("train", "eval", "train_and_eval", "export", "predict")
 AUGMENTATIONS = ("autoaugment", "randaugment", "none")
 LR_SCHEDULES = ("exponential", "cosine", "poly", "constant")  # tensorflow/tpu utils.py build_learning_rate
-OPTIMIZERS = ("rmsprop", "momentum", "sgd", "lars", "adamw")  # the first four as tensorflow/tpu's; training/state.py
+OPTIMIZERS = ("rmsprop", "momentum", "sgd", "lars", "adamw")  # the first four as tensorflow/tpu's; training/core/state.py
 
 
 def _model():
@@ -132,7 +132,7 @@ def _runtime():
         export_dir=config_dict.placeholder(str),       # train_and_eval exports here at the end when set
         export_at_end=False,                            # ... or to model_dir/export when this is True
         # The export also writes float32, dynamic-range int8 and full-integer int8 .tflite files into its
-        # tflite/ folder, each checked against the Keras model (training/tflite.py).
+        # tflite/ folder, each checked against the Keras model (training/serving/tflite.py).
         export_tflite=False,
         export_headless=False,                          # True: the export serves pooled features only, no classifier
         tflite_calibration_images=100,                  # training images calibrating the full-integer int8 file

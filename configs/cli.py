@@ -331,7 +331,7 @@ def _base_comments():
 
 # --- --help ------------------------------------------------------------------------------------------------
 
-# What each --mode runs (--help prints these; training/run.py MODE_HANDLERS is the code).
+# What each --mode runs (--help prints these; training/session/run.py MODE_HANDLERS is the code).
 MODE_HELP = {
     "train": "train (resuming from model_dir), evaluating the EMA weights on minival and archiving the best",
     "train_and_eval": "train, then score the archived best on the validation split and export it when "

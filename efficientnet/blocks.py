@@ -314,7 +314,7 @@ class StochasticDepth(keras.layers.Layer):
         self.survival_prob = float(survival_prob)
         # A Keras SeedGenerator, not TF's global stateful RNG: its state is a variable (not a weight, so weight
         # files are unaffected) that the training checkpoint saves, so a resumed run draws the same masks as
-        # an uninterrupted one (training/loop.py adds every seed-generator state of the model to the checkpoint).
+        # an uninterrupted one (training/core/loop.py adds every seed-generator state of the model to the checkpoint).
         self.seed_generator = keras.random.SeedGenerator(seed) if survival_prob < 1.0 else None
 
     def call(self, inputs, training=None):

@@ -20,6 +20,19 @@ ALLOWED = {
 }
 
 
+# training/ in layers, lowest first (docs/architecture.md): a module imports modules of its own layer or below.
+TRAINING_LAYERS = ("training.errors", "training.checks", "training.store", "training.core", "training.serving",
+                   "training.session")
+_LAYER_RANK = {"training.errors": 0, "training.checks": 0, "training.store": 1, "training.core": 2,
+               "training.serving": 3, "training.session": 4}
+
+
+def _layer(module):
+    """The rank of a training module's layer (None for the package's own __init__)."""
+    parts = module.split(".")
+    return None if len(parts) < 2 else _LAYER_RANK.get(".".join(parts[:2]))
+
+
 def _project_modules():
     """{module name: path} for main.py and every .py file of the application packages."""
     modules = {"main": os.path.join(REPO, "main.py")}
@@ -60,6 +73,24 @@ def test_imports_follow_the_dependency_direction():
             if target_package != package and target_package not in ALLOWED[package]:
                 violations.append(f"{module} imports {target}")
     assert not violations, violations
+
+
+def test_every_training_module_is_in_a_layer():
+    loose = [m for m in _project_modules() if m.startswith("training.") and _layer(m) is None]
+    assert not loose, f"modules of training/ outside its layers {TRAINING_LAYERS}: {loose}"
+
+
+def test_training_layers_import_only_their_own_layer_or_below():
+    violations = [f"{module} imports {target}" for module, imported in _graph().items()
+                  if module.startswith("training.") for target in imported
+                  if target.startswith("training.") and _layer(target) is not None
+                  and _layer(target) > _layer(module)]
+    assert not violations, violations
+
+
+def test_the_layer_check_sees_an_upward_import():
+    """Positive control: a store module importing the session would be ranked above its own layer."""
+    assert _layer("training.session.run") > _layer("training.store.checkpoints") > _layer("training.errors")
 
 
 def _cycle_from(start, graph):

@@ -49,7 +49,7 @@ def _check_range_pair(value, name, upper=math.inf):
 
 
 def check_tflite_counts(config):
-    """The image counts of the TFLite export (training/tflite.py) are positive integers."""
+    """The image counts of the TFLite export (training/serving/tflite.py) are positive integers."""
     for field in ("tflite_calibration_images", "tflite_check_images"):
         value = config.runtime[field]
         _require(not isinstance(value, bool) and isinstance(value, int) and value >= 1,

@@ -37,7 +37,7 @@ class Preempted(Exception):
     """Raised after the checkpoint of a preempted run (SIGTERM) is safely written, or, with saved=False, when an
     eval/export/predict command stops (its finished evaluations are in metrics.jsonl; nothing is half-written).
 
-    interrupted: the signal was SIGINT (Ctrl-C), set by training/preemption.py; exit status 130 instead of 75.
+    interrupted: the signal was SIGINT (Ctrl-C), set by training/session/preemption.py; exit status 130 instead of 75.
     """
 
     def __init__(self, step, checkpoint_path, saved=True):

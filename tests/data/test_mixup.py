@@ -78,7 +78,7 @@ def test_the_train_step_trains_on_the_blended_batch_of_the_pipeline(tmp_path):
     """The pipeline's weights and the step's inputs: training/steps.step_inputs on a real pipeline batch equals
     the original's blend of that batch's images and one-hot labels with those weights."""
     from data import pipeline, sources
-    from training import steps
+    from training.core import steps
 
     source = sources.get_source()
     batch = next(iter(pipeline.make_dataset(source, "train", batch_size=6, image_size=32, training=True,

@@ -33,7 +33,7 @@ def strategy():
 
 
 def run_on_replicas(strategy, apply):
-    """apply() on each replica inside one tf.function, as training/steps.py runs the train step.
+    """apply() on each replica inside one tf.function, as training/core/steps.py runs the train step.
 
     Not XLA-compiled here: XLA on this machine's logical CPU devices cannot reach replica 1's copy of any
     mirrored variable ("Trying to access resource ... located in device CPU:1 from device CPU:0", for a plain
@@ -89,7 +89,7 @@ def test_same_seed_state_gives_same_masks_on_every_replica(strategy, kind):
     state = layer.seed_generator.state.numpy()
     before = run_on_replicas(strategy, apply)
     advanced = run_on_replicas(strategy, apply)
-    layer.seed_generator.state.assign(state)  # what restoring training/loop.py's seed_states does
+    layer.seed_generator.state.assign(state)  # what restoring training/core/loop.py's seed_states does
     resumed = run_on_replicas(strategy, apply)
     assert not np.array_equal(before[0], advanced[0])  # the state moves on between steps
     for replica in range(2):
@@ -108,7 +108,7 @@ def test_same_seed_gives_same_masks_without_strategy(kind):
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_seed_state_is_the_checkpointed_variable(kind):
     layer, _ = LAYERS[kind]()
-    # training/loop.py seed_states selects by this name; the layer holds no weights (weight files unchanged).
+    # training/core/loop.py seed_states selects by this name; the layer holds no weights (weight files unchanged).
     assert [v.path for v in layer.variables] == [layer.seed_generator.state.path]
     assert "seed_generator_state" in layer.seed_generator.state.path
     assert not layer.weights

@@ -1,12 +1,12 @@
 """Warm starts from a classifier run (this project's checkpoint, its EMA weights) into the headless and the
-multi-scale models of efficientnet (training/warm_start.py)."""
+multi-scale models of efficientnet (training/core/warm_start.py)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import efficientnet
 from efficientnet import ema as ema_lib
-from training import warm_start
+from training.core import warm_start
 
 TINY = efficientnet.custom_variant(width=0.1, depth=0.1, resolution=32, name="tiny")
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tests.training.conftest import tiny_config
-from training import run
+from training.session import run
 from training.errors import UserError
 
 pytestmark = pytest.mark.slow

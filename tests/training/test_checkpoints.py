@@ -1,10 +1,10 @@
-"""training/checkpoints.py: the rotating checkpoints when model_dir disappears under a running run (eager, fast)."""
+"""training/store/checkpoints.py: the rotating checkpoints when model_dir disappears under a running run (eager, fast)."""
 import shutil
 
 import pytest
 import tensorflow as tf
 
-from training import checkpoints
+from training.store import checkpoints
 from training.errors import UserError
 
 

@@ -1,4 +1,4 @@
-"""A run on TFRecord data takes its class count from the data, or refuses to start (training/run.py setup)."""
+"""A run on TFRecord data takes its class count from the data, or refuses to start (training/session/run.py setup)."""
 import os
 
 import pytest
@@ -6,7 +6,8 @@ import pytest
 from data import sources
 from tests.data import test_class_count as data_helpers
 from tests.training.conftest import tiny_config
-from training import labels, run, rundir
+from training.store import labels, rundir
+from training.session import run
 from training.errors import UserError
 
 

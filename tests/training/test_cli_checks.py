@@ -4,7 +4,8 @@ import io
 import os
 
 from tests.training.conftest import tiny_config
-from training import logs, run, rundir
+from training.store import logs, rundir
+from training.session import run
 
 
 def test_image_counts_given_are_checked_against_the_data(tmp_path, demo_cache, monkeypatch):

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from data import pipeline, sources
 from tests.training.conftest import tiny_config
-from training import recipe, run, state as state_lib
+from training.core import recipe, state as state_lib
+from training.session import run
 from training.errors import UserError
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""training/export.py and training/tflite.py: the SavedModel's signatures, class names and input checks (in a
+"""training/serving/export.py and training/serving/tflite.py: the SavedModel's signatures, class names and input checks (in a
 fresh process, as a server would load it), and the .tflite files run by the TFLite interpreter against Keras.
 
 One export of the tiny network (a classifier with large random weights, so that the probabilities are far from
@@ -15,7 +15,9 @@ import tensorflow as tf
 
 from data import sources
 from tests.training.conftest import tiny_config
-from training import export, labels, state as state_lib, tflite
+from training.serving import export, tflite
+from training.store import labels
+from training.core import state as state_lib
 from training.errors import UserError
 
 NUM_CLASSES = 8
@@ -226,7 +228,7 @@ def test_headless_export_from_mode_export_serves_pooled_features_only(tmp_path, 
                                               "runtime.init_checkpoint": weights, "runtime.export_headless": True,
                                               "runtime.export_dir": str(tmp_path / "served")})
     model = _weights(config, weights)
-    from training import run  # pylint: disable=import-outside-toplevel
+    from training.session import run  # pylint: disable=import-outside-toplevel
     run.run(config)
     loaded = tf.saved_model.load(str(tmp_path / "served"))
     assert set(loaded.signatures) == {"serving_default", "serving_features"}

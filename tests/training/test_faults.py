@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from tests.training.conftest import tiny_config
 from tests.training.test_reliability import _checkpoint_values, _metrics
-from training import checkpoints, lock, run
+from training.store import checkpoints, lock
+from training.session import run
 from training.errors import NumericalError, Preempted, UserError
 
 pytestmark = pytest.mark.slow

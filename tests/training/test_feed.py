@@ -1,11 +1,12 @@
-"""The trainer's input wiring (training/inputs.py, training/loop.py): the run's class count and data.augment_on_device reach the
+"""The trainer's input wiring (training/core/inputs.py, training/core/loop.py): the run's class count and data.augment_on_device reach the
 pipeline and the step."""
 import numpy as np
 import tensorflow as tf
 
 from data import sources
 from tests.training.conftest import tiny_config
-from training import inputs, loop, run
+from training.core import inputs, loop
+from training.session import run
 
 
 def _ctx(tmp_path, demo_cache, num_classes, **overrides):

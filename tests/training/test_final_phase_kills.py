@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.training.test_reliability import _metrics, _start, _tiny_flags
-from training import checkpoints, lock
+from training.store import checkpoints, lock
 from training.errors import PREEMPTED_EXIT_CODE, UserError
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""training/labels.py's class names: ImageNet's human-readable names in label order, and the fallbacks.
+"""training/store/labels.py's class names: ImageNet's human-readable names in label order, and the fallbacks.
 
 Fast: no model is built and nothing is downloaded; tfds' labels.txt is located without importing tfds.
 """
@@ -10,7 +10,7 @@ import types
 import pytest
 
 from data import make_imagenet_class_names as generator
-from training import labels
+from training.store import labels
 
 # Standard ImageNet facts: (label, synset id, WordNet lemmas).
 KNOWN_CLASSES = [

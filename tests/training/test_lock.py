@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from training import lock
+from training.store import lock
 from training.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HOLD = ("import sys; from training import lock\n"
+HOLD = ("import sys; from training.store import lock\n"
         "with lock.ModelDirLock(sys.argv[1]):\n"
         "    print('held', flush=True); sys.stdin.read()\n")
 

@@ -1,4 +1,4 @@
-"""training/logs.py's TensorBoard layout (read back from the event files) and the progress lines of a run."""
+"""training/store/logs.py's TensorBoard layout (read back from the event files) and the progress lines of a run."""
 import glob
 import io
 import os
@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from configs import demo
 from tests.training.conftest import tiny_config
-from training import logs, run
+from training.store import logs
+from training.session import run
 
 
 def _events(folder):
@@ -53,7 +54,7 @@ def test_image_grid_is_readable_back_from_the_event_file(tmp_path):
 
 def _hparams_plugin_data(content):
     """{name: python value} decoded from HParamsPluginData bytes by a parser built from its .proto's field
-    numbers (tensorboard/plugins/hparams/plugin_data.proto), independent of the encoder in training/logs.py."""
+    numbers (tensorboard/plugins/hparams/plugin_data.proto), independent of the encoder in training/store/logs.py."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, struct_pb2  # noqa: F401
     file = descriptor_pb2.FileDescriptorProto(name="hparams_test.proto", package="hparams_test", syntax="proto3",
                                               dependency=["google/protobuf/struct.proto"])

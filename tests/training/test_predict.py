@@ -1,4 +1,4 @@
-"""--mode=predict for real use (training/predict.py), on a tiny model trained by main.py on a folder of photos:
+"""--mode=predict for real use (training/serving/predict.py), on a tiny model trained by main.py on a folder of photos:
 files, folders and globs, each file's own error, --top_k, --output as JSON lines or CSV, checks before the
 model is built."""
 import csv
@@ -15,7 +15,9 @@ from data import folders, preprocessing
 from tests.data.test_folders import make_folders, write_image
 from tests.main_runner import REPO
 from tests.training.conftest import tiny_config
-from training import export, predict, recipe, run
+from training.serving import export, predict
+from training.core import recipe
+from training.session import run
 from training.errors import UserError
 
 pytestmark = pytest.mark.slow

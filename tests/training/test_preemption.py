@@ -1,4 +1,4 @@
-"""training/preemption.py through main.py: Ctrl-C in training (once: a checkpoint at the next boundary, exit 130;
+"""training/session/preemption.py through main.py: Ctrl-C in training (once: a checkpoint at the next boundary, exit 130;
 twice: at once), and SIGTERM/Ctrl-C to an eval job (exit 75/130, one line, what it finished kept)."""
 import signal
 
@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tests.training.conftest import tiny_config
 from tests.training.test_reliability import _start, _tiny_flags, _wait_for_line
-from training import run
+from training.session import run
 from training.errors import INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE
 
 pytestmark = pytest.mark.slow

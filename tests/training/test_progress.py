@@ -1,10 +1,10 @@
-"""training/progress.py: the status line in place on a terminal, throttled lines and heartbeats elsewhere, and
+"""training/store/progress.py: the status line in place on a terminal, throttled lines and heartbeats elsewhere, and
 the time left with evaluations and export."""
 import io
 
 import pytest
 
-from training import progress
+from training.store import progress
 
 
 class _Clock:
@@ -96,7 +96,7 @@ def test_on_a_terminal_the_run_keeps_one_status_line_and_its_log_keeps_plain_lin
 
 def test_a_runs_time_left_counts_its_remaining_evaluations_the_final_one_and_the_export(tmp_path):
     from configs import tiny
-    from training import recipe
+    from training.core import recipe
 
     class _Source:
         @staticmethod

@@ -1,4 +1,4 @@
-"""training/recipe.py's run length and learning rate against the original's arithmetic.
+"""training/core/recipe.py's run length and learning rate against the original's arithmetic.
 
 The oracle is an independent implementation of tensorflow/tpu main.py + utils.build_learning_rate ("exponential"):
 steps_per_epoch = num_train_images / train_batch_size as a Python float (main.py:709), the decay from TF1's own
@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from configs import base
-from training import recipe
+from training.core import recipe
 from training.errors import UserError
 
 IMAGENET_TRAIN = 1_281_167

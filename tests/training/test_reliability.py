@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from tests.training.conftest import tiny_config
-from training import checkpoints, lock, run
+from training.store import checkpoints, lock
+from training.session import run
 from training.errors import PREEMPTED_EXIT_CODE, NumericalError, UserError
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
-"""End to end: a Lite config's eval pipeline (training/inputs.py eval_dataset → data/pipeline.py) resizes with
+"""End to end: a Lite config's eval pipeline (training/core/inputs.py eval_dataset → data/pipeline.py) resizes with
 the compat.v1 bilinear kernel, a B0 config's with bicubic, pixel for pixel as the original's port; the serving
-signature's preprocessing (training/export.py eval_preprocessing) and --mode=predict's reader use the run's kernel."""
+signature's preprocessing (training/serving/export.py eval_preprocessing) and --mode=predict's reader use the run's kernel."""
 import types
 
 import numpy as np
@@ -11,7 +11,8 @@ from configs import base
 from data import sources
 from tests.data import original_port as port
 from tests.data.conftest import make_example, write_shards
-from training import export, inputs, predict, recipe
+from training.serving import export, predict
+from training.core import inputs, recipe
 
 SIZES = [(61, 83), (90, 70), (40, 40), (75, 120), (33, 50)]
 

@@ -1,4 +1,4 @@
-"""training/rundir.py: a training command may resume a model_dir only with the network and optimizer its
+"""training/store/rundir.py: a training command may resume a model_dir only with the network and optimizer its
 checkpoints hold (fast: no model is built; an index file stands for the checkpoint)."""
 import json
 
@@ -7,8 +7,13 @@ import tensorflow as tf
 
 from configs import tiny
 from tests.training.conftest import tiny_config
-from training import rundir
+from training.store import rundir
 from training.errors import UserError
+from efficientnet import variants
+
+
+def _resolution(config):
+    return variants.get_variant(config.model.variant).resolution
 
 
 @pytest.fixture()
@@ -26,15 +31,15 @@ def test_a_resume_with_another_network_or_optimizer_is_refused_before_anything_i
     config = tiny.get_config()
     config[section][field] = value
     with pytest.raises(UserError, match=f"another network or optimizer \\({section}.{field}: "):
-        rundir.check_resumable(config, str(trained_dir))
+        rundir.check_resumable(config, str(trained_dir), _resolution(config))
     assert (trained_dir / rundir.CONFIG_FILE).read_bytes() == before
 
 
 def test_the_same_settings_and_a_fresh_directory_resume(trained_dir, tmp_path_factory):
     config = tiny.get_config()
     config.train.steps = 12  # the run's length is not part of what checkpoints hold
-    rundir.check_resumable(config, str(trained_dir))
-    rundir.check_resumable(config, str(tmp_path_factory.mktemp("fresh")))
+    rundir.check_resumable(config, str(trained_dir), _resolution(config))
+    rundir.check_resumable(config, str(tmp_path_factory.mktemp("fresh")), _resolution(config))
 
 
 def test_a_resume_at_another_resolution_is_refused_and_the_variants_own_counts_as_unchanged(trained_dir):
@@ -42,7 +47,7 @@ def test_a_resume_at_another_resolution_is_refused_and_the_variants_own_counts_a
     config = tiny.get_config()
     config.model.image_size = 64
     with pytest.raises(UserError, match="model.image_size: 32 -> 64"):
-        rundir.check_resumable(config, str(trained_dir))
+        rundir.check_resumable(config, str(trained_dir), _resolution(config))
     assert (trained_dir / rundir.CONFIG_FILE).read_bytes() == before
     assert not (trained_dir / rundir.HISTORY_FILE).exists()
     unset = tiny.get_config()
@@ -50,13 +55,13 @@ def test_a_resume_at_another_resolution_is_refused_and_the_variants_own_counts_a
     stated = tiny.get_config()
     stated.model.image_size = 224
     rundir.write_config(stated, str(trained_dir))
-    assert rundir.check_resumable(unset, str(trained_dir)) == []
+    assert rundir.check_resumable(unset, str(trained_dir), _resolution(unset)) == []
 
 
 def test_every_changed_field_is_listed_and_input_fields_restart_the_input(trained_dir):
     config = tiny.get_config()
     config.train.batch_size, config.train.base_learning_rate, config.data.shuffle_buffer = 16, 0.5, 64
-    changes = rundir.check_resumable(config, str(trained_dir))
+    changes = rundir.check_resumable(config, str(trained_dir), _resolution(config))
     assert sorted(changes) == [("data.shuffle_buffer", 10_000, 64), ("train.base_learning_rate", 0.016, 0.5),
                                ("train.batch_size", 8, 16)]
     assert sorted(rundir.restarts_input(changes)) == ["data.shuffle_buffer", "train.batch_size"]
@@ -68,7 +73,7 @@ def test_every_changed_field_is_listed_and_input_fields_restart_the_input(traine
                                      {"data.shuffle_buffer": 64}])
 def test_a_resume_with_other_input_settings_restarts_the_input_and_records_the_change(tmp_path, demo_cache, capsys,
                                                                                        changed):
-    from training import run  # pylint: disable=import-outside-toplevel  (builds models)
+    from training.session import run  # pylint: disable=import-outside-toplevel  (builds models)
     common = {"runtime.mode": "train", "data.augment_name": "none"}
     run.run(tiny_config(tmp_path, demo_cache, **common))
     capsys.readouterr()
@@ -89,7 +94,7 @@ def test_a_resume_with_other_input_settings_restarts_the_input_and_records_the_c
 
 @pytest.mark.slow
 def test_a_resume_with_other_hyperparameters_keeps_the_input_position_and_notes_them(tmp_path, demo_cache, capsys):
-    from training import run  # pylint: disable=import-outside-toplevel
+    from training.session import run  # pylint: disable=import-outside-toplevel
     run.run(tiny_config(tmp_path, demo_cache, **{"runtime.mode": "train"}))
     capsys.readouterr()
     run.run(tiny_config(tmp_path, demo_cache, **{"runtime.mode": "train", "train.steps": 9,

@@ -6,7 +6,9 @@ import pytest
 
 from configs import transfer
 from tests.training.conftest import tiny_config
-from training import checkpoints, checks, logs, run
+from training.store import checkpoints, logs
+from training import checks
+from training.session import run
 
 
 def _archive_dir(root, name, step, top_1, complete=True):

@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from tests.test_cli import resolve
-from training import checkpoints, logs, run, sidecar, temporaries
+from training.store import checkpoints, logs, temporaries
+from training.session import run, sidecar
 from training.errors import UserError
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Temporaries that name their writer (training/temporaries.py): only a dead writer's are swept, by the trainer
+"""Temporaries that name their writer (training/store/temporaries.py): only a dead writer's are swept, by the trainer
 and by an eval job alike, and a live writer's archive.old-* is never put back under it (#25 row 9)."""
 import os
 import subprocess
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from training import checkpoints, temporaries
+from training.store import checkpoints, temporaries
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import tensorflow as tf
 import efficientnet
 from data import pipeline, sources
 from efficientnet import ema as ema_lib, optim, schedules
-from training import state as state_lib, steps
+from training.core import state as state_lib, steps
 
 IMAGE_SIZE = 32
 BATCH = 4

@@ -1,6 +1,6 @@
 """End-to-end training on demo data: metrics.jsonl, the archive, the SavedModel, resume, and 2 replicas.
 
-These run the real loop (training/run.py) in-process on a tiny network; the SavedModel is checked in a fresh
+These run the real loop (training/session/run.py) in-process on a tiny network; the SavedModel is checked in a fresh
 process against the in-process model.
 """
 import json
@@ -15,7 +15,9 @@ import tensorflow as tf
 
 from data import preprocessing, sources
 from tests.training.conftest import tiny_config
-from training import checkpoints, export, run
+from training.store import checkpoints
+from training.serving import export
+from training.session import run
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,9 @@ import tensorflow_datasets as tfds
 
 from configs import transfer
 from tests.training.conftest import TINY_MODEL
-from training import export, recipe, run, state as state_lib
+from training.serving import export
+from training.core import recipe, state as state_lib
+from training.session import run
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import efficientnet
-from training import warm_start
+from training.core import warm_start
 from training.errors import UserError
 
 # A 7-block network at 32 px: building it eagerly takes about a second.
@@ -66,7 +66,7 @@ def test_ema_weights_of_a_frozen_backbone_run_load_for_export_and_warm_start(tmp
     """A freeze_backbone run averages only the classifier (and BatchNorm statistics): its checkpoints hold fewer
     EMA shadows than a full run's. Loading reads the shadow count, so both kinds load, with the averages."""
     from efficientnet import ema as ema_lib  # pylint: disable=import-outside-toplevel
-    from training import checkpoints  # pylint: disable=import-outside-toplevel
+    from training.store import checkpoints  # pylint: disable=import-outside-toplevel
     trained = _model(5, seed=1)
     warm_start.freeze_backbone(trained)
     ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(trained))
@@ -84,7 +84,7 @@ def test_ema_weights_of_a_frozen_backbone_run_load_for_export_and_warm_start(tmp
 @pytest.mark.slow
 def test_a_truncated_weight_file_for_training_is_one_line_and_writes_no_run(tmp_path, demo_cache):
     from tests.training.conftest import tiny_config  # pylint: disable=import-outside-toplevel
-    from training import run  # pylint: disable=import-outside-toplevel
+    from training.session import run  # pylint: disable=import-outside-toplevel
     whole = str(tmp_path / "whole.weights.h5")
     _model(10, seed=1).save_weights(whole)
     truncated = tmp_path / "truncated.weights.h5"

@@ -1,12 +1,13 @@
 """The trainer: host loops of on-device steps, the finiteness check before each checkpoint, periodic minival
 evaluation of the EMA weights, the best-checkpoint archive and early stopping. Importable; tests call it directly.
-Its input comes from training/inputs.py, its derived values from training/recipe.py."""
+Its input comes from training/core/inputs.py, its derived values from training/core/recipe.py."""
 import math
 import time
 
 import tensorflow as tf
 
-from training import checkpoints, inputs, logs, progress, recipe, rundir, state as state_lib, steps, warm_start
+from training.store import checkpoints, logs, progress, rundir
+from training.core import inputs, recipe, state as state_lib, steps, warm_start
 from training.errors import NumericalError, Preempted, UserError, first_line
 
 
@@ -126,7 +127,7 @@ class Trainer:
             rundir.record_start(self.ctx.config, self.ctx.model_dir, self.state.step,
                                 self.ctx.resume_changes if restored else [])
             rundir.write_class_names(self.ctx.source, self.ctx.model_dir)
-        evaluating = self.ctx.config.eval.in_training  # False: a --mode=eval sidecar evaluates (training/sidecar.py)
+        evaluating = self.ctx.config.eval.in_training  # False: a --mode=eval sidecar evaluates (training/session/sidecar.py)
         if self.split == "validation" and evaluating:
             self.ctx.log.message("warning: no minival holdout; selecting checkpoints on the validation split")
         self._tensorboard_start()

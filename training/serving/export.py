@@ -29,7 +29,7 @@ only the model, the checks are not part of a .tflite file).
 
 The export is written into a temporary directory and renamed into place, so export_dir is always either the
 previous complete export or the new complete one. With config.runtime.export_tflite, the .tflite files
-(training/tflite.py) are written into its `tflite/` folder before the rename.
+(training/serving/tflite.py) are written into its `tflite/` folder before the rename.
 """
 import contextlib
 import os
@@ -40,7 +40,9 @@ import keras
 import tensorflow as tf
 
 from data import preprocessing
-from training import checkpoints, labels, recipe, state as state_lib, temporaries, tflite, warm_start
+from training.store import checkpoints, labels, temporaries
+from training.core import recipe, state as state_lib, warm_start
+from training.serving import tflite
 
 CLASS_NAMES_ASSET = "class_names.txt"
 TOP_K = 5

@@ -2,7 +2,7 @@
 arguments, the run's length in steps and its learning-rate schedule.
 
 The one place these are computed from the config, so that training, evaluation, export, predict and the sidecar
-agree; training/state.py builds the model, optimizer and EMA from them. The numbers are the recipe's
+agree; training/core/state.py builds the model, optimizer and EMA from them. The numbers are the recipe's
 (docs/recipe.md), the fields configs/base.py's.
 """
 import dataclasses

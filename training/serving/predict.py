@@ -6,7 +6,7 @@ that cannot be read or decoded gets its own one-line error on stderr; the others
 run reports the failures (main.py then exits with status 2). Each file reaches the network as training fed it:
 the bytes data/folders.py `canonical_jpeg` gives (PNG, GIF, BMP and CMYK as RGB JPEG), then the eval
 preprocessing. Results are printed one block per file and, with --output, written as JSON lines or CSV
-(replaced by rename, never half-written). Class names: training/labels.py.
+(replaced by rename, never half-written). Class names: training/store/labels.py.
 """
 import csv
 import io
@@ -18,7 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from data import folders, preprocessing
-from training import export, labels, recipe, warm_start
+from training.serving import export
+from training.store import labels
+from training.core import recipe, warm_start
 from training.errors import UserError, first_line
 
 OUTPUT_FORMATS = (".jsonl", ".csv")

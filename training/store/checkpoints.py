@@ -9,7 +9,7 @@
   files on disk (`repair_state`), so a damaged state file never silently restarts a run from step 0.
 - Leftovers of killed writes (ckpt-N_temp/, archive.tmp-*, export.tmp-*, metrics.jsonl.tmp-*, config.json.tmp-*)
   are removed at the start of a training run that holds model_dir's lock and of an eval job beside it
-  (`sweep_leftovers`); our temporaries name their writer (training/temporaries.py), and only those of writers
+  (`sweep_leftovers`); our temporaries name their writer (training/store/temporaries.py), and only those of writers
   that no longer run are removed, so neither process sweeps the other's live writes.
 - archive/ holds the best checkpoint (model and EMA only) with best_eval.json. It is written into a temporary
   directory first and swapped in by rename, so a kill at any moment leaves either the old or the new best.
@@ -21,7 +21,7 @@ import re
 import tensorflow as tf
 from absl import logging
 
-from training import temporaries
+from training.store import temporaries
 from training.errors import UserError, first_line
 
 ARCHIVE_DIR = "archive"

@@ -17,7 +17,7 @@ import tensorflow as tf
 import efficientnet
 from efficientnet import ema as ema_lib
 from efficientnet import loading, weights as weights_lib
-from training import checkpoints
+from training.store import checkpoints
 from training.errors import UserError, first_line
 
 CLASSIFIER = loading.CLASSIFIER_LAYERS

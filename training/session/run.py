@@ -13,8 +13,11 @@ import tensorflow as tf
 
 import tpu
 from data import demo as demo_data, sources
-from training import checkpoints, checks, export, inputs, lock, logs, loop, predict, preemption, pretrained, \
-    progress, recipe, rundir, sidecar, state as state_lib
+from training.store import checkpoints, lock, logs, progress, rundir
+from training import checks
+from training.serving import export, predict, pretrained
+from training.core import inputs, loop, recipe, state as state_lib
+from training.session import preemption, sidecar
 from training.errors import UserError, first_line
 
 
@@ -29,8 +32,8 @@ class RunContext:
     log: object
     is_chief: bool = True
     jit_compile: bool = False
-    stop_requested: object = lambda: False  # PreemptionWatcher.requested (training/preemption.py)
-    external_weights: str = None  # --mode=eval/export of a .h5 file or original checkpoint (training/pretrained.py)
+    stop_requested: object = lambda: False  # PreemptionWatcher.requested (training/session/preemption.py)
+    external_weights: str = None  # --mode=eval/export of a .h5 file or original checkpoint (training/serving/pretrained.py)
     resume_changes: list = dataclasses.field(default_factory=list)  # rundir.resume_changes of a training command
 
 
@@ -133,7 +136,7 @@ def training_session(ctx):
         checks.check_writable_dir(ctx.model_dir)
     dir_lock = lock.ModelDirLock(ctx.model_dir) if ctx.is_chief else contextlib.nullcontext()
     with dir_lock, preemption.PreemptionWatcher(ctx.strategy) as watcher:
-        ctx.resume_changes = rundir.check_resumable(ctx.config, ctx.model_dir)
+        ctx.resume_changes = rundir.check_resumable(ctx.config, ctx.model_dir, recipe.variant(ctx.config).resolution)
         ctx.log.start_file(f"{ctx.config.runtime.mode} started (pid {os.getpid()})")
         if ctx.is_chief:
             checkpoints.sweep_leftovers(ctx.model_dir, log=ctx.log.message)

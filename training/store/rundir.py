@@ -7,7 +7,7 @@ import os
 
 import tensorflow as tf
 
-from training import checkpoints, labels, logs, recipe, temporaries
+from training.store import checkpoints, labels, logs, temporaries
 from training.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -97,9 +97,10 @@ def inherit_run_settings(config, user_fields=()):
     return notes
 
 
-def resume_changes(config, model_dir):
+def resume_changes(config, model_dir, variant_resolution):
     """[("section.field", value in config.json, value now)] for every field a resume of model_dir would change;
-    [] for a fresh run (no checkpoint, or no readable config.json)."""
+    [] for a fresh run (no checkpoint, or no readable config.json). variant_resolution: the resolution an unset
+    model.image_size stands for (the variant's row)."""
     path = os.path.join(model_dir, CONFIG_FILE)
     if not tf.io.gfile.exists(path) or checkpoints.latest_step(model_dir) is None:
         return []
@@ -116,16 +117,16 @@ def resume_changes(config, model_dir):
                 continue
             before = trained[section][field]
             if dotted == "model.image_size":  # None stands for the variant's resolution
-                before, value = before or recipe.variant(config).resolution, recipe.image_size(config)
+                before, value = before or variant_resolution, value or variant_resolution
             if before != value:
                 changes.append((dotted, before, value))
     return changes
 
 
-def check_resumable(config, model_dir):
+def check_resumable(config, model_dir, variant_resolution):
     """Refuses a training command whose network, optimizer or resolution differs from the checkpoints it would
     resume, before anything is written (config.json included); returns the other changes (`resume_changes`)."""
-    changes = resume_changes(config, model_dir)
+    changes = resume_changes(config, model_dir, variant_resolution)
     refused = [f"{dotted}: {before!r} -> {now!r}" for dotted, before, now in changes if dotted in RESUME_FIELDS]
     if refused:
         raise UserError(f"{model_dir} holds checkpoints of another network or optimizer ({'; '.join(refused)}); "

@@ -20,7 +20,8 @@ import time
 
 import tensorflow as tf
 
-from training import checkpoints, logs, loop, recipe, rundir, state as state_lib, steps
+from training.store import checkpoints, logs, rundir
+from training.core import loop, recipe, state as state_lib, steps
 from training.errors import UserError
 
 POLL_SECONDS = 1.0
@@ -100,7 +101,7 @@ class Sidecar:
         self.eval_step = None
         self.split = loop.selection_split(ctx.source)
         # What this job's earlier, killed runs left (the trainer may have ended and swept nothing since); the
-        # temporaries of a live trainer name it and stay (training/temporaries.py).
+        # temporaries of a live trainer name it and stay (training/store/temporaries.py).
         checkpoints.sweep_leftovers(ctx.model_dir, log=ctx.log.message, holds_lock=False)
         self.best = checkpoints.read_best(ctx.model_dir)
 

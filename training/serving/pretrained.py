@@ -4,7 +4,7 @@ recognising them, checking their class count against the data, and the model tha
 import tensorflow as tf
 
 from efficientnet import ema as ema_lib
-from training import state as state_lib, warm_start
+from training.core import state as state_lib, warm_start
 from training.errors import UserError, first_line
 
 

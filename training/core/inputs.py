@@ -1,12 +1,12 @@
 """The distributed input of a run: which worker this process is, the training batches it feeds its replicas
 (checkpointable where tf.distribute allows), and the padded eval dataset.
 
-The pipeline itself is data/pipeline.py; its arguments come from the config through training/recipe.py.
+The pipeline itself is data/pipeline.py; its arguments come from the config through training/core/recipe.py.
 """
 import tensorflow as tf
 
 from data import pipeline
-from training import recipe
+from training.core import recipe
 
 
 def input_options():

@@ -20,7 +20,7 @@ import tensorflow as tf
 from google.protobuf import struct_pb2
 from tensorflow.core.framework import summary_pb2
 
-from training import progress as progress_lib, temporaries
+from training.store import progress as progress_lib, temporaries
 
 TENSORBOARD_DIR = "tensorboard"
 TRAIN_LOG = "train.log"
@@ -164,7 +164,7 @@ class _AppendingStream:
 
 class RunLog:
     """Writes metrics.jsonl, metrics.csv, curves.png, train.log and TensorBoard events in model_dir (chief only)
-    and shows the run's progress (training/progress.py).
+    and shows the run's progress (training/store/progress.py).
 
     Non-chief workers of a multi-worker run pass enabled=False: they print nothing and write nothing, so one
     model_dir holds one consistent record.
@@ -277,7 +277,7 @@ class RunLog:
         """model_dir/curves.png from metrics.csv and metrics.jsonl; without matplotlib one note, once."""
         if not self._enabled or not tf.io.gfile.exists(os.path.join(self._model_dir, METRICS_CSV)):
             return
-        from training import curves  # pylint: disable=import-outside-toplevel  (matplotlib only when drawing)
+        from training.store import curves  # pylint: disable=import-outside-toplevel  (matplotlib only when drawing)
         try:
             png = curves.draw(read_csv(self._model_dir), read_metrics(self._model_dir))
         except curves.MatplotlibMissing as e:

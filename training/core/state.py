@@ -1,6 +1,6 @@
 """Everything a training run carries between steps: model, optimizer (with its step counter), EMA shadows.
 
-Built once under the strategy's scope from the config (through training/recipe.py's derived values);
+Built once under the strategy's scope from the config (through training/core/recipe.py's derived values);
 checkpointed together so that a restart continues with the same step, learning rate, optimizer slots and averages.
 """
 import dataclasses
@@ -11,7 +11,7 @@ import tensorflow as tf
 import efficientnet
 from efficientnet import ema as ema_lib
 from efficientnet import losses, optim, schedules
-from training import recipe, warm_start
+from training.core import recipe, warm_start
 
 
 @dataclasses.dataclass
@@ -72,7 +72,7 @@ def build_optimizer(config, learning_rate, model):
 def build_state(config, num_classes, schedule, strategy, init_checkpoint=None, log=print):
     """Creates model, optimizer and EMA under `strategy`, with every variable built before the first step.
 
-    init_checkpoint: pretrained weights to start from (training/warm_start.py), loaded before the EMA shadows
+    init_checkpoint: pretrained weights to start from (training/core/warm_start.py), loaded before the EMA shadows
     are created so that the average starts at them. config.train.freeze_backbone trains the classifier only
     (optimizer slots and EMA shadows then exist for it alone). With config.train.freeze_backbone_epochs they
     cover every layer: the Trainer freezes the backbone for the first steps and unfreezes it after.

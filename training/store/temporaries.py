@@ -2,9 +2,9 @@
 
 Every write that must not be seen half done (archive/, the export, metrics.jsonl, config.json, the checkpoint
 state file) goes to a temporary first and is renamed into place. Two processes write such temporaries into one
-model_dir: the trainer and an eval job beside it (training/sidecar.py). A temporary left by a killed writer must
+model_dir: the trainer and an eval job beside it (training/session/sidecar.py). A temporary left by a killed writer must
 be removed, one of a live writer must not: its name holds the writer's host, pid and process start time, and a
-sweeper removes only those whose writer is gone (training/lock.py's test of a lock holder). A writer on another
+sweeper removes only those whose writer is gone (training/store/lock.py's test of a lock holder). A writer on another
 host cannot be checked from here: its temporaries are removed once they are older than FOREIGN_STALE_SECONDS
 (a write takes seconds). Names without an identity (from earlier versions) count as a dead writer's.
 """
@@ -16,7 +16,7 @@ import uuid
 
 import tensorflow as tf
 
-from training import lock
+from training.store import lock
 
 # A temporary of a writer on another host is swept once it is this old.
 FOREIGN_STALE_SECONDS = 24 * 3600

@@ -27,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from data import pipeline
-from training import checks, recipe
+from training import checks
+from training.core import recipe
 from training.errors import UserError, startup_lines_filtered
 
 TFLITE_DIR = "tflite"
