@@ -1,7 +1,7 @@
 """Fine-tune study (benchmarks/finetune.md): validation top-1 of a finished Lite0 run's raw and EMA weights.
 
 The CLI evaluates the EMA shadows (weights and BatchNorm moving statistics); this reads the last checkpoint of
-each model_dir twice, the raw variables and the EMA weights (training.core.warm_start.load_ema_weights, as predict
+each model_dir twice, the raw variables and the EMA weights (training.store.weight_files.load_ema_weights, as predict
 and export do), and scores both on the validation folder with benchmarks/finetune_baseline.py's input (whole
 image, bilinear tf.image.resize; the CLI's compat.v1 resize makes its figures differ slightly).
 
@@ -27,7 +27,7 @@ def main():
     import efficientnet
     from data import folders
     from finetune_baseline import read
-    from training.core import warm_start
+    from training.store import weight_files
     listing = folders.scan(args.data_dir, 0.1)
     validation = read(listing.splits["validation"], args.image_size, 100, False, 0)
     for model_dir in args.model_dirs:
@@ -35,7 +35,7 @@ def main():
         if prefix is None:
             raise SystemExit(f"{model_dir}: no checkpoint")
         ema = efficientnet.build_model("lite0", num_classes=len(listing.class_names), image_size=args.image_size)
-        warm_start.load_ema_weights(ema, prefix)
+        weight_files.load_ema_weights(ema, prefix)
         raw = efficientnet.build_model("lite0", num_classes=len(listing.class_names), image_size=args.image_size)
         tf.train.Checkpoint(model=raw).read(prefix).expect_partial()
         scores = []

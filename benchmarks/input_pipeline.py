@@ -42,6 +42,7 @@ from data import device_augment  # noqa: E402
 from data import pipeline  # noqa: E402
 from data import preprocessing  # noqa: E402
 from data import sources  # noqa: E402
+from training.core.recipe import recipe_input_settings  # noqa: E402
 
 
 def _cpu_seconds():
@@ -146,16 +147,12 @@ def _maker(args, source, config, model_garden):
     """A function building a fresh pipeline of one configuration."""
     def make():
         if config == "eval":  # one pass: repeat it so a run can be as long as the training runs
-            return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
-                                         training=False).repeat()
+            return pipeline.make_dataset(source, "train", recipe_input_settings(args.image_size, False), batch_size=args.batch_size).repeat()
         if config == "plain_none":
             return _plain_chain(args, source)
         if config in ("mg_none", "mg_autoaugment"):
             return _model_garden_chain(args, source, model_garden, config == "mg_autoaugment")
-        return pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
-                                     training=True, augment_name="autoaugment" if config == "device_host" else config,
-                                     seed=0, shuffle_buffer=args.shuffle_buffer,
-                                     augment_on_device=config == "device_host")
+        return pipeline.make_dataset(source, "train", recipe_input_settings(args.image_size, True, augment_name="autoaugment" if config == "device_host" else config, shuffle_buffer=args.shuffle_buffer, augment_on_device=config == "device_host"), batch_size=args.batch_size, seed=0)
     return make
 
 
@@ -177,9 +174,7 @@ def device_augment_cost(args, source):
     of the device_host pipeline prepared beforehand: in a tf.function without XLA and with jit_compile=True
     (median over --repeats runs of --num_batches batches each). A build or compile failure of either is
     reported in one line instead."""
-    dataset = pipeline.make_dataset(source, "train", batch_size=args.batch_size, image_size=args.image_size,
-                                    training=True, augment_name="autoaugment", seed=0, augment_on_device=True,
-                                    shuffle_buffer=args.shuffle_buffer)
+    dataset = pipeline.make_dataset(source, "train", recipe_input_settings(args.image_size, True, augment_name="autoaugment", augment_on_device=True, shuffle_buffer=args.shuffle_buffer), batch_size=args.batch_size, seed=0)
     batches = [(b["images"], b["augment_seeds"]) for b in dataset.take(args.num_batches)]
     result = {"device_augment": "autoaugment", "where": "this CPU", "batch_size": args.batch_size}
     for key, jit_compile in (("tf_function", False), ("xla", True)):

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from data import pipeline, preprocessing, sources  # noqa: E402
+from training.core.recipe import recipe_input_settings  # noqa: E402
 
 
 def _stages(source, size, batch):
@@ -47,8 +48,8 @@ def _stages(source, size, batch):
         return preprocessing.preprocess_for_train(source.parse(record)[0], size, tf.stack([seed, index]), "none")
 
     def made(**kwargs):
-        return lambda: pipeline.make_dataset(source, "train", batch_size=batch, image_size=size, training=True,
-                                             seed=0, shuffle_buffer=1024, **kwargs)
+        settings = recipe_input_settings(size, True, shuffle_buffer=1024, **kwargs)
+        return lambda: pipeline.make_dataset(source, "train", settings, batch_size=batch, seed=0)
 
     return {
         "read": lambda: records().batch(batch),

@@ -5,10 +5,42 @@ the resolved config is written to model_dir/config.json at start. Fields that ar
 time from the data or the hardware (each says how). Sources of the numbers: docs/recipe.md §1, §3, §5
 (tensorflow/tpu models/official/efficientnet main.py and utils.py).
 """
+import dataclasses
+
 import ml_collections
 from ml_collections import config_dict
 
-MODES = ("train", "eval", "train_and_eval", "export", "predict")
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """What one --mode does and needs; training/session/run.py maps each to its handler.
+
+    trains: writes checkpoints (under model_dir's lock); final_phase: after training, scores the archived best
+    on data.eval_split and exports it; scores_stored: reads weights already written (a run's model_dir or
+    published weights given as --init_checkpoint) and takes the network from them; needs_run: needs a model_dir
+    holding a trained network unless published weights are given; needs_data: opens the data source (the demo
+    data when none is given; without it, one only when given: predict classifies the files it is given, and
+    takes only the network of a run, not its data's place); first_split: the split read first, checked at start so
+    that unreadable data fails before any work ("eval": data.eval_split); takes_files: positional image files,
+    whose results it prints itself (no summary line after them).
+    """
+    trains: bool = False
+    final_phase: bool = False
+    scores_stored: bool = False
+    needs_run: bool = False
+    needs_data: bool = True
+    first_split: str = None
+    takes_files: bool = False
+
+
+MODE_TABLE = {
+    "train": Mode(trains=True, first_split="train"),
+    "eval": Mode(scores_stored=True, needs_run=True, first_split="eval"),
+    "train_and_eval": Mode(trains=True, final_phase=True, first_split="train"),
+    "export": Mode(scores_stored=True, needs_run=True),
+    "predict": Mode(scores_stored=True, needs_data=False, takes_files=True),
+}
+MODES = tuple(MODE_TABLE)
 AUGMENTATIONS = ("autoaugment", "randaugment", "none")
 LR_SCHEDULES = ("exponential", "cosine", "poly", "constant")  # tensorflow/tpu utils.py build_learning_rate
 OPTIMIZERS = ("rmsprop", "momentum", "sgd", "lars", "adamw")  # the first four as tensorflow/tpu's; training/core/state.py

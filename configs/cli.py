@@ -256,7 +256,8 @@ def preset_name(config):
     on data, and eval/export/predict, which take a run's settings from its model_dir or published weights at
     the variant's resolution) starts from the paper's recipe."""
     has_data = bool(config.data.data_dir or config.data.dataset)
-    return "demo" if not has_data and config.runtime.mode in ("train", "train_and_eval") else "imagenet"
+    trains = base.MODE_TABLE.get(config.runtime.mode, base.Mode()).trains  # an unknown mode: validate_config says so
+    return "demo" if not has_data and trains else "imagenet"
 
 
 def resolve(flag_values):

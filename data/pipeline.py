@@ -22,6 +22,7 @@ positions, counted once per batch.
 When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the pipeline
 raises InvalidArgumentError whose message contains "Too many bad records".
 """
+import dataclasses
 import os
 
 import tensorflow as tf
@@ -159,49 +160,75 @@ def _eval_batches(batches, source, split, batch_size, image_size, num_batches, i
     return batches.concatenate(padding).take(total)
 
 
-def make_dataset(source, split, *, batch_size, image_size, training, augment_name="autoaugment",
-                 randaugment_num_layers=2, randaugment_magnitude=10, crop_fraction=None, resize_method="bicubic",
-                 area_range=preprocessing.AREA_RANGE, aspect_ratio_range=preprocessing.ASPECT_RATIO_RANGE,
-                 uint8_wraparound=True, seed=None, deterministic=False, input_context=None, num_batches=None,
-                 max_bad_fraction=0.01, bad_check_min_records=1000, shuffle_buffer=10_000, num_classes=None,
-                 augment_on_device=False, mixup_alpha=0.0):
+@dataclasses.dataclass(frozen=True)
+class InputSettings:
+    """What the recipe decides about one pipeline. The run's plan builds it from the config
+    (training/core/recipe.py `input_settings`); no field has a default here, the values are the recipe's.
+
+    image_size: output side in pixels.
+    training: True → infinite, shuffled, augmented, drop_remainder; False → one padded, masked pass.
+    crop_fraction: eval (and fallback) center-crop fraction.
+    resize_method: "bicubic" or "bilinear" (compat.v1 semantics; the variant row's, bilinear for EdgeTPU/Lite).
+    max_bad_fraction: fail once more than this fraction of the records read were bad (from the
+      bad_check_min_records-th record on).
+    deterministic: fix the element order (needed for exact resume); False lets file reads interleave freely.
+    The fields below apply to training only (evaluation ignores them):
+    augment_name: "autoaugment", "randaugment" or "none".
+    randaugment_num_layers, randaugment_magnitude: RandAugment's N and M.
+    area_range, aspect_ratio_range: the training crop sampler's ranges (preprocessing.preprocess_for_train).
+    uint8_wraparound: the original's Solarize/Posterize uint8 wrap-around (data/autoaugment.py).
+    shuffle_buffer: records in the training shuffle buffer (encoded bytes; it is part of a checkpoint).
+    augment_on_device: with augmentation, ship the augmentation's uint8 input and per-example seeds
+      ("augment_seeds" int64 [b, 2]) instead of augmented images; data.device_augment applies the augmentation
+      in the train step (same images).
+    mixup_alpha: > 0: each example carries its mixup weight ("mixup_weights" float32 [b], data/mixup.py's draw
+      from the example's seed); the train step blends each replica's batch with them.
+    """
+    image_size: int
+    training: bool
+    crop_fraction: float
+    resize_method: str
+    max_bad_fraction: float
+    deterministic: bool
+    augment_name: str
+    randaugment_num_layers: int
+    randaugment_magnitude: float
+    area_range: tuple
+    aspect_ratio_range: tuple
+    uint8_wraparound: bool
+    shuffle_buffer: int
+    augment_on_device: bool
+    mixup_alpha: float
+    bad_check_min_records: int = 1000  # not a recipe value: how many records the bad-fraction check waits for
+
+
+def make_dataset(source, split, settings, *, batch_size, seed=None, input_context=None, num_batches=None,
+                 num_classes=None):
     """Build the input pipeline of one host (one tf.distribute input pipeline).
 
     Args:
       source: from sources.get_source.
       split: "train", "minival" or "validation".
+      settings: an InputSettings (what the recipe decides).
       batch_size: batch of THIS pipeline (per replica under distribute_datasets_from_function).
-      image_size: output side in pixels.
-      training: True → infinite, shuffled, augmented, drop_remainder; False → one padded, masked pass.
-      augment_name: "autoaugment", "randaugment" or "none" (training only).
-      crop_fraction: eval (and fallback) center-crop fraction; None → image_size / (image_size + 32).
-      resize_method: "bicubic" or "bilinear" (compat.v1 semantics; the variant row's, bilinear for EdgeTPU/Lite).
-      area_range, aspect_ratio_range: the training crop sampler's ranges (preprocessing.preprocess_for_train).
-      uint8_wraparound: the original's Solarize/Posterize uint8 wrap-around (data/autoaugment.py), on by default.
       seed: int; None draws a random one (not reproducible).
-      deterministic: fix the element order (needed for exact resume); False lets file reads interleave freely.
       input_context: tf.distribute.InputContext; training shards files (records if fewer files than
         pipelines), eval shards records.
       num_batches: eval: the number of eval STEPS; the pipeline yields num_batches × (replicas per pipeline)
         batches, padding with mask 0 as needed. Training: stop after num_batches batches.
-      max_bad_fraction, bad_check_min_records: fail once more than this fraction of the records read were bad,
-        checked from the bad_check_min_records-th record on.
-      shuffle_buffer: records in the training shuffle buffer (encoded bytes; it is part of a checkpoint).
       num_classes: the run's class count; labels outside [0, num_classes) are bad records. None → the source's.
-      augment_on_device: training with augmentation only: ship the augmentation's uint8 input and per-example
-        seeds ("augment_seeds" int64 [b, 2]) instead of augmented images; data.device_augment applies the
-        augmentation in the train step (same images).
-      mixup_alpha: training only, > 0: each example carries its mixup weight ("mixup_weights" float32 [b],
-        data/mixup.py's draw from the example's seed); the train step blends each replica's batch with them.
     """
+    s = settings
+    image_size, training, crop_fraction, resize_method = s.image_size, s.training, s.crop_fraction, s.resize_method
+    augment_name, max_bad_fraction, deterministic = s.augment_name, s.max_bad_fraction, s.deterministic
     sources.check_split(split)
     preprocessing.check_augment_name(augment_name)
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("image_size", image_size)
     _check_positive_int("num_batches", num_batches, allow_none=True)
-    _check_positive_int("shuffle_buffer", shuffle_buffer)
+    _check_positive_int("shuffle_buffer", s.shuffle_buffer)
     _check_positive_int("num_classes", num_classes, allow_none=True)
-    mixup.check_alpha(mixup_alpha)
+    mixup.check_alpha(s.mixup_alpha)
     if not 0.0 <= max_bad_fraction <= 1.0:
         raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
     if seed is None:
@@ -209,19 +236,19 @@ def make_dataset(source, split, *, batch_size, image_size, training, augment_nam
     crop = {"crop_fraction": crop_fraction, "resize_method": resize_method}
     augment = {}
     if training:
-        crop.update(area_range=area_range, aspect_ratio_range=aspect_ratio_range)
-        augment = {"augment_name": augment_name, "randaugment_num_layers": randaugment_num_layers,
-                   "randaugment_magnitude": randaugment_magnitude, "uint8_wraparound": uint8_wraparound}
-    augment_on_device = bool(augment_on_device) and training and augment_name != "none"
+        crop.update(area_range=tuple(s.area_range), aspect_ratio_range=tuple(s.aspect_ratio_range))
+        augment = {"augment_name": augment_name, "randaugment_num_layers": s.randaugment_num_layers,
+                   "randaugment_magnitude": s.randaugment_magnitude, "uint8_wraparound": s.uint8_wraparound}
+    augment_on_device = s.augment_on_device and training  # the plan decided it (training/core/recipe.py)
     preprocessing.check_size(image_size, crop_fraction)
     preprocessing.check_resize_method(resize_method)
     examples = _examples(source, split, num_classes=num_classes or source.num_classes, image_size=image_size,
                          training=training, seed=int(seed), deterministic=deterministic,
                          input_context=input_context, crop=crop, augment=augment,
                          augment_on_device=augment_on_device,
-                         shuffle_buffer=shuffle_buffer, mixup_alpha=float(mixup_alpha) if training else 0.0)
+                         shuffle_buffer=s.shuffle_buffer, mixup_alpha=float(s.mixup_alpha) if training else 0.0)
     batches = examples.batch(batch_size, drop_remainder=training).scan(
-        tf.constant(0, tf.int64), _count_bad(float(max_bad_fraction), bad_check_min_records))
+        tf.constant(0, tf.int64), _count_bad(float(max_bad_fraction), s.bad_check_min_records))
     if training:
         dataset = batches if num_batches is None else batches.take(num_batches)
     else:

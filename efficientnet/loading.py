@@ -74,3 +74,10 @@ def raise_if_problems(problems: List[str]) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more mismatched layers)" if len(problems) > 1 else ""
         raise ValueError(f"cannot load weights, nothing was changed: {problems[0]}{more}")
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
+    """Freezes (False) or unfreezes (True) every layer but the classifier (CLASSIFIER_LAYERS)."""
+    for layer in model.layers:
+        if layer.name not in CLASSIFIER_LAYERS:
+            layer.trainable = trainable

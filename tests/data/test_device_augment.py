@@ -1,10 +1,12 @@
 """data/device_augment.py: the batched augmentation equals the host path (data/autoaugment.py) image by image, on
 the same seeds, eagerly and compiled with XLA (the TPU's compiler; here on CPU)."""
+import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from data import autoaugment, device_augment, pipeline, preprocessing, sources
+from training.core.recipe import recipe_input_settings
 
 HEIGHT, WIDTH = 24, 32  # not square: a swapped axis shows
 LEVELS = (0, 1, 2, 3, 5, 7, 8, 9, 10, 9.5, 17, 23, 28)  # 9.5: fractional translations; 17-28: RandAugment's
@@ -111,10 +113,10 @@ def test_random_draws_are_tensorflows_and_xla_draws_the_same():
 def test_pipeline_ships_the_augmentation_input_and_seeds(id_tfrecord_dir):
     """augment_on_device: the host ships uint8 + seeds; augmenting them gives the host-augmented batch."""
     source = sources.get_source(data_dir=id_tfrecord_dir, holdout_shards=1)
-    common = dict(batch_size=6, image_size=16, training=True, seed=4, deterministic=True, shuffle_buffer=8,
-                  augment_name="autoaugment")
-    host = next(iter(pipeline.make_dataset(source, "train", **common)))
-    device = next(iter(pipeline.make_dataset(source, "train", augment_on_device=True, **common)))
+    settings = recipe_input_settings(16, True, deterministic=True, shuffle_buffer=8, augment_name="autoaugment")
+    host = next(iter(pipeline.make_dataset(source, "train", settings, batch_size=6, seed=4)))
+    on_device = dataclasses.replace(settings, augment_on_device=True)
+    device = next(iter(pipeline.make_dataset(source, "train", on_device, batch_size=6, seed=4)))
     assert device["images"].dtype == tf.uint8 and device["augment_seeds"].shape == (6, 2)
     np.testing.assert_array_equal(device["labels"].numpy(), host["labels"].numpy())
     augmented = device_augment.augment_batch(device["images"], device["augment_seeds"], "autoaugment")

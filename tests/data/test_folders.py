@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from data import folders, pipeline, sources
 from tests.data.conftest import encode_jpeg, id_image
+from training.core.recipe import recipe_input_settings
 
 SIZE = 32
 
@@ -107,8 +108,7 @@ def test_split_follows_the_documented_hash_rule(tmp_path):
 
 
 def _eval_pixels(source, split):
-    dataset = pipeline.make_dataset(source, split, batch_size=4, image_size=SIZE, training=False,
-                                    resize_method="bilinear")
+    dataset = pipeline.make_dataset(source, split, recipe_input_settings(SIZE, False, resize_method="bilinear"), batch_size=4)
     images, labels = [], []
     for batch in dataset:
         keep = batch["mask"].numpy() > 0
@@ -196,9 +196,7 @@ def test_undecodable_and_truncated_files_are_bad_records(tmp_path):
     (tmp_path / "train" / "b" / "truncated.jpg").write_bytes(whole[:len(whole) // 2])
     source = folders.FolderSource(str(tmp_path), holdout_fraction=0.0)
     assert source.num_examples("train") == 14
-    dataset = pipeline.make_dataset(source, "train", batch_size=4, image_size=SIZE, training=True, seed=3,
-                                    augment_name="none", max_bad_fraction=0.5, bad_check_min_records=1,
-                                    deterministic=True)
+    dataset = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, augment_name="none", max_bad_fraction=0.5, bad_check_min_records=1, deterministic=True), batch_size=4, seed=3)
     batches = list(dataset.take(3 * 3))  # 36 examples read over three epochs of 12 good files
     assert max(int(b["bad_records"].numpy().max()) for b in batches) >= 4
     eval_images, _ = _eval_pixels(source, "train")
@@ -229,8 +227,7 @@ def test_sharded_per_input_pipeline_and_exact_resume(split_dir, tmp_path):
     assert not seen[0] & seen[1] and seen[0] | seen[1] == set(source.files("train"))
 
     def make():
-        return pipeline.make_dataset(source, "train", batch_size=4, image_size=SIZE, training=True, seed=5,
-                                     deterministic=True, augment_name="none", shuffle_buffer=8)
+        return pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, deterministic=True, augment_name="none", shuffle_buffer=8), batch_size=4, seed=5)
 
     reference = [b["images"].numpy() for b in make().take(12)]  # 48 examples: crosses epochs of 31
     assert not pipeline.has_py_function(make())

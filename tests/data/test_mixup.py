@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from data import mixup
+from training.core.recipe import recipe_input_settings
 
 
 def original_mixup(images, labels, weights):
@@ -81,8 +82,7 @@ def test_the_train_step_trains_on_the_blended_batch_of_the_pipeline(tmp_path):
     from training.core import steps
 
     source = sources.get_source()
-    batch = next(iter(pipeline.make_dataset(source, "train", batch_size=6, image_size=32, training=True,
-                                            augment_name="none", seed=3, mixup_alpha=0.4)))
+    batch = next(iter(pipeline.make_dataset(source, "train", recipe_input_settings(32, True, augment_name="none", mixup_alpha=0.4), batch_size=6, seed=3)))
     weights = batch["mixup_weights"].numpy()
     assert weights.shape == (6,) and weights.min() >= 0.5 and len(set(weights.tolist())) == 6
     cfg = steps.StepConfig(num_classes=source.num_classes, global_batch_size=6, label_smoothing=0.1,

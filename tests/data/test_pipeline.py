@@ -6,6 +6,7 @@ import tensorflow as tf
 from data import pipeline
 from data import sources
 from tests.data import conftest as helpers
+from training.core.recipe import recipe_input_settings
 
 SIZE = 16
 
@@ -37,8 +38,7 @@ def _labels_of(dataset):
 
 @pytest.mark.slow
 def test_training_elements_contract(id_source):
-    dataset = pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=True, seed=1,
-                                    deterministic=True, augment_name="randaugment")
+    dataset = pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, True, deterministic=True, augment_name="randaugment"), batch_size=4, seed=1)
     spec = dataset.element_spec
     # Augmented training images are uint8 (the augmentation works on uint8; the train step casts).
     assert spec["images"].shape == (4, SIZE, SIZE, 3) and spec["images"].dtype == tf.uint8
@@ -55,8 +55,7 @@ def test_training_elements_contract(id_source):
 @pytest.mark.slow
 def test_same_seed_same_batches_and_checkpoint_resume_is_exact(id_source, tmp_path):
     def make(seed):
-        return pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=True, seed=seed,
-                                     deterministic=True, shuffle_buffer=8, augment_name="none")
+        return pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, True, deterministic=True, shuffle_buffer=8, augment_name="none"), batch_size=4, seed=seed)
 
     reference = [b["images"].numpy() for b in make(7).take(12)]
     again = [b["images"].numpy() for b in make(7).take(12)]
@@ -77,7 +76,7 @@ def test_same_seed_same_batches_and_checkpoint_resume_is_exact(id_source, tmp_pa
 
 
 def test_eval_pads_last_batch_and_counts_every_example_once(id_source):
-    dataset = pipeline.make_dataset(id_source, "train", batch_size=8, image_size=SIZE, training=False)
+    dataset = pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, False), batch_size=8)
     batches = list(dataset)
     assert len(batches) == 4 and all(b["images"].shape == (8, SIZE, SIZE, 3) for b in batches)
     np.testing.assert_array_equal(batches[-1]["mask"].numpy(), [1, 1, 1, 1, 1, 1, 0, 0])  # 30 = 3·8 + 6
@@ -90,24 +89,22 @@ def test_eval_across_two_pipelines_with_num_batches(id_source):
     for pipeline_id in range(2):
         context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
                                              num_replicas_in_sync=2)
-        dataset = pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=False,
-                                        input_context=context, num_batches=steps)
+        dataset = pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, False), batch_size=4, input_context=context, num_batches=steps)
         batches = list(dataset)
         assert len(batches) == steps
         seen += _labels_of(batches)
     assert sorted(seen) == list(range(7, 37))
     with pytest.raises(ValueError, match="num_batches=1 is too small"):
-        pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=False, num_batches=1)
+        pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, False), batch_size=4, num_batches=1)
 
 
 @pytest.mark.slow
 def test_bad_records_are_skipped_and_counted(bad_dir):
     source = sources.get_source(data_dir=bad_dir, holdout_shards=1, num_classes=1000)  # shards 1..3: indices 10..39
-    evaluation = pipeline.make_dataset(source, "train", batch_size=8, image_size=SIZE, training=False)
+    evaluation = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, False), batch_size=8)
     good = {i for i in range(10, 40) if i not in (17, 25, 30, 33)}
     assert sorted(_labels_of(evaluation)) == sorted(i for i in good)
-    training = pipeline.make_dataset(source, "train", batch_size=13, image_size=SIZE, training=True, seed=2,
-                                     deterministic=True, max_bad_fraction=0.5)
+    training = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, deterministic=True, max_bad_fraction=0.5), batch_size=13, seed=2)
     counts = [int(tf.reduce_max(b["bad_records"])) for b in training.take(4)]  # 52 good ≥ 2 epochs of 26
     assert counts == sorted(counts) and 4 <= counts[-1] <= 8
 
@@ -115,8 +112,7 @@ def test_bad_records_are_skipped_and_counted(bad_dir):
 @pytest.mark.slow
 def test_too_many_bad_records_fails_with_clear_message(bad_dir):
     source = sources.get_source(data_dir=bad_dir, holdout_shards=1, num_classes=1000)
-    dataset = pipeline.make_dataset(source, "train", batch_size=4, image_size=SIZE, training=True, seed=2,
-                                    max_bad_fraction=0.01, bad_check_min_records=20)
+    dataset = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, max_bad_fraction=0.01, bad_check_min_records=20), batch_size=4, seed=2)
     with pytest.raises(tf.errors.InvalidArgumentError, match="Too many bad records"):
         for _ in dataset.take(20):
             pass
@@ -130,11 +126,11 @@ def test_has_py_function_detects_py_function():
 
 def test_bad_arguments(id_source):
     with pytest.raises(ValueError, match="augment_name must be one of autoaugment, randaugment, none"):
-        pipeline.make_dataset(id_source, "train", batch_size=4, image_size=SIZE, training=True, augment_name="x")
+        pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, True, augment_name="x"), batch_size=4)
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
-        pipeline.make_dataset(id_source, "train", batch_size=0, image_size=SIZE, training=True)
+        pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, True), batch_size=0)
     with pytest.raises(ValueError, match="split must be one of"):
-        pipeline.make_dataset(id_source, "val", batch_size=4, image_size=SIZE, training=True)
+        pipeline.make_dataset(id_source, "val", recipe_input_settings(SIZE, True), batch_size=4)
 
 
 def test_tfds_mock_through_the_pipeline():
@@ -142,7 +138,7 @@ def test_tfds_mock_through_the_pipeline():
 
     with tfds.testing.mock_data(num_examples=10):
         source = sources.get_source(dataset="tfds:cifar10", holdout_fraction=0.2)
-        dataset = pipeline.make_dataset(source, "validation", batch_size=4, image_size=SIZE, training=False)
+        dataset = pipeline.make_dataset(source, "validation", recipe_input_settings(SIZE, False), batch_size=4)
         masks = [b["mask"].numpy() for b in dataset]
     assert sum(m.sum() for m in masks) == 10 and len(masks) == 3
 
@@ -158,9 +154,8 @@ def test_a_decompression_bomb_in_a_shard_is_a_bad_record(tmp_path):
 
     helpers.write_shards(str(tmp_path), "train", [10, 10], record)
     source = sources.get_source(data_dir=str(tmp_path), holdout_shards=1, num_classes=1000)  # train: 10..19
-    evaluation = pipeline.make_dataset(source, "train", batch_size=4, image_size=SIZE, training=False)
+    evaluation = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, False), batch_size=4)
     assert sorted(_labels_of(evaluation)) == [i for i in range(10, 20) if i != 14]
-    training = pipeline.make_dataset(source, "train", batch_size=9, image_size=SIZE, training=True, seed=1,
-                                     deterministic=True, max_bad_fraction=0.5)
+    training = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, deterministic=True, max_bad_fraction=0.5), batch_size=9, seed=1)
     counts = [int(tf.reduce_max(b["bad_records"])) for b in training.take(3)]  # 27 good: 3 epochs of 9
     assert counts[-1] >= 2  # the bomb skipped and counted in (at least) the two epochs read to their end

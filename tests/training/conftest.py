@@ -30,3 +30,12 @@ def tiny_config(model_dir, cache_dir, **overrides):
         section, field = dotted.split(".")
         config[section][field] = value
     return config
+
+
+def plan_of(config, num_classes=None, **kwargs):
+    """The run plan of `config` (training/core/recipe.py make_plan), with model.num_classes set to `num_classes`
+    when given; kwargs: make_plan's (source, strategy, jit_compile)."""
+    from training.core import recipe  # pylint: disable=import-outside-toplevel
+    if num_classes is not None:
+        config.model.num_classes = num_classes
+    return recipe.make_plan(config, **kwargs)

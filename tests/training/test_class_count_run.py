@@ -1,4 +1,4 @@
-"""A run on TFRecord data takes its class count from the data, or refuses to start (training/session/run.py setup)."""
+"""A run on TFRecord data takes its class count from the data, or refuses to start (training/session/startup.py setup)."""
 import os
 
 import pytest
@@ -7,8 +7,8 @@ from data import sources
 from tests.data import test_class_count as data_helpers
 from tests.training.conftest import tiny_config
 from training.store import labels, rundir
-from training.session import run
 from training.errors import UserError
+from training.session import startup
 
 
 def _config(tmp_path, data_dir, **overrides):
@@ -18,7 +18,7 @@ def _config(tmp_path, data_dir, **overrides):
 
 def test_setup_reads_the_class_count_and_names_from_the_data(tmp_path):
     data_dir = data_helpers._write(tmp_path / "data", [3, 1, 2, 3, 2, 1], texts={1: "ant", 2: "bee", 3: "cow"})
-    ctx = run.setup(_config(tmp_path, data_dir))
+    ctx = startup.setup(_config(tmp_path, data_dir))
     assert ctx.num_classes == 3 and ctx.config.model.num_classes == 3
     os.makedirs(ctx.model_dir)
     rundir.write_class_names(ctx.source, ctx.model_dir)  # what train() leaves beside the run for predict/export
@@ -28,15 +28,15 @@ def test_setup_reads_the_class_count_and_names_from_the_data(tmp_path):
 def test_setup_refuses_data_whose_classes_cannot_be_read(tmp_path):
     data_dir = data_helpers._write(tmp_path / "data", [1, 2, 3], with_label=False)
     with pytest.raises(UserError) as info:
-        run.setup(_config(tmp_path, data_dir))
+        startup.setup(_config(tmp_path, data_dir))
     assert "give --num_label_classes" in str(info.value) and "\n" not in str(info.value)
     assert not os.path.exists(tmp_path / "run")
-    ctx = run.setup(_config(tmp_path, data_dir, **{"model.num_classes": 5}))  # given: no pass over the labels
+    ctx = startup.setup(_config(tmp_path, data_dir, **{"model.num_classes": 5}))  # given: no pass over the labels
     assert ctx.num_classes == 5 and ctx.source.num_classes == 5
 
 
 def test_labels_file_beside_the_shards_names_the_classes(tmp_path):
     data_dir = data_helpers._write(tmp_path / "data", [1, 2, 1])
     (tmp_path / "data" / sources.LABELS_FILE).write_text("left\nright\n")
-    ctx = run.setup(_config(tmp_path, data_dir))
+    ctx = startup.setup(_config(tmp_path, data_dir))
     assert ctx.num_classes == 2 and ctx.source.class_names == ("left", "right")

@@ -3,18 +3,19 @@ eval/export/predict take from a run's model_dir."""
 import io
 import os
 
+from configs import base
 from tests.training.conftest import tiny_config
 from training.store import logs, rundir
-from training.session import run
+from training.session import startup
 
 
 def test_image_counts_given_are_checked_against_the_data(tmp_path, demo_cache, monkeypatch):
     config = tiny_config(tmp_path / "run", demo_cache, **{"runtime.mode": "train", "data.num_train_images": 1000,
                                                           "data.num_eval_images": 320})
     stream, run_log = io.StringIO(), logs.RunLog
-    monkeypatch.setattr(run.logs, "RunLog", lambda model_dir, enabled, **kwargs: run_log(
+    monkeypatch.setattr(startup.logs, "RunLog", lambda model_dir, enabled, **kwargs: run_log(
         model_dir, enabled=enabled, stream=stream, **kwargs))
-    ctx = run.setup(config)
+    ctx = startup.setup(config)
     counted = ctx.source.num_examples("train") + ctx.source.num_examples("minival")
     data_line, *warnings = stream.getvalue().splitlines()
     assert data_line.startswith("data: the generated demo data in ")  # the run's first line names its data
@@ -63,5 +64,5 @@ def test_a_runs_settings_are_inherited_only_from_a_trained_run(tmp_path):
     assert (config.model.image_size, config.data.holdout_shards, config.model.num_classes) == (96, 0, 8)
 
     config, user_fields = _config("--mode=predict", f"--model_dir={trained}")
-    rundir.inherit_run_settings(config, user_fields)
+    rundir.inherit_run_settings(config, user_fields, needs_data=base.MODE_TABLE["predict"].needs_data)
     assert config.model.image_size == 64 and config.data.cache_dir is None  # predict never opens the run's data

@@ -10,9 +10,10 @@ import tensorflow as tf
 
 from data import pipeline, sources
 from tests.training.conftest import tiny_config
-from training.core import recipe, state as state_lib
 from training.session import run
 from training.errors import UserError
+from training.session import startup
+from tests.training.conftest import plan_of
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ def _eval_config(demo_cache, weights, **overrides):
 def _published(config, num_classes, path):
     """A model whose classifier is far from any fresh initialization, saved to `path`: an evaluation that
     scored anything but these weights (e.g. EMA shadows of a random initialization) gets another loss."""
-    model = state_lib.build_model(config, num_classes)
+    model = plan_of(config, num_classes).network.inference().build()
     head = model.get_layer("predictions")
     rng = np.random.default_rng(0)
     head.set_weights([rng.normal(size=w.shape).astype(w.dtype) for w in head.get_weights()])
@@ -35,9 +36,7 @@ def _published(config, num_classes, path):
 
 def _scores(model, config, cache_dir):
     """Top-1 and mean cross-entropy of `model` on the eval split, computed eagerly without training/."""
-    dataset = pipeline.make_dataset(sources.get_source(cache_dir=cache_dir), config.data.eval_split,
-                                    batch_size=config.eval.batch_size, image_size=recipe.image_size(config),
-                                    training=False, crop_fraction=recipe.crop_fraction(config))
+    dataset = pipeline.make_dataset(sources.get_source(cache_dir=cache_dir), config.data.eval_split, plan_of(config).eval_input, batch_size=config.eval.batch_size)
     hits = loss = count = 0.0
     for batch in dataset:
         logits = model(batch["images"], training=False)
@@ -108,7 +107,7 @@ def test_published_weights_on_the_demo_data_get_its_holdout_not_the_recipes(tmp_
     args = ["--mode=eval", "--model=b0", f"--init_checkpoint={weights}", f"--model_dir={tmp_path / 'run'}",
             f"--config.data.cache_dir={demo_cache}"]
     config, _, user_fields = resolve(args)
-    ctx = run.setup(ml_collections.ConfigDict(config), user_fields=user_fields)
+    ctx = startup.setup(ml_collections.ConfigDict(config), user_fields=user_fields)
     assert ctx.config.data.holdout_shards == 2 and ctx.source.num_examples("minival") == 160
     config, _, user_fields = resolve([*args, "--config.data.holdout_shards=3"])  # the user's own holdout wins
-    assert run.setup(ml_collections.ConfigDict(config), user_fields=user_fields).source.num_examples("minival") == 240
+    assert startup.setup(ml_collections.ConfigDict(config), user_fields=user_fields).source.num_examples("minival") == 240

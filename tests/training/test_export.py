@@ -14,10 +14,9 @@ import pytest
 import tensorflow as tf
 
 from data import sources
-from tests.training.conftest import tiny_config
+from tests.training.conftest import plan_of, tiny_config
 from training.serving import export, tflite
 from training.store import labels
-from training.core import state as state_lib
 from training.errors import UserError
 
 NUM_CLASSES = 8
@@ -25,7 +24,7 @@ NUM_CLASSES = 8
 
 def _weights(config, path):
     """A float32 tiny model with a peaked classifier, saved as a Keras weights file (exported as stored)."""
-    model = state_lib.build_model(config, NUM_CLASSES)
+    model = plan_of(config, NUM_CLASSES).network.inference().build()
     head = model.get_layer("predictions")
     rng = np.random.default_rng(0)
     head.set_weights([rng.normal(scale=3.0, size=w.shape).astype(w.dtype) for w in head.get_weights()])
@@ -41,7 +40,7 @@ def exported(tmp_path_factory, demo_cache):
     model = _weights(config, str(tmp / "tiny.weights.h5"))
     source = sources.get_source(cache_dir=demo_cache)
     lines = []
-    export_dir = export.export_saved_model(config, NUM_CLASSES, str(tmp / "tiny.weights.h5"), str(tmp / "served"),
+    export_dir = export.export_saved_model(plan_of(config, NUM_CLASSES), str(tmp / "tiny.weights.h5"), str(tmp / "served"),
                                            source=source, log=lines.append)
     return config, model, source, export_dir, lines
 
@@ -91,7 +90,7 @@ print(json.dumps({"outcome": outcome, "names": names}))
 def test_saved_model_serves_checks_inputs_and_survives_bad_calls_in_a_fresh_process(exported, tmp_path):
     config, model, source, export_dir, _ = exported
     jpegs = _validation_jpegs(source, 4)
-    images = np.stack([export.eval_preprocessing(config)(j).numpy() for j in jpegs])
+    images = np.stack([export.eval_preprocessing(plan_of(config))(j).numpy() for j in jpegs])
     expected = tf.nn.softmax(model(images, training=False)).numpy()
     np.save(tmp_path / "jpegs.npy", np.array(jpegs, dtype=object), allow_pickle=True)
     np.save(tmp_path / "images.npy", images)
@@ -132,7 +131,7 @@ def test_tflite_files_match_the_keras_model_in_the_interpreter(exported):
     with open(os.path.join(folder, tflite.CHECK_FILE)) as f:
         check = json.load(f)
     assert check["split"] == "validation" and check["images"] == 64 and check["calibration_images"] == 32
-    images = tflite.sample_images(config, source, "validation", 64)
+    images = tflite.sample_images(plan_of(config), source, "validation", 64)
     expected = tflite.keras_probabilities(model, images)
     contents = {}
     for kind in tflite.KINDS:
@@ -182,8 +181,8 @@ def test_quantization_round_trip_of_pixels():
 def test_imagenet_names_travel_with_a_1000_class_export_and_a_failed_export_changes_nothing(tmp_path, demo_cache,
                                                                                              monkeypatch):
     config = tiny_config(tmp_path / "run", demo_cache, **{"runtime.model_dir": None})
-    state_lib.build_model(config, 1000).save_weights(str(tmp_path / "w.weights.h5"))
-    export_dir = export.export_saved_model(config, 1000, str(tmp_path / "w.weights.h5"), str(tmp_path / "served"),
+    plan_of(config, 1000).network.inference().build().save_weights(str(tmp_path / "w.weights.h5"))
+    export_dir = export.export_saved_model(plan_of(config, 1000), str(tmp_path / "w.weights.h5"), str(tmp_path / "served"),
                                            log=lambda line: None)
     with open(os.path.join(export_dir, "assets", export.CLASS_NAMES_ASSET), encoding="utf-8") as f:
         names = f.read().splitlines()
@@ -196,7 +195,7 @@ def test_imagenet_names_travel_with_a_1000_class_export_and_a_failed_export_chan
     monkeypatch.setattr(tflite, "write_tflite_files", broken)
     config.runtime.export_tflite = True
     with pytest.raises(RuntimeError, match="converter crashed"):
-        export.export_saved_model(config, 1000, str(tmp_path / "w.weights.h5"), export_dir, class_names=names,
+        export.export_saved_model(plan_of(config, 1000), str(tmp_path / "w.weights.h5"), export_dir, class_names=names,
                                   source=object(), log=lambda line: None)
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p or ".old-" in p]
     assert {name: open(os.path.join(export_dir, name), "rb").read() for name in before} == before
@@ -212,7 +211,7 @@ def _dense_of(model, features):
 @pytest.mark.slow
 def test_serving_features_are_the_pooled_input_of_the_classifier(exported):
     config, model, source, export_dir, _ = exported
-    images = np.stack([export.eval_preprocessing(config)(j).numpy() for j in _validation_jpegs(source, 3)])
+    images = np.stack([export.eval_preprocessing(plan_of(config))(j).numpy() for j in _validation_jpegs(source, 3)])
     loaded = tf.saved_model.load(export_dir)
     features = loaded.signatures["serving_features"](images=tf.constant(images))["features"]
     assert features.dtype == tf.float32 and features.shape == (3, model.get_layer("top_conv").filters)
@@ -234,7 +233,7 @@ def test_headless_export_from_mode_export_serves_pooled_features_only(tmp_path, 
     assert set(loaded.signatures) == {"serving_default", "serving_features"}
     assert not os.path.exists(tmp_path / "served" / "assets" / export.CLASS_NAMES_ASSET)
     jpegs = _validation_jpegs(sources.get_source(cache_dir=demo_cache), 2)
-    images = np.stack([export.eval_preprocessing(config)(j).numpy() for j in jpegs])
+    images = np.stack([export.eval_preprocessing(plan_of(config))(j).numpy() for j in jpegs])
     by_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(jpegs))["features"].numpy()
     by_images = loaded.signatures["serving_features"](images=tf.constant(images))["features"].numpy()
     np.testing.assert_allclose(by_bytes, by_images, atol=1e-5)
@@ -244,7 +243,7 @@ def test_headless_export_from_mode_export_serves_pooled_features_only(tmp_path, 
 def test_headless_export_with_tflite_is_refused_before_anything_is_written(tmp_path):
     config = tiny_config(tmp_path, str(tmp_path), **{"runtime.export_tflite": True, "runtime.export_headless": True})
     with pytest.raises(ValueError, match="headless export has no TFLite"):
-        export.export_saved_model(config, NUM_CLASSES, str(tmp_path / "none.weights.h5"), str(tmp_path / "served"),
+        export.export_saved_model(plan_of(config, NUM_CLASSES), str(tmp_path / "none.weights.h5"), str(tmp_path / "served"),
                                   log=lambda line: None)
     assert sorted(os.listdir(tmp_path)) == []
 

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tests.training.conftest import tiny_config
 from tests.training.test_reliability import _checkpoint_values, _metrics
+from training.serving import export
 from training.store import checkpoints, lock
 from training.session import run
 from training.errors import NumericalError, Preempted, UserError
@@ -108,7 +109,7 @@ def test_state_file_naming_only_missing_checkpoints_is_one_line(tmp_path, demo_c
 def test_final_phase_holds_the_lock_and_a_rerun_adds_no_second_line(tmp_path, demo_cache, monkeypatch):
     model_dir = tmp_path / "run"
     config = {"runtime.mode": "train_and_eval", "train.steps": 3, "runtime.export_at_end": True}
-    export_best = run.export_best
+    export_run = export.export_run
     attempts = []
 
     def export_while_another_run_starts(ctx, *args):
@@ -117,9 +118,9 @@ def test_final_phase_holds_the_lock_and_a_rerun_adds_no_second_line(tmp_path, de
                 attempts.append("second run got the lock")
         except UserError:
             attempts.append("refused")
-        return export_best(ctx, *args)
+        return export_run(ctx, *args)
 
-    monkeypatch.setattr(run, "export_best", export_while_another_run_starts)
+    monkeypatch.setattr(export, "export_run", export_while_another_run_starts)
     first = run.run(tiny_config(model_dir, demo_cache, **config))
     assert attempts == ["refused"]
     lines = _metrics(model_dir)

@@ -3,17 +3,19 @@ pipeline and the step."""
 import numpy as np
 import tensorflow as tf
 
+import pytest
+
 from data import sources
-from tests.training.conftest import tiny_config
-from training.core import inputs, loop
-from training.session import run
+from tests.training.conftest import plan_of, tiny_config
+from training.core import context, inputs
+from training.errors import UserError
 
 
 def _ctx(tmp_path, demo_cache, num_classes, **overrides):
     config = tiny_config(tmp_path, demo_cache, **overrides)
     source = sources.get_source(cache_dir=demo_cache)
-    return run.RunContext(config=config, strategy=tf.distribute.get_strategy(), source=source,
-                           num_classes=num_classes, model_dir=str(tmp_path), log=None)
+    return context.RunContext(plan=plan_of(config, num_classes, source=source),
+                              strategy=tf.distribute.get_strategy(), source=source, log=None)
 
 
 def test_labels_beyond_the_runs_class_count_are_counted_not_trained(tmp_path, demo_cache):
@@ -29,11 +31,11 @@ def test_augment_on_device_ships_seeds_and_reaches_the_step_config(tmp_path, dem
     ctx = _ctx(tmp_path, demo_cache, 8, **{"data.augment_name": "autoaugment", "data.augment_on_device": True})
     element = inputs._train_dataset_fn(ctx, seed=0)(None, 8).element_spec
     assert element["images"].dtype == tf.uint8 and element["augment_seeds"].shape == (8, 2)
-    cfg = loop.step_config(ctx)
+    cfg = ctx.plan.step
     assert cfg.augment_on_device and cfg.augment_name == "autoaugment"
     default = _ctx(tmp_path, demo_cache, 8)  # None: off (data/device_augment.py says why)
     assert "augment_seeds" not in inputs._train_dataset_fn(default, seed=0)(None, 8).element_spec
-    assert not loop.step_config(default).augment_on_device
+    assert not default.plan.step.augment_on_device
 
 
 def test_eval_skips_labels_beyond_the_runs_class_count(tmp_path, demo_cache):
@@ -46,6 +48,10 @@ def test_eval_skips_labels_beyond_the_runs_class_count(tmp_path, demo_cache):
 def test_eval_bad_record_stop_is_one_line():
     error = tf.errors.InvalidArgumentError(None, None, "{{node x}} assertion failed: [Too many bad records: 5 of "
                                                        "the first 9 records were skipped]")
-    assert str(loop.too_many_bad_records(error)) == "Too many bad records: 5 of the first 9 records were skipped"
+    with pytest.raises(UserError) as caught, inputs.bad_records_as_user_error():
+        raise error
+    assert str(caught.value) == "Too many bad records: 5 of the first 9 records were skipped"
     other = tf.errors.InvalidArgumentError(None, None, "something else")
-    assert loop.too_many_bad_records(other) is other
+    with pytest.raises(tf.errors.InvalidArgumentError) as caught, inputs.bad_records_as_user_error():
+        raise other
+    assert caught.value is other

@@ -1,4 +1,5 @@
 """config.train.optimizer (training/core/state.py build_optimizer) and the config checks of the new fields."""
+import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,6 +9,7 @@ from tests.training.conftest import tiny_config
 from training import checks
 from training.core import recipe, state as state_lib
 from training.errors import UserError
+from tests.training.conftest import plan_of
 
 _SCHEDULE = recipe.Schedule(steps_per_epoch=10, total_steps=20, steps_per_eval=10)
 
@@ -15,7 +17,8 @@ _SCHEDULE = recipe.Schedule(steps_per_epoch=10, total_steps=20, steps_per_eval=1
 def _state(tmp_path, **overrides):
     config = tiny_config(tmp_path / "run", str(tmp_path / "cache"), **overrides)
     checks.validate_config(config)
-    return state_lib.build_state(config, 4, _SCHEDULE, tf.distribute.get_strategy(), log=lambda _: None)
+    return state_lib.build_state(dataclasses.replace(plan_of(config, 4), schedule=_SCHEDULE), tf.distribute.get_strategy(),
+                                 log=lambda _: None)
 
 
 def _one_step(state, seed=0):

@@ -3,7 +3,6 @@ files, folders and globs, each file's own error, --top_k, --output as JSON lines
 model is built."""
 import csv
 import json
-import os
 import subprocess
 import sys
 
@@ -15,10 +14,11 @@ from data import folders, preprocessing
 from tests.data.test_folders import make_folders, write_image
 from tests.main_runner import REPO
 from tests.training.conftest import tiny_config
-from training.serving import export, predict
-from training.core import recipe
+from training.serving import export
 from training.session import run
 from training.errors import UserError
+from training.store import checkpoints
+from tests.training.conftest import plan_of
 
 pytestmark = pytest.mark.slow
 
@@ -63,12 +63,12 @@ def _inputs(root):
 
 def _oracle(config, weights, paths):
     """Probabilities computed without predict.py: the model on each file's canonical bytes, one at a time."""
-    model = export.load_inference_model(config, 3, weights)
+    plan = plan_of(config)
+    model = export.inference_model(plan.network.inference(3), weights)
     rows = {}
     for path in paths:
         data = folders.canonical_jpeg(tf.io.read_file(path))
-        pixels = preprocessing.preprocess_for_eval(data, recipe.image_size(config), recipe.crop_fraction(config),
-                                                   recipe.resize_method(config))
+        pixels = preprocessing.preprocess_for_eval(data, plan.image_size, plan.crop_fraction, plan.resize_method)
         rows[path] = tf.nn.softmax(model(pixels[None], training=False))[0].numpy()
     return rows
 
@@ -83,7 +83,7 @@ def test_every_file_predicted_or_its_own_error_and_outputs(trained, tmp_path, ca
     assert sorted(path for path, _ in summary["failed"]) == sorted(args[3:])
     err = capsys.readouterr().err
     assert sum(line.startswith("error: ") for line in err.splitlines()) == 3
-    weights = run.checkpoints.find_weights(str(trained / "run"))
+    weights = checkpoints.find_weights(str(trained / "run"))
     oracle = _oracle(config, weights, good)
     names = ["apple", "pear", "plum"]
     for path, top in summary["predictions"]:
@@ -109,7 +109,7 @@ def test_files_checked_before_the_model_is_built(trained, tmp_path, monkeypatch)
     def no_model(*args, **kwargs):
         raise AssertionError("the model was built")
 
-    monkeypatch.setattr(export, "load_inference_model", no_model)
+    monkeypatch.setattr(export, "inference_model", no_model)
     config = tiny_config(trained / "run", str(tmp_path / "unused"), **{"runtime.mode": "predict"})
     (tmp_path / "bad.jpg").write_bytes(b"garbage")
     for files, message in (([str(tmp_path / "missing.jpg"), str(tmp_path / "bad.jpg")], "no image to predict"),

@@ -12,7 +12,8 @@ from data import sources
 from tests.data import original_port as port
 from tests.data.conftest import make_example, write_shards
 from training.serving import export, predict
-from training.core import inputs, recipe
+from training.core import inputs
+from tests.training.conftest import plan_of
 
 SIZES = [(61, 83), (90, 70), (40, 40), (75, 120), (33, 50)]
 
@@ -33,7 +34,7 @@ def test_eval_dataset_resizes_with_the_variants_kernel(photo_records, variant, m
     config.model.variant = variant
     config.model.image_size = 48
     config.eval.batch_size = 8
-    assert recipe.resize_method(config) == method
+    assert plan_of(config).resize_method == method
     source = sources.get_source(data_dir=directory, holdout_shards=0, num_classes=len(SIZES))
     ctx = types.SimpleNamespace(config=config, strategy=tf.distribute.get_strategy(), source=source,
                                 num_classes=source.num_classes)
@@ -52,7 +53,7 @@ def test_serving_preprocessing_and_predict_resize_with_the_runs_kernel(photo_rec
     _, jpegs = photo_records
     config = base.get_config()
     config.model.image_size, config.data.crop_fraction, config.data.resize_method = 48, 48 / 80, method
-    serve = export.eval_preprocessing(config)  # what the export's serving_default runs in its graph
+    serve = export.eval_preprocessing(plan_of(config))  # what the export's serving_default runs in its graph
     for data in jpegs[:2]:
         assert np.abs(serve(tf.constant(data)).numpy() - port.preprocess_for_eval(data, 48, method)).max() == 0.0
     path = tmp_path / "photo.jpg"

@@ -14,6 +14,7 @@ from tests.test_cli import resolve
 from training.store import checkpoints, logs, temporaries
 from training.session import run, sidecar
 from training.errors import UserError
+from training.session import startup
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -93,7 +94,7 @@ def test_eval_of_a_finished_run_inherits_its_data_settings(sidecar_run, tmp_path
     model_dir = str(tmp_path / "run")
     shutil.copytree(sidecar_run[0], model_dir)
     config, user_fields = _eval_config(model_dir)  # the ImageNet recipe's holdout 20, variant resolution ...
-    ctx = run.setup(config, user_fields=user_fields)
+    ctx = startup.setup(config, user_fields=user_fields)
     assert ctx.config.model.image_size == 32 and ctx.config.data.holdout_shards == 2  # ... replaced by the run's
     assert ctx.source.num_examples("minival") == 160 and ctx.config.data.cache_dir
 
@@ -142,7 +143,7 @@ def test_a_checkpoint_rotated_away_while_the_eval_job_reads_it_is_skipped(sideca
     model_dir = str(tmp_path / "run")
     shutil.copytree(sidecar_run[0], model_dir)
     config, user_fields = _eval_config(model_dir, "--eval_timeout=300")
-    ctx = run.setup(config, user_fields=user_fields)
+    ctx = startup.setup(config, user_fields=user_fields)
     job = sidecar.Sidecar(ctx)
     prefix = tf.train.latest_checkpoint(model_dir)
     for path in tf.io.gfile.glob(prefix + ".data-*"):  # the index opened, the data deleted by the rotation

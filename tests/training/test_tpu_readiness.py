@@ -14,6 +14,7 @@ import efficientnet
 from data import pipeline, sources
 from efficientnet import ema as ema_lib, optim, schedules
 from training.core import state as state_lib, steps
+from training.core.recipe import recipe_input_settings
 
 IMAGE_SIZE = 32
 BATCH = 4
@@ -40,8 +41,7 @@ def demo_source():
 
 @pytest.fixture(scope="module")
 def train_dataset(demo_source):
-    return pipeline.make_dataset(demo_source, "train", batch_size=BATCH, image_size=IMAGE_SIZE, training=True,
-                                 augment_name="autoaugment", seed=0)
+    return pipeline.make_dataset(demo_source, "train", recipe_input_settings(IMAGE_SIZE, True, augment_name="autoaugment"), batch_size=BATCH, seed=0)
 
 
 def test_training_pipeline_has_static_shapes_and_no_py_function(train_dataset):
@@ -103,8 +103,7 @@ def test_full_train_step_runs_under_xla_several_steps_per_call(demo_source, trai
 def test_device_augmentation_compiles_inside_the_xla_step(demo_source):
     """augment_on_device: uint8 batches and seeds go in, and the augmentation is part of the one XLA-compiled
     step function (as it must be on TPU), which trains. Mixup is on: its blend runs in the same step."""
-    dataset = pipeline.make_dataset(demo_source, "train", batch_size=BATCH, image_size=IMAGE_SIZE, training=True,
-                                    augment_name="autoaugment", seed=0, augment_on_device=True, mixup_alpha=0.2)
+    dataset = pipeline.make_dataset(demo_source, "train", recipe_input_settings(IMAGE_SIZE, True, augment_name="autoaugment", augment_on_device=True, mixup_alpha=0.2), batch_size=BATCH, seed=0)
     assert dataset.element_spec["images"].dtype == tf.uint8
     assert dataset.element_spec["augment_seeds"].shape == (BATCH, 2)
     assert dataset.element_spec["mixup_weights"].shape == (BATCH,)

@@ -1,4 +1,5 @@
 """Fine-tuning from a 1000-class model on mock CIFAR-10 (tfds.testing.mock_data, no network), then predict."""
+import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +10,7 @@ from tests.training.conftest import TINY_MODEL
 from training.serving import export
 from training.core import recipe, state as state_lib
 from training.session import run
+from tests.training.conftest import plan_of
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +28,14 @@ def _cifar_config(model_dir, **fields):
 
 def test_fine_tune_from_a_1000_class_model_replaces_the_head_and_keeps_the_backbone(tmp_path):
     source_config = _cifar_config(tmp_path / "unused")
-    source = state_lib.build_model(source_config, 1000)
+    source = plan_of(source_config).network.inference(1000).build()
     source.save_weights(str(tmp_path / "imagenet.weights.h5"))
 
     with tfds.testing.mock_data(num_examples=16):
         config = _cifar_config(tmp_path / "run", **{"runtime.init_checkpoint": str(tmp_path / "imagenet.weights.h5"),
                                                   "train.freeze_backbone": True, "runtime.mode": "train"})
         run.run(config)
-        tuned = export.load_inference_model(config, 10, tf.train.latest_checkpoint(str(tmp_path / "run")))
+        tuned = export.inference_model(plan_of(config).network.inference(10), tf.train.latest_checkpoint(str(tmp_path / "run")))
 
         assert tuned.get_layer("predictions").kernel.shape == (tuned.get_layer("predictions").kernel.shape[0], 10)
         backbone = [layer for layer in source.layers if layer.weights and layer.name != "predictions"]
@@ -58,7 +60,7 @@ def _backbone_values(model):
 
 def _untouched_mean_squares(config, prefix):
     """{variable path: whether RMSProp's mean-square slot still holds its initial 1} in a training checkpoint."""
-    state = state_lib.build_state(config, 10, recipe.Schedule(1, 4, 4), tf.distribute.get_strategy())
+    state = state_lib.build_state(dataclasses.replace(plan_of(config, 10), schedule=recipe.Schedule(1, 4, 4)), tf.distribute.get_strategy())
     tf.train.Checkpoint(model=state.model, optimizer=state.optimizer).read(prefix).expect_partial()
     return {variable.path: bool(np.all(slot.numpy() == 1.0))
             for variable, slot in zip(state.optimizer._trainable_variables, state.optimizer._mean_squares)}
@@ -66,7 +68,7 @@ def _untouched_mean_squares(config, prefix):
 
 def test_head_warm_up_trains_the_classifier_first_then_every_layer(tmp_path):
     source_config = _cifar_config(tmp_path / "unused")
-    source = state_lib.build_model(source_config, 1000)
+    source = plan_of(source_config).network.inference(1000).build()
     source.save_weights(str(tmp_path / "imagenet.weights.h5"))
     pretrained = _backbone_values(source)
 
@@ -76,8 +78,8 @@ def test_head_warm_up_trains_the_classifier_first_then_every_layer(tmp_path):
             "train.freeze_backbone_epochs": 1.0, "train.steps": 4, "runtime.checkpoint_steps": 2,
             "eval.steps_per_eval": 4})
         run.run(config)
-    after_warm_up = export.load_inference_model(config, 10, str(tmp_path / "run" / "ckpt-2"))
-    at_end = export.load_inference_model(config, 10, str(tmp_path / "run" / "ckpt-4"))
+    after_warm_up = export.inference_model(plan_of(config).network.inference(10), str(tmp_path / "run" / "ckpt-2"))
+    at_end = export.inference_model(plan_of(config).network.inference(10), str(tmp_path / "run" / "ckpt-4"))
 
     for path, value in _backbone_values(after_warm_up).items():  # the EMA of unchanged weights is the weights
         np.testing.assert_array_equal(value, pretrained[path], err_msg=path)

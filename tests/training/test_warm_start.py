@@ -6,6 +6,7 @@ import tensorflow as tf
 import efficientnet
 from training.core import warm_start
 from training.errors import UserError
+from training.store import weight_files
 
 # A 7-block network at 32 px: building it eagerly takes about a second.
 TINY = efficientnet.custom_variant(width=0.1, depth=0.1, resolution=32, name="tiny")
@@ -31,9 +32,9 @@ def test_weights_on_a_remote_file_system_load_like_local_ones(tmp_path, suffix):
     source.save_weights(local) if suffix == ".weights.h5" else _save_keras2_style(source, local)
     remote = _to_ram(local, f"source{suffix}")
 
-    assert warm_start.weights_num_classes(remote) == 10
+    assert weight_files.weights_num_classes(remote) == 10
     target = _model(10, seed=2)
-    warm_start.load_for_inference(target, remote)
+    weight_files.load_as_stored(target, remote)
     for expected, got in zip(source.weights, target.weights):
         np.testing.assert_array_equal(got.numpy(), expected.numpy(), err_msg=expected.path)
 
@@ -55,10 +56,10 @@ def _save_keras2_style(model, path):
 def test_a_missing_weight_file_is_one_line(tmp_path):
     for path in (str(tmp_path / "missing.hdf5"), "ram://warm_start_test/missing.h5"):
         with pytest.raises(UserError) as error:
-            warm_start.weights_num_classes(path)
+            weight_files.weights_num_classes(path)
         assert "\n" not in str(error.value) and path in str(error.value)
         with pytest.raises(UserError) as error:
-            warm_start.load_for_inference(_model(10, seed=3), path)
+            weight_files.load_as_stored(_model(10, seed=3), path)
         assert "\n" not in str(error.value) and path in str(error.value)
 
 
@@ -75,7 +76,7 @@ def test_ema_weights_of_a_frozen_backbone_run_load_for_export_and_warm_start(tmp
     prefix = tf.train.Checkpoint(model=trained, ema=ema).write(str(tmp_path / "ckpt-1"))
 
     fresh = _model(5, seed=2)
-    warm_start.load_ema_weights(fresh, prefix)
+    weight_files.load_ema_weights(fresh, prefix)
     np.testing.assert_array_equal(fresh.get_layer("predictions").kernel.numpy(), head.kernel.numpy() + 1.0)
     assert len(fresh.trainable_weights) == len(_model(5, seed=3).trainable_weights)  # left trainable
     assert checkpoints.checkpoint_prefix(str(tmp_path / "ckpt-1")) == str(tmp_path / "ckpt-1")

@@ -1,35 +1,50 @@
 """The distributed input of a run: which worker this process is, the training batches it feeds its replicas
 (checkpointable where tf.distribute allows), and the padded eval dataset.
 
-The pipeline itself is data/pipeline.py; its arguments come from the config through training/core/recipe.py.
+The pipeline itself is data/pipeline.py; its settings are the run plan's (training/core/recipe.py).
 """
+import contextlib
+import dataclasses
+
 import tensorflow as tf
 
 from data import pipeline
 from training.core import recipe
+from training.errors import UserError, first_line
 
 
 def input_options():
     return tf.distribute.InputOptions(experimental_fetch_to_device=True)
 
 
-def _train_dataset_fn(ctx, seed):
-    kwargs = recipe.pipeline_kwargs(ctx.config, training=True)
+@contextlib.contextmanager
+def bad_records_as_user_error():
+    """The pipeline's bad-record stop (e.g. labels beyond --num_label_classes in an eval split) as a one-line
+    UserError without TF's node prefix; any other error passes as it is."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as e:
+        text = str(e)
+        if "Too many bad records" not in text:
+            raise
+        raise UserError(first_line(text[text.index("Too many bad records"):]).rstrip("]")) from None
 
+
+def _train_dataset_fn(ctx, seed):
     def dataset_fn(input_context, batch_size):
-        return pipeline.make_dataset(ctx.source, "train", batch_size=batch_size, seed=seed,
-                                     input_context=input_context, num_classes=ctx.num_classes,
-                                     augment_on_device=augment_on_device(ctx), **kwargs)
+        return pipeline.make_dataset(ctx.source, "train", ctx.plan.train_input, batch_size=batch_size, seed=seed,
+                                     input_context=input_context, num_classes=ctx.num_classes)
 
     return dataset_fn
 
 
 def augmented_sample(ctx, count, step):
     """`count` training images as the train step sees them (augmented), from a pipeline of their own with a
-    small shuffle buffer (filling the run's 10,000-record buffer would take long on ImageNet)."""
-    kwargs = {**recipe.pipeline_kwargs(ctx.config, training=True), "shuffle_buffer": count}
-    dataset = pipeline.make_dataset(ctx.source, "train", batch_size=count, seed=ctx.config.train.seed + step,
-                                    num_classes=ctx.num_classes, num_batches=1, **kwargs)
+    small shuffle buffer (filling the run's 10,000-record buffer would take long on ImageNet). Augmented on the
+    host even when the run augments on the device: the same images."""
+    settings = dataclasses.replace(ctx.plan.train_input, shuffle_buffer=count, augment_on_device=False)
+    dataset = pipeline.make_dataset(ctx.source, "train", settings, batch_size=count,
+                                    seed=ctx.config.train.seed + step, num_classes=ctx.num_classes, num_batches=1)
     return next(iter(dataset))["images"].numpy()
 
 
@@ -113,19 +128,12 @@ def eval_dataset(ctx, split):
     """The distributed eval dataset of `split`: every example once, padded so all replicas run equal steps."""
     config, strategy = ctx.config, ctx.strategy
     num_steps = recipe.eval_steps(ctx.source.num_examples(split), config.eval.batch_size)
-    kwargs = recipe.pipeline_kwargs(config, training=False)
 
     def dataset_fn(input_context):
         local_replicas = strategy.num_replicas_in_sync // input_context.num_input_pipelines
         return pipeline.make_dataset(
-            ctx.source, split, batch_size=input_context.get_per_replica_batch_size(config.eval.batch_size),
-            input_context=input_context, num_batches=num_steps * local_replicas, num_classes=ctx.num_classes,
-            **kwargs)
+            ctx.source, split, ctx.plan.eval_input,
+            batch_size=input_context.get_per_replica_batch_size(config.eval.batch_size),
+            input_context=input_context, num_batches=num_steps * local_replicas, num_classes=ctx.num_classes)
 
     return strategy.distribute_datasets_from_function(dataset_fn, input_options())
-
-
-def augment_on_device(ctx):
-    """config.data.augment_on_device resolved: None → off (configs/base.py says why)."""
-    data = ctx.config.data
-    return bool(data.augment_on_device) and data.augment_name != "none"

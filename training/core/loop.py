@@ -1,58 +1,16 @@
 """The trainer: host loops of on-device steps, the finiteness check before each checkpoint, periodic minival
 evaluation of the EMA weights, the best-checkpoint archive and early stopping. Importable; tests call it directly.
-Its input comes from training/core/inputs.py, its derived values from training/core/recipe.py."""
+Its input comes from training/core/inputs.py, its settings from the run plan (training/core/recipe.py), its
+evaluations and best-checkpoint rule from training/core/evaluation.py."""
 import math
 import time
 
 import tensorflow as tf
 
+from efficientnet import loading
+from training.core import evaluation, inputs, state as state_lib, steps
+from training.errors import NumericalError, Preempted, first_line
 from training.store import checkpoints, logs, progress, rundir
-from training.core import inputs, recipe, state as state_lib, steps, warm_start
-from training.errors import NumericalError, Preempted, UserError, first_line
-
-
-def evaluate(ctx, state, split, eval_step=None):
-    """Top-1, top-5 and loss of the EMA weights on `split`, every example counted once."""
-    eval_step = eval_step or steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
-    totals = tf.zeros([4], tf.float32)
-    ctx.log.message(f"evaluating on {split} ({ctx.source.num_examples(split)} images); elapsed {ctx.log.elapsed()}")
-    with state.ema.swapped(), ctx.log.busy(f"evaluating on {split}"):
-        try:
-            for batch in inputs.eval_dataset(ctx, split):
-                stop_if_requested(ctx)  # a preemption's grace period is shorter than a full evaluation
-                totals += eval_step(batch)
-        except tf.errors.InvalidArgumentError as e:
-            error = too_many_bad_records(e)
-            if error is e:
-                raise
-            raise error from None
-    hit_1, hit_5, loss_sum, count = (float(x) for x in totals.numpy())
-    expected = ctx.source.num_examples(split)
-    if int(round(count)) > expected or count == 0:
-        raise RuntimeError(f"evaluation on {split} scored {count:.0f} examples of {expected}")
-    if int(round(count)) < expected:  # the pipeline skips undecodable records; say how many
-        ctx.log.message(f"warning: {expected - int(round(count))} of {expected} {split} records were unreadable "
-                        "and not scored")
-    return {"top_1": hit_1 / count, "top_5": hit_5 / count, "loss": loss_sum / count, "num_examples": count}
-
-
-def too_many_bad_records(error):
-    """The pipeline's bad-record stop (e.g. labels beyond --num_label_classes in an eval split) as a one-line
-    UserError without TF's node prefix; any other error is returned as it is."""
-    text = str(error)
-    if "Too many bad records" in text:
-        return UserError(first_line(text[text.index("Too many bad records"):]).rstrip("]"))
-    return error
-
-
-def stop_if_requested(ctx):
-    """Raises Preempted when a SIGTERM arrived: the latest checkpoint holds everything done so far (an
-    evaluation or final phase cut short runs again on resume: its metrics line is not written yet)."""
-    if ctx.stop_requested():
-        if ctx.config.runtime.mode not in ("train", "train_and_eval"):  # --mode=eval: nothing of ours to save
-            raise Preempted(0, None, saved=False)
-        path = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(ctx))
-        raise Preempted(checkpoints.checkpoint_step(path) if path else 0, path)
 
 
 def make_finite_check(variables):
@@ -70,49 +28,32 @@ def make_finite_check(variables):
     return all_finite
 
 
-def step_config(ctx):
-    config = ctx.config
-    return steps.StepConfig(num_classes=ctx.num_classes, global_batch_size=config.train.batch_size,
-                            label_smoothing=config.train.label_smoothing, weight_decay=config.train.weight_decay,
-                            jit_compile=ctx.jit_compile, augment_on_device=inputs.augment_on_device(ctx),
-                            augment_name=config.data.augment_name,
-                            randaugment_num_layers=config.data.randaugment_num_layers,
-                            randaugment_magnitude=config.data.randaugment_magnitude,
-                            mixup=config.data.mixup_alpha > 0)
-
-
-def selection_split(source):
-    """Model selection uses the minival holdout; without one, the validation split (optimistic, warned)."""
-    return "minival" if source.num_examples("minival") > 0 else "validation"
-
-
 class Trainer:
     """Owns the train state, its checkpoint and the compiled functions of one training run."""
 
-    def __init__(self, ctx, state, schedule):
-        self.ctx, self.state, self.schedule = ctx, state, schedule
+    def __init__(self, ctx, state):
+        self.ctx, self.state, self.schedule = ctx, state, ctx.plan.schedule
         with ctx.strategy.scope():
             self.metrics = steps.TrainMetrics()
         self._train_loop, self._head_only = None, None  # made by train_loop() for the current phase
-        self.eval_step = steps.make_eval_step(state.model, ctx.strategy, step_config(ctx))
-        resume_step = checkpoints.latest_step(checkpoints.checkpoint_dir(ctx)) or 0
+        self.eval_step = steps.make_eval_step(state.model, ctx.strategy, ctx.plan.step)
+        resume_step = checkpoints.latest_step(ctx.checkpoint_dir) or 0
         restart_input = bool(rundir.restarts_input(ctx.resume_changes))
         self.batches, iterator = inputs.train_batches(ctx, resume_step, restart_input=restart_input)
         tracked = {"iterator": iterator} if iterator is not None else {}
         parts = dict(model=state.model, optimizer=state.optimizer, ema=state.ema, random=seed_states(state.model))
         ckpt = tf.train.Checkpoint(**parts, **tracked)
         # Input settings changed: the stored iterator (other shapes, another stream) is not restored.
-        self.checkpoints = checkpoints.Checkpoints(ckpt, checkpoints.checkpoint_dir(ctx),
+        self.checkpoints = checkpoints.Checkpoints(ckpt, ctx.checkpoint_dir,
                                                    max_to_keep=ctx.config.runtime.checkpoints_to_keep,
                                                    restore_from=tf.train.Checkpoint(**parts) if restart_input else None)
-        self.split = selection_split(ctx.source)
-        self.best = checkpoints.read_best(ctx.model_dir)
-        self.evals_without_improvement = self._evals_since_best()
+        self.split = ctx.plan.selection_split
+        self.selector = evaluation.BestSelector(ctx.model_dir, self.split)
         self.preempted = False
-        self.checkpoint_steps = ctx.config.runtime.checkpoint_steps or schedule.steps_per_eval
+        self.checkpoint_steps = ctx.plan.checkpoint_steps
         self._traced = False  # the current train loop has run once (traced and compiled)
         self._seconds_per_step, self._last_call = None, (1, 0.0)  # training speed, for the progress lines
-        self.eta = progress.run_eta(ctx.config, ctx.source, schedule, self.split)  # the time left on screen
+        self.eta = progress.run_eta(ctx.config, ctx.source, self.schedule, self.split)  # the time left on screen
         self.weights_finite = make_finite_check([v for v in state.ema.averaged_variables if v.dtype.is_floating]
                                                 + list(state.ema.shadows))
 
@@ -146,7 +87,7 @@ class Trainer:
                 raise Preempted(self.state.step, path)
             if evaluating and self._is_eval_step(self.state.step):
                 self._evaluate_and_select()
-        return self.best
+        return self.selector.best
 
     def _tensorboard_start(self):
         """TensorBoard at every start: a grid of augmented training images and the config; at step 0 the model
@@ -160,7 +101,7 @@ class Trainer:
             log.images(step, "augmented_images", logs.image_grid(inputs.augmented_sample(self.ctx, count, step)))
         log.run_config(step, config)
         if step == 0:
-            size = recipe.image_size(config)
+            size = self.ctx.plan.image_size
             log.message("tensorboard: writing the model graph")
             forward = tf.function(lambda images: self.state.model(images, training=False))
             try:
@@ -196,8 +137,8 @@ class Trainer:
         """
         head_only = self.ctx.config.train.freeze_backbone or self.state.step < self.schedule.head_only_steps
         if head_only != self._head_only:
-            warm_start.set_backbone_trainable(self.state.model, not head_only)
-            self._train_loop = steps.make_train_loop(self.state, self.ctx.strategy, step_config(self.ctx),
+            loading.set_backbone_trainable(self.state.model, not head_only)
+            self._train_loop = steps.make_train_loop(self.state, self.ctx.strategy, self.ctx.plan.step,
                                                      self.metrics)
             self._head_only = head_only
             self._traced = False
@@ -206,12 +147,6 @@ class Trainer:
                                      f"{'the classifier only' if head_only else 'every layer'}")
         return self._train_loop
 
-    def _evals_since_best(self):
-        """Evaluations after the archived best (early stopping survives restarts through metrics.jsonl)."""
-        if not self.best:
-            return 0
-        records = logs.read_metrics(self.ctx.model_dir)
-        return sum(1 for r in records if r["split"] == self.split and r["step"] > self.best["step"])
     def _train_until(self, boundary):
         config = self.ctx.config
         while self.state.step < boundary:
@@ -221,13 +156,8 @@ class Trainer:
             num_steps = min(config.train.iterations_per_loop, boundary - self.state.step)
             self.metrics.reset()
             start = time.monotonic()
-            try:
+            with inputs.bad_records_as_user_error():
                 self._run_steps(num_steps)
-            except tf.errors.InvalidArgumentError as e:
-                error = too_many_bad_records(e)
-                if error is e:
-                    raise
-                raise error from None
             result = self.metrics.result()  # reading the metrics waits for the loop to finish
             elapsed = time.monotonic() - start
             if not math.isfinite(result["loss"]):
@@ -295,30 +225,18 @@ class Trainer:
                                     "epoch": step / self.schedule.steps_per_epoch})
 
     def _evaluate_and_select(self):
-        """Evaluates the EMA weights; archives them when they beat the best so far.
-
-        The archive is written before the metrics line: a run killed in between re-evaluates the same
-        checkpoint on restart (the line is missing) and ends with the same files as an uninterrupted run.
-        """
+        """Evaluates the EMA weights; archives them when they beat the best so far (evaluation.BestSelector)."""
         start = time.monotonic()
-        metrics = evaluate(self.ctx, self.state, self.split, self.eval_step)
+        with self.state.ema.swapped():
+            metrics = evaluation.evaluate(self.ctx, self.state.model, self.split, self.eval_step)
         self.eta.evaluated(metrics["num_examples"], time.monotonic() - start)
-        record = logs.evaluation_record(self.state.step, self.split, metrics)
-        archived_already = self.best is not None and self.best["step"] == record["step"]  # resumed after archiving
-        if archived_already or self.best is None or metrics["top_1"] > self.best["top_1"]:
-            self.best = record
-            self.evals_without_improvement = 0
-            if not archived_already:
-                # Every worker writes (reading distributed variables may need all of them); only the chief's
-                # copy lands in model_dir.
-                checkpoints.archive_best(checkpoints.checkpoint_dir(self.ctx), self.state.model, self.state.ema, record)
-        else:
-            self.evals_without_improvement += 1
+        record = evaluation.record(self.ctx.plan, self.state.step, self.split, metrics)
+        self.selector.consider(record, self.ctx.checkpoint_dir, self.state.model, self.state.ema)
         self.ctx.log.evaluation(record)
 
     def _should_stop_early(self):
         patience = self.ctx.config.eval.early_stopping_evals
-        if patience and self.best and self.evals_without_improvement >= patience:
+        if patience and self.selector.best and self.selector.evals_since_best >= patience:
             self.ctx.log.message(f"early stopping: {patience} evaluations without a better top-1")
             return True
         return False

@@ -1,9 +1,10 @@
-"""What a run's config derives: the variant row, the input size, crop and resize kernel, the input pipeline's
-arguments, the run's length in steps and its learning-rate schedule.
+"""The run plan: what a run's config derives, resolved once at set-up and passed down.
 
-The one place these are computed from the config, so that training, evaluation, export, predict and the sidecar
-agree; training/core/state.py builds the model, optimizer and EMA from them. The numbers are the recipe's
-(docs/recipe.md), the fields configs/base.py's.
+`make_plan` reads the config and gives the frozen `Plan`: the variant row, the network's settings, the input
+size, crop and resize kernel, both pipelines' settings, the train step's settings, the run's length in steps,
+the checkpoint cadence, the selection split and what the mode needs. Training, evaluation, export, predict and
+the sidecar read these values from the plan and never from the config again, so they agree. The numbers are the
+recipe's (docs/recipe.md), the fields configs/base.py's.
 """
 import dataclasses
 import math
@@ -11,8 +12,10 @@ import math
 import tensorflow as tf
 
 import efficientnet
-from data import preprocessing
+from configs import base
+from data import pipeline, preprocessing
 from efficientnet import schedules
+from training.core import steps
 from training.errors import UserError
 
 
@@ -22,24 +25,6 @@ def variant(config):
     changes = {field: config.model[field] for field in ("width_coefficient", "depth_coefficient")
                if config.model[field] is not None}
     return dataclasses.replace(row, **changes) if changes else row
-
-
-def image_size(config):
-    return config.model.image_size or variant(config).resolution
-
-
-def crop_fraction(config):
-    """Eval center-crop fraction: config.data.crop_fraction, else the published-era image_size / (image_size + 32)
-    (data/preprocessing.py holds the rule; docs/recipe.md §1)."""
-    if config.data.crop_fraction is not None:
-        return config.data.crop_fraction
-    return preprocessing.default_crop_fraction(image_size(config))
-
-
-def resize_method(config):
-    """The input pipeline's resize kernel: config.data.resize_method, else the variant row's (bilinear for
-    EdgeTPU and Lite, bicubic otherwise)."""
-    return config.data.resize_method or variant(config).resize_method
 
 
 def tpu_batchnorm_group_size(num_replicas):
@@ -66,18 +51,65 @@ def batchnorm_group_size(config, strategy):
     return size
 
 
-def pipeline_kwargs(config, training):
-    """The data.pipeline.make_dataset arguments the config decides, for training or for evaluation: the one place
-    where the input side of the recipe is read from the config."""
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """What builds the network (efficientnet.build_model): the row and the run's settings of it.
+
+    batchnorm_group_size: the training network's BatchNorm groups; `inference()` is the same network with
+    per-replica statistics, for scoring and export (a network that only infers never computes them).
+    """
+    variant: efficientnet.Variant
+    num_classes: int
+    image_size: int
+    dropout_rate: float
+    survival_prob: float
+    batchnorm_group_size: int
+
+    def inference(self, num_classes=None):
+        """This network for inference, with `num_classes` classes if given (published weights' own count)."""
+        return dataclasses.replace(self, batchnorm_group_size=1, num_classes=num_classes or self.num_classes)
+
+    def build(self):
+        """The Keras model (under the current strategy scope and dtype policy)."""
+        return efficientnet.build_model(self.variant, num_classes=self.num_classes, image_size=self.image_size,
+                                        dropout_rate=self.dropout_rate, survival_prob=self.survival_prob,
+                                        batchnorm_group_size=self.batchnorm_group_size)
+
+
+def crop_fraction(config, image_size):
+    """Eval center-crop fraction: config.data.crop_fraction, else the published-era image_size / (image_size + 32)
+    (data/preprocessing.py holds the rule; docs/recipe.md §1)."""
+    if config.data.crop_fraction is not None:
+        return config.data.crop_fraction
+    return preprocessing.default_crop_fraction(image_size)
+
+
+def augments_on_device(config):
+    """config.data.augment_on_device resolved: only with an augmentation (None is off; configs/base.py says why)."""
+    return bool(config.data.augment_on_device) and config.data.augment_name != "none"
+
+
+def input_settings(config, training, image_size, crop, resize_method):
+    """The pipeline settings (data/pipeline.py InputSettings) of the config, for training or for evaluation."""
     data = config.data
-    kwargs = {"image_size": image_size(config), "training": training, "crop_fraction": crop_fraction(config),
-              "resize_method": resize_method(config), "max_bad_fraction": data.max_bad_fraction}
-    if training:
-        kwargs.update(augment_name=data.augment_name, randaugment_num_layers=data.randaugment_num_layers,
-                      randaugment_magnitude=data.randaugment_magnitude, area_range=tuple(data.crop_area_range),
-                      aspect_ratio_range=tuple(data.crop_aspect_ratio_range), shuffle_buffer=data.shuffle_buffer,
-                      deterministic=config.train.deterministic, mixup_alpha=data.mixup_alpha)
-    return kwargs
+    return pipeline.InputSettings(
+        image_size=image_size, training=training, crop_fraction=crop, resize_method=resize_method,
+        max_bad_fraction=data.max_bad_fraction, deterministic=config.train.deterministic and training,
+        augment_name=data.augment_name, randaugment_num_layers=data.randaugment_num_layers,
+        randaugment_magnitude=data.randaugment_magnitude, area_range=tuple(data.crop_area_range),
+        aspect_ratio_range=tuple(data.crop_aspect_ratio_range),
+        uint8_wraparound=True,  # the original's Solarize/Posterize on uint8 (data/autoaugment.py cites the lines)
+        shuffle_buffer=data.shuffle_buffer, augment_on_device=augments_on_device(config) and training,
+        mixup_alpha=data.mixup_alpha if training else 0.0)
+
+
+def recipe_input_settings(image_size, training, **changes):
+    """The recipe's pipeline settings (configs/base.py) at `image_size`, with `changes` (any InputSettings field):
+    for tools and tests that build a pipeline outside a run (benchmarks/, tests/data/)."""
+    config = base.get_config()
+    crop = changes.pop("crop_fraction", None) or crop_fraction(config, image_size)
+    method = changes.pop("resize_method", None) or efficientnet.get_variant(config.model.variant).resize_method
+    return dataclasses.replace(input_settings(config, training, image_size, crop, method), **changes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,3 +164,85 @@ def learning_rate_schedule(config, schedule):
 def eval_steps(num_examples, global_batch):
     """Eval steps that score every example once: the last batch is padded and masked."""
     return max(1, math.ceil(num_examples / global_batch))
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Everything a run derives from its config, resolved once (`make_plan`); `config` is the locked config
+    itself, for the fields read as they are (optimizer, paths, export options).
+
+    schedule: the run's length (None when the mode reads no training split: predict, export, and eval of data
+      without one); checkpoint_steps: steps between checkpoints; selection_split: where the best checkpoint is
+      chosen (minival, else validation; None without data).
+    """
+    config: object
+    mode: base.Mode
+    model_dir: str
+    network: Network
+    crop_fraction: float
+    resize_method: str
+    train_input: pipeline.InputSettings
+    eval_input: pipeline.InputSettings
+    step: steps.StepConfig
+    schedule: Schedule
+    checkpoint_steps: int
+    selection_split: str
+
+    @property
+    def image_size(self):
+        return self.network.image_size
+
+    @property
+    def num_classes(self):
+        return self.network.num_classes
+
+    def eval_settings(self):
+        """What an evaluation record states about the input it scored."""
+        return {"image_size": self.image_size, "crop_fraction": self.crop_fraction}
+
+
+def selection_split(source):
+    """Model selection uses the minival holdout; without one, the validation split (optimistic, warned)."""
+    return "minival" if source.num_examples("minival") > 0 else "validation"
+
+
+def make_plan(config, *, source=None, strategy=None, jit_compile=False):
+    """The plan of `config` (its model.num_classes set, or taken from `source`) for a run under `strategy` (its
+    replicas decide the BatchNorm groups; None: one device) reading `source` (None: no data)."""
+    row = variant(config)
+    image_size = config.model.image_size or row.resolution
+    num_classes = config.model.num_classes or (source.num_classes if source is not None else None)
+    network = Network(variant=row, num_classes=num_classes, image_size=image_size,
+                      dropout_rate=config.model.dropout_rate, survival_prob=config.model.survival_prob,
+                      batchnorm_group_size=batchnorm_group_size(config, strategy))
+    crop, method = crop_fraction(config, image_size), config.data.resize_method or row.resize_method
+    train, mode = config.train, base.MODE_TABLE[config.runtime.mode]
+    step = steps.StepConfig(num_classes=num_classes, global_batch_size=train.batch_size,
+                            label_smoothing=train.label_smoothing, weight_decay=train.weight_decay,
+                            jit_compile=bool(jit_compile), augment_on_device=augments_on_device(config),
+                            augment_name=config.data.augment_name,
+                            randaugment_num_layers=config.data.randaugment_num_layers,
+                            randaugment_magnitude=config.data.randaugment_magnitude,
+                            mixup=config.data.mixup_alpha > 0)
+    schedule = _schedule(config, source, mode)
+    checkpoint_steps = schedule and (config.runtime.checkpoint_steps or schedule.steps_per_eval)
+    return Plan(config=config, mode=mode, model_dir=config.runtime.model_dir, network=network,
+                crop_fraction=crop, resize_method=method,
+                train_input=input_settings(config, True, image_size, crop, method),
+                eval_input=input_settings(config, False, image_size, crop, method), step=step,
+                schedule=schedule, checkpoint_steps=checkpoint_steps,
+                selection_split=selection_split(source) if source is not None else None)
+
+
+def _schedule(config, source, mode):
+    """The run's Schedule when it trains or follows training (an eval job needs the final step); a training mode
+    without enough images for one batch is a UserError."""
+    if source is None or mode.first_split is None:
+        return None
+    num_train = source.num_examples("train")
+    if not mode.trains and num_train < config.train.batch_size:
+        return None
+    try:
+        return Schedule.from_config(config, num_train)
+    except ValueError as e:
+        raise UserError(str(e)) from None

@@ -1,14 +1,13 @@
 """Everything a training run carries between steps: model, optimizer (with its step counter), EMA shadows.
 
-Built once under the strategy's scope from the config (through training/core/recipe.py's derived values);
-checkpointed together so that a restart continues with the same step, learning rate, optimizer slots and averages.
+Built once under the strategy's scope from the run plan (training/core/recipe.py); for training only (scoring
+and export load their model through training/serving/scoring.py). Checkpointed together so that a restart continues with the same step, learning rate, optimizer slots and averages.
 """
 import dataclasses
 
 import keras
 import tensorflow as tf
 
-import efficientnet
 from efficientnet import ema as ema_lib
 from efficientnet import losses, optim, schedules
 from training.core import recipe, warm_start
@@ -24,15 +23,6 @@ class TrainState:
     @property
     def step(self):
         return int(self.optimizer.iterations.numpy())
-
-
-def build_model(config, num_classes, strategy=None):
-    """The network of the config (built under the current strategy scope and dtype policy). `strategy`: the one
-    it trains under (its replicas decide the BatchNorm groups); None for a network that only infers."""
-    return efficientnet.build_model(
-        recipe.variant(config), num_classes=num_classes, image_size=recipe.image_size(config),
-        dropout_rate=config.model.dropout_rate, survival_prob=config.model.survival_prob,
-        batchnorm_group_size=recipe.batchnorm_group_size(config, strategy))
 
 
 def build_optimizer(config, learning_rate, model):
@@ -69,18 +59,20 @@ def build_optimizer(config, learning_rate, model):
     return optim.RMSPropTF(learning_rate, rho=train.rmsprop_decay, momentum=train.momentum, epsilon=train.epsilon)
 
 
-def build_state(config, num_classes, schedule, strategy, init_checkpoint=None, log=print):
-    """Creates model, optimizer and EMA under `strategy`, with every variable built before the first step.
+def build_state(plan, strategy, init_checkpoint=None, log=print):
+    """Creates model, optimizer and EMA of `plan` (its network and schedule) under `strategy`, with every
+    variable built before the first step.
 
     init_checkpoint: pretrained weights to start from (training/core/warm_start.py), loaded before the EMA shadows
     are created so that the average starts at them. config.train.freeze_backbone trains the classifier only
     (optimizer slots and EMA shadows then exist for it alone). With config.train.freeze_backbone_epochs they
     cover every layer: the Trainer freezes the backbone for the first steps and unfreezes it after.
     """
+    config, schedule = plan.config, plan.schedule
     with strategy.scope():
-        model = build_model(config, num_classes, strategy)
+        model = plan.network.build()
     if init_checkpoint:
-        log(warm_start.warm_start(model, init_checkpoint, lambda classes: build_model(config, classes)))
+        log(warm_start.warm_start(model, init_checkpoint, lambda classes: plan.network.inference(classes).build()))
     if config.train.freeze_backbone:
         warm_start.freeze_backbone(model)
     with strategy.scope():

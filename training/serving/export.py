@@ -20,7 +20,7 @@ A headless export (config.runtime.export_headless, for embedding use) holds only
 names, no TFLite files.
 
 Class names travel as the asset file `assets/class_names.txt` (one name per line, line i = class i; the
-ImageNet names for 1000/1001-class models, the data's names otherwise, see training/labels.class_names);
+ImageNet names for 1000/1001-class models, the data's names otherwise, see training/store/labels.py `class_names`);
 the class_names signature reads it through a lookup table, so a client needs nothing but the SavedModel.
 
 Bad requests fail that call with InvalidArgumentError and the server keeps serving: undecodable bytes, and for
@@ -40,9 +40,9 @@ import keras
 import tensorflow as tf
 
 from data import preprocessing
+from training.errors import UserError, first_line
+from training.serving import scoring, tflite
 from training.store import checkpoints, labels, temporaries
-from training.core import recipe, state as state_lib, warm_start
-from training.serving import tflite
 
 CLASS_NAMES_ASSET = "class_names.txt"
 TOP_K = 5
@@ -81,11 +81,10 @@ def feature_outputs(features, images):
     return {"features": tf.cast(features(images, training=False), tf.float32)}
 
 
-def eval_preprocessing(config):
+def eval_preprocessing(plan):
     """bytes -> float32 [size, size, 3]: the eval preprocessing of the run (its crop fraction and resize kernel:
     bicubic, bilinear for EdgeTPU/Lite)."""
-    size, crop = recipe.image_size(config), recipe.crop_fraction(config)
-    method = recipe.resize_method(config)
+    size, crop, method = plan.image_size, plan.crop_fraction, plan.resize_method
     return lambda data: preprocessing.preprocess_for_eval(data, size, crop_fraction=crop, resize_method=method)
 
 
@@ -96,10 +95,10 @@ def _names_table(names_file, num_classes):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def build_archive(model, config, num_classes, names_file):
+def build_archive(model, plan, num_classes, names_file):
     """The export archive of `model` with the three signatures of the module docstring."""
-    size, top_k = recipe.image_size(config), min(TOP_K, num_classes)
-    preprocess = eval_preprocessing(config)
+    size, top_k = plan.image_size, min(TOP_K, num_classes)
+    preprocess = eval_preprocessing(plan)
     table = _names_table(names_file, num_classes)
 
     def serve_bytes(image_bytes):
@@ -120,10 +119,10 @@ def build_archive(model, config, num_classes, names_file):
     return archive
 
 
-def build_headless_archive(model, config):
+def build_headless_archive(model, plan):
     """The export archive of `model`'s backbone alone: serving_default on bytes and serving_features on pixels,
     both returning the pooled features (the module docstring)."""
-    size, preprocess = recipe.image_size(config), eval_preprocessing(config)
+    size, preprocess = plan.image_size, eval_preprocessing(plan)
     features = pooled_features(model)
 
     def serve_bytes(image_bytes):
@@ -149,15 +148,13 @@ def _float32_policy():
         keras.config.set_dtype_policy(previous)
 
 
-def load_inference_model(config, num_classes, weights_path):
-    """A float32 model (outside any strategy) holding the weights of `weights_path`: the EMA weights of one of
-    our checkpoints, or a Keras .h5 file / original tensorflow/tpu checkpoint as stored."""
+def inference_model(network, weights):
+    """A float32 model of `network` (outside any strategy) holding the weights to serve (scoring.load_model:
+    the EMA weights of one of our checkpoints, or a Keras .h5 file / original tensorflow/tpu checkpoint as
+    stored)."""
     with _float32_policy():
-        model = state_lib.build_model(config, num_classes)
-    if not warm_start.is_our_checkpoint(weights_path):
-        warm_start.load_for_inference(model, weights_path)
-        return model
-    warm_start.load_ema_weights(model, checkpoints.checkpoint_prefix(weights_path))
+        model = network.build()
+    scoring.load_weights(model, weights)
     return model
 
 
@@ -166,17 +163,20 @@ def _check_names(class_names, num_classes):
         raise ValueError(f"need {num_classes} one-line class names, got {len(class_names)}")
 
 
-def export_saved_model(config, num_classes, weights_prefix, export_dir, class_names=None, source=None,
+def export_saved_model(plan, weights_prefix, export_dir, *, num_classes=None, class_names=None, source=None,
                        log=print):
     """Writes the SavedModel of `weights_prefix`'s EMA weights to export_dir; returns export_dir.
 
-    class_names: one per class (default: training/labels.class_names of the run's model_dir).
+    num_classes: the weights' class count when it is not the plan's (published weights exported as stored).
+
+    class_names: one per class (default: training/store/labels.py `class_names` of the run's model_dir).
     source: the data source; needed with config.runtime.export_tflite (calibration and check images).
     log: a logs.RunLog (progress lines, and a line every few seconds during the long calls) or a callable
       taking each line.
     """
     busy = getattr(log, "busy", lambda what: contextlib.nullcontext())
     log = getattr(log, "message", log)
+    config, num_classes = plan.config, num_classes or plan.num_classes
     headless = config.runtime.export_headless
     if headless and config.runtime.export_tflite:
         raise ValueError("a headless export has no TFLite files (they are checked on class probabilities); drop "
@@ -187,25 +187,25 @@ def export_saved_model(config, num_classes, weights_prefix, export_dir, class_na
         class_names = class_names or labels.class_names(source, num_classes, config.runtime.model_dir)
         _check_names(class_names, num_classes)
     log(f"export: loading {weights_prefix}")
-    model = load_inference_model(config, num_classes, weights_prefix)
+    model = inference_model(plan.network.inference(num_classes), weights_prefix)
     export_dir = export_dir.rstrip("/")
     tmp_dir = temporaries.name(export_dir)
     names_dir = tempfile.mkdtemp(prefix="export-names-")
     try:
         if headless:
             log("export: tracing the serving signatures and writing the SavedModel (headless: pooled features)")
-            archive = build_headless_archive(model, config)
+            archive = build_headless_archive(model, plan)
         else:
             names_file = os.path.join(names_dir, CLASS_NAMES_ASSET)
             with open(names_file, "w", encoding="utf-8") as f:
                 f.write("\n".join(class_names) + "\n")
             log(f"export: tracing the serving signatures and writing the SavedModel ({num_classes} classes)")
-            archive = build_archive(model, config, num_classes, names_file)
+            archive = build_archive(model, plan, num_classes, names_file)
         with busy("writing the SavedModel"):
             archive.write_out(tmp_dir, verbose=False)
         if config.runtime.export_tflite:
             with busy("writing the TFLite files"):
-                tflite.write_tflite_files(tmp_dir, model, config, source, log=log)
+                tflite.write_tflite_files(tmp_dir, model, plan, source, log=log)
     except BaseException:
         checkpoints.remove_tree(tmp_dir)
         raise
@@ -214,3 +214,44 @@ def export_saved_model(config, num_classes, weights_prefix, export_dir, class_na
     checkpoints.replace_dir(tmp_dir, export_dir)
     log(f"export: SavedModel written to {export_dir}")
     return export_dir
+
+
+def _check_writable_parent(path):
+    """Fails before any work when the export's parent directory cannot be created."""
+    parent = os.path.dirname(os.path.abspath(path)) if "://" not in path else path.rsplit("/", 1)[0]
+    try:
+        tf.io.gfile.makedirs(parent)
+    except (tf.errors.OpError, OSError) as e:
+        raise UserError(f"cannot write the export to {path}: {first_line(e)}") from None
+    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+        raise UserError(f"cannot write the export to {path}: it exists and is not a directory")
+
+
+def export_run(ctx, weights_prefix=None):
+    """Exports the run's archived best (or the given checkpoint) to config.runtime.export_dir (default
+    model_dir/export); returns the directory (None on a non-chief worker, which writes nothing)."""
+    prefix = checkpoints.find_weights(ctx.model_dir, weights_prefix)
+    if prefix is None:
+        raise UserError(f"no checkpoint to export in {ctx.model_dir} (looked for archive/ and ckpt-N)")
+    return _export(ctx, prefix, ctx.num_classes)
+
+
+def export_published(ctx, path):
+    """Exports a .h5 file or an original tensorflow/tpu checkpoint as stored, with its own class count."""
+    stored = scoring.stored_num_classes(path)
+    if ctx.num_classes not in (None, stored):
+        raise UserError(f"--init_checkpoint {path} has {stored} classes, not {ctx.num_classes}; "
+                        "drop --num_label_classes or use the data those weights were trained on")
+    return _export(ctx, path, stored)
+
+
+def _export(ctx, weights, num_classes):
+    export_dir = ctx.config.runtime.export_dir or os.path.join(ctx.model_dir, "export")
+    if not ctx.is_chief:
+        return None
+    _check_writable_parent(export_dir)
+    try:
+        return export_saved_model(ctx.plan, weights, export_dir, num_classes=num_classes, source=ctx.source,
+                                  log=ctx.log)
+    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError, AssertionError) as e:
+        raise UserError(f"cannot export {weights}: {first_line(e)}") from None

@@ -18,10 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from data import folders, preprocessing
-from training.serving import export
-from training.store import labels
-from training.core import recipe, warm_start
 from training.errors import UserError, first_line
+from training.serving import export, scoring
+from training.store import checkpoints, labels
 
 OUTPUT_FORMATS = (".jsonl", ".csv")
 _BATCH = 32  # images per model call
@@ -128,7 +127,7 @@ def _write_output(path, results, failed):
     tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-def predict(config, source, weights_path, image_arguments, top_k=5, output=None):
+def predict(plan, source, weights_path, image_arguments, *, top_k, output=None):
     """Returns {"predictions": [(path, [(class name, probability), ...])], "failed": [(path, error)]} and
     prints them (errors on stderr, one line each)."""
     check_request(image_arguments, top_k, output)
@@ -139,12 +138,11 @@ def predict(config, source, weights_path, image_arguments, top_k=5, output=None)
         print(f"error: {path}: {error}", file=sys.stderr, flush=True)
     if not images:
         raise UserError(f"no image to predict: {len(failed)} of the arguments failed (above)")
-    num_classes = config.model.num_classes or warm_start.weights_num_classes(weights_path)
-    model = export.load_inference_model(config, num_classes, weights_path)
-    names = labels.class_names(source, num_classes, config.runtime.model_dir)
+    num_classes = plan.num_classes or scoring.stored_num_classes(weights_path)
+    model = export.inference_model(plan.network.inference(num_classes), weights_path)
+    names = labels.class_names(source, num_classes, plan.model_dir)
     readable = [p for p in paths if p in images]
-    batches = _pixels([images[p] for p in readable], recipe.image_size(config), recipe.crop_fraction(config),
-                      recipe.resize_method(config))
+    batches = _pixels([images[p] for p in readable], plan.image_size, plan.crop_fraction, plan.resize_method)
     rows = np.concatenate([tf.nn.softmax(tf.cast(model(b, training=False), tf.float32)).numpy() for b in batches])
     results = []
     for path, row in zip(readable, rows):
@@ -154,3 +152,13 @@ def predict(config, source, weights_path, image_arguments, top_k=5, output=None)
     if output:
         _write_output(output, results, failed)
     return {"predictions": results, "failed": failed}
+
+
+def predict_run(ctx, image_files):
+    """--mode=predict: the weights of --init_checkpoint (or model_dir's best) on each image file, folder or glob;
+    {"predictions": [...], "failed": [(path, error)]}."""
+    weights = ctx.config.runtime.init_checkpoint or checkpoints.find_weights(ctx.model_dir)
+    if not weights:
+        raise UserError("--mode=predict needs --init_checkpoint (a .h5 file or checkpoint) or --model_dir")
+    return predict(ctx.plan, ctx.source, weights, list(image_files), top_k=ctx.config.runtime.predict_top_k,
+                   output=ctx.config.runtime.predict_output)

@@ -18,6 +18,7 @@ The original (tensorflow/tpu models/official/efficientnet/lite and edgetpu) ship
 files of its Lite and EdgeTPU models; this does the same for every variant.
 """
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -28,7 +29,6 @@ import tensorflow as tf
 
 from data import pipeline
 from training import checks
-from training.core import recipe
 from training.errors import UserError, startup_lines_filtered
 
 TFLITE_DIR = "tflite"
@@ -72,10 +72,10 @@ def interpreter_class():
     return Interpreter
 
 
-def sample_images(config, source, split, count):
+def sample_images(plan, source, split, count):
     """float32 [min(count, examples), size, size, 3]: the first images of `split`, eval-preprocessed."""
-    dataset = pipeline.make_dataset(source, split, batch_size=min(count, _BATCH), deterministic=True,
-                                    **recipe.pipeline_kwargs(config, training=False))
+    settings = dataclasses.replace(plan.eval_input, deterministic=True)
+    dataset = pipeline.make_dataset(source, split, settings, batch_size=min(count, _BATCH))
     images, total = [], 0
     for batch in dataset:
         keep = batch["images"].numpy()[batch["mask"].numpy() > 0]
@@ -177,15 +177,15 @@ def _held_out_split(source):
     return "validation" if source.num_examples("validation") > 0 else "minival"
 
 
-def write_tflite_files(saved_model_dir, model, config, source, log=print):
+def write_tflite_files(saved_model_dir, model, plan, source, log=print):
     """Converts, checks and writes the three files and check.json into saved_model_dir/tflite; returns the
     check record."""
-    runtime = config.runtime
+    runtime = plan.config.runtime
     split = _held_out_split(source)
     log(f"tflite: reading up to {runtime.tflite_calibration_images} training and {runtime.tflite_check_images} "
         f"{split} images")
-    representative = sample_images(config, source, "train", runtime.tflite_calibration_images)
-    held_out = sample_images(config, source, split, runtime.tflite_check_images)
+    representative = sample_images(plan, source, "train", runtime.tflite_calibration_images)
+    held_out = sample_images(plan, source, split, runtime.tflite_check_images)
     log(f"tflite: {len(representative)} training images calibrate the full-integer file; every file is checked "
         f"on {len(held_out)} {split} images" + ("" if len(held_out) == runtime.tflite_check_images else
                                                  f" (all the split's readable images: fewer than asked)"))

@@ -20,9 +20,11 @@ import time
 
 import tensorflow as tf
 
-from training.store import checkpoints, logs, rundir
-from training.core import loop, recipe, state as state_lib, steps
+from efficientnet import ema as ema_lib, loading
+
+from training.core import evaluation, steps
 from training.errors import UserError
+from training.store import checkpoints, rundir
 
 POLL_SECONDS = 1.0
 
@@ -93,17 +95,24 @@ class Sidecar:
             raise UserError(f"the training job of {ctx.model_dir} evaluates its own checkpoints; to evaluate beside "
                             "it, start it with --config.eval.in_training=false (or drop --eval_timeout to score "
                             "its best once)")
+        if ctx.plan.schedule is None:
+            raise UserError(f"the training split has fewer images than one batch of {ctx.config.train.batch_size}: "
+                            "no training run to follow")
         self.ctx = ctx
-        schedule = recipe.Schedule.from_config(ctx.config, ctx.source.num_examples("train"))
-        self.final_step = schedule.total_steps
-        eval_schedule = recipe.Schedule(steps_per_epoch=1, total_steps=0, steps_per_eval=1)
-        self.state = state_lib.build_state(ctx.config, ctx.num_classes, eval_schedule, ctx.strategy)
+        self.final_step = ctx.plan.schedule.total_steps
+        # The raw weights and the EMA shadows of each checkpoint, as the trainer holds them: the best is archived
+        # exactly as the trainer would have archived it (scoring alone would need only the averages).
+        with ctx.strategy.scope():
+            self.model = ctx.plan.network.inference().build()
+            # A frozen-backbone run averages only what it trains (training/core/state.py).
+            loading.set_backbone_trainable(self.model, not ctx.config.train.freeze_backbone)
+            self.ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(self.model))
         self.eval_step = None
-        self.split = loop.selection_split(ctx.source)
+        self.split = ctx.plan.selection_split
         # What this job's earlier, killed runs left (the trainer may have ended and swept nothing since); the
         # temporaries of a live trainer name it and stay (training/store/temporaries.py).
         checkpoints.sweep_leftovers(ctx.model_dir, log=ctx.log.message, holds_lock=False)
-        self.best = checkpoints.read_best(ctx.model_dir)
+        self.selector = evaluation.BestSelector(ctx.model_dir, self.split)
 
     def run(self, poll_seconds=POLL_SECONDS):
         """Evaluates new checkpoints until the final step (returns True) or the timeout (returns False)."""
@@ -111,7 +120,7 @@ class Sidecar:
         ctx.log.message(f"evaluating each new checkpoint of {ctx.model_dir} on {self.split} until step "
                         f"{self.final_step}")
         for prefix in _new_checkpoints(ctx.model_dir, ctx.config.eval.timeout_seconds, poll_seconds,
-                                       check_stop=lambda: loop.stop_if_requested(ctx)):
+                                       check_stop=ctx.stop_if_requested):
             step = checkpoints.checkpoint_step(prefix)
             if not ctx.log.recorded(step, self.split):
                 self._evaluate(prefix, step)
@@ -122,7 +131,7 @@ class Sidecar:
 
     def _evaluate(self, prefix, step):
         try:
-            checkpoints.restore_weights(prefix, self.state.model, self.state.ema)
+            checkpoints.restore_weights(prefix, self.model, self.ema)
         except (tf.errors.OpError, ValueError, AssertionError, IndexError):
             # Rotated away by the trainer while we read it: TF deletes ckpt-N.index, then its data, so a read
             # that opened the index fails on the data with some OpError (not only NotFoundError).
@@ -131,13 +140,10 @@ class Sidecar:
             self.ctx.log.message(f"checkpoint {prefix} no longer exists; skipped")
             return
         if self.eval_step is None:  # traced once, for the first checkpoint read
-            self.eval_step = steps.make_eval_step(self.state.model, self.ctx.strategy, loop.step_config(self.ctx))
-        metrics = loop.evaluate(self.ctx, self.state, self.split, self.eval_step)
-        record = logs.evaluation_record(step, self.split, metrics,
-                                        weights=checkpoints.weights_name(self.ctx.model_dir, prefix),
-                                        image_size=recipe.image_size(self.ctx.config),
-                                        crop_fraction=recipe.crop_fraction(self.ctx.config))
-        if self.best is None or record["top_1"] > self.best["top_1"]:
-            checkpoints.archive_best(self.ctx.model_dir, self.state.model, self.state.ema, record)
-            self.best = record
+            self.eval_step = steps.make_eval_step(self.model, self.ctx.strategy, self.ctx.plan.step)
+        with self.ema.swapped():
+            metrics = evaluation.evaluate(self.ctx, self.model, self.split, self.eval_step)
+        record = evaluation.record(self.ctx.plan, step, self.split, metrics,
+                                   weights=checkpoints.weights_name(self.ctx.model_dir, prefix))
+        self.selector.consider(record, self.ctx.model_dir, self.model, self.ema)
         self.ctx.log.evaluation(record)

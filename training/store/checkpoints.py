@@ -286,14 +286,6 @@ def remove_tree(path):
         tf.io.gfile.rmtree(path)
 
 
-def checkpoint_dir(ctx):
-    """Non-chief workers of a multi-worker run write their (identical) checkpoints to a private folder."""
-    if ctx.is_chief:
-        return ctx.model_dir
-    resolver = ctx.strategy.cluster_resolver
-    return f"{ctx.model_dir}/.workers/{resolver.task_type}-{resolver.task_id}"
-
-
 def checkpoint_step(prefix):
     """N of a ckpt-N prefix (0 for other names)."""
     tail = prefix.rsplit("-", 1)[-1] if "ckpt-" in prefix else ""

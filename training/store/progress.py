@@ -7,6 +7,8 @@ step), and a heartbeat only after a minute without any line.
 """
 import time
 
+from configs import base
+
 HEARTBEAT_SECONDS_NOT_A_TERMINAL = 60.0
 
 
@@ -141,7 +143,7 @@ def run_eta(config, source, schedule, split):
     def evals_left(step):
         return (total // every - step // every + (total % every != 0 and step < total)) if evaluating else 0
 
-    final = config.runtime.mode == "train_and_eval"
+    final = base.MODE_TABLE[config.runtime.mode].final_phase
     exporting = final and bool(config.runtime.export_dir or config.runtime.export_at_end)
     return Eta(batch_size=config.train.batch_size,
                eval_images=source.num_examples(split) if evaluating else 0, evals_left=evals_left,

@@ -77,15 +77,16 @@ def read_run_config(model_dir):
         return json.load(f)
 
 
-def inherit_run_settings(config, user_fields=()):
-    """For eval/export/predict on a training run's model_dir: the network it trained (always) and its data and
-    evaluation settings (unless in user_fields, the "section.field" names the user set); returns the notes."""
-    if config.runtime.mode not in ("eval", "export", "predict") or not holds_trained_network(config.runtime.model_dir):
+def inherit_run_settings(config, user_fields=(), *, needs_data=True):
+    """For a mode that scores a training run's weights (eval, export, predict: configs/base.py MODE_TABLE): the
+    network it trained (always) and its data and evaluation settings (unless in user_fields, the "section.field"
+    names the user set; the data's places only when the mode reads data); returns the notes."""
+    if not holds_trained_network(config.runtime.model_dir):
         return []
     trained, notes = read_run_config(config.runtime.model_dir), []
     for dotted in NETWORK_FIELDS + RUN_FIELDS:
         section, field = dotted.split(".")
-        if field not in trained.get(section, {}) or (config.runtime.mode == "predict" and dotted in DATA_PLACES):
+        if field not in trained.get(section, {}) or (not needs_data and dotted in DATA_PLACES):
             continue
         value = trained[section][field]
         if dotted in user_fields and dotted in RUN_FIELDS:
