@@ -22,7 +22,8 @@ class Mode:
     data when none is given; without it, one only when given: predict classifies the files it is given, and
     takes only the network of a run, not its data's place); first_split: the split read first, checked at start so
     that unreadable data fails before any work ("eval": data.eval_split); takes_files: positional image files,
-    whose results it prints itself (no summary line after them).
+    whose results it prints itself (no summary line after them); follows_training: can run as the evaluation job
+    beside a training job (training/session/sidecar.py says when).
     """
     trains: bool = False
     final_phase: bool = False
@@ -31,11 +32,12 @@ class Mode:
     needs_data: bool = True
     first_split: str = None
     takes_files: bool = False
+    follows_training: bool = False
 
 
 MODE_TABLE = {
     "train": Mode(trains=True, first_split="train"),
-    "eval": Mode(scores_stored=True, needs_run=True, first_split="eval"),
+    "eval": Mode(scores_stored=True, needs_run=True, first_split="eval", follows_training=True),
     "train_and_eval": Mode(trains=True, final_phase=True, first_split="train"),
     "export": Mode(scores_stored=True, needs_run=True),
     "predict": Mode(scores_stored=True, needs_data=False, takes_files=True),

@@ -86,7 +86,8 @@ def test_the_train_step_trains_on_the_blended_batch_of_the_pipeline(tmp_path):
     weights = batch["mixup_weights"].numpy()
     assert weights.shape == (6,) and weights.min() >= 0.5 and len(set(weights.tolist())) == 6
     cfg = steps.StepConfig(num_classes=source.num_classes, global_batch_size=6, label_smoothing=0.1,
-                           weight_decay=1e-5, jit_compile=False, mixup=True)
+                           weight_decay=1e-5, jit_compile=False, augment_on_device=False, augment_name="none",
+                           randaugment_num_layers=2, randaugment_magnitude=10, mixup=True)
     images, labels = steps.step_inputs(batch, cfg)
     onehot = np.eye(source.num_classes, dtype="float32")[batch["labels"].numpy()]
     want_images, want_labels = original_mixup(batch["images"].numpy(), onehot, weights)

@@ -13,7 +13,8 @@ from training.session import startup
 
 def _config(tmp_path, data_dir, **overrides):
     return tiny_config(tmp_path / "run", str(tmp_path / "unused_demo_cache"), **{
-        "data.data_dir": data_dir, "data.holdout_shards": 1, "runtime.mode": "train", **overrides})
+        "data.data_dir": data_dir, "data.holdout_shards": 1, "runtime.mode": "train",
+        "train.batch_size": 2, **overrides})  # set-up plans the run: a batch must fit the few training images
 
 
 def test_setup_reads_the_class_count_and_names_from_the_data(tmp_path):

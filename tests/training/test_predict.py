@@ -14,7 +14,7 @@ from data import folders, preprocessing
 from tests.data.test_folders import make_folders, write_image
 from tests.main_runner import REPO
 from tests.training.conftest import tiny_config
-from training.serving import export
+from training.serving import scoring
 from training.session import run
 from training.errors import UserError
 from training.store import checkpoints
@@ -64,7 +64,7 @@ def _inputs(root):
 def _oracle(config, weights, paths):
     """Probabilities computed without predict.py: the model on each file's canonical bytes, one at a time."""
     plan = plan_of(config)
-    model = export.inference_model(plan.network.inference(3), weights)
+    model = scoring.inference_model(plan.network.inference(3), weights)
     rows = {}
     for path in paths:
         data = folders.canonical_jpeg(tf.io.read_file(path))
@@ -109,7 +109,7 @@ def test_files_checked_before_the_model_is_built(trained, tmp_path, monkeypatch)
     def no_model(*args, **kwargs):
         raise AssertionError("the model was built")
 
-    monkeypatch.setattr(export, "inference_model", no_model)
+    monkeypatch.setattr(scoring, "inference_model", no_model)
     config = tiny_config(trained / "run", str(tmp_path / "unused"), **{"runtime.mode": "predict"})
     (tmp_path / "bad.jpg").write_bytes(b"garbage")
     for files, message in (([str(tmp_path / "missing.jpg"), str(tmp_path / "bad.jpg")], "no image to predict"),

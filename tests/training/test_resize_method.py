@@ -1,7 +1,6 @@
 """End to end: a Lite config's eval pipeline (training/core/inputs.py eval_dataset → data/pipeline.py) resizes with
 the compat.v1 bilinear kernel, a B0 config's with bicubic, pixel for pixel as the original's port; the serving
 signature's preprocessing (training/serving/export.py eval_preprocessing) and --mode=predict's reader use the run's kernel."""
-import types
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from data import sources
 from tests.data import original_port as port
 from tests.data.conftest import make_example, write_shards
 from training.serving import export, predict
-from training.core import inputs
+from training.core import context, inputs
 from tests.training.conftest import plan_of
 
 SIZES = [(61, 83), (90, 70), (40, 40), (75, 120), (33, 50)]
@@ -34,10 +33,11 @@ def test_eval_dataset_resizes_with_the_variants_kernel(photo_records, variant, m
     config.model.variant = variant
     config.model.image_size = 48
     config.eval.batch_size = 8
+    config.runtime.mode = "eval"  # only evaluates: no training schedule to plan
     assert plan_of(config).resize_method == method
     source = sources.get_source(data_dir=directory, holdout_shards=0, num_classes=len(SIZES))
-    ctx = types.SimpleNamespace(config=config, strategy=tf.distribute.get_strategy(), source=source,
-                                num_classes=source.num_classes)
+    ctx = context.RunContext(plan=plan_of(config, source=source), strategy=tf.distribute.get_strategy(),
+                             source=source, log=None)
     seen = 0
     for batch in inputs.eval_dataset(ctx, "validation"):
         for image, label, mask in zip(batch["images"].numpy(), batch["labels"].numpy(), batch["mask"].numpy()):

@@ -74,7 +74,8 @@ def test_full_train_step_runs_under_xla_several_steps_per_call(demo_source, trai
     strategy = tf.distribute.get_strategy()
     metrics = steps.TrainMetrics()
     cfg = steps.StepConfig(num_classes=demo_source.num_classes, global_batch_size=BATCH, label_smoothing=0.1,
-                           weight_decay=1e-5, jit_compile=True)
+                           weight_decay=1e-5, jit_compile=True, augment_on_device=False, augment_name="none",
+                           randaugment_num_layers=2, randaugment_magnitude=10, mixup=False)
     train_loop = steps.make_train_loop(state, strategy, cfg, metrics)
     iterator = iter(train_dataset)
     before = [v.numpy().copy() for v in state.model.trainable_variables]
@@ -112,7 +113,7 @@ def test_device_augmentation_compiles_inside_the_xla_step(demo_source):
     metrics = steps.TrainMetrics()
     cfg = steps.StepConfig(num_classes=demo_source.num_classes, global_batch_size=BATCH, label_smoothing=0.1,
                            weight_decay=1e-5, jit_compile=True, augment_on_device=True, augment_name="autoaugment",
-                           mixup=True)
+                           randaugment_num_layers=2, randaugment_magnitude=10, mixup=True)
     train_loop = steps.make_train_loop(state, tf.distribute.get_strategy(), cfg, metrics)
     iterator = iter(dataset)
     train_loop(iterator, tf.constant(2))

@@ -16,7 +16,7 @@ import tensorflow as tf
 from data import preprocessing, sources
 from tests.training.conftest import tiny_config
 from training.store import checkpoints
-from training.serving import export
+from training.serving import scoring
 from training.session import run
 from tests.training.conftest import plan_of
 
@@ -69,7 +69,7 @@ def test_saved_model_signatures_agree_with_the_model_in_a_fresh_process(trained,
     export_dir = summary["export_dir"]
     jpegs = _validation_jpegs(demo_cache, 4)
     images = np.stack([preprocessing.preprocess_for_eval(j, 32).numpy() for j in jpegs])
-    model = export.inference_model(plan_of(config).network.inference(8), checkpoints.archived_prefix(config.runtime.model_dir))
+    model = scoring.inference_model(plan_of(config).network.inference(8), checkpoints.archived_prefix(config.runtime.model_dir))
     expected = tf.nn.softmax(model(images, training=False)).numpy()
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "jpegs.npy", np.array(jpegs, dtype=object), allow_pickle=True)
@@ -108,7 +108,7 @@ def test_resume_continues_at_the_saved_step(trained, demo_cache):
 
 
 def _final_weights(model_dir, config):
-    model = export.inference_model(plan_of(config).network.inference(8), tf.train.latest_checkpoint(model_dir))
+    model = scoring.inference_model(plan_of(config).network.inference(8), tf.train.latest_checkpoint(model_dir))
     return np.concatenate([w.numpy().ravel() for w in model.weights])
 
 

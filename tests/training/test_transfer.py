@@ -7,7 +7,7 @@ import tensorflow_datasets as tfds
 
 from configs import transfer
 from tests.training.conftest import TINY_MODEL
-from training.serving import export
+from training.serving import scoring
 from training.core import recipe, state as state_lib
 from training.session import run
 from tests.training.conftest import plan_of
@@ -35,7 +35,7 @@ def test_fine_tune_from_a_1000_class_model_replaces_the_head_and_keeps_the_backb
         config = _cifar_config(tmp_path / "run", **{"runtime.init_checkpoint": str(tmp_path / "imagenet.weights.h5"),
                                                   "train.freeze_backbone": True, "runtime.mode": "train"})
         run.run(config)
-        tuned = export.inference_model(plan_of(config).network.inference(10), tf.train.latest_checkpoint(str(tmp_path / "run")))
+        tuned = scoring.inference_model(plan_of(config).network.inference(10), tf.train.latest_checkpoint(str(tmp_path / "run")))
 
         assert tuned.get_layer("predictions").kernel.shape == (tuned.get_layer("predictions").kernel.shape[0], 10)
         backbone = [layer for layer in source.layers if layer.weights and layer.name != "predictions"]
@@ -78,8 +78,8 @@ def test_head_warm_up_trains_the_classifier_first_then_every_layer(tmp_path):
             "train.freeze_backbone_epochs": 1.0, "train.steps": 4, "runtime.checkpoint_steps": 2,
             "eval.steps_per_eval": 4})
         run.run(config)
-    after_warm_up = export.inference_model(plan_of(config).network.inference(10), str(tmp_path / "run" / "ckpt-2"))
-    at_end = export.inference_model(plan_of(config).network.inference(10), str(tmp_path / "run" / "ckpt-4"))
+    after_warm_up = scoring.inference_model(plan_of(config).network.inference(10), str(tmp_path / "run" / "ckpt-2"))
+    at_end = scoring.inference_model(plan_of(config).network.inference(10), str(tmp_path / "run" / "ckpt-4"))
 
     for path, value in _backbone_values(after_warm_up).items():  # the EMA of unchanged weights is the weights
         np.testing.assert_array_equal(value, pretrained[path], err_msg=path)

@@ -1,7 +1,7 @@
 """The compiled functions of a run: the training step (looped on device) and the evaluation step.
 
 No number inside these functions is a hyperparameter: label smoothing, weight decay, batch sizes and the
-class count come from the config through `StepConfig`.
+class count come from the run plan's `StepConfig` (training/core/recipe.py), which has no defaults of its own.
 """
 import dataclasses
 
@@ -22,13 +22,13 @@ class StepConfig:
     jit_compile: bool
     # data.augment_on_device: the batches carry the augmentation's uint8 input and "augment_seeds"; the
     # augmentation (augment_name, RandAugment layers and magnitude) runs in the step (data/device_augment.py).
-    augment_on_device: bool = False
-    augment_name: str = "none"
-    randaugment_num_layers: int = 2
-    randaugment_magnitude: float = 10
+    augment_on_device: bool
+    augment_name: str
+    randaugment_num_layers: int
+    randaugment_magnitude: float
     # data.mixup_alpha > 0: the batches carry "mixup_weights"; the step blends each replica's batch with its
     # mirror (data/mixup.py) after the augmentation, and the loss takes the blended one-hot labels.
-    mixup: bool = False
+    mixup: bool
 
 
 class TrainMetrics:

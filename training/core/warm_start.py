@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import efficientnet
 from efficientnet import loading
+from efficientnet import weights as weights_lib
 from training.errors import UserError, first_line
 from training.store import checkpoints, weight_files
 
@@ -32,7 +33,7 @@ def warm_start(model, path, build_model):
     for reading this project's checkpoints, and assigning into a distributed `model` writes every replica.
     """
     try:
-        if weight_files.is_keras_file(path):
+        if weights_lib.is_h5_file(path):
             with weight_files.local_copy(path) as local:
                 result = efficientnet.load_weights(model, local, skip_mismatch_layers=CLASSIFIER)
             return f"loaded {len(result.loaded)} layers from {path}"

@@ -137,27 +137,6 @@ def build_headless_archive(model, plan):
     return archive
 
 
-@contextlib.contextmanager
-def _float32_policy():
-    """Exports run in float32 whatever the training precision: serving hardware is usually CPU or GPU."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def inference_model(network, weights):
-    """A float32 model of `network` (outside any strategy) holding the weights to serve (scoring.load_model:
-    the EMA weights of one of our checkpoints, or a Keras .h5 file / original tensorflow/tpu checkpoint as
-    stored)."""
-    with _float32_policy():
-        model = network.build()
-    scoring.load_weights(model, weights)
-    return model
-
-
 def _check_names(class_names, num_classes):
     if len(class_names) != num_classes or any("\n" in name or "\r" in name for name in class_names):
         raise ValueError(f"need {num_classes} one-line class names, got {len(class_names)}")
@@ -187,7 +166,7 @@ def export_saved_model(plan, weights_prefix, export_dir, *, num_classes=None, cl
         class_names = class_names or labels.class_names(source, num_classes, config.runtime.model_dir)
         _check_names(class_names, num_classes)
     log(f"export: loading {weights_prefix}")
-    model = inference_model(plan.network.inference(num_classes), weights_prefix)
+    model = scoring.inference_model(plan.network.inference(num_classes), weights_prefix)
     export_dir = export_dir.rstrip("/")
     tmp_dir = temporaries.name(export_dir)
     names_dir = tempfile.mkdtemp(prefix="export-names-")

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from data import folders, preprocessing
 from training.errors import UserError, first_line
-from training.serving import export, scoring
+from training.serving import scoring
 from training.store import checkpoints, labels
 
 OUTPUT_FORMATS = (".jsonl", ".csv")
@@ -139,7 +139,7 @@ def predict(plan, source, weights_path, image_arguments, *, top_k, output=None):
     if not images:
         raise UserError(f"no image to predict: {len(failed)} of the arguments failed (above)")
     num_classes = plan.num_classes or scoring.stored_num_classes(weights_path)
-    model = export.inference_model(plan.network.inference(num_classes), weights_path)
+    model = scoring.inference_model(plan.network.inference(num_classes), weights_path)
     names = labels.class_names(source, num_classes, plan.model_dir)
     readable = [p for p in paths if p in images]
     batches = _pixels([images[p] for p in readable], plan.image_size, plan.crop_fraction, plan.resize_method)

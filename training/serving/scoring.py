@@ -5,10 +5,13 @@ as stored) alike. No optimizer, no schedule: nothing is trained (training/core/s
 Published weights given to eval, export or predict are recognised here too, and their class count is checked
 against the data.
 """
+import contextlib
 import os
 
+import keras
 import tensorflow as tf
 
+from efficientnet import weights as weights_lib
 from training import checks
 from training.core import evaluation
 from training.errors import UserError, first_line
@@ -22,7 +25,7 @@ def external_weights(config):
     path = config.runtime.init_checkpoint
     if not path:
         return None
-    if weight_files.is_keras_file(path):
+    if weights_lib.is_h5_file(path):
         if not tf.io.gfile.exists(path):
             raise UserError(f"--init_checkpoint {path}: no such file")
         return path
@@ -64,6 +67,27 @@ def load_weights(model, weights):
         weight_files.load_ema_weights(model, checkpoints.checkpoint_prefix(weights))
     else:
         weight_files.load_as_stored(model, weights)
+
+
+@contextlib.contextmanager
+def _float32_policy():
+    """Exports and predictions run in float32 whatever the training precision: serving hardware is usually CPU
+    or GPU."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def inference_model(network, weights):
+    """A float32 model of `network` (outside any strategy) holding the weights to serve (`load_weights`): what
+    the export writes and predict runs."""
+    with _float32_policy():
+        model = network.build()
+    load_weights(model, weights)
+    return model
 
 
 def load_model(network, weights, strategy=None):

@@ -188,7 +188,7 @@ def write_tflite_files(saved_model_dir, model, plan, source, log=print):
     held_out = sample_images(plan, source, split, runtime.tflite_check_images)
     log(f"tflite: {len(representative)} training images calibrate the full-integer file; every file is checked "
         f"on {len(held_out)} {split} images" + ("" if len(held_out) == runtime.tflite_check_images else
-                                                 f" (all the split's readable images: fewer than asked)"))
+                                                 " (all the split's readable images: fewer than asked)"))
     reference = keras_probabilities(model, held_out)
     out_dir = os.path.join(saved_model_dir, TFLITE_DIR)
     tf.io.gfile.makedirs(out_dir)

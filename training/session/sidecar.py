@@ -20,6 +20,7 @@ import time
 
 import tensorflow as tf
 
+from configs import base
 from efficientnet import ema as ema_lib, loading
 
 from training.core import evaluation, steps
@@ -39,7 +40,7 @@ def _run_config(model_dir):
 def is_sidecar(config):
     """Whether this --mode=eval follows a training job (see the module docstring)."""
     runtime = config.runtime
-    if runtime.mode != "eval" or not runtime.model_dir or runtime.init_checkpoint:
+    if not base.MODE_TABLE[runtime.mode].follows_training or not runtime.model_dir or runtime.init_checkpoint:
         return False
     if config.eval.timeout_seconds is not None:
         return True

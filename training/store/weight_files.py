@@ -22,10 +22,6 @@ from training.store import checkpoints
 CLASSIFIER = loading.CLASSIFIER_LAYERS
 
 
-def is_keras_file(path):
-    return weights_lib.is_h5_file(path)
-
-
 @contextlib.contextmanager
 def local_copy(path):
     """`path` itself when local, else a temporary local copy of it (h5py cannot read gs:// and the like)."""
@@ -44,7 +40,7 @@ def _is_ours(reader):
 
 
 def is_our_checkpoint(path):
-    return not is_keras_file(path) and _is_ours(tf.train.load_checkpoint(checkpoints.checkpoint_prefix(path)))
+    return not weights_lib.is_h5_file(path) and _is_ours(tf.train.load_checkpoint(checkpoints.checkpoint_prefix(path)))
 
 
 def _our_num_classes(reader):
@@ -58,7 +54,7 @@ def _our_num_classes(reader):
 
 def weights_num_classes(path):
     """The class count stored in a weight file or checkpoint (its classifier's output width)."""
-    if is_keras_file(path):
+    if weights_lib.is_h5_file(path):
         import h5py  # pylint: disable=import-outside-toplevel
         try:
             with local_copy(path) as local, h5py.File(local, "r") as h5:
@@ -97,7 +93,7 @@ def load_ema_weights(model, prefix):
 def load_as_stored(model, path):
     """Loads every layer, classifier included, from a .h5 file or an original tensorflow/tpu checkpoint."""
     try:
-        if is_keras_file(path):
+        if weights_lib.is_h5_file(path):
             with local_copy(path) as local:
                 efficientnet.load_weights(model, local)
         else:
