@@ -231,7 +231,7 @@ def make_plan(config, *, source=None, strategy=None, jit_compile=False):
                 train_input=input_settings(config, True, image_size, crop, method),
                 eval_input=input_settings(config, False, image_size, crop, method), step=step,
                 schedule=schedule, checkpoint_steps=checkpoint_steps,
-                selection_split=selection_split(source) if source is not None else None)
+                selection_split=selection_split(source) if schedule is not None else None)
 
 
 def _schedule(config, source, mode):
