@@ -171,8 +171,7 @@ class Plan:
     """Everything a run derives from its config, resolved once (`make_plan`); `config` is the locked config
     itself, for the fields read as they are (optimizer, paths, export options).
 
-    schedule: the run's length (None when the mode reads no training split: predict, export, and eval of data
-      without one); checkpoint_steps: steps between checkpoints; selection_split: where the best checkpoint is
+    schedule: the run's length (training, and an eval job beside training; None otherwise); checkpoint_steps: steps between checkpoints; selection_split: where the best checkpoint is
       chosen (minival, else validation; None without data).
     """
     config: object
@@ -206,9 +205,13 @@ def selection_split(source):
     return "minival" if source.num_examples("minival") > 0 else "validation"
 
 
-def make_plan(config, *, source=None, strategy=None, jit_compile=False):
+def make_plan(config, *, source=None, strategy=None, jit_compile=False, follows_training=False):
     """The plan of `config` (its model.num_classes set, or taken from `source`) for a run under `strategy` (its
-    replicas decide the BatchNorm groups; None: one device) reading `source` (None: no data)."""
+    replicas decide the BatchNorm groups; None: one device) reading `source` (None: no data).
+
+    follows_training: an eval job beside a training job (training/session/sidecar.py), which needs the training
+    run's length and selection split too; a training mode always has them.
+    """
     row = variant(config)
     image_size = config.model.image_size or row.resolution
     num_classes = config.model.num_classes or (source.num_classes if source is not None else None)
@@ -224,7 +227,8 @@ def make_plan(config, *, source=None, strategy=None, jit_compile=False):
                             randaugment_num_layers=config.data.randaugment_num_layers,
                             randaugment_magnitude=config.data.randaugment_magnitude,
                             mixup=config.data.mixup_alpha > 0)
-    schedule = _schedule(config, source, mode)
+    planned = (mode.trains or follows_training) and source is not None  # without data: a network to build only
+    schedule = _schedule(config, source) if planned else None
     checkpoint_steps = schedule and (config.runtime.checkpoint_steps or schedule.steps_per_eval)
     return Plan(config=config, mode=mode, model_dir=config.runtime.model_dir, network=network,
                 crop_fraction=crop, resize_method=method,
@@ -234,15 +238,9 @@ def make_plan(config, *, source=None, strategy=None, jit_compile=False):
                 selection_split=selection_split(source) if schedule is not None else None)
 
 
-def _schedule(config, source, mode):
-    """The run's Schedule when it trains or follows training (an eval job needs the final step); a training mode
-    without enough images for one batch is a UserError."""
-    if source is None or mode.first_split is None:
-        return None
-    num_train = source.num_examples("train")
-    if not mode.trains and num_train < config.train.batch_size:
-        return None
+def _schedule(config, source):
+    """The run's Schedule; a training split without enough images for one batch is a UserError."""
     try:
-        return Schedule.from_config(config, num_train)
+        return Schedule.from_config(config, source.num_examples("train"))
     except ValueError as e:
         raise UserError(str(e)) from None

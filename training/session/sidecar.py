@@ -96,9 +96,6 @@ class Sidecar:
             raise UserError(f"the training job of {ctx.model_dir} evaluates its own checkpoints; to evaluate beside "
                             "it, start it with --config.eval.in_training=false (or drop --eval_timeout to score "
                             "its best once)")
-        if ctx.plan.schedule is None:
-            raise UserError(f"the training split has fewer images than one batch of {ctx.config.train.batch_size}: "
-                            "no training run to follow")
         self.ctx = ctx
         self.final_step = ctx.plan.schedule.total_steps
         # The raw weights and the EMA shadows of each checkpoint, as the trainer holds them: the best is archived

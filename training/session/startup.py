@@ -16,7 +16,7 @@ from training import checks
 from training.core import context, inputs, recipe
 from training.errors import UserError, first_line
 from training.serving import scoring
-from training.session import preemption
+from training.session import preemption, sidecar
 from training.store import checkpoints, lock, logs, progress, rundir
 
 
@@ -112,7 +112,8 @@ def setup(config, strategy=None, user_fields=()):
     if source is not None:
         _check_counts(config, mode, source, log)
     plan = recipe.make_plan(config, source=source, strategy=strategy,
-                            jit_compile=tpu.use_xla(kind, config.runtime.jit_compile, strategy.num_replicas_in_sync))
+                            jit_compile=tpu.use_xla(kind, config.runtime.jit_compile, strategy.num_replicas_in_sync),
+                            follows_training=sidecar.is_sidecar(config))
     return context.RunContext(plan=plan, strategy=strategy, source=source, log=log, is_chief=is_chief,
                               external_weights=external)
 
