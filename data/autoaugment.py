@@ -496,15 +496,14 @@ def apply_op(image, name, level, negate=False, *, seed=(0, 0), translate_const=A
     """Apply one named op to a uint8 [h, w, 3] image and return a uint8 image of that shape, with the
     argument tensorflow/tpu's level_to_arg gives at `level`.
 
-    Args:
-      image: uint8 tensor [height, width, 3].
-      name: one of OP_NAMES.
-      level: Python number >= 0, 0..10 (larger values extrapolate the linear maps, as RandAugment magnitudes do).
-      negate: for the signed ops (Rotate, ShearX/Y, TranslateX/Y), use the negative argument; ignored otherwise.
-      seed: stateless seed [2] for Cutout's centre; ignored by the other ops.
-      translate_const, cutout_const: pixels at level 10 (AutoAugment 250/100, RandAugment 100/40).
-      uint8_wraparound: keep the original's uint8 wrap-around of the Solarize threshold and Posterize shift
-        (default, see _solarize/_posterize); False gives the intended behaviour.
+    image: uint8 tensor [height, width, 3].
+    name: one of OP_NAMES.
+    level: Python number >= 0, 0..10 (larger values extrapolate the linear maps, as RandAugment magnitudes do).
+    negate: for the signed ops (Rotate, ShearX/Y, TranslateX/Y), use the negative argument; ignored otherwise.
+    seed: stateless seed [2] for Cutout's centre; ignored by the other ops.
+    translate_const, cutout_const: pixels at level 10 (AutoAugment 250/100, RandAugment 100/40).
+    uint8_wraparound: keep the original's uint8 wrap-around of the Solarize threshold and Posterize shift
+      (default, see _solarize/_posterize); False gives the intended behaviour.
     Deterministic given its arguments; runs eagerly and inside tf.data / tf.function.
     """
     if name not in OP_NAMES:

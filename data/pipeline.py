@@ -206,17 +206,16 @@ def make_dataset(source, split, settings, *, batch_size, seed=None, input_contex
                  num_classes=None):
     """Build the input pipeline of one host (one tf.distribute input pipeline).
 
-    Args:
-      source: from sources.get_source.
-      split: "train", "minival" or "validation".
-      settings: an InputSettings (what the recipe decides).
-      batch_size: batch of THIS pipeline (per replica under distribute_datasets_from_function).
-      seed: int; None draws a random one (not reproducible).
-      input_context: tf.distribute.InputContext; training shards files (records if fewer files than
-        pipelines), eval shards records.
-      num_batches: eval: the number of eval STEPS; the pipeline yields num_batches × (replicas per pipeline)
-        batches, padding with mask 0 as needed. Training: stop after num_batches batches.
-      num_classes: the run's class count; labels outside [0, num_classes) are bad records. None → the source's.
+    source: from sources.get_source.
+    split: "train", "minival" or "validation".
+    settings: an InputSettings (what the recipe decides).
+    batch_size: batch of THIS pipeline (per replica under distribute_datasets_from_function).
+    seed: int; None draws a random one (not reproducible).
+    input_context: tf.distribute.InputContext; training shards files (records if fewer files than
+      pipelines), eval shards records.
+    num_batches: eval: the number of eval STEPS; the pipeline yields num_batches × (replicas per pipeline)
+      batches, padding with mask 0 as needed. Training: stop after num_batches batches.
+    num_classes: the run's class count; labels outside [0, num_classes) are bad records. None → the source's.
     """
     s = settings
     image_size, training, crop_fraction, resize_method = s.image_size, s.training, s.crop_fraction, s.resize_method

@@ -376,19 +376,18 @@ def get_source(data_dir=None, dataset=None, *, holdout_shards=None, include_back
                tfds_data_dir=None, holdout_fraction=None, num_classes=None):
     """Pick the data source.
 
-    Args:
-      data_dir: directory (or gs:// path) of ImageNet-format TFRecords, or of one image folder per class
-        (data/folders.py).
-      dataset: "tfds:NAME" or "tfds:NAME/config" for TensorFlow Datasets.
-      holdout_shards: TFRecord train shards held out as minival; None → 20 for ImageNet (docs/recipe.md §3),
-        demo.DEMO_HOLDOUT_SHARDS for the demo data.
-      include_background: keep class 0 as background (1001 ImageNet classes).
-      cache_dir: demo data cache (default $EFFICIENTNET_DEMO_DIR or ~/.cache/efficientnet/demo).
-      tfds_data_dir: TFDS data_dir.
-      holdout_fraction: TFDS and image folders only: share of the train split held out as minival; None →
-        holdout_shards / 1024, the original's share (20/1024 ≈ 1.95%).
-      num_classes: TFRecords only: the model's class count as the user gave it (background included), which
-        skips reading it from the data (TFRecordSource / detect_classes); None reads it.
+    data_dir: directory (or gs:// path) of ImageNet-format TFRecords, or of one image folder per class
+      (data/folders.py).
+    dataset: "tfds:NAME" or "tfds:NAME/config" for TensorFlow Datasets.
+    holdout_shards: TFRecord train shards held out as minival; None → 20 for ImageNet (docs/recipe.md §3),
+      demo.DEMO_HOLDOUT_SHARDS for the demo data.
+    include_background: keep class 0 as background (1001 ImageNet classes).
+    cache_dir: demo data cache (default $EFFICIENTNET_DEMO_DIR or ~/.cache/efficientnet/demo).
+    tfds_data_dir: TFDS data_dir.
+    holdout_fraction: TFDS and image folders only: share of the train split held out as minival; None →
+      holdout_shards / 1024, the original's share (20/1024 ≈ 1.95%).
+    num_classes: TFRecords only: the model's class count as the user gave it (background included), which
+      skips reading it from the data (TFRecordSource / detect_classes); None reads it.
     With neither data_dir nor dataset, returns the built-in demo dataset (generated once into cache_dir).
     """
     if data_dir is not None and dataset is not None:

@@ -1,21 +1,21 @@
 """Exponential moving average of model weights AND BatchNorm statistics (docs/recipe.md §5).
 
-The TPU recipe (tensorflow/tpu main.py) keeps ``tf.train.ExponentialMovingAverage(0.9999,
-num_updates=global_step)`` of every trainable variable plus every BatchNorm moving mean/variance
-(utils.py ``get_ema_vars``) and evaluates/exports with the averages; evaluating the raw weights
-instead costs about 3 top-1 points (tensorflow/tpu#408). Keras' optimizer ``use_ema`` averages
+The TPU recipe (tensorflow/tpu main.py) keeps `tf.train.ExponentialMovingAverage(0.9999,
+num_updates=global_step)` of every trainable variable plus every BatchNorm moving mean/variance
+(utils.py `get_ema_vars`) and evaluates/exports with the averages; evaluating the raw weights
+instead costs about 3 top-1 points (tensorflow/tpu#408). Keras' optimizer `use_ema` averages
 trainables only, with no warm-up, so this module provides the TF1 behaviour:
 
     decay_t = min(decay, (1 + step) / (10 + step))      (warm-up, TF1 num_updates)
     shadow  <- shadow - (1 - decay_t) · (shadow - value)
 
-Distribution: create the average inside ``strategy.scope()``. The shadows are ON_WRITE mirrored
-variables with aggregation NONE, so an ``apply`` inside ``strategy.run`` updates each replica's
+Distribution: create the average inside `strategy.scope()`. The shadows are ON_WRITE mirrored
+variables with aggregation NONE, so an `apply` inside `strategy.run` updates each replica's
 shadow from that replica's own variable with no communication. Trainable weights are identical on
 all replicas, so their shadows stay identical; Keras 3 BatchNorm moving statistics are per-replica
 (each replica assigns its own batch statistics, like per-core BN on TPU), and each replica's shadow
 averages its own statistics. Checkpoints store replica 0's values of both the model variables and
-the shadows, so a restored model and its averages are consistent. ``swap``/``copy_to`` also work
+the shadows, so a restored model and its averages are consistent. `swap`/`copy_to` also work
 replica by replica.
 """
 import contextlib
@@ -36,13 +36,11 @@ def _as_tf_variable(variable):
 def ema_variables(model):
     """Variables the TPU recipe averages: trainables + every BatchNorm moving mean/variance.
 
-    Args:
-        model: a built ``keras.Model`` (or layer).
+    model: a built `keras.Model` (or layer).
 
-    Returns:
-        ``model.trainable_variables`` followed by (moving_mean, moving_variance) of every
-        ``keras.layers.BatchNormalization`` in the model, without duplicates (tensorflow/tpu
-        utils.py ``get_ema_vars``).
+    Returns `model.trainable_variables` followed by (moving_mean, moving_variance) of every
+    `keras.layers.BatchNormalization` in the model, without duplicates (tensorflow/tpu utils.py
+    `get_ema_vars`).
     """
     model_walk.check_built(model, "ema_variables")
     result, seen = [], set()
@@ -85,14 +83,13 @@ def _check_variables(variables):
 
 
 class ExponentialMovingAverage(tf.Module):
-    """Shadow copies of ``variables`` updated by ``apply(step)``; saved by tf.train.Checkpoint.
+    """Shadow copies of `variables` updated by `apply(step)`; saved by tf.train.Checkpoint.
 
-    Args:
-        variables: variables to average (e.g. ``ema_variables(model)``), Keras or tf.Variables.
-        decay: the final decay, in [0, 1]. Default 0.9999 (docs/recipe.md §5).
-        warmup: use ``min(decay, (1 + step) / (10 + step))`` (TF1 ``num_updates``). Default True.
-        name: module name (checkpoint keys are "shadows/0", "shadows/1", ... under the attribute
-            the caller gives this object).
+    variables: variables to average (e.g. `ema_variables(model)`), Keras or tf.Variables.
+    decay: the final decay, in [0, 1]. Default 0.9999 (docs/recipe.md §5).
+    warmup: use `min(decay, (1 + step) / (10 + step))` (TF1 `num_updates`). Default True.
+    name: module name (checkpoint keys are "shadows/0", "shadows/1", ... under the attribute
+        the caller gives this object).
 
     Shadows start at the variables' current values (TF1 starts them at the initial values, which
     is the same thing when the average is created before training).
@@ -134,7 +131,7 @@ class ExponentialMovingAverage(tf.Module):
 
     @tf.autograph.experimental.do_not_convert
     def decay_at(self, step):
-        """The float32 decay used at ``step``: min(decay, (1+step)/(10+step)) with warm-up."""
+        """The float32 decay used at `step`: min(decay, (1+step)/(10+step)) with warm-up."""
         decay = tf.constant(self.decay, tf.float32)
         if not self.warmup:
             return decay
@@ -148,13 +145,12 @@ class ExponentialMovingAverage(tf.Module):
     def apply(self, step):
         """Moves every shadow toward its variable; call after the optimizer step.
 
-        Args:
-            step: the global step AFTER the optimizer update (``optimizer.iterations`` once
-                ``apply_gradients`` has run, 1 on the first update). tensorflow/tpu main.py runs
-                ``ema.apply`` under a control dependency on ``minimize``, which has already
-                incremented global_step. Ignored when ``warmup`` is False.
+        step: the global step AFTER the optimizer update (`optimizer.iterations` once
+            `apply_gradients` has run, 1 on the first update). tensorflow/tpu main.py runs
+            `ema.apply` under a control dependency on `minimize`, which has already
+            incremented global_step. Ignored when `warmup` is False.
 
-        Works eagerly, inside tf.function (also jit_compile=True), and inside ``strategy.run``.
+        Works eagerly, inside tf.function (also jit_compile=True), and inside `strategy.run`.
         """
         complement = {}
         for variable, shadow in self._pairs():
@@ -164,7 +160,7 @@ class ExponentialMovingAverage(tf.Module):
             shadow.assign_sub((shadow - variable) * complement[shadow.dtype])
 
     def copy_to(self, variables=None):
-        """Assigns the averages to ``variables`` (default: the averaged variables themselves)."""
+        """Assigns the averages to `variables` (default: the averaged variables themselves)."""
         targets = self.averaged_variables if variables is None else _check_variables(variables)
         if len(targets) != len(self.shadows):
             raise ValueError(f"ExponentialMovingAverage.copy_to needs {len(self.shadows)} "
@@ -178,7 +174,7 @@ class ExponentialMovingAverage(tf.Module):
     def swap(self):
         """Exchanges model values and averages in place; calling it again undoes it.
 
-        Use it around evaluation/export (or use ``swapped()``). A checkpoint written while
+        Use it around evaluation/export (or use `swapped()`). A checkpoint written while
         swapped stores the exchanged values, so swap back before saving.
         """
         for variable, shadow in self._pairs():

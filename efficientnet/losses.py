@@ -1,8 +1,8 @@
 """Training loss of the EfficientNet recipe (docs/recipe.md §5, tensorflow/tpu main.py).
 
-* ``classification_loss``: per-example softmax cross-entropy with label smoothing 0.1, computed
+* `classification_loss`: per-example softmax cross-entropy with label smoothing 0.1, computed
   in float32 even when the model runs in bfloat16.
-* ``weight_decay_variables`` / ``l2_loss``: 1e-5 · Σ ½‖w‖² over every trainable variable except
+* `weight_decay_variables` / `l2_loss`: 1e-5 · Σ ½‖w‖² over every trainable variable except
   BatchNorm gamma/beta; conv and dense biases ARE included (the TPU code filters on the name
   "batch_normalization" only).
 """
@@ -39,16 +39,14 @@ def _check_static_labels(labels, num_classes):
 def classification_loss(labels, logits, num_classes, label_smoothing=0.1):
     """Per-example softmax cross-entropy with label smoothing, in float32.
 
-    Args:
-        labels: integer class ids of shape [batch] (0..num_classes-1), or a float distribution
-            of shape [batch, num_classes] (e.g. mixed labels) that is smoothed the same way.
-        logits: [batch, num_classes] logits of any float dtype; cast to float32 first.
-        num_classes: number of classes (the last dimension of ``logits``).
-        label_smoothing: in [0, 1). The target is ``onehot · (1 - s) + s / num_classes``
-            (tf.compat.v1.losses.softmax_cross_entropy's definition, used by tensorflow/tpu).
+    labels: integer class ids of shape [batch] (0..num_classes-1), or a float distribution
+        of shape [batch, num_classes] (e.g. mixed labels) that is smoothed the same way.
+    logits: [batch, num_classes] logits of any float dtype; cast to float32 first.
+    num_classes: number of classes (the last dimension of `logits`).
+    label_smoothing: in [0, 1). The target is `onehot · (1 - s) + s / num_classes`
+        (tf.compat.v1.losses.softmax_cross_entropy's definition, used by tensorflow/tpu).
 
-    Returns:
-        float32 tensor of shape [batch]; the caller reduces it (sum / global batch size).
+    Returns a float32 tensor of shape [batch]; the caller reduces it (sum / global batch size).
     """
     _check_num_classes(num_classes)
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not (
@@ -83,9 +81,8 @@ def classification_loss(labels, logits, num_classes, label_smoothing=0.1):
 def weight_decay_variables(model):
     """Trainable variables that get L2 decay: all except those of BatchNormalization layers.
 
-    Args:
-        model: a built ``keras.Model`` (or layer). BatchNorm layers are found by isinstance,
-            nested models and custom layers included.
+    model: a built `keras.Model` (or layer). BatchNorm layers are found by isinstance,
+        nested models and custom layers included.
     """
     model_walk.check_built(model, "weight_decay_variables")
     excluded = {id(v) for layer in model_walk.batchnorm_layers(model) for v in layer.variables}
@@ -94,11 +91,10 @@ def weight_decay_variables(model):
 
 @tf.autograph.experimental.do_not_convert
 def l2_loss(variables, weight_decay):
-    """Returns ``weight_decay · Σ ½‖w‖²`` over ``variables``, computed in float32.
+    """Returns `weight_decay · Σ ½‖w‖²` over `variables`, computed in float32.
 
-    Args:
-        variables: non-empty list of variables/tensors (e.g. ``weight_decay_variables(model)``).
-        weight_decay: coefficient >= 0 (1e-5 in the recipe, docs/recipe.md §5).
+    variables: non-empty list of variables/tensors (e.g. `weight_decay_variables(model)`).
+    weight_decay: coefficient >= 0 (1e-5 in the recipe, docs/recipe.md §5).
     """
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or (
             weight_decay < 0):

@@ -45,30 +45,29 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
                 name: Optional[str] = None) -> keras.Model:
     """Builds an EfficientNet.
 
-    Args:
-      variant: "b0".."b7", "b8", "l2", "edgetpu-s/m/l", "lite0".."lite4" (see `get_variant`) or a `Variant`
-        (e.g. from `custom_variant`).
-      num_classes: classifier width; default the variant's (1000; 1001 for EdgeTPU). Ignored when include_top
-        is False.
-      image_size: input side (int) or (height, width); "native" (default) the variant's resolution; None (or None
-        entries) any spatial size: every layer takes maps of any size, strides and "same" padding included.
-      input_channels: channels of the input pixels (see `input_statistics` for their normalization and
-        efficientnet.loading.adapt_stem_kernel for 3-channel weights loaded into other counts).
-      input_tensor: a Keras tensor [N, H, W, C] (a keras.Input, or the output of layers on one) to use as the
-        input, as Keras Applications' argument: its shape sets the image size and channels (image_size and
-        input_channels then stay at their defaults) and the model's inputs are its source inputs.
-      include_top: True -> global average pool, dropout, Dense (float32). False -> tensorflow/tpu's
-        `head_1x1` endpoint (after the 1x1 head conv, BN and activation: N, H/32, W/32, head filters; 1280 for
-        b0) in the compute dtype, as Keras Applications with include_top=False; `pooling` reduces it.
-      pooling: with include_top False: None (the map), "avg" (tensorflow/tpu's `pooled_features`, the embedding
-        a classifier head reads) or "max": (N, head filters).
-      classifier_activation: None (logits, the training contract) or "softmax"; with include_top only.
-      dropout_rate: dropout before the classifier; default the variant's (0 removes the layer).
-      survival_prob: stochastic-depth keep probability of the last block, ramped linearly from 1 at the first
-        block (docs/recipe.md §2); default the variant's 0.8. 1 disables stochastic depth.
-      batchnorm_group_size: in training, BatchNorm statistics over this many consecutive replicas together
-        (blocks.group_moments): 1 per replica (the default), the replica count for synchronized BatchNorm.
-      name: model name; default "efficientnet-<variant name>".
+    variant: "b0".."b7", "b8", "l2", "edgetpu-s/m/l", "lite0".."lite4" (see `get_variant`) or a `Variant`
+      (e.g. from `custom_variant`).
+    num_classes: classifier width; default the variant's (1000; 1001 for EdgeTPU). Ignored when include_top
+      is False.
+    image_size: input side (int) or (height, width); "native" (default) the variant's resolution; None (or None
+      entries) any spatial size: every layer takes maps of any size, strides and "same" padding included.
+    input_channels: channels of the input pixels (see `input_statistics` for their normalization and
+      efficientnet.loading.adapt_stem_kernel for 3-channel weights loaded into other counts).
+    input_tensor: a Keras tensor [N, H, W, C] (a keras.Input, or the output of layers on one) to use as the
+      input, as Keras Applications' argument: its shape sets the image size and channels (image_size and
+      input_channels then stay at their defaults) and the model's inputs are its source inputs.
+    include_top: True -> global average pool, dropout, Dense (float32). False -> tensorflow/tpu's
+      `head_1x1` endpoint (after the 1x1 head conv, BN and activation: N, H/32, W/32, head filters; 1280 for
+      b0) in the compute dtype, as Keras Applications with include_top=False; `pooling` reduces it.
+    pooling: with include_top False: None (the map), "avg" (tensorflow/tpu's `pooled_features`, the embedding
+      a classifier head reads) or "max": (N, head filters).
+    classifier_activation: None (logits, the training contract) or "softmax"; with include_top only.
+    dropout_rate: dropout before the classifier; default the variant's (0 removes the layer).
+    survival_prob: stochastic-depth keep probability of the last block, ramped linearly from 1 at the first
+      block (docs/recipe.md §2); default the variant's 0.8. 1 disables stochastic depth.
+    batchnorm_group_size: in training, BatchNorm statistics over this many consecutive replicas together
+      (blocks.group_moments): 1 per replica (the default), the replica count for synchronized BatchNorm.
+    name: model name; default "efficientnet-<variant name>".
     """
     v = get_variant(variant)
     num_classes = v.num_classes if num_classes is None else num_classes
@@ -105,11 +104,10 @@ def build_feature_model(variant: Union[str, Variant], *, endpoints: Optional[Seq
     Layers, names and weights are those of `build_model(variant)`, so the same weight files and checkpoints load
     (efficientnet.load_weights). Outputs are in the compute dtype (bfloat16 under mixed_bfloat16).
 
-    Args:
-      endpoints: names from `endpoints(variant)` ("reduction_1".."reduction_5", "features", "head_1x1");
-        default all of them. Without "head_1x1" the model has no head conv, and no block after the last
-        requested endpoint.
-      image_size, input_channels, input_tensor, survival_prob, batchnorm_group_size, name: as in `build_model`.
+    endpoints: names from `endpoints(variant)` ("reduction_1".."reduction_5", "features", "head_1x1");
+      default all of them. Without "head_1x1" the model has no head conv, and no block after the last
+      requested endpoint.
+    image_size, input_channels, input_tensor, survival_prob, batchnorm_group_size, name: as in `build_model`.
     """
     v = get_variant(variant)
     table = {e.name: e for e in endpoint_table(v)}

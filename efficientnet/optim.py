@@ -1,8 +1,8 @@
-"""RMSProp with the exact update rule of TF1 ``tf.train.RMSPropOptimizer``.
+"""RMSProp with the exact update rule of TF1 `tf.train.RMSPropOptimizer`.
 
 EfficientNet's published numbers were trained with the TF1 optimizer (tensorflow/tpu
-models/official/efficientnet/utils.py ``build_optimizer``: decay 0.9, momentum 0.9, epsilon 1e-3).
-Keras 3's ``keras.optimizers.RMSprop`` is a different algorithm in two ways that matter
+models/official/efficientnet/utils.py `build_optimizer`: decay 0.9, momentum 0.9, epsilon 1e-3).
+Keras 3's `keras.optimizers.RMSprop` is a different algorithm in two ways that matter
 (docs/recipe.md §5):
 
 * it starts the mean-square accumulator at ZERO, so the first updates divide by sqrt((1-rho)·g²)
@@ -10,8 +10,8 @@ Keras 3's ``keras.optimizers.RMSprop`` is a different algorithm in two ways that
 * it adds epsilon outside the square root (default 1e-7), TF1 adds it inside (1e-3 here), which
   caps the step for parameters with tiny gradients.
 
-``RMSPropTF`` is a Keras 3 optimizer (so it works with ``optimizer.build``, ``apply_gradients``,
-``tf.distribute`` and XLA) whose per-variable update is TF1's ApplyRMSProp kernel:
+`RMSPropTF` is a Keras 3 optimizer (so it works with `optimizer.build`, `apply_gradients`,
+`tf.distribute` and XLA) whose per-variable update is TF1's ApplyRMSProp kernel:
 
     ms  <- ms + (1 - rho) * (g² - ms)                 (ms starts at 1)
     mom <- momentum * mom + lr * g / sqrt(ms + epsilon)
@@ -27,7 +27,7 @@ _MOM_SLOT = "momentum"
 
 
 def _check_fraction(name, value, low_inclusive):
-    """Raises ValueError unless ``value`` is a float in [0, 1) (or (0, 1) if not low_inclusive)."""
+    """Raises ValueError unless `value` is a float in [0, 1) (or (0, 1) if not low_inclusive)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"RMSPropTF {name} must be a float, got {value!r}")
     if not ((0.0 <= value if low_inclusive else 0.0 < value) and value < 1.0):
@@ -46,19 +46,18 @@ def _handle(variable):
 class RMSPropTF(keras.optimizers.Optimizer):
     """RMSProp with TF1 semantics (accumulator initialized to one, epsilon inside the sqrt).
 
-    Args:
-        learning_rate: a float or a ``keras.optimizers.schedules.LearningRateSchedule`` (evaluated
-            at ``optimizer.iterations``, i.e. the step count BEFORE this update, like TF1's
-            global_step before ``minimize`` increments it).
-        rho: discounting factor of the mean-square accumulator (TF1 ``decay``), default 0.9.
-        momentum: momentum coefficient, default 0.9.
-        epsilon: added to the accumulator inside the square root, default 1e-3.
-        name: optimizer name.
-        **kwargs: other ``keras.optimizers.Optimizer`` arguments (clipnorm, global_clipnorm,
-            loss_scale_factor, ...). ``use_ema`` is refused: Keras' built-in average skips the
-            BatchNorm statistics and has no warm-up; use ``efficientnet.ema`` instead.
+    learning_rate: a float or a `keras.optimizers.schedules.LearningRateSchedule` (evaluated
+        at `optimizer.iterations`, i.e. the step count BEFORE this update, like TF1's
+        global_step before `minimize` increments it).
+    rho: discounting factor of the mean-square accumulator (TF1 `decay`), default 0.9.
+    momentum: momentum coefficient, default 0.9.
+    epsilon: added to the accumulator inside the square root, default 1e-3.
+    name: optimizer name.
+    **kwargs: other `keras.optimizers.Optimizer` arguments (clipnorm, global_clipnorm,
+        loss_scale_factor, ...). `use_ema` is refused: Keras' built-in average skips the
+        BatchNorm statistics and has no warm-up; use `efficientnet.ema` instead.
 
-    Gradients are summed across replicas by the Keras TF backend when ``apply_gradients`` runs in
+    Gradients are summed across replicas by the Keras TF backend when `apply_gradients` runs in
     a replica context, so the caller divides the loss by the GLOBAL batch size.
     """
 
@@ -102,7 +101,7 @@ class RMSPropTF(keras.optimizers.Optimizer):
             for v in var_list]
 
     def update_step(self, gradient, variable, learning_rate):
-        """Applies one TF1 ApplyRMSProp update to ``variable`` (dense gradients only)."""
+        """Applies one TF1 ApplyRMSProp update to `variable` (dense gradients only)."""
         if isinstance(gradient, tf.IndexedSlices):
             # TF1 has a separate sparse kernel that only touches the gathered rows; silently
             # densifying would decay every row's accumulator instead, so refuse.
@@ -149,7 +148,7 @@ def _dense(owner, gradient, variable):
 
 @keras.saving.register_keras_serializable(package="efficientnet")
 class MomentumTF(keras.optimizers.Optimizer):
-    """TF1 ``tf.train.MomentumOptimizer`` (tensorflow/tpu utils.py build_optimizer "momentum"):
+    """TF1 `tf.train.MomentumOptimizer` (tensorflow/tpu utils.py build_optimizer "momentum"):
 
         accum <- momentum · accum + g
         w     <- w - lr · accum

@@ -81,12 +81,11 @@ def load_tpu_checkpoint(model: keras.Model, path, *, skip_mismatch_layers: Seque
                         use_ema: bool = True, scope: Optional[str] = None) -> LoadResult:
     """Loads a tensorflow/tpu checkpoint (directory or prefix, see `resolve_checkpoint`) into `model`.
 
-    Args:
-      model: a model from `build_model` (any variant; include_top True or False) or `build_feature_model`.
-      path: a checkpoint directory (its latest checkpoint is used) or a prefix such as .../model.ckpt-218949.
-      skip_mismatch_layers: our layer names (e.g. ("predictions",)) that may be absent or differ in shape.
-      use_ema: prefer each variable's ExponentialMovingAverage shadow when it exists (the published numbers).
-      scope: the model scope in the checkpoint ("efficientnet-b0"); default: found from the stem variable.
+    model: a model from `build_model` (any variant; include_top True or False) or `build_feature_model`.
+    path: a checkpoint directory (its latest checkpoint is used) or a prefix such as .../model.ckpt-218949.
+    skip_mismatch_layers: our layer names (e.g. ("predictions",)) that may be absent or differ in shape.
+    use_ema: prefer each variable's ExponentialMovingAverage shadow when it exists (the published numbers).
+    scope: the model scope in the checkpoint ("efficientnet-b0"); default: found from the stem variable.
 
     Returns a LoadResult: loaded/skipped layer names, `ignored` checkpoint variables (scope-relative), and
     `from_ema`, the number of model variables that came from a shadow.

@@ -48,11 +48,10 @@ def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str
     `use_ema` (prefer ExponentialMovingAverage shadows) and `scope` (the checkpoint's model scope, found by
     default) apply to TF checkpoints only; see efficientnet.tpu_checkpoint.load_tpu_checkpoint.
 
-    Raises:
-      FileNotFoundError: no file, checkpoint prefix or checkpoint directory at `path`.
-      ValueError: not an HDF5 weight file / not a tensorflow/tpu checkpoint; a needed layer or variable missing;
-        a weight count or shape mismatch; unused checkpoint weights or block layers; a name in skip_mismatch_layers
-        that is not a weighted layer of the model; `scope` given for an HDF5 file.
+    Raises FileNotFoundError when there is no file, checkpoint prefix or checkpoint directory at `path`, and
+    ValueError for a file that is neither an HDF5 weight file nor a tensorflow/tpu checkpoint, a needed layer or
+    variable missing, a weight count or shape mismatch, unused checkpoint weights or block layers, a name in
+    skip_mismatch_layers that is not a weighted layer of the model, or `scope` given for an HDF5 file.
     """
     path = os.fspath(path)
     if not is_h5_file(path):

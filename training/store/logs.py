@@ -243,7 +243,7 @@ class RunLog:
         """The config as text and as hparams (TensorBoard's HPARAMS tab)."""
         if not self._enabled:
             return
-        text = "```\n" + json.dumps(json.loads(config.to_json()), indent=1, sort_keys=True) + "\n```"
+        text = "``\n" + json.dumps(json.loads(config.to_json()), indent=1, sort_keys=True) + "\n``"
         with self._writer(run).as_default(step=int(step)):
             tf.summary.write("config", tf.constant(text), metadata=_TEXT_METADATA)
             tf.summary.experimental.write_raw_pb(hparams_summary(flat_config(config)).SerializeToString(),
