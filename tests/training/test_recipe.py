@@ -99,3 +99,46 @@ def test_batchnorm_group_setting_under_other_strategies():
     config.model.batchnorm_group_size = "3"
     with pytest.raises(UserError, match="does not divide the 2 replicas"):
         recipe.batchnorm_group_size(config, mirrored)
+
+
+class _Counts:
+    """A data source of given split sizes that fails when a split it must not be asked for is counted."""
+
+    num_classes = 10
+
+    def __init__(self, forbidden=(), **counts):
+        self.counts, self.forbidden = counts, forbidden
+
+    def num_examples(self, split):
+        assert split not in self.forbidden, f"the plan counted the {split} split"
+        return self.counts.get(split, 0)
+
+
+def test_the_plan_resolves_what_the_config_derives_once():
+    config = base.get_config()
+    config.model.variant = "lite0"
+    plan = recipe.make_plan(config, source=_Counts(train=1_000_000, minival=50))
+    assert (plan.image_size, plan.num_classes, plan.resize_method) == (224, 10, "bilinear")  # lite0's row
+    assert plan.crop_fraction == pytest.approx(224 / (224 + 32))
+    for settings in (plan.train_input, plan.eval_input):
+        assert (settings.image_size, settings.crop_fraction, settings.resize_method) == (
+            224, plan.crop_fraction, "bilinear")
+    assert plan.train_input.training and not plan.eval_input.training
+    assert plan.step.augment_name == plan.train_input.augment_name == "autoaugment"
+    assert plan.selection_split == "minival" and plan.checkpoint_steps == plan.schedule.steps_per_eval
+    config.model.image_size, config.data.crop_fraction = 192, 0.9
+    overridden = recipe.make_plan(config, source=_Counts(train=1_000_000))
+    assert (overridden.image_size, overridden.crop_fraction, overridden.selection_split) == (192, 0.9, "validation")
+    with pytest.raises(AttributeError):  # frozen: nothing downstream changes what set-up resolved
+        plan.crop_fraction = 0.5
+
+
+def test_only_training_and_the_eval_job_beside_it_plan_a_schedule():
+    config = base.get_config()
+    config.runtime.mode = "eval"
+    assert recipe.make_plan(config, source=_Counts(forbidden=("train", "minival"))).schedule is None
+    followed = recipe.make_plan(config, source=_Counts(train=4096 * 3, minival=10), follows_training=True)
+    assert followed.schedule.total_steps == int(350 * 3) and followed.selection_split == "minival"
+    config.runtime.mode = "train"
+    with pytest.raises(UserError, match="fewer than one global batch"):
+        recipe.make_plan(config, source=_Counts(train=100))
