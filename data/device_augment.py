@@ -337,7 +337,7 @@ def _randaugment(images, seeds, num_layers, magnitude, uint8_wraparound):
     return images
 
 
-def augment_batch(images, seeds, augment_name, randaugment_num_layers=2, randaugment_magnitude=10,
+def augment_batch(images, seeds, augment_name, randaugment_num_layers=None, randaugment_magnitude=None,
                   uint8_wraparound=True):
     """uint8 [b, h, w, 3] images (static shape) and int [b, 2] per-example seeds → uint8 [b, h, w, 3], image i
     equal to preprocessing.augment(images[i], seeds[i], ...) on the host. XLA-compilable."""

@@ -232,8 +232,8 @@ def _train_resize(cropped, image_size, resize_method, fallback):
                    lambda: resize(cropped, image_size, resize_method))
 
 
-def preprocess_for_train(image, image_size, seed, augment_name="autoaugment", randaugment_num_layers=2,
-                         randaugment_magnitude=10, crop_fraction=None, resize_method="bicubic",
+def preprocess_for_train(image, image_size, seed, augment_name, randaugment_num_layers=None,
+                         randaugment_magnitude=None, crop_fraction=None, resize_method="bicubic",
                          area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE, uint8_wraparound=True):
     """Random Inception crop, resize, random left-right flip, then (with augmentation) clip to [0, 255],
     truncate to uint8 and augment (tensorflow/tpu preprocess_for_train).
@@ -242,7 +242,8 @@ def preprocess_for_train(image, image_size, seed, augment_name="autoaugment", ra
       image: scalar tf.string of encoded bytes, or uint8 [h, w, 3].
       image_size: output side in pixels.
       seed: stateless seed, integer tensor [2]; the output is a pure function of (image, image_size, seed, …).
-      augment_name: "autoaugment" (policy v0), "randaugment" or "none".
+      augment_name: "autoaugment" (policy v0), "randaugment" (with randaugment_num_layers and
+        randaugment_magnitude, the recipe's N and M) or "none".
       crop_fraction: center-crop fraction of the fallback crop; None → image_size / (image_size + 32).
       resize_method: "bicubic" or "bilinear" (compat.v1 semantics); the fallback crop is always bicubic.
       area_range, aspect_ratio_range: the crop sampler's ranges (original: (0.08, 1.0) and (3/4, 4/3)).
@@ -297,7 +298,8 @@ def augmentation_input(image, image_size, seed, crop_fraction=None, resize_metho
     return tf.ensure_shape(pixels, [image_size, image_size, 3]), augment_seed
 
 
-def augment(pixels, seed, augment_name, randaugment_num_layers=2, randaugment_magnitude=10, uint8_wraparound=True):
+def augment(pixels, seed, augment_name, randaugment_num_layers=None, randaugment_magnitude=None,
+            uint8_wraparound=True):
     """AutoAugment (policy v0) or RandAugment of a uint8 [s, s, 3] image with a stateless seed [2] → uint8.
     uint8_wraparound: keep the original's Solarize/Posterize uint8 wrap-around (data/autoaugment.py)."""
     if augment_name == "autoaugment":

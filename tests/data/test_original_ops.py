@@ -186,7 +186,7 @@ def test_train_preprocessing_equals_the_original_given_the_window_and_flip(metho
         data = TRAIN_JPEGS[name]
         for index, (augment_name, magnitude) in enumerate(cases):
             seed = [index, 11]
-            got = preprocessing.preprocess_for_train(tf.constant(data), 64, seed, augment_name,
+            got = preprocessing.preprocess_for_train(tf.constant(data), 64, seed, augment_name, randaugment_num_layers=2,
                                                      randaugment_magnitude=magnitude, resize_method=method)
             want = _port_train(data, 64, seed, method, augment_name, magnitude)
             assert np.abs(got.numpy() - want).max() == 0.0, f"{name} {augment_name} {magnitude} {method}"
@@ -212,7 +212,7 @@ def test_train_preprocessing_inside_tf_data_equals_the_original():
     for augment_name in ("none", "randaugment"):
         dataset = tf.data.Dataset.from_tensor_slices([TRAIN_JPEGS[n] for n in names]).map(
             lambda data, a=augment_name: preprocessing.preprocess_for_train(
-                data, 64, [5, 6], a, randaugment_magnitude=17, resize_method="bilinear"))
+                data, 64, [5, 6], a, randaugment_num_layers=2, randaugment_magnitude=17, resize_method="bilinear"))
         for name, got in zip(names, dataset):
             want = _port_train(TRAIN_JPEGS[name], 64, [5, 6], "bilinear", augment_name, 17)
             assert np.abs(got.numpy() - want).max() == 0.0, f"tf.data {name} {augment_name}"

@@ -52,9 +52,9 @@ def test_crop_ranges_are_arguments():
         assert 0.5 - 0.01 <= window[2] * window[3] / (375 * 500) <= 0.6 + 0.01
         assert abs(window[3] / window[2] - 1.0) < 0.02
     with pytest.raises(ValueError, match="area_range must satisfy"):
-        preprocessing.preprocess_for_train(PHOTO, 28, tf.constant([0, 0]), area_range=(0.5, 1.5))
+        preprocessing.preprocess_for_train(PHOTO, 28, tf.constant([0, 0]), "none", area_range=(0.5, 1.5))
     with pytest.raises(ValueError, match="aspect_ratio_range must be a pair"):
-        preprocessing.preprocess_for_train(PHOTO, 28, tf.constant([0, 0]), aspect_ratio_range=0.75)
+        preprocessing.preprocess_for_train(PHOTO, 28, tf.constant([0, 0]), "none", aspect_ratio_range=0.75)
 
 
 def test_eval_on_uint8_matches_crop_then_compat_v1_resize():
@@ -82,8 +82,9 @@ def test_eval_accepts_jpeg_and_png_bytes():
 def test_train_output_range_shape_and_seed_determinism():
     jpeg = tf.io.encode_jpeg(PHOTO)
     for augment in preprocessing.AUGMENT_NAMES:
-        first = preprocessing.preprocess_for_train(jpeg, 28, tf.constant([5, 6]), augment_name=augment)
-        again = preprocessing.preprocess_for_train(jpeg, 28, tf.constant([5, 6]), augment_name=augment)
+        first, again = (preprocessing.preprocess_for_train(jpeg, 28, tf.constant([5, 6]), augment_name=augment,
+                                                           randaugment_num_layers=2, randaugment_magnitude=10)
+                        for _ in range(2))
         assert first.dtype == tf.float32 and first.shape == (28, 28, 3)
         if augment != "none":  # augmented pixels are whole numbers in [0, 255]; "none" is not clipped
             assert float(tf.reduce_min(first)) >= 0.0 and float(tf.reduce_max(first)) <= 255.0
