@@ -17,9 +17,10 @@ import re
 import textwrap
 from typing import Any, Callable, Optional
 
+from absl import flags
 from ml_collections import config_flags
 
-from configs import base
+from configs import base, demo
 
 CONFIG_DIR = os.path.dirname(os.path.abspath(__file__))
 BASE_CONFIG = os.path.join(CONFIG_DIR, "base.py")
@@ -403,3 +404,64 @@ def preset_label(flag_values, config):
         return filename
     name = preset_name(config)
     return {"demo": "configs/demo.py (training without data)", "imagenet": "configs/imagenet.py (the recipe)"}[name]
+
+
+_DEFINE = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer, "float": flags.DEFINE_float,
+           "bool": flags.DEFINE_bool}
+
+
+# The command line ml_collections scans for --config.* overrides. It reads it (and any --flagfile in it) as
+# soon as --config is defined, so it stays empty until read_flags fills it: a missing flagfile is then absl's
+# one-line error, not a traceback at import.
+_ARGV = []
+
+
+def define_flags(flag_values, argv=None):
+    """Defines --config, --help_config and every row of FLAGS on `flag_values` (main.py: absl's global flags;
+    tests pass their own).
+
+    argv: the list ml_collections scans for the --config.* overrides, filled before parsing (default _ARGV).
+    """
+    config_flags.DEFINE_config_file(
+        "config", None, "Config file, e.g. configs/transfer.py:cifar10. Default: configs/demo.py to "
+        "train without data, else configs/imagenet.py (the recipe); --help_config lists every field.",
+        flag_values=flag_values, lock_config=True, sys_argv=_ARGV if argv is None else argv)
+    flags.DEFINE_bool("help_config", False, "List every config field with its default and comment, and exit.",
+                      flag_values=flag_values)
+    demo_config = demo.get_config()
+    for flag in FLAGS:
+        default, text = shown_default(flag), help_text(flag, demo_config)
+        if flag.kind == "enum":
+            flags.DEFINE_enum(flag.name, default, base.MODES, text, flag_values=flag_values)
+        else:
+            _DEFINE[flag.kind](flag.name, default, text, flag_values=flag_values)
+
+
+
+def bad_override(argv):
+    """The first --config.section.field on the command line that names no field of the schema, else None."""
+    known = {f"{section}.{field}" for section, fields in base.get_config().items() for field in fields}
+    for arg in argv[1:]:
+        name = arg.split("=", 1)[0].lstrip("-")
+        name = name[2:] if name.startswith("noconfig.") else name
+        if name.startswith("config.") and name[len("config."):] not in known:
+            return arg
+    return None
+
+
+def with_schema_config(argv, flag_values):
+    """argv with --config=configs/base.py first when the user gave no --config: ml_collections registers the
+    --config.* override flags only while parsing a --config. The schema is a neutral start; the rule choosing
+    the preset (configs/cli.py `resolve`) runs on the parsed values. The test for a user's --config is
+    ml_collections' own (after --flagfile expansion), so it holds for every spelling it accepts."""
+    expanded = flag_values.read_flags_from_files(argv, force_gnu=False)
+    if any(re.match(r"^-{1,2}config(=|$)", arg) for arg in expanded[1:]):
+        return argv
+    return argv[:1] + [f"--config={BASE_CONFIG}"] + argv[1:]
+
+
+def read_flags(argv, flag_values, scanned=None):
+    """Parses argv into flag_values (defined by `define_flags` with `scanned` as its argv list, default _ARGV);
+    returns the positional arguments. Raises absl's and ml_collections' errors as they are."""
+    (scanned if scanned is not None else _ARGV)[:] = argv
+    return flag_values(with_schema_config(argv, flag_values))

@@ -1,5 +1,9 @@
-"""Shared test settings: quiet TensorFlow logs and two logical CPU devices for distribution tests."""
+"""Shared test settings: quiet TensorFlow logs and two logical CPU devices for distribution tests; the one tiny
+run (configs/tiny.py) as a config and as a command line, the one way tests launch main.py, and main.py's own
+command-line parsing for tests of what a command line means."""
+import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -7,6 +11,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _EXIT_STATUS = pytest.StashKey[int]()
 
@@ -31,3 +37,57 @@ def pytest_unconfigure(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(config.stash.get(_EXIT_STATUS, 0))
+
+
+def tiny_config(model_dir, cache_dir, **overrides):
+    """configs/tiny.py (a 7-block, 32-px network that traces in seconds) with this test's model_dir and demo
+    cache. overrides: "section.field" -> value, e.g. {"train.steps": 9}."""
+    from configs import tiny  # pylint: disable=import-outside-toplevel
+    config = tiny.get_config()
+    config.data.cache_dir = cache_dir
+    config.runtime.model_dir = str(model_dir)
+    for dotted, value in overrides.items():
+        section, field = dotted.split(".")
+        config[section][field] = value
+    return config
+
+
+def tiny_flags(model_dir, cache_dir, *flags):
+    """The same tiny run as a main.py command line: configs/tiny.py into model_dir on the demo data cached in
+    cache_dir, then `flags`."""
+    return ["--config=configs/tiny.py", f"--model_dir={model_dir}", f"--config.data.cache_dir={cache_dir}", *flags]
+
+
+def start_main(args, env=None, **popen):
+    """`python main.py ARGS` started from the repository root, stdout and stderr piped as text; env: variables
+    added to this process's; popen: Popen arguments that replace these (e.g. stdout=a pty)."""
+    kwargs = {"cwd": REPO, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True,
+              "env": {**os.environ, **(env or {})}, **popen}
+    return subprocess.Popen([sys.executable, "main.py", *args], **kwargs)
+
+
+def run_main(args, timeout, env=None):
+    """Runs main.py with `args` to its end: a CompletedProcess with its stdout and stderr (read while it runs)."""
+    return run_concurrently([args], timeout, env=env)[0]
+
+
+def run_concurrently(command_lines, timeout, env=None):
+    """[CompletedProcess] of main.py for each args in command_lines, all started before any is waited for (each
+    process loads TensorFlow on its own)."""
+    processes = [start_main(args, env=env) for args in command_lines]
+    outputs = [p.communicate(timeout=timeout) for p in processes]
+    return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(processes, outputs)]
+
+
+def resolve_command_line(args):
+    """(config as a dict, notes, user fields) that `python main.py ARGS` runs with: main.py's own parsing
+    (configs/cli.py read_flags, main.resolve_config) on fresh absl flags."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+
+    import main  # pylint: disable=import-outside-toplevel
+    from configs import cli  # pylint: disable=import-outside-toplevel
+    flag_values, scanned = flags.FlagValues(), []
+    cli.define_flags(flag_values, scanned)
+    cli.read_flags(["main.py", *args], flag_values, scanned)
+    config, notes, user_fields = main.resolve_config(flag_values)
+    return json.loads(config.to_json()), notes, user_fields

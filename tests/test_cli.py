@@ -1,6 +1,5 @@
 """The command line: one flag table, the original's flags, one config rule for every spelling, help output,
 and the original's command lines (Cloud TPU tutorial, README) up to the point where data is read."""
-import json
 import os
 import re
 import subprocess
@@ -10,8 +9,8 @@ import time
 import pytest
 from absl import flags
 
-import main
 from configs import base, cli
+from tests.conftest import resolve_command_line, run_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,16 +26,6 @@ log_step_count_steps use_cache depth_coefficient width_coefficient use_async_che
 lr_decay_factor lr_warmup_epochs lars_weight_decay lars_epsilon num_replicas""".split()
 
 
-def resolve(args, tmp_path=None):
-    """(config as a dict, notes, user fields) for `python main.py ARGS`, parsed into fresh absl flags."""
-    flag_values, argv, scanned = flags.FlagValues(), ["main.py", *args], []
-    main.define_flags(flag_values, scanned)
-    scanned[:] = argv
-    flag_values(main.with_schema_config(argv))
-    config, notes = cli.resolve(flag_values)
-    return json.loads(config.to_json()), notes, cli.fields_given(flag_values)
-
-
 def test_every_flag_of_the_original_is_accepted():
     assert set(ORIGINAL_FLAGS) <= set(cli.BY_NAME)
     for flag in cli.FLAGS:  # each row sets a real field, or says why not
@@ -49,24 +38,24 @@ def test_every_flag_of_the_original_is_accepted():
 
 
 def test_the_originals_optimizers_and_schedules_are_accepted():
-    config, _, _ = resolve(["--optimizer=lars", "--lars_weight_decay=1e-4", "--lars_epsilon=1e-9",
+    config, _, _ = resolve_command_line(["--optimizer=lars", "--lars_weight_decay=1e-4", "--lars_epsilon=1e-9",
                             "--lr_schedule=poly"])
     train = config["train"]
     assert (train["optimizer"], train["lars_weight_decay"], train["lars_epsilon"], train["lr_schedule"]) == (
         "lars", 1e-4, 1e-9, "poly")
     for name in ("sgd", "momentum", "rmsprop"):
-        assert resolve([f"--optimizer={name}"])[0]["train"]["optimizer"] == name
-    assert resolve(["--lr_schedule=constant"])[0]["train"]["lr_schedule"] == "constant"
+        assert resolve_command_line([f"--optimizer={name}"])[0]["train"]["optimizer"] == name
+    assert resolve_command_line(["--lr_schedule=constant"])[0]["train"]["lr_schedule"] == "constant"
 
 
 def test_original_flags_set_the_same_fields_as_ours():
-    original, notes, _ = resolve([
+    original, notes, _ = resolve_command_line([
         "--model_name=efficientnet-b4", "--input_image_size=320", "--randaug_num_layers=3", "--randaug_magnitude=15",
         "--lr_warmup_epochs=0.5", "--lr_decay_epoch=0.2", "--lr_decay_factor=0.9", "--dropout_rate=0.1",
         "--survival_prob=0.9", "--width_coefficient=1.1", "--depth_coefficient=1.2", "--tpu=t1", "--tpu_zone=us-c1",
         "--gcp_project=p", "--eval_timeout=60", "--num_train_images=1281167", "--num_eval_images=50000",
         "--data_dir=gs://b/i", "--optimizer=rmsprop", "--mixup_alpha=0", "--batch_norm_momentum=0.99"])
-    ours, no_notes, _ = resolve([
+    ours, no_notes, _ = resolve_command_line([
         "--data_dir=gs://b/i", "--tpu=t1", "--config.model.variant=b4", "--config.model.image_size=320",
         "--config.data.randaugment_num_layers=3", "--config.data.randaugment_magnitude=15",
         "--config.train.warmup_epochs=0.5", "--config.train.lr_decay_epochs=0.2", "--config.train.lr_decay_rate=0.9",
@@ -78,17 +67,17 @@ def test_original_flags_set_the_same_fields_as_ours():
 
 
 def test_1001_classes_keep_the_background_label_as_in_the_original():
-    assert resolve(["--num_label_classes=1001"])[0]["data"]["include_background"] is True
-    assert resolve(["--num_label_classes=1000"])[0]["data"]["include_background"] is False
-    assert resolve(["--num_label_classes=1001", "--noconfig.data.include_background"])[0]["data"][
+    assert resolve_command_line(["--num_label_classes=1001"])[0]["data"]["include_background"] is True
+    assert resolve_command_line(["--num_label_classes=1000"])[0]["data"]["include_background"] is False
+    assert resolve_command_line(["--num_label_classes=1001", "--noconfig.data.include_background"])[0]["data"][
         "include_background"] is False
 
 
 def test_tf1_only_flags_are_accepted_with_one_note_each():
-    config, notes, _ = resolve(["--transpose_input=false", "--skip_host_call=true", "--use_cache", "--data_format",
+    config, notes, _ = resolve_command_line(["--transpose_input=false", "--skip_host_call=true", "--use_cache", "--data_format",
                                 "channels_first", "--num_parallel_calls=8", "--export_to_tpu",
                                 "--log_step_count_steps=10"])
-    assert config == resolve([])[0]
+    assert config == resolve_command_line([])[0]
     assert len(notes) == 7 and all(n.startswith("note: --") and "no effect" in n for n in notes)
 
 
@@ -99,7 +88,7 @@ def test_tf1_only_flags_are_accepted_with_one_note_each():
     (["--tpu=t1"], "t1", False),
 ])
 def test_use_tpu(args, tpu, note):
-    config, notes, _ = resolve(args)
+    config, notes, _ = resolve_command_line(args)
     assert config["runtime"]["tpu"] == tpu and bool(notes) == note
 
 
@@ -122,13 +111,13 @@ SPELLINGS = [  # each group: the same command in the forms absl accepts
 def test_the_config_does_not_depend_on_spelling(group, tmp_path):
     flagfile = tmp_path / "flags"
     flagfile.write_text("--mode=predict\n--init_checkpoint=w.h5\n")
-    configs = [resolve([a.format(flagfile=flagfile) for a in args])[0] for args in SPELLINGS[group]]
+    configs = [resolve_command_line([a.format(flagfile=flagfile) for a in args])[0] for args in SPELLINGS[group]]
     assert all(c == configs[0] for c in configs)
 
 
 def test_abbreviations_are_refused_like_any_unknown_flag():
     with pytest.raises(flags.UnrecognizedFlagError):
-        resolve(["--train_st=3"])
+        resolve_command_line(["--train_st=3"])
 
 
 @pytest.mark.parametrize("args, preset", [
@@ -143,7 +132,7 @@ def test_abbreviations_are_refused_like_any_unknown_flag():
     (["--mode=eval", "--model_dir=d"], "imagenet"),  # a run's own settings come from its config.json
 ])
 def test_one_rule_picks_the_preset(args, preset):
-    config, _, _ = resolve(args)
+    config, _, _ = resolve_command_line(args)
     from configs import demo, imagenet  # pylint: disable=import-outside-toplevel
     expected = {"demo": demo, "imagenet": imagenet}[preset].get_config()
     assert config["model"]["image_size"] == expected.model.image_size
@@ -151,14 +140,13 @@ def test_one_rule_picks_the_preset(args, preset):
 
 
 def test_named_flags_and_overrides_are_the_user_fields():
-    _, _, given = resolve(["--model_name=efficientnet-b2", "--config.data.crop_fraction=0.9", "--skip_host_call"])
+    _, _, given = resolve_command_line(["--model_name=efficientnet-b2", "--config.data.crop_fraction=0.9", "--skip_host_call"])
     assert given == {"model.variant", "data.crop_fraction"}
 
 
 def _main(*args):
     start = time.monotonic()
-    process = subprocess.run([sys.executable, "main.py", *args], cwd=REPO, capture_output=True, text=True,
-                             timeout=120)
+    process = run_main(list(args), 120)
     return process, time.monotonic() - start
 
 
@@ -269,7 +257,7 @@ def test_the_originals_command_lines_run_up_to_reading_data(command, stub_tpu, t
     from training.session import run  # pylint: disable=import-outside-toplevel
     from training.errors import UserError  # pylint: disable=import-outside-toplevel
     data, model = tmp_path / "imagenet", tmp_path / "run"
-    config_dict, _, user_fields = resolve(command.format(data=data, model=model).split())
+    config_dict, _, user_fields = resolve_command_line(command.format(data=data, model=model).split())
     import ml_collections  # pylint: disable=import-outside-toplevel
     config = ml_collections.ConfigDict(config_dict)
     assert config.model.variant == "b0" and config.runtime.tpu == "my-tpu"

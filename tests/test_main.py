@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests import main_runner
+from tests.conftest import run_concurrently
 
 
 CASES = [
@@ -40,7 +40,8 @@ def _run_all(cases, tmp_path):
     """Runs every case concurrently; each gets its own --model_dir (except the case about a missing one)."""
     command_lines = [args + ([] if "--mode=eval" in args else [f"--model_dir={tmp_path / f'run{i}'}"])
                      for i, (args, _) in enumerate(cases)]
-    return main_runner.run_concurrently(command_lines, tmp_path / "demo", timeout=300)
+    return [(p, p.stdout, p.stderr) for p in run_concurrently(
+        command_lines, 300, env={"EFFICIENTNET_DEMO_DIR": str(tmp_path / "demo")})]
 
 
 @pytest.mark.parametrize("cases", [CASES, pytest.param(SLOW_CASES, marks=pytest.mark.slow)], ids=["flags", "data"])

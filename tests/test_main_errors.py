@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests import main_runner
+from tests.conftest import run_concurrently
 
 
 # Caught by training/checks.py validate_config before TensorFlow loads.
@@ -40,7 +40,8 @@ def _run_all(cases, tmp_path):
         args = [a.format(tmp=tmp_path) for a in args]
         given = any(a.startswith("--model_dir") for a in args)
         command_lines.append(args + ([] if given else [f"--model_dir={tmp_path}/run{i}"]))
-    return main_runner.run_concurrently(command_lines, tmp_path / "demo", timeout=600)
+    return [(p, p.stdout, p.stderr) for p in run_concurrently(
+        command_lines, 600, env={"EFFICIENTNET_DEMO_DIR": str(tmp_path / "demo")})]
 
 
 @pytest.mark.parametrize("cases", [CASES, pytest.param(SLOW_CASES, marks=pytest.mark.slow)], ids=["config", "env"])

@@ -1,4 +1,5 @@
 """Fixtures for data/ tests: tiny ImageNet-format TFRecord directories written on the fly."""
+import io
 import os
 
 import numpy as np
@@ -60,3 +61,61 @@ def demo_dir(tmp_path_factory):
     from data import demo
 
     return demo.ensure_demo_data(str(tmp_path_factory.mktemp("demo_cache")))
+
+
+def write_image(path, index, kind="jpeg"):
+    """One small distinct picture at `path` encoded as `kind` (jpeg, gray, png, gif, bmp)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    image = id_image(index, 24, 30)
+    if kind == "gray":
+        data = tf.io.encode_jpeg(tf.constant(image[:, :, :1]), quality=95).numpy()
+    elif kind == "png":
+        data = tf.io.encode_png(tf.constant(image)).numpy()
+    elif kind in ("gif", "bmp"):
+        pil = pytest.importorskip("PIL.Image")
+        buffer = io.BytesIO()
+        pil.fromarray(image).save(buffer, kind.upper())
+        data = buffer.getvalue()
+    else:
+        data = encode_jpeg(image)
+    with open(path, "wb") as f:
+        f.write(data)
+    return data
+
+
+def make_folders(root, counts, split=None, start=0):
+    """root[/split]/<class>/img<i>.jpg with counts[class] images each; returns the number written."""
+    index = start
+    for name, count in counts.items():
+        for _ in range(count):
+            write_image(os.path.join(root, split or "", name, f"img{index}.jpg"), index)
+            index += 1
+    return index - start
+
+
+def png_bomb(side):
+    """A valid grayscale PNG of side x side black pixels: a few hundred KB that decode to side² bytes (x3 as RGB)."""
+    import struct  # pylint: disable=import-outside-toplevel
+    import zlib  # pylint: disable=import-outside-toplevel
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    compressor, row = zlib.compressobj(9), b"\0" * (side + 1)  # filter byte 0, then the row
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def eval_pixels(source, split, size):
+    """([image], [label]) of every real (unpadded) example of `split` through the eval pipeline at `size` px."""
+    from training.core.recipe import recipe_input_settings  # pylint: disable=import-outside-toplevel
+    from data import pipeline  # pylint: disable=import-outside-toplevel
+    dataset = pipeline.make_dataset(source, split, recipe_input_settings(size, False, resize_method="bilinear"),
+                                    batch_size=4)
+    images, labels = [], []
+    for batch in dataset:
+        keep = batch["mask"].numpy() > 0
+        images += list(batch["images"].numpy()[keep])
+        labels += list(batch["labels"].numpy()[keep])
+    return images, labels

@@ -12,9 +12,8 @@ import pytest
 import tensorflow as tf
 
 from data import convert, folders, sources
-from tests.data.conftest import encode_jpeg, id_image
-from tests.data.test_folders import _eval_pixels, make_folders, write_image
-from tests.main_runner import REPO
+from tests.data.conftest import encode_jpeg, eval_pixels, id_image, make_folders, write_image
+from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +75,8 @@ def test_converted_directory_trains_like_the_folders(mixed_dir, converted):
     records = sources.get_source(output, holdout_shards=0)
     assert isinstance(records, sources.TFRecordSource)
     assert records.class_names == folder.class_names and records.num_classes == folder.num_classes
-    folder_images, folder_labels = _eval_pixels(folder, "validation")
-    record_images, record_labels = _eval_pixels(records, "validation")
+    folder_images, folder_labels = eval_pixels(folder, 32, "validation")
+    record_images, record_labels = eval_pixels(records, 32, "validation")
     assert sorted(folder_labels) == sorted(record_labels)
     key = lambda pair: (pair[1], pair[0].tobytes())  # noqa: E731
     for (a, la), (b, lb) in zip(sorted(zip(folder_images, folder_labels), key=key),

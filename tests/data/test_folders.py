@@ -8,40 +8,10 @@ import pytest
 import tensorflow as tf
 
 from data import folders, pipeline, sources
-from tests.data.conftest import encode_jpeg, id_image
+from tests.data.conftest import encode_jpeg, eval_pixels, id_image, make_folders, write_image
 from training.core.recipe import recipe_input_settings
 
 SIZE = 32
-
-
-def write_image(path, index, kind="jpeg"):
-    """One small distinct picture at `path` encoded as `kind` (jpeg, gray, png, gif, bmp)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    image = id_image(index, 24, 30)
-    if kind == "gray":
-        data = tf.io.encode_jpeg(tf.constant(image[:, :, :1]), quality=95).numpy()
-    elif kind == "png":
-        data = tf.io.encode_png(tf.constant(image)).numpy()
-    elif kind in ("gif", "bmp"):
-        pil = pytest.importorskip("PIL.Image")
-        buffer = io.BytesIO()
-        pil.fromarray(image).save(buffer, kind.upper())
-        data = buffer.getvalue()
-    else:
-        data = encode_jpeg(image)
-    with open(path, "wb") as f:
-        f.write(data)
-    return data
-
-
-def make_folders(root, counts, split=None, start=0):
-    """root[/split]/<class>/img<i>.jpg with counts[class] images each; returns the number written."""
-    index = start
-    for name, count in counts.items():
-        for _ in range(count):
-            write_image(os.path.join(root, split or "", name, f"img{index}.jpg"), index)
-            index += 1
-    return index - start
 
 
 @pytest.fixture(scope="module")
@@ -105,16 +75,6 @@ def test_split_follows_the_documented_hash_rule(tmp_path):
                        key=lambda f: hashlib.sha256(f"{folders.SPLIT_SEED}{f}".encode()).digest())
         expected = {str(tmp_path / name / f) for f in files[:1]}  # 10 % of 10 files
         assert {p for p, _ in listing.splits["validation"] if os.path.dirname(p).endswith(name)} == expected
-
-
-def _eval_pixels(source, split):
-    dataset = pipeline.make_dataset(source, split, recipe_input_settings(SIZE, False, resize_method="bilinear"), batch_size=4)
-    images, labels = [], []
-    for batch in dataset:
-        keep = batch["mask"].numpy() > 0
-        images += list(batch["images"].numpy()[keep])
-        labels += list(batch["labels"].numpy()[keep])
-    return images, labels
 
 
 def test_formats_reach_the_network_as_the_converted_rgb_jpeg(tmp_path):
@@ -183,7 +143,7 @@ def test_hidden_non_image_symlinks_unicode_and_spaces(tmp_path, caplog):
     assert source.class_names == ("chat noir", "linked class", "éléphant 象")
     assert source.num_examples("train") + source.num_examples("validation") == 3 + 1 + 1 + 3
     assert any("skipped 2 files" in record.getMessage() for record in caplog.records)
-    images, labels = _eval_pixels(source, "train")
+    images, labels = eval_pixels(source, SIZE, "train")
     assert len(images) == source.num_examples("train")  # every listed file, symlinked or unicode, decodes
     assert sorted(labels) == sorted(label for _, label in source.listing.splits["train"])
 
@@ -199,7 +159,7 @@ def test_undecodable_and_truncated_files_are_bad_records(tmp_path):
     dataset = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, augment_name="none", max_bad_fraction=0.5, bad_check_min_records=1, deterministic=True), batch_size=4, seed=3)
     batches = list(dataset.take(3 * 3))  # 36 examples read over three epochs of 12 good files
     assert max(int(b["bad_records"].numpy().max()) for b in batches) >= 4
-    eval_images, _ = _eval_pixels(source, "train")
+    eval_images, _ = eval_pixels(source, SIZE, "train")
     assert len(eval_images) == 12
 
 

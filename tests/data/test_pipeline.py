@@ -6,6 +6,7 @@ import tensorflow as tf
 from data import pipeline
 from data import sources
 from tests.data import conftest as helpers
+from tests.data.conftest import png_bomb
 from training.core.recipe import recipe_input_settings
 
 SIZE = 16
@@ -145,8 +146,7 @@ def test_tfds_mock_through_the_pipeline():
 
 @pytest.mark.slow
 def test_a_decompression_bomb_in_a_shard_is_a_bad_record(tmp_path):
-    from tests.data.test_preprocessing import _png_bomb  # pylint: disable=import-outside-toplevel
-    bomb = _png_bomb(20_000)
+    bomb = png_bomb(20_000)
 
     def record(index):
         image = bomb if index == 14 else helpers.encode_jpeg(helpers.id_image(index, 40, 40))

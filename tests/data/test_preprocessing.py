@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.data.conftest import png_bomb
 from data import autoaugment
 from data import preprocessing
 
@@ -123,22 +124,8 @@ def test_train_augmented_path_equals_flip_before_truncation():
         np.testing.assert_array_equal(got.numpy(), tf.cast(expected, tf.float32).numpy())
 
 
-def _png_bomb(side):
-    """A valid grayscale PNG of side x side black pixels: a few hundred KB that decode to side² bytes (x3 as RGB)."""
-    import struct  # pylint: disable=import-outside-toplevel
-    import zlib  # pylint: disable=import-outside-toplevel
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    compressor, row = zlib.compressobj(9), b"\0" * (side + 1)  # filter byte 0, then the row
-    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 def test_a_decompression_bomb_fails_before_decoding_and_small_images_pass():
-    bomb = _png_bomb(20_000)  # 400 megapixels
+    bomb = png_bomb(20_000)  # 400 megapixels
     assert len(bomb) < 2_000_000
     with pytest.raises(tf.errors.InvalidArgumentError, match="exceeds the pixel limit of 100,000,000"):
         preprocessing.preprocess_for_eval(tf.constant(bomb), 32)

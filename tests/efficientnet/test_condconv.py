@@ -10,7 +10,7 @@ import tensorflow as tf
 from efficientnet import blocks, build_model, get_variant, load_weights, tpu_checkpoint
 from efficientnet.summary import count_macs, count_trainable_params
 from efficientnet.variants import B0_STAGES, StageSpec, Variant
-from tests.efficientnet.test_family import B0_BLOCKS, _decode, analytic_params
+from tests.efficientnet.family_counts import B0_BLOCKS, analytic_params, decode_block
 
 RNG = np.random.RandomState(0)
 
@@ -93,7 +93,7 @@ def _condconv_extra(experts, depth):
     """Weights CondConv adds to B0 (at this depth) in the original's builder: the "_cc" stages' expand, depthwise
     and project kernels once per extra expert, plus each block's routing Dense (kernel and bias)."""
     extra = 0
-    for b in [_decode(s) for s in B0_BLOCKS[4:]]:  # the three stages marked "_cc"
+    for b in [decode_block(s) for s in B0_BLOCKS[4:]]:  # the three stages marked "_cc"
         for j in range(math.ceil(depth * b["repeats"])):
             cin = b["inp"] if j == 0 else b["out"]
             expanded = cin * b["expand"]

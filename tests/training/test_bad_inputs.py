@@ -9,7 +9,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 from training.session import run
 from training.errors import UserError
 

@@ -5,7 +5,7 @@ import pytest
 
 from data import sources
 from tests.data import test_class_count as data_helpers
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 from training.store import labels, rundir
 from training.errors import UserError
 from training.session import startup

@@ -4,7 +4,7 @@ import io
 import os
 
 from configs import base
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 from training.store import logs, rundir
 from training.session import startup
 
@@ -42,8 +42,8 @@ def _run_dir(path, with_checkpoint):
 
 def _config(*args):
     import ml_collections  # pylint: disable=import-outside-toplevel
-    from tests.test_cli import resolve  # pylint: disable=import-outside-toplevel
-    config, _, user_fields = resolve(list(args))
+    from tests.conftest import resolve_command_line  # pylint: disable=import-outside-toplevel
+    config, _, user_fields = resolve_command_line(list(args))
     return ml_collections.ConfigDict(config), user_fields
 
 

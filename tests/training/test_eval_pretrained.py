@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from data import pipeline, sources
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 from training.session import run
 from training.errors import UserError
 from training.session import startup
@@ -100,14 +100,14 @@ def test_export_of_published_weights_needs_neither_data_nor_model_dir(tmp_path, 
 
 
 def test_published_weights_on_the_demo_data_get_its_holdout_not_the_recipes(tmp_path, demo_cache):
-    from tests.test_cli import resolve  # pylint: disable=import-outside-toplevel
+    from tests.conftest import resolve_command_line  # pylint: disable=import-outside-toplevel
     import ml_collections  # pylint: disable=import-outside-toplevel
     weights = tmp_path / "W.h5"
     weights.write_bytes(b"")  # setup only checks that it exists; the demo source is what is tested
     args = ["--mode=eval", "--model=b0", f"--init_checkpoint={weights}", f"--model_dir={tmp_path / 'run'}",
             f"--config.data.cache_dir={demo_cache}"]
-    config, _, user_fields = resolve(args)
+    config, _, user_fields = resolve_command_line(args)
     ctx = startup.setup(ml_collections.ConfigDict(config), user_fields=user_fields)
     assert ctx.config.data.holdout_shards == 2 and ctx.source.num_examples("minival") == 160
-    config, _, user_fields = resolve([*args, "--config.data.holdout_shards=3"])  # the user's own holdout wins
+    config, _, user_fields = resolve_command_line([*args, "--config.data.holdout_shards=3"])  # the user's own holdout wins
     assert startup.setup(ml_collections.ConfigDict(config), user_fields=user_fields).source.num_examples("minival") == 240

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from data import sources
-from tests.training.conftest import plan_of, tiny_config
+from tests.conftest import tiny_config
+from tests.training.conftest import plan_of
 from training.serving import export, tflite
 from training.store import labels
 from training.errors import UserError

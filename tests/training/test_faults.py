@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.training.conftest import tiny_config
-from tests.training.test_reliability import _checkpoint_values, _metrics
+from tests.conftest import tiny_config
+from tests.training.conftest import checkpoint_values, metrics_records
 from training.serving import export
 from training.store import checkpoints, lock
 from training.session import run
@@ -71,12 +71,12 @@ def test_faults_on_resume_leave_the_run_as_it_was(tmp_path, demo_cache, capsys, 
 
     # Item 2: a step that blows the weights up (finite, ~1e28: the loss of that step was still finite) is not
     # saved; ckpt-3 stays the latest, unchanged, and a resume from it works.
-    values = _checkpoint_values(str(model_dir / "ckpt-3"))
+    values = checkpoint_values(str(model_dir / "ckpt-3"))
     with pytest.raises(NumericalError, match="weights after step 4 are not finite"):
         run.run(tiny_config(model_dir, demo_cache, **EVERY_STEP,
                             **{"train.steps": 6, "train.base_learning_rate": 1e30}))
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-3")
-    after = _checkpoint_values(str(model_dir / "ckpt-3"))
+    after = checkpoint_values(str(model_dir / "ckpt-3"))
     assert all(np.array_equal(values[k], after[k]) for k in values)
     assert not (model_dir / ".lock").exists()
 
@@ -123,9 +123,9 @@ def test_final_phase_holds_the_lock_and_a_rerun_adds_no_second_line(tmp_path, de
     monkeypatch.setattr(export, "export_run", export_while_another_run_starts)
     first = run.run(tiny_config(model_dir, demo_cache, **config))
     assert attempts == ["refused"]
-    lines = _metrics(model_dir)
+    lines = metrics_records(model_dir)
     assert [r["split"] for r in lines].count("validation") == 1
     second = run.run(tiny_config(model_dir, demo_cache, **config))  # as after a kill -9 during the export
-    assert _metrics(model_dir) == lines
+    assert metrics_records(model_dir) == lines
     assert second["final_eval"] == first["final_eval"]
     assert (model_dir / "export" / "saved_model.pb").exists()

@@ -6,7 +6,8 @@ import tensorflow as tf
 import pytest
 
 from data import sources
-from tests.training.conftest import plan_of, tiny_config
+from tests.conftest import tiny_config
+from tests.training.conftest import plan_of
 from training.core import context, inputs
 from training.errors import UserError
 

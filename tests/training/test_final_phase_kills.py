@@ -5,11 +5,13 @@ import glob
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
-from tests.training.test_reliability import _metrics, _start, _tiny_flags
+from tests.conftest import start_main
+from tests.training.conftest import metrics_records, resumable_flags
 from training.store import checkpoints, lock
 from training.errors import PREEMPTED_EXIT_CODE, UserError
 
@@ -18,7 +20,7 @@ STEPS = 8
 
 
 def _flags(model_dir, cache_dir):
-    flags = [f for f in _tiny_flags(model_dir, cache_dir, STEPS) if f != "--mode=train"]
+    flags = [f for f in resumable_flags(model_dir, cache_dir, STEPS) if f != "--mode=train"]
     return flags + ["--mode=train_and_eval", "--config.runtime.export_at_end=True"]
 
 
@@ -33,7 +35,7 @@ def _act_when(actions):
                 action()
                 pending.remove(item)
             else:
-                assert process.poll() is None, process.communicate()
+                assert process.poll() is None, f"exited with {process.returncode} before its condition held"
         time.sleep(0.02)
 
 
@@ -51,7 +53,10 @@ def _line_written(model_dir, split, step=None):
 
 def test_final_phase_holds_the_lock_survives_sigterm_and_kill_9(tmp_path, demo_cache):
     reference, killed, terminated = tmp_path / "reference", tmp_path / "killed", tmp_path / "terminated"
-    processes = {name: _start(_flags(d, demo_cache)) for name, d in
+    # Output goes to files: nothing reads a pipe while _act_when polls, and a child blocked on a full pipe would
+    # never reach its kill point.
+    logs = {name: open(tmp_path / f"{name}.log", "w+", encoding="utf-8") for name in ("reference", "killed", "terminated")}
+    processes = {name: start_main(_flags(d, demo_cache), stdout=logs[name], stderr=subprocess.STDOUT) for name, d in
                  (("reference", reference), ("killed", killed), ("terminated", terminated))}
 
     def refused_then_kill_9():  # between the validation line and the end of the export: the lock is held
@@ -65,20 +70,25 @@ def test_final_phase_holds_the_lock_survives_sigterm_and_kill_9(tmp_path, demo_c
                (processes["terminated"], _line_written(str(terminated), "minival", STEPS),
                 lambda: processes["terminated"].send_signal(signal.SIGTERM))])
 
-    results = {name: (p, *p.communicate(timeout=900)) for name, p in processes.items()}
-    assert results["reference"][0].returncode == 0, results["reference"][2][-3000:]
-    assert results["killed"][0].returncode == -signal.SIGKILL
-    process, _, err = results["terminated"]
-    assert process.returncode == PREEMPTED_EXIT_CODE, err[-3000:]
-    assert f"preempted: checkpoint at step {STEPS}" in err
+    for process in processes.values():
+        process.wait(timeout=900)
+    output = {}
+    for name, log in logs.items():
+        log.seek(0)
+        output[name] = log.read()
+        log.close()
+    assert processes["reference"].returncode == 0, output["reference"][-3000:]
+    assert processes["killed"].returncode == -signal.SIGKILL
+    assert processes["terminated"].returncode == PREEMPTED_EXIT_CODE, output["terminated"][-3000:]
+    assert f"preempted: checkpoint at step {STEPS}" in output["terminated"]
 
-    reruns = [_start(_flags(d, demo_cache)) for d in (killed, terminated)]
+    reruns = [start_main(_flags(d, demo_cache)) for d in (killed, terminated)]
     for rerun in reruns:
         _, err = rerun.communicate(timeout=900)
         assert rerun.returncode == 0, err[-3000:]
     for model_dir in (killed, terminated):
-        assert _metrics(model_dir) == _metrics(reference)
-        assert [r["split"] for r in _metrics(model_dir)].count("validation") == 1
+        assert metrics_records(model_dir) == metrics_records(reference)
+        assert [r["split"] for r in metrics_records(model_dir)].count("validation") == 1
         assert checkpoints.read_best(str(model_dir)) == checkpoints.read_best(str(reference))
         assert (model_dir / "export" / "saved_model.pb").exists()
         assert not glob.glob(str(model_dir / "*.tmp-*")) and not (model_dir / ".lock").exists()

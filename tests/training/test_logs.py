@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from configs import demo
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 from training.store import logs
 from training.session import run
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from efficientnet import losses, optim
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 from training import checks
 from training.core import recipe, state as state_lib
 from training.errors import UserError

@@ -3,17 +3,14 @@ files, folders and globs, each file's own error, --top_k, --output as JSON lines
 model is built."""
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from data import folders, preprocessing
-from tests.data.test_folders import make_folders, write_image
-from tests.main_runner import REPO
-from tests.training.conftest import tiny_config
+from tests.data.conftest import make_folders, write_image
+from tests.conftest import run_main, tiny_config
 from training.serving import scoring
 from training.session import run
 from training.errors import UserError
@@ -27,8 +24,7 @@ TINY = ["--config=configs/tiny.py", "--train_steps=4", "--iterations_per_loop=2"
 
 
 def _main(*args, timeout=600):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return run_main(list(args), timeout)
 
 
 @pytest.fixture(scope="module")

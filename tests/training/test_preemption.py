@@ -1,12 +1,14 @@
 """training/session/preemption.py through main.py: Ctrl-C in training (once: a checkpoint at the next boundary, exit 130;
 twice: at once), and SIGTERM/Ctrl-C to an eval job (exit 75/130, one line, what it finished kept)."""
 import signal
+import subprocess
 
 import pytest
 import tensorflow as tf
 
-from tests.training.conftest import tiny_config
-from tests.training.test_reliability import _start, _tiny_flags, _wait_for_line
+from tests.conftest import tiny_config
+from tests.conftest import start_main
+from tests.training.conftest import resumable_flags, wait_for_line
 from training.session import run
 from training.errors import INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE
 
@@ -19,16 +21,16 @@ def _no_traceback(err):
 
 def test_a_first_ctrl_c_while_tracing_saves_at_the_next_boundary_and_exits_130(tmp_path, demo_cache):
     model_dir = tmp_path / "run"
-    flags = _tiny_flags(model_dir, demo_cache, 8)
-    process = _start(flags)
-    assert _wait_for_line(process, lambda line: line.startswith("tracing and compiling"))
+    flags = resumable_flags(model_dir, demo_cache, 8)
+    process = start_main(flags, stderr=subprocess.STDOUT)  # one stream: read while it runs, nothing blocks
+    assert wait_for_line(process, lambda line: line.startswith("tracing and compiling"))
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == INTERRUPTED_EXIT_CODE, err[-3000:]
-    _no_traceback(err)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == INTERRUPTED_EXIT_CODE, output[-3000:]
+    _no_traceback(output)
     saved = tf.train.latest_checkpoint(str(model_dir))
-    assert saved and f"interrupted: checkpoint at step {saved.rsplit('-', 1)[1]} saved to {saved}" in err
-    resumed = _start(flags)
+    assert saved and f"interrupted: checkpoint at step {saved.rsplit('-', 1)[1]} saved to {saved}" in output
+    resumed = start_main(flags)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     assert f"resumed from {saved}" in out and tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-8")
@@ -36,17 +38,17 @@ def test_a_first_ctrl_c_while_tracing_saves_at_the_next_boundary_and_exits_130(t
 
 def test_a_second_ctrl_c_exits_at_once_and_the_run_resumes(tmp_path, demo_cache):
     model_dir = tmp_path / "run"
-    flags = _tiny_flags(model_dir, demo_cache, 400)
-    process = _start(flags)
-    assert _wait_for_line(process, lambda line: line.startswith("step "))  # training, checkpoints every 2 steps
+    flags = resumable_flags(model_dir, demo_cache, 400)
+    process = start_main(flags, stderr=subprocess.STDOUT)  # one stream: read while it runs, nothing blocks
+    assert wait_for_line(process, lambda line: line.startswith("step "))  # training, checkpoints every 2 steps
     process.send_signal(signal.SIGINT)
-    assert _wait_for_line(process, lambda line: line.startswith("received Ctrl-C"))
+    assert wait_for_line(process, lambda line: line.startswith("received Ctrl-C"))
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == INTERRUPTED_EXIT_CODE, err[-3000:]
-    _no_traceback(err)
-    assert "interrupted again: exiting at once" in err
-    resumed = _start([*flags[:-3], "--train_steps=12", *flags[-2:]])
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == INTERRUPTED_EXIT_CODE, output[-3000:]
+    _no_traceback(output)
+    assert "interrupted again: exiting at once" in output
+    resumed = start_main([*flags[:-3], "--train_steps=12", *flags[-2:]])
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-12")  # from its last checkpoint, if any
@@ -57,10 +59,10 @@ def test_a_second_ctrl_c_exits_at_once_and_the_run_resumes(tmp_path, demo_cache)
 def test_a_signal_stops_an_eval_job_mid_evaluation_with_one_line(tmp_path, demo_cache, sig, code, cause):
     model_dir = tmp_path / "run"
     run.run(tiny_config(model_dir, demo_cache, **{"runtime.mode": "train", "eval.in_training": False}))
-    process = _start(["--mode=eval", f"--model_dir={model_dir}", "--eval_timeout=600"])
-    assert _wait_for_line(process, lambda line: line.startswith("evaluating on"))
+    process = start_main(["--mode=eval", f"--model_dir={model_dir}", "--eval_timeout=600"], stderr=subprocess.STDOUT)
+    assert wait_for_line(process, lambda line: line.startswith("evaluating on"))
     process.send_signal(sig)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == code, err[-3000:]
-    _no_traceback(err)
-    assert f"{cause}: stopped before finishing; rerun the same command" in err
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == code, output[-3000:]
+    _no_traceback(output)
+    assert f"{cause}: stopped before finishing; rerun the same command" in output

@@ -66,13 +66,11 @@ def test_on_a_terminal_the_run_keeps_one_status_line_and_its_log_keeps_plain_lin
     import os
     import pty
     import subprocess
-    import sys
 
-    from tests.main_runner import REPO
+    from tests.conftest import start_main, tiny_flags
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "main.py", "--config=configs/tiny.py", "--mode=train",
-                                f"--model_dir={tmp_path / 'run'}", f"--config.data.cache_dir={demo_cache}"],
-                               cwd=REPO, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    process = start_main(tiny_flags(tmp_path / "run", demo_cache, "--mode=train"), stdout=follower, stderr=follower,
+                         stdin=subprocess.DEVNULL, text=False)
     os.close(follower)
     chunks = []
     while True:

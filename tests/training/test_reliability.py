@@ -11,30 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.training.conftest import tiny_config
+from tests.conftest import start_main, tiny_config
+from tests.training.conftest import checkpoint_values, metrics_records, resumable_flags, wait_for_line
 from training.store import checkpoints, lock
 from training.session import run
 from training.errors import PREEMPTED_EXIT_CODE, NumericalError, UserError
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _tiny_flags(model_dir, cache_dir, steps):
-    return [f"--model_dir={model_dir}", f"--config.data.cache_dir={cache_dir}", "--mode=train",
-            "--config.model.width_coefficient=0.1", "--config.model.depth_coefficient=0.1", "--image_size=32",
-            "--train_batch_size=8", "--eval_batch_size=32", "--iterations_per_loop=2", "--steps_per_eval=4",
-            "--config.runtime.checkpoint_steps=2", f"--train_steps={steps}", "--deterministic", "--seed=7"]
-
-
-def _start(args, env=None):
-    return subprocess.Popen([sys.executable, "main.py", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-
-
-def _wait_for_line(process, predicate):
-    """Reads stdout until a line satisfies `predicate`; True then, False if the process ended first."""
-    return any(predicate(line) for line in process.stdout)
 
 
 def _wait_for_progress(process, lines):
@@ -48,29 +32,17 @@ def _wait_for_progress(process, lines):
     return step
 
 
-def _checkpoint_values(prefix):
-    """Every model, optimizer and EMA tensor of a checkpoint (not the iterator or the save counter)."""
-    reader = tf.train.load_checkpoint(prefix)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if not name.startswith(("iterator", "save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"))}
-
-
 def _assert_same_checkpoints(a, b):
-    values_a, values_b = _checkpoint_values(a), _checkpoint_values(b)
+    values_a, values_b = checkpoint_values(a), checkpoint_values(b)
     assert values_a.keys() == values_b.keys()
     different = [k for k in values_a if not np.array_equal(values_a[k], values_b[k])]
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
-def _metrics(model_dir):
-    with open(os.path.join(model_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
 def test_kill9_at_random_points_then_resume_is_bit_identical(tmp_path, demo_cache):
     steps = 16
     reference = tmp_path / "reference"
-    done = _start(_tiny_flags(reference, demo_cache, steps))
+    done = start_main(resumable_flags(reference, demo_cache, steps))
     out, err = done.communicate(timeout=600)
     assert done.returncode == 0, err[-2000:]
 
@@ -80,38 +52,33 @@ def test_kill9_at_random_points_then_resume_is_bit_identical(tmp_path, demo_cach
     # follow or just ended), and right after "evaluating on" (mid-evaluation).
     kill_points = [lambda line: line.startswith("step "), lambda line: line.startswith("eval minival"),
                    lambda line: line.startswith("evaluating on minival")]
-    kills = 0
-    for kill_point in kill_points:
-        process = _start(_tiny_flags(interrupted, demo_cache, steps))
-        if _wait_for_line(process, kill_point) and process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        _, err = process.communicate(timeout=120)
-        assert process.returncode in (0, -signal.SIGKILL), err[-2000:]  # a run that fails by itself is a bug
+    for kill_point in kill_points:  # each kill must land: a run that reached its end would test nothing
+        process = start_main(resumable_flags(interrupted, demo_cache, steps), stderr=subprocess.STDOUT)
+        assert wait_for_line(process, kill_point) and process.poll() is None, "the run ended before its kill point"
+        process.send_signal(signal.SIGKILL)
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode in (0, -signal.SIGKILL), output[-2000:]  # a run that fails by itself is a bug
         latest = tf.train.latest_checkpoint(str(interrupted))
         assert latest is None or int(latest.rsplit("-", 1)[1]) <= steps
-        if latest and latest.endswith(f"ckpt-{steps}"):
-            break  # finished before a kill landed; the comparison below still holds
-    final = _start(_tiny_flags(interrupted, demo_cache, steps))
+    final = start_main(resumable_flags(interrupted, demo_cache, steps))
     out, err = final.communicate(timeout=600)
     assert final.returncode == 0, err[-2000:]
-    assert kills == len(kill_points)
     _assert_same_checkpoints(str(reference / f"ckpt-{steps}"), str(interrupted / f"ckpt-{steps}"))
-    assert _metrics(interrupted) == _metrics(reference)
+    assert metrics_records(interrupted) == metrics_records(reference)
     assert checkpoints.read_best(str(interrupted)) == checkpoints.read_best(str(reference))
 
 
 def test_sigterm_saves_at_a_step_boundary_and_exits_75(tmp_path, demo_cache):
     model_dir = tmp_path / "run"
-    process = _start(_tiny_flags(model_dir, demo_cache, 400))
+    process = start_main(resumable_flags(model_dir, demo_cache, 400), stderr=subprocess.STDOUT)
     step = _wait_for_progress(process, 2)
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == PREEMPTED_EXIT_CODE, err[-2000:]
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == PREEMPTED_EXIT_CODE, output[-2000:]
     saved = tf.train.latest_checkpoint(str(model_dir))
     saved_step = int(saved.rsplit("-", 1)[1])
     assert saved_step >= step and saved_step % 2 == 0  # a host-loop boundary (iterations_per_loop=2)
-    assert f"preempted: checkpoint at step {saved_step}" in err
+    assert f"preempted: checkpoint at step {saved_step}" in output
     assert not (model_dir / ".lock").exists()
 
 
@@ -128,12 +95,12 @@ def test_truncated_latest_checkpoint_falls_back_and_nan_keeps_the_last_good(tmp_
 
     best_before = checkpoints.read_best(str(model_dir))
     archive_index = (model_dir / "archive" / "best.index").read_bytes()
-    before = _checkpoint_values(str(model_dir / "ckpt-6"))
+    before = checkpoint_values(str(model_dir / "ckpt-6"))
     exploding = tiny_config(model_dir, demo_cache, **common, **{"train.steps": 12, "train.base_learning_rate": 1e30})
     with pytest.raises(NumericalError, match="loss is (nan|inf)|weights after step [0-9]+ are not finite"):
         run.run(exploding)
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-6")
-    after = _checkpoint_values(str(model_dir / "ckpt-6"))
+    after = checkpoint_values(str(model_dir / "ckpt-6"))
     assert all(np.array_equal(before[k], after[k]) for k in before)
     assert checkpoints.read_best(str(model_dir)) == best_before
     assert (model_dir / "archive" / "best.index").read_bytes() == archive_index
@@ -170,7 +137,7 @@ def test_two_workers_train_together_with_identical_weights(tmp_path, demo_cache)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     model_dir = tmp_path / "run"
     processes = [
-        _start(_tiny_flags(model_dir, demo_cache, 4) + ["--config.model.batchnorm_group_size=all"],
+        start_main(resumable_flags(model_dir, demo_cache, 4) + ["--config.model.batchnorm_group_size=all"],
                env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
         for i in range(2)]
     results = [p.communicate(timeout=600) for p in processes]

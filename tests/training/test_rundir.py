@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from configs import tiny
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 from training.store import rundir
 from training.errors import UserError
 from efficientnet import variants

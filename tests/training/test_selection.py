@@ -5,7 +5,7 @@ import os
 import pytest
 
 from configs import transfer
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 from training.store import checkpoints, logs
 from training import checks
 from training.session import run

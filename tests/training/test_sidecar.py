@@ -10,7 +10,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from tests.test_cli import resolve
+from tests.conftest import resolve_command_line, start_main
 from training.store import checkpoints, logs, temporaries
 from training.session import run, sidecar
 from training.errors import UserError
@@ -19,11 +19,6 @@ from training.session import startup
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 40
-
-
-def _start(args):
-    return subprocess.Popen([sys.executable, "main.py", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
 
 
 def _records(model_dir):
@@ -47,11 +42,11 @@ def sidecar_run(tmp_path_factory, demo_cache):
     is paused (SIGSTOP) at its first checkpoint until the sidecar has recorded it, so the sidecar provably
     evaluates checkpoints as they appear, not only the last one."""
     model_dir = str(tmp_path_factory.mktemp("sidecar") / "run")
-    trainer = _start([f"--model_dir={model_dir}", f"--config.data.cache_dir={demo_cache}", "--mode=train",
+    trainer = start_main([f"--model_dir={model_dir}", f"--config.data.cache_dir={demo_cache}", "--mode=train",
                       "--config.model.width_coefficient=0.1", "--config.model.depth_coefficient=0.1",
                       "--image_size=32", "--train_batch_size=8", "--eval_batch_size=32", "--iterations_per_loop=2",
                       "--steps_per_eval=2", f"--train_steps={STEPS}", "--config.eval.in_training=false"])
-    sidecar = _start(["--mode=eval", f"--model_dir={model_dir}", "--eval_timeout=300"])
+    sidecar = start_main(["--mode=eval", f"--model_dir={model_dir}", "--eval_timeout=300"])
     try:
         _wait(lambda: tf.train.latest_checkpoint(model_dir) is not None, 300, "no checkpoint from the trainer")
         trainer.send_signal(signal.SIGSTOP)
@@ -86,7 +81,7 @@ def test_sidecar_evaluates_new_checkpoints_keeps_the_best_and_stops_at_the_final
 
 def _eval_config(model_dir, *args):
     import ml_collections  # pylint: disable=import-outside-toplevel
-    config, _, user_fields = resolve(["--mode=eval", f"--model_dir={model_dir}", *args])
+    config, _, user_fields = resolve_command_line(["--mode=eval", f"--model_dir={model_dir}", *args])
     return ml_collections.ConfigDict(config), user_fields
 
 

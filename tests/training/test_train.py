@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from data import preprocessing, sources
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 from training.store import checkpoints
 from training.serving import scoring
 from training.session import run

@@ -84,7 +84,7 @@ def test_ema_weights_of_a_frozen_backbone_run_load_for_export_and_warm_start(tmp
 
 @pytest.mark.slow
 def test_a_truncated_weight_file_for_training_is_one_line_and_writes_no_run(tmp_path, demo_cache):
-    from tests.training.conftest import tiny_config  # pylint: disable=import-outside-toplevel
+    from tests.conftest import tiny_config  # pylint: disable=import-outside-toplevel
     from training.session import run  # pylint: disable=import-outside-toplevel
     whole = str(tmp_path / "whole.weights.h5")
     _model(10, seed=1).save_weights(whole)
