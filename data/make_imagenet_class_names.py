@@ -9,7 +9,7 @@ facts here, not a dependency: download its wheel once and point this script at i
   python data/make_imagenet_class_names.py /tmp/timm/timm-*.whl data/imagenet_class_names.txt
 
 Output: exactly 1000 lines "synset<TAB>lemmas" (e.g. "n01440764<TAB>tench, Tinca tinca"), no header; the
-format is described where it is read, training/serving/predict.py.
+format is described where it is read, training/store/labels.py.
 """
 import argparse
 import importlib.util

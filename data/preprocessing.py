@@ -36,7 +36,13 @@ MAX_ATTEMPTS = 10
 
 
 def default_crop_fraction(image_size):
-    """The published eval crop: image_size / (image_size + 32) (0.875 at 224)."""
+    """The published eval crop: image_size / (image_size + 32) (0.875 at 224; docs/recipe.md §1).
+
+    tensorflow/tpu moved to about 0.875 for every size in November 2021 (preprocessing.py: CROP_FRACTION 0.875,
+    padding round(size / 7)). The per-size fraction stays the default because it is the one the published
+    checkpoints and the Keras/timm ports were evaluated with; the flat value costs up to about 0.6 top-1 points
+    on b7 (docs/recipe.md §1). data.crop_fraction sets another.
+    """
     return image_size / (image_size + CROP_PADDING)
 
 

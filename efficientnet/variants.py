@@ -21,8 +21,6 @@ from typing import Mapping, Optional, Tuple, Union
 IMAGENET_MEAN_RGB = (0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0)
 IMAGENET_STDDEV_RGB = (0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0)
 
-# Eval crop padding in pixels: crop fraction = resolution / (resolution + 32) (docs/recipe.md §1, "CROP_PADDING").
-CROP_PADDING = 32
 
 # Inception-style statistics of EdgeTPU and Lite: (x - 127) / 128 maps [0, 255] to about [-1, 1] and suits
 # post-training quantization (tensorflow/tpu edgetpu/ and lite/ builders, MEAN_RGB / STDDEV_RGB).
@@ -181,17 +179,6 @@ class Variant:
             raise ValueError(f"variant {self.name!r} has CondConv stages: condconv_num_experts must be a positive "
                              f"int, got {experts!r}")
 
-    @property
-    def eval_crop_fraction(self) -> float:
-        """Side fraction of the eval center crop: resolution / (resolution + 32) (docs/recipe.md §1).
-
-        tensorflow/tpu moved to about 0.875 for every size in November 2021 (preprocessing.py: CROP_FRACTION
-        0.875, padding round(resolution / 7), i.e. resolution / (resolution + round(resolution / 7))). We keep the
-        per-size fraction because it is the one the published checkpoints and the Keras/timm ports were
-        evaluated with; the flat value costs up to about 0.6 top-1 points on b7 (docs/recipe.md §1).
-        """
-        return self.resolution / (self.resolution + CROP_PADDING)
-
     def round_filters(self, filters: int) -> int:
         """Scales a B0-unit filter count by the width coefficient, rounded to the divisor (docs/recipe.md §2)."""
         scaled = filters * self.width_coefficient
@@ -305,7 +292,7 @@ def not_built_reason(name: str) -> Optional[str]:
     key = _table_key(name)
     if key in VARIANTS or not key.startswith(_ABSENT_FAMILIES):
         return None
-    return (f"EfficientNet-X/H ({name!r}, tensorflow/tpu tpu/efficientnet_x_builder.py) is not implemented here: "
+    return (f"EfficientNet-X/H ({name!r}, tensorflow/tpu models/official/efficientnet/tpu/efficientnet_x_builder.py) is not implemented here: "
             "its space-to-depth and fused-with-squeeze-excite blocks have no builder yet")
 
 

@@ -1,5 +1,6 @@
-"""The module structure: imports point down (docs/architecture.md), no module imports a module that imports it
-back, every document a comment cites is in the repository, and what the dependency direction lists twice agrees.
+"""The module structure: imports point down (docs/architecture.md), training/'s layers import only their own layer
+or below, no module imports a module that imports it back, every repository path named in prose exists, and
+what the dependency direction lists twice agrees.
 
 Imports are read from the source with ast (function-local imports included), so this runs in a second.
 """
@@ -121,7 +122,10 @@ def test_the_cycle_check_sees_a_cycle():
     assert _cycle_from("a", {"a": {"b"}, "b": set()}) is None
 
 
-_CITATION = re.compile(r"\b((?:docs|benchmarks)/[\w./-]+\.md)")
+# A path of this repository named in prose: starts at one of its folders (not inside another path, such as the
+# original's models/official/efficientnet/tpu/...) and ends in a file extension.
+_CITATION = re.compile(r"(?<![\w/.-])((?:configs|data|efficientnet|tpu|training|tests|benchmarks|docs|\.ci)/"
+                       r"[\w./-]*\w\.(?:py|md|txt|sh|png|json|csv))(?![\w])")
 _OUTSIDE_NOTES = re.compile(r"\b(?:REFERENCE|DESIGN)(?:\.md| §)")
 
 
@@ -134,7 +138,14 @@ def _tracked_text_files():
                 yield os.path.join(root, name)
 
 
-def test_every_cited_document_is_in_the_repository():
+def test_the_citation_pattern_finds_repository_paths_and_not_the_originals():
+    """Positive control for the check below."""
+    text = ("see training/store/rundir.py, docs/recipe.md and tests/data/original_port.py; the original's "
+            "models/official/efficientnet/tpu/efficientnet_x_builder.py and tests/data/original_port.sharpness")
+    assert _CITATION.findall(text) == ["training/store/rundir.py", "docs/recipe.md", "tests/data/original_port.py"]
+
+
+def test_every_repository_path_named_in_prose_exists():
     missing, outside = [], []
     for path in _tracked_text_files():
         text = open(path, encoding="utf-8").read()

@@ -18,7 +18,8 @@ CASES = [
     (["--config.train.nope=1"], "error: unknown config field --config.train.nope; did you mean"),
     (["--config.trian.steps=1"], "error: unknown config field --config.trian.steps; did you mean --config.train.steps"),
     (["--model_name=efficientnet-b9"], "error: unknown model 'b9'"),
-    (["--model_name=efficientnet-x-b0"], "error: EfficientNet-X/H ('x-b0', tensorflow/tpu tpu/efficientnet_x_builder.py) "
+    (["--model_name=efficientnet-x-b0"], "error: EfficientNet-X/H ('x-b0', tensorflow/tpu "
+     "models/official/efficientnet/tpu/efficientnet_x_builder.py) "
                                           "is not implemented here"),
     (["--mixup_alpha=-0.2"], "error: mixup_alpha must be a finite number >= 0, got -0.2"),
     (["--model=b0", "--model_name=efficientnet-b4"], "error: --model=b0 and --model_name=b4 set the same thing"),

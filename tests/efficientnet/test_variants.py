@@ -3,6 +3,7 @@ import dataclasses
 
 import pytest
 
+from data import preprocessing
 from efficientnet import VARIANTS, Variant, custom_variant, get_variant
 from efficientnet.variants import B0_STAGES
 
@@ -21,10 +22,10 @@ def test_table_rows(name):
     width, depth, resolution, dropout, crop = TABLE[name]
     assert (v.name, v.width_coefficient, v.depth_coefficient, v.resolution, v.dropout_rate) == (
         name, width, depth, resolution, dropout)
-    assert v.eval_crop_fraction == resolution / (resolution + 32)
-    # The table rounds to 3 decimals; b8's 672/704 = 0.9545 is listed as 0.954 (as published), so b8/l2 get a
-    # looser tolerance than b0-b7.
-    assert v.eval_crop_fraction == pytest.approx(crop, abs=2e-3 if name in ("b8", "l2") else 5e-4)
+    # The eval crop the pipeline derives from the row's resolution. The table rounds to 3 decimals; b8's
+    # 672/704 = 0.9545 is listed as 0.954 (as published), so b8/l2 get a looser tolerance than b0-b7.
+    assert preprocessing.default_crop_fraction(v.resolution) == pytest.approx(
+        crop, abs=2e-3 if name in ("b8", "l2") else 5e-4)
     assert v.survival_prob == 0.8 and v.activation == "swish" and v.stages == B0_STAGES
 
 
@@ -80,7 +81,6 @@ def test_custom_variant_from_phi():
 def test_custom_variant_explicit():
     v = custom_variant(width=1.5, depth=2.0, resolution=320, dropout_rate=0.4)
     assert (v.width_coefficient, v.depth_coefficient, v.resolution, v.dropout_rate) == (1.5, 2.0, 320, 0.4)
-    assert v.eval_crop_fraction == pytest.approx(320 / 352)
     assert custom_variant(depth=1.5).width_coefficient == 1.0
 
 
