@@ -103,8 +103,9 @@ def _main(argv):
     for note in notes:
         print(note, file=sys.stderr)
     with errors.startup_lines_filtered():
-        from training.session import run  # pylint: disable=import-outside-toplevel  (loads TensorFlow)
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        from training.session import run  # pylint: disable=import-outside-toplevel  (loads TensorFlow)
         # Physical device discovery is where cuInit runs. Not list_logical_devices: that initializes the
         # runtime, after which MultiWorkerMirroredStrategy can no longer configure its collectives.
         tf.config.list_physical_devices("GPU")

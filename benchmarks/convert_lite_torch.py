@@ -109,6 +109,7 @@ def photos(size):
 
 def compare(model, size):
     import torch
+
     import efficientnet
     torch_net, _ = torch_model(size)
     images = photos(size)

@@ -24,9 +24,10 @@ def main():
     parser.add_argument("--image_size", type=int, default=112)
     parser.add_argument("model_dirs", nargs="+")
     args = parser.parse_args()
+    from finetune_baseline import read
+
     import efficientnet
     from data import folders
-    from finetune_baseline import read
     from training.store import weight_files
     listing = folders.scan(args.data_dir, 0.1)
     validation = read(listing.splits["validation"], args.image_size, 100, False, 0)

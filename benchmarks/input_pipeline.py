@@ -38,10 +38,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
-from data import device_augment  # noqa: E402
-from data import pipeline  # noqa: E402
-from data import preprocessing  # noqa: E402
-from data import sources  # noqa: E402
+from data import (
+    device_augment,  # noqa: E402
+    pipeline,  # noqa: E402
+    preprocessing,  # noqa: E402
+    sources,  # noqa: E402
+)
 from training.core.recipe import recipe_input_settings  # noqa: E402
 
 

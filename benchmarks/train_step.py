@@ -103,8 +103,11 @@ def _peak_rss_mb():
 def _run_ours(args, image_size):
     """Times training/core/steps.py's train loop; returns the measured figures."""
     import tensorflow as tf
-    from efficientnet import build_model, ema as ema_lib, optim, schedules
-    from training.core import state as state_lib, steps
+
+    from efficientnet import build_model, optim, schedules
+    from efficientnet import ema as ema_lib
+    from training.core import state as state_lib
+    from training.core import steps
 
     start = time.perf_counter()
     model = build_model(args.model, num_classes=NUM_CLASSES, image_size=image_size)
@@ -181,6 +184,7 @@ def run_worker(args, impl):
     """Runs one implementation in this process and returns its JSON record."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+
     from efficientnet import get_variant
     if args.precision == "bfloat16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")

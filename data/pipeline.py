@@ -27,9 +27,7 @@ import os
 
 import tensorflow as tf
 
-from data import mixup
-from data import preprocessing
-from data import sources
+from data import mixup, preprocessing, sources
 
 _PY_FUNCTION_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 

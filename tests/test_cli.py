@@ -254,8 +254,8 @@ def stub_tpu(monkeypatch):
     "--tpu=my-tpu --data_dir={data} --model_dir={model} --model_name=efficientnet-b0 --mode=eval --eval_timeout=60",
 ])
 def test_the_originals_command_lines_run_up_to_reading_data(command, stub_tpu, tmp_path):
-    from training.session import run  # pylint: disable=import-outside-toplevel
     from training.errors import UserError  # pylint: disable=import-outside-toplevel
+    from training.session import run  # pylint: disable=import-outside-toplevel
     data, model = tmp_path / "imagenet", tmp_path / "run"
     config_dict, _, user_fields = resolve_command_line(command.format(data=data, model=model).split())
     import ml_collections  # pylint: disable=import-outside-toplevel

@@ -9,7 +9,6 @@ import pytest
 
 from tests.conftest import run_concurrently
 
-
 CASES = [
     (["--model=b9"], "error: unknown model 'b9'; choose one of b0"),
     (["--train_steps=abc"], "error: flag --train_steps=abc"),

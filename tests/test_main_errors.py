@@ -7,7 +7,6 @@ import pytest
 
 from tests.conftest import run_concurrently
 
-
 # Caught by training/checks.py validate_config before TensorFlow loads.
 CASES = [
     (["--config.data.eval_split=bogus"], "error: eval_split='bogus' is not one of train, minival, validation"),
@@ -56,6 +55,7 @@ def test_one_line_and_exit_2(cases, tmp_path):
 
 def test_environment_faults_are_one_line_and_bugs_keep_their_traceback():
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
     from training import errors  # pylint: disable=import-outside-toplevel
     full = OSError(errno.ENOSPC, "No space left on device", "/runs/b0/metrics.jsonl")
     assert errors.environment_fault(full, tf) == "No space left on device: /runs/b0/metrics.jsonl"

@@ -7,7 +7,6 @@ import efficientnet
 from configs import base
 from training.errors import UserError
 
-
 # data/sources.py SPLITS, repeated here: this module runs before TensorFlow (which data/ imports) loads.
 SPLITS = ("train", "minival", "validation")
 

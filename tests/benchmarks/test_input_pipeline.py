@@ -8,6 +8,7 @@ import pytest
 from tests.benchmarks.conftest import load_script
 from tests.data import conftest as helpers
 
+
 @pytest.fixture(scope="module")
 def bench():
     return load_script("input_pipeline")

@@ -109,8 +109,8 @@ def png_bomb(side):
 
 def eval_pixels(source, split, size):
     """([image], [label]) of every real (unpadded) example of `split` through the eval pipeline at `size` px."""
-    from training.core.recipe import recipe_input_settings  # pylint: disable=import-outside-toplevel
     from data import pipeline  # pylint: disable=import-outside-toplevel
+    from training.core.recipe import recipe_input_settings  # pylint: disable=import-outside-toplevel
     dataset = pipeline.make_dataset(source, split, recipe_input_settings(size, False, resize_method="bilinear"),
                                     batch_size=4)
     images, labels = [], []

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 from data import convert, folders, sources
-from tests.data.conftest import encode_jpeg, eval_pixels, id_image, make_folders, write_image
 from tests.conftest import REPO
+from tests.data.conftest import encode_jpeg, eval_pixels, id_image, make_folders, write_image
 
 
 @pytest.fixture(scope="module")

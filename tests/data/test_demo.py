@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import demo
-from data import sources
+from data import demo, sources
 
 
 @pytest.mark.slow

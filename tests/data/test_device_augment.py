@@ -1,6 +1,7 @@
 """data/device_augment.py: the batched augmentation equals the host path (data/autoaugment.py) image by image, on
 the same seeds, eagerly and compiled with XLA (the TPU's compiler; here on CPU)."""
 import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf

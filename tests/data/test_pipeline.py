@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import pipeline
-from data import sources
+from data import pipeline, sources
 from tests.data import conftest as helpers
 from tests.data.conftest import png_bomb
 from training.core.recipe import recipe_input_settings

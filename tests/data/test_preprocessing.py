@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import autoaugment, preprocessing
 from tests.data.conftest import png_bomb
-from data import autoaugment
-from data import preprocessing
 
 RNG = np.random.default_rng(1)
 # Smooth content so JPEG round trips stay close to the original pixels.

@@ -4,10 +4,9 @@ BatchNormActivation with replica groups: per-replica outputs, moving statistics,
 the summed gradients of a tiny network. Writes an .npz to argv[2]; the parent holds the oracles."""
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
-
-import keras
 
 from efficientnet import blocks
 

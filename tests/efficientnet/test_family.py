@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.efficientnet.family_counts import FAMILY, analytic_params
 from efficientnet import blocks, build_model, get_variant
 from efficientnet.summary import count_trainable_params
+from tests.efficientnet.family_counts import FAMILY, analytic_params
 
 # Published parameter counts in millions (the READMEs of tensorflow/tpu's efficientnet, edgetpu and lite), with the
 # decimals they are given to.

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from efficientnet import blocks, build_model, custom_variant, get_variant
-from efficientnet.model import block_configs
 from efficientnet.loading import weighted_layers
+from efficientnet.model import block_configs
 from tests.efficientnet.conftest import random_pixels
 
 # Keras EfficientNetBx(weights=None) trainable counts, 1000 classes (docs/recipe.md §1).

@@ -1,10 +1,10 @@
 """efficientnet.optim against the original's optimizers (tensorflow/tpu utils.py build_optimizer): RMSPropTF and
 MomentumTF against TF1's tf.compat.v1.train.RMSPropOptimizer / MomentumOptimizer, plain gradient descent against
 GradientDescentOptimizer, LARS against an independent numpy port of lars_optimizer.py's formulas."""
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
 from efficientnet import optim, schedules
 

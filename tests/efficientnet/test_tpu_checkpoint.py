@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from efficientnet import build_model, get_variant, load_weights
+from efficientnet.loading import CLASSIFIER_LAYERS, weighted_layers
 from efficientnet.tpu_checkpoint import checkpoint_names, resolve_checkpoint
 from efficientnet.variants import StageSpec
-from efficientnet.loading import CLASSIFIER_LAYERS, weighted_layers
 from tests.efficientnet.conftest import random_pixels
 from tests.efficientnet.tpu_checkpoint_writer import write_tpu_checkpoint
 

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import tiny_config
-from training.session import run
 from training.errors import UserError
+from training.session import run
 
 pytestmark = pytest.mark.slow
 

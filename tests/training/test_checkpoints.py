@@ -4,8 +4,8 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from training.store import checkpoints
 from training.errors import UserError
+from training.store import checkpoints
 
 
 def test_a_save_into_a_deleted_model_dir_is_one_line_naming_it(tmp_path):

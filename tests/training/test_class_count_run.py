@@ -4,11 +4,11 @@ import os
 import pytest
 
 from data import sources
-from tests.data import test_class_count as data_helpers
 from tests.conftest import tiny_config
-from training.store import labels, rundir
+from tests.data import test_class_count as data_helpers
 from training.errors import UserError
 from training.session import startup
+from training.store import labels, rundir
 
 
 def _config(tmp_path, data_dir, **overrides):

@@ -5,8 +5,8 @@ import os
 
 from configs import base
 from tests.conftest import tiny_config
-from training.store import logs, rundir
 from training.session import startup
+from training.store import logs, rundir
 
 
 def test_image_counts_given_are_checked_against_the_data(tmp_path, demo_cache, monkeypatch):
@@ -27,7 +27,9 @@ def test_image_counts_given_are_checked_against_the_data(tmp_path, demo_cache, m
 def _run_dir(path, with_checkpoint):
     """A model_dir whose config.json says 64 px, holdout 2, b2; with or without a checkpoint beside it."""
     import json  # pylint: disable=import-outside-toplevel
+
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
     from configs import demo  # pylint: disable=import-outside-toplevel
     written = json.loads(demo.get_config().to_json())
     written["model"].update(variant="b2", image_size=64, num_classes=8)
@@ -42,6 +44,7 @@ def _run_dir(path, with_checkpoint):
 
 def _config(*args):
     import ml_collections  # pylint: disable=import-outside-toplevel
+
     from tests.conftest import resolve_command_line  # pylint: disable=import-outside-toplevel
     config, _, user_fields = resolve_command_line(list(args))
     return ml_collections.ConfigDict(config), user_fields

@@ -10,10 +10,9 @@ import tensorflow as tf
 
 from data import pipeline, sources
 from tests.conftest import tiny_config
-from training.session import run
-from training.errors import UserError
-from training.session import startup
 from tests.training.conftest import plan_of
+from training.errors import UserError
+from training.session import run, startup
 
 pytestmark = pytest.mark.slow
 
@@ -100,8 +99,9 @@ def test_export_of_published_weights_needs_neither_data_nor_model_dir(tmp_path, 
 
 
 def test_published_weights_on_the_demo_data_get_its_holdout_not_the_recipes(tmp_path, demo_cache):
-    from tests.conftest import resolve_command_line  # pylint: disable=import-outside-toplevel
     import ml_collections  # pylint: disable=import-outside-toplevel
+
+    from tests.conftest import resolve_command_line  # pylint: disable=import-outside-toplevel
     weights = tmp_path / "W.h5"
     weights.write_bytes(b"")  # setup only checks that it exists; the demo source is what is tested
     args = ["--mode=eval", "--model=b0", f"--init_checkpoint={weights}", f"--model_dir={tmp_path / 'run'}",

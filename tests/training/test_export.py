@@ -16,9 +16,9 @@ import tensorflow as tf
 from data import sources
 from tests.conftest import tiny_config
 from tests.training.conftest import plan_of
+from training.errors import UserError
 from training.serving import export, tflite
 from training.store import labels
-from training.errors import UserError
 
 NUM_CLASSES = 8
 

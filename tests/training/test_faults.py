@@ -10,10 +10,10 @@ import tensorflow as tf
 
 from tests.conftest import tiny_config
 from tests.training.conftest import checkpoint_values, metrics_records
-from training.serving import export
-from training.store import checkpoints, lock
-from training.session import run
 from training.errors import NumericalError, Preempted, UserError
+from training.serving import export
+from training.session import run
+from training.store import checkpoints, lock
 
 pytestmark = pytest.mark.slow
 

@@ -1,9 +1,8 @@
 """The trainer's input wiring (training/core/inputs.py, training/core/loop.py): the run's class count and data.augment_on_device reach the
 pipeline and the step."""
 import numpy as np
-import tensorflow as tf
-
 import pytest
+import tensorflow as tf
 
 from data import sources
 from tests.conftest import tiny_config

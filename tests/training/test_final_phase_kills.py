@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import start_main
 from tests.training.conftest import metrics_records, resumable_flags
-from training.store import checkpoints, lock
 from training.errors import PREEMPTED_EXIT_CODE, UserError
+from training.store import checkpoints, lock
 
 pytestmark = pytest.mark.slow
 STEPS = 8

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from training.store import lock
 from training.errors import UserError
+from training.store import lock
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOLD = ("import sys; from training.store import lock\n"

@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from configs import demo
 from tests.conftest import tiny_config
-from training.store import logs
 from training.session import run
+from training.store import logs
 
 
 def _events(folder):

@@ -1,15 +1,17 @@
 """config.train.optimizer (training/core/state.py build_optimizer) and the config checks of the new fields."""
 import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from efficientnet import losses, optim
 from tests.conftest import tiny_config
-from training import checks
-from training.core import recipe, state as state_lib
-from training.errors import UserError
 from tests.training.conftest import plan_of
+from training import checks
+from training.core import recipe
+from training.core import state as state_lib
+from training.errors import UserError
 
 _SCHEDULE = recipe.Schedule(steps_per_epoch=10, total_steps=20, steps_per_eval=10)
 

@@ -9,13 +9,13 @@ import pytest
 import tensorflow as tf
 
 from data import folders, preprocessing
-from tests.data.conftest import make_folders, write_image
 from tests.conftest import run_main, tiny_config
+from tests.data.conftest import make_folders, write_image
+from tests.training.conftest import plan_of
+from training.errors import UserError
 from training.serving import scoring
 from training.session import run
-from training.errors import UserError
 from training.store import checkpoints
-from tests.training.conftest import plan_of
 
 pytestmark = pytest.mark.slow
 

@@ -6,11 +6,10 @@ import subprocess
 import pytest
 import tensorflow as tf
 
-from tests.conftest import tiny_config
-from tests.conftest import start_main
+from tests.conftest import start_main, tiny_config
 from tests.training.conftest import resumable_flags, wait_for_line
-from training.session import run
 from training.errors import INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE
+from training.session import run
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ import tensorflow as tf
 
 from tests.conftest import start_main, tiny_config
 from tests.training.conftest import checkpoint_values, metrics_records, resumable_flags, wait_for_line
-from training.store import checkpoints, lock
-from training.session import run
 from training.errors import PREEMPTED_EXIT_CODE, NumericalError, UserError
+from training.session import run
+from training.store import checkpoints, lock
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -10,9 +10,9 @@ from configs import base
 from data import sources
 from tests.data import original_port as port
 from tests.data.conftest import make_example, write_shards
-from training.serving import export, predict
-from training.core import context, inputs
 from tests.training.conftest import plan_of
+from training.core import context, inputs
+from training.serving import export, predict
 
 SIZES = [(61, 83), (90, 70), (40, 40), (75, 120), (33, 50)]
 

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 
 from configs import tiny
-from tests.conftest import tiny_config
-from training.store import rundir
-from training.errors import UserError
 from efficientnet import variants
+from tests.conftest import tiny_config
+from training.errors import UserError
+from training.store import rundir
 
 
 def _resolution(config):

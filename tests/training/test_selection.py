@@ -6,9 +6,9 @@ import pytest
 
 from configs import transfer
 from tests.conftest import tiny_config
-from training.store import checkpoints, logs
 from training import checks
 from training.session import run
+from training.store import checkpoints, logs
 
 
 def _archive_dir(root, name, step, top_1, complete=True):

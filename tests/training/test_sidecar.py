@@ -11,10 +11,9 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import resolve_command_line, start_main
-from training.store import checkpoints, logs, temporaries
-from training.session import run, sidecar
 from training.errors import UserError
-from training.session import startup
+from training.session import run, sidecar, startup
+from training.store import checkpoints, logs, temporaries
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -12,8 +12,10 @@ import tensorflow as tf
 
 import efficientnet
 from data import pipeline, sources
-from efficientnet import ema as ema_lib, optim, schedules
-from training.core import state as state_lib, steps
+from efficientnet import ema as ema_lib
+from efficientnet import optim, schedules
+from training.core import state as state_lib
+from training.core import steps
 from training.core.recipe import recipe_input_settings
 
 IMAGE_SIZE = 32

@@ -15,10 +15,10 @@ import tensorflow as tf
 
 from data import preprocessing, sources
 from tests.conftest import tiny_config
-from training.store import checkpoints
+from tests.training.conftest import plan_of
 from training.serving import scoring
 from training.session import run
-from tests.training.conftest import plan_of
+from training.store import checkpoints
 
 pytestmark = pytest.mark.slow
 

@@ -1,16 +1,17 @@
 """Fine-tuning from a 1000-class model on mock CIFAR-10 (tfds.testing.mock_data, no network), then predict."""
 import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from configs import transfer
-from tests.training.conftest import TINY_MODEL
+from tests.training.conftest import TINY_MODEL, plan_of
+from training.core import recipe
+from training.core import state as state_lib
 from training.serving import scoring
-from training.core import recipe, state as state_lib
 from training.session import run
-from tests.training.conftest import plan_of
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,8 @@ import time
 import tensorflow as tf
 
 from efficientnet import loading
-from training.core import evaluation, inputs, state as state_lib, steps
+from training.core import evaluation, inputs, steps
+from training.core import state as state_lib
 from training.errors import NumericalError, Preempted, first_line
 from training.store import checkpoints, logs, progress, rundir
 

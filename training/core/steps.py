@@ -8,8 +8,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from data import device_augment
-from data import mixup
+from data import device_augment, mixup
 from efficientnet import losses
 
 

@@ -7,7 +7,8 @@ layers below (training/core for training, training/serving for evaluation of sto
 import tensorflow as tf
 
 from configs import base
-from training.core import loop, state as state_lib
+from training.core import loop
+from training.core import state as state_lib
 from training.errors import UserError
 from training.serving import export, predict, scoring
 from training.session import sidecar, startup

@@ -21,8 +21,8 @@ import time
 import tensorflow as tf
 
 from configs import base
-from efficientnet import ema as ema_lib, loading
-
+from efficientnet import ema as ema_lib
+from efficientnet import loading
 from training.core import evaluation, steps
 from training.errors import UserError
 from training.store import checkpoints, rundir

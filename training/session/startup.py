@@ -11,7 +11,8 @@ import tensorflow as tf
 
 import tpu
 from configs import base
-from data import demo as demo_data, sources
+from data import demo as demo_data
+from data import sources
 from training import checks
 from training.core import context, inputs, recipe
 from training.errors import UserError, first_line

@@ -21,8 +21,8 @@ import re
 import tensorflow as tf
 from absl import logging
 
-from training.store import temporaries
 from training.errors import UserError, first_line
+from training.store import temporaries
 
 ARCHIVE_DIR = "archive"
 BEST_EVAL_FILE = "best_eval.json"

@@ -20,7 +20,8 @@ import tensorflow as tf
 from google.protobuf import struct_pb2
 from tensorflow.core.framework import summary_pb2
 
-from training.store import progress as progress_lib, temporaries
+from training.store import progress as progress_lib
+from training.store import temporaries
 
 TENSORBOARD_DIR = "tensorboard"
 TRAIN_LOG = "train.log"

@@ -7,8 +7,8 @@ import os
 
 import tensorflow as tf
 
-from training.store import checkpoints, labels, logs, temporaries
 from training.errors import UserError
+from training.store import checkpoints, labels, logs, temporaries
 
 CONFIG_FILE = "config.json"
 # One line per resume that changed settings: {"step", "changed": {field: [before, now]}, "input_restarted"}.

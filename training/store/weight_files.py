@@ -15,7 +15,8 @@ import tensorflow as tf
 
 import efficientnet
 from efficientnet import ema as ema_lib
-from efficientnet import loading, weights as weights_lib
+from efficientnet import loading
+from efficientnet import weights as weights_lib
 from training.errors import UserError, first_line
 from training.store import checkpoints
 
