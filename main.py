@@ -9,6 +9,7 @@ tensorflow/tpu main.py's names, and every flag of that main.py is accepted.
 --mode=predict takes image files, folders and globs as positional arguments, e.g.
     python main.py --mode=predict --model_dir=runs/mine photo.jpg photos/ 'more/*.png' --top_k=3 --output=out.jsonl
 """
+
 import os
 import re
 import sys
@@ -85,8 +86,7 @@ def main(argv):
     try:
         _main(argv)
     except KeyboardInterrupt:
-        print("interrupted: stopped before a checkpoint was saved; rerun the same command to resume",
-              file=sys.stderr)
+        print("interrupted: stopped before a checkpoint was saved; rerun the same command to resume", file=sys.stderr)
         sys.exit(errors.INTERRUPTED_EXIT_CODE)
 
 
@@ -106,13 +106,15 @@ def _main(argv):
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
         from training.session import run  # pylint: disable=import-outside-toplevel  (loads TensorFlow)
+
         # Physical device discovery is where cuInit runs. Not list_logical_devices: that initializes the
         # runtime, after which MultiWorkerMirroredStrategy can no longer configure its collectives.
         tf.config.list_physical_devices("GPU")
     try:
         if image_files and not base.MODE_TABLE[config.runtime.mode].takes_files:
-            raise errors.UserError(f"unexpected arguments {' '.join(image_files)} (image files, folders and globs "
-                                   "go with --mode=predict)")
+            raise errors.UserError(
+                f"unexpected arguments {' '.join(image_files)} (image files, folders and globs go with --mode=predict)"
+            )
         summary = run.run(config, image_files=image_files, user_fields=user_fields)
     except errors.UserError as e:
         _user_error(e)

@@ -4,6 +4,7 @@ Only `efficientnet` (model and training math) is installed into site-packages. T
 (main.py, configs/, data/, tpu/, training/) runs from the repository root, so those names never shadow
 other packages on the user's machine.
 """
+
 import setuptools
 
 setuptools.setup(
@@ -29,6 +30,11 @@ setuptools.setup(
     # matplotlib: only draws model_dir/curves.png (training/store/curves.py); optional because a training job on a TPU
     # VM or in a container needs no picture, and a run without it says so once and writes everything else. The
     # test extra includes it so that the test suite exercises the drawing.
-    extras_require={"test": ["pytest>=7", "pillow", "matplotlib"], "tensorboard": ["tensorboard"],
-                    "plots": ["matplotlib"]},
+    # ruff: one fast tool for lint, import order and formatting (in place of pylint, flake8, isort and black);
+    # tests/test_lint.py runs it with ruff.toml. Pinned: the formatter's output may change between releases.
+    extras_require={
+        "test": ["pytest>=7", "pillow", "matplotlib", "ruff==0.17.6"],
+        "tensorboard": ["tensorboard"],
+        "plots": ["matplotlib"],
+    },
 )

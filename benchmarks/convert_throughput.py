@@ -8,6 +8,7 @@ configuration converts the same folder into a fresh output directory; the figure
 
   python benchmarks/convert_throughput.py --photos_dir DIR [--images 600] [--workers 1 2] [--repeats 3]
 """
+
 import argparse
 import os
 import shutil
@@ -54,8 +55,10 @@ def main(argv=None):
     try:
         source = os.path.join(work, "photos")
         size = make_folders(source, photos, args.images, args.png_every)
-        print(f"{args.images} images ({size / 2**20:.1f} MiB, every {args.png_every}th a PNG) from {len(photos)} "
-              f"photos; {os.cpu_count()} CPUs")
+        print(
+            f"{args.images} images ({size / 2**20:.1f} MiB, every {args.png_every}th a PNG) from {len(photos)} "
+            f"photos; {os.cpu_count()} CPUs"
+        )
         for workers in args.workers:
             rates = []
             for repeat in range(args.repeats):
@@ -64,8 +67,10 @@ def main(argv=None):
                 result = convert.convert(source, output, workers=workers, log=lambda line: None)
                 rates.append(result["images"] / (time.perf_counter() - start))
                 shutil.rmtree(output)
-            print(f"workers={workers}: {statistics.median(rates):.1f} images/s (median of {args.repeats}: "
-                  f"{', '.join(f'{r:.1f}' for r in rates)})")
+            print(
+                f"workers={workers}: {statistics.median(rates):.1f} images/s (median of {args.repeats}: "
+                f"{', '.join(f'{r:.1f}' for r in rates)})"
+            )
     finally:
         shutil.rmtree(work)
 

@@ -11,6 +11,7 @@ holdout (data.folders.scan with the same --holdout_fraction), and reports top-1 
   python benchmarks/finetune_baseline.py --data_dir /tmp/ft/elpv --weights /tmp/ft/lite0_imagenet.weights.h5 \
       --image_size 112 --batch_size 16 --steps 200 --holdout_fraction 0.1 --seed 0
 """
+
 import argparse
 import os
 import sys
@@ -50,6 +51,7 @@ def main():
     args = parser.parse_args()
     import efficientnet
     from data import folders
+
     keras.utils.set_random_seed(args.seed)
     listing = folders.scan(args.data_dir, args.holdout_fraction)
     backbone = efficientnet.build_model("lite0", include_top=False, pooling="avg", image_size=args.image_size)
@@ -57,16 +59,25 @@ def main():
     x = keras.layers.Dropout(0.2)(backbone.output)
     outputs = keras.layers.Dense(len(listing.class_names))(x)
     model = keras.Model(backbone.input, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     start = time.time()
-    model.fit(read(listing.splits["train"], args.image_size, args.batch_size, True, args.seed),
-              steps_per_epoch=args.steps, epochs=1, verbose=2)
+    model.fit(
+        read(listing.splits["train"], args.image_size, args.batch_size, True, args.seed),
+        steps_per_epoch=args.steps,
+        epochs=1,
+        verbose=2,
+    )
     seconds = time.time() - start
     _, top_1 = model.evaluate(read(listing.splits["validation"], args.image_size, 100, False, args.seed), verbose=0)
-    print(f"keras fine-tune: validation top-1 {top_1:.4f} on {len(listing.splits['validation'])} images after "
-          f"{args.steps} steps at batch {args.batch_size}, {args.image_size} px, seed {args.seed}; "
-          f"training {seconds:.0f} s")
+    print(
+        f"keras fine-tune: validation top-1 {top_1:.4f} on {len(listing.splits['validation'])} images after "
+        f"{args.steps} steps at batch {args.batch_size}, {args.image_size} px, seed {args.seed}; "
+        f"training {seconds:.0f} s"
+    )
 
 
 if __name__ == "__main__":

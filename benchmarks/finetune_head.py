@@ -9,6 +9,7 @@ is the original's uniform +-1/sqrt(num_classes).
   python benchmarks/finetune_head.py --weights /tmp/ft/lite0_imagenet.weights.h5 --num_classes 4 \
       --head zeros --output /tmp/ft/lite0_head_zeros.weights.h5
 """
+
 import argparse
 import os
 import sys
@@ -27,11 +28,13 @@ def main():
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
     import efficientnet
+
     model = efficientnet.build_model("lite0", num_classes=args.num_classes, image_size=224)
     efficientnet.load_weights(model, args.weights, skip_mismatch_layers=("predictions",))
     dense = model.get_layer("predictions")
-    kernel = (keras.initializers.Zeros() if args.head == "zeros"
-              else keras.initializers.GlorotUniform(seed=args.seed))(dense.kernel.shape)
+    kernel = (keras.initializers.Zeros() if args.head == "zeros" else keras.initializers.GlorotUniform(seed=args.seed))(
+        dense.kernel.shape
+    )
     dense.set_weights([keras.ops.convert_to_numpy(kernel), keras.ops.convert_to_numpy(dense.bias) * 0])
     model.save_weights(args.output)
     print(f"wrote {args.output}: {args.head} head for {args.num_classes} classes")

@@ -7,6 +7,7 @@ image, bilinear tf.image.resize; the CLI's compat.v1 resize makes its figures di
 
   python benchmarks/finetune_raw_vs_ema.py --data_dir /tmp/ft/elpv /tmp/ft/runs/readme-s2 /tmp/ft/runs/readme-s0
 """
+
 import argparse
 import os
 import sys
@@ -29,6 +30,7 @@ def main():
     import efficientnet
     from data import folders
     from training.store import weight_files
+
     listing = folders.scan(args.data_dir, 0.1)
     validation = read(listing.splits["validation"], args.image_size, 100, False, 0)
     for model_dir in args.model_dirs:
@@ -43,8 +45,10 @@ def main():
         for model in (raw, ema):  # compiled only after loading: compile's optimizer is no checkpoint object
             model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
             scores.append(model.evaluate(validation, verbose=0))
-        print(f"{model_dir}: raw weights loss {scores[0][0]:.3f} top-1 {scores[0][1]:.3f}; "
-              f"EMA weights loss {scores[1][0]:.3f} top-1 {scores[1][1]:.3f}")
+        print(
+            f"{model_dir}: raw weights loss {scores[0][0]:.3f} top-1 {scores[0][1]:.3f}; "
+            f"EMA weights loss {scores[1][0]:.3f} top-1 {scores[1][1]:.3f}"
+        )
 
 
 if __name__ == "__main__":

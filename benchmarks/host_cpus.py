@@ -10,11 +10,20 @@ Inputs are the cpu_ms_per_image figures of benchmarks/input_pipeline.py (one per
 
   python benchmarks/host_cpus.py --cpu_ms autoaugment=3.56 device_host=2.4 none=3.11
 """
+
 import argparse
 
 # Multiply-adds per image (python -m efficientnet.summary, README's family table) and native resolution.
-FAMILY = {"b0": (0.39e9, 224), "b1": (0.69e9, 240), "b2": (0.99e9, 260), "b3": (1.83e9, 300),
-          "b4": (4.39e9, 380), "b5": (10.27e9, 456), "b6": (19.07e9, 528), "b7": (37.75e9, 600)}
+FAMILY = {
+    "b0": (0.39e9, 224),
+    "b1": (0.69e9, 240),
+    "b2": (0.99e9, 260),
+    "b3": (1.83e9, 300),
+    "b4": (4.39e9, 380),
+    "b5": (10.27e9, 456),
+    "b6": (19.07e9, 528),
+    "b7": (37.75e9, 600),
+}
 # bfloat16 peak per chip (Google Cloud TPU documentation) and vCPUs per chip of the hosts (benchmarks/README.md).
 CHIPS = {"v4": (275e12, 60), "v5e": (197e12, 28)}
 
@@ -31,9 +40,12 @@ def table(cpu_ms, size, utilisation, usable):
     """Markdown rows: variant, chip, chip img/s, then vCPUs needed per chip for each configuration of cpu_ms
     (with the host/compute ratio: vCPUs needed / vCPUs a chip has)."""
     names = list(cpu_ms)
-    lines = ["| model | TPU | chip can train (img/s) | " + " | ".join(
-        f"vCPUs per chip, {name} (× host)" for name in names) + " |",
-        "|---|---|---|" + "---|" * len(names)]
+    lines = [
+        "| model | TPU | chip can train (img/s) | "
+        + " | ".join(f"vCPUs per chip, {name} (× host)" for name in names)
+        + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
     for variant, (macs, resolution) in FAMILY.items():
         for chip, (peak, chip_vcpus) in CHIPS.items():
             rate = chip_images_per_sec(macs, peak, utilisation)
@@ -47,8 +59,13 @@ def table(cpu_ms, size, utilisation, usable):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpu_ms", nargs="+", required=True, metavar="CONFIG=MS",
-                        help="cpu_ms_per_image per configuration, measured at --size")
+    parser.add_argument(
+        "--cpu_ms",
+        nargs="+",
+        required=True,
+        metavar="CONFIG=MS",
+        help="cpu_ms_per_image per configuration, measured at --size",
+    )
     parser.add_argument("--size", type=int, default=224, help="image size of the measurement")
     parser.add_argument("--utilisation", type=float, default=0.25, help="model FLOPs utilisation of the chip")
     parser.add_argument("--usable", type=float, default=0.75, help="share of host vCPUs usable by tf.data")

@@ -25,6 +25,7 @@ share the cores, and 1000 · cores / cpu_ms_per_image estimates the rate on an i
 
   python benchmarks/input_pipeline.py --data_dir /tmp/photo_tfrecords [--model_garden_path /work/mg]
 """
+
 import argparse
 import gc
 import json
@@ -86,6 +87,7 @@ def _import_model_garden(path):
     if not path or not os.path.isdir(os.path.join(path, "official")):
         return None
     import types  # pylint: disable=import-outside-toplevel
+
     path = os.path.abspath(path)
     sys.path.insert(0, path)
     try:  # any failure (missing tf_keras or gin, an incompatible version, ...) only skips the anchor
@@ -98,14 +100,22 @@ def _import_model_garden(path):
         from official.vision.configs import common
         from official.vision.dataloaders import classification_input
         from official.vision.ops import augment
+
         augment.AutoAugment(augmentation_name="v0")  # fails early on an incompatible version
         return augment, classification_input, common
     except Exception as error:  # pylint: disable=broad-except
         for name in [name for name in sys.modules if name == "official" or name.startswith("official.")]:
             del sys.modules[name]  # nothing half-imported stays behind
         sys.path.remove(path)
-        print(json.dumps({"note": f"Model Garden not usable from {path}: {type(error).__name__}: "
-                                  + str(error).splitlines()[0][:200]}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "note": f"Model Garden not usable from {path}: {type(error).__name__}: "
+                    + str(error).splitlines()[0][:200]
+                }
+            ),
+            flush=True,
+        )
         return None
 
 
@@ -118,11 +128,13 @@ def _model_garden_chain(args, source, model_garden, autoaugment):
     float32), and with `autoaugment` its AutoAugment v0 (aug_type autoaug, distort on uint8 after the
     resize, as Parser._parse_train_image applies it)."""
     _, classification_input, common = model_garden
-    aug_type = common.Augmentation(type="autoaug", autoaug=common.AutoAugment(augmentation_name="v0")) \
-        if autoaugment else None
+    aug_type = (
+        common.Augmentation(type="autoaug", autoaug=common.AutoAugment(augmentation_name="v0")) if autoaugment else None
+    )
     decoder = classification_input.Decoder()
-    parser = classification_input.Parser(output_size=[args.image_size, args.image_size],
-                                         num_classes=source.num_classes, aug_type=aug_type)
+    parser = classification_input.Parser(
+        output_size=[args.image_size, args.image_size], num_classes=source.num_classes, aug_type=aug_type
+    )
     records = source.records("train", training=True, seed=0).shuffle(args.shuffle_buffer, seed=0).repeat()
     dataset = records.map(decoder.decode, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(parser.parse_fn(is_training=True), num_parallel_calls=tf.data.AUTOTUNE)
@@ -141,20 +153,39 @@ def _plain_chain(args, source):
 
     records = source.records("train", training=True, seed=0)
     records = records.shuffle(args.shuffle_buffer, seed=0).repeat().enumerate()
-    return records.map(process, num_parallel_calls=tf.data.AUTOTUNE).batch(
-        args.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return (
+        records.map(process, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(args.batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def _maker(args, source, config, model_garden):
     """A function building a fresh pipeline of one configuration."""
+
     def make():
         if config == "eval":  # one pass: repeat it so a run can be as long as the training runs
-            return pipeline.make_dataset(source, "train", recipe_input_settings(args.image_size, False), batch_size=args.batch_size).repeat()
+            return pipeline.make_dataset(
+                source, "train", recipe_input_settings(args.image_size, False), batch_size=args.batch_size
+            ).repeat()
         if config == "plain_none":
             return _plain_chain(args, source)
         if config in ("mg_none", "mg_autoaugment"):
             return _model_garden_chain(args, source, model_garden, config == "mg_autoaugment")
-        return pipeline.make_dataset(source, "train", recipe_input_settings(args.image_size, True, augment_name="autoaugment" if config == "device_host" else config, shuffle_buffer=args.shuffle_buffer, augment_on_device=config == "device_host"), batch_size=args.batch_size, seed=0)
+        return pipeline.make_dataset(
+            source,
+            "train",
+            recipe_input_settings(
+                args.image_size,
+                True,
+                augment_name="autoaugment" if config == "device_host" else config,
+                shuffle_buffer=args.shuffle_buffer,
+                augment_on_device=config == "device_host",
+            ),
+            batch_size=args.batch_size,
+            seed=0,
+        )
+
     return make
 
 
@@ -176,12 +207,25 @@ def device_augment_cost(args, source):
     of the device_host pipeline prepared beforehand: in a tf.function without XLA and with jit_compile=True
     (median over --repeats runs of --num_batches batches each). A build or compile failure of either is
     reported in one line instead."""
-    dataset = pipeline.make_dataset(source, "train", recipe_input_settings(args.image_size, True, augment_name="autoaugment", augment_on_device=True, shuffle_buffer=args.shuffle_buffer), batch_size=args.batch_size, seed=0)
+    dataset = pipeline.make_dataset(
+        source,
+        "train",
+        recipe_input_settings(
+            args.image_size,
+            True,
+            augment_name="autoaugment",
+            augment_on_device=True,
+            shuffle_buffer=args.shuffle_buffer,
+        ),
+        batch_size=args.batch_size,
+        seed=0,
+    )
     batches = [(b["images"], b["augment_seeds"]) for b in dataset.take(args.num_batches)]
     result = {"device_augment": "autoaugment", "where": "this CPU", "batch_size": args.batch_size}
     for key, jit_compile in (("tf_function", False), ("xla", True)):
-        augment = tf.function(lambda images, seeds: device_augment.augment_batch(images, seeds, "autoaugment"),
-                              jit_compile=jit_compile)
+        augment = tf.function(
+            lambda images, seeds: device_augment.augment_batch(images, seeds, "autoaugment"), jit_compile=jit_compile
+        )
         try:
             result[key] = _augment_cpu_ms(augment, batches, args.repeats)
         except Exception as error:  # pylint: disable=broad-except
@@ -196,22 +240,39 @@ def run(args):
     model_garden = _import_model_garden(args.model_garden_path) if wanted_mg else None
     configs = [c for c in args.configs if model_garden is not None or not c.startswith("mg_")]
     if len(configs) < len(args.configs):
-        print(json.dumps({"note": f"{' and '.join(wanted_mg)} skipped: give --model_garden_path, a directory "
-                                  "holding a usable Model Garden official/ (see benchmarks/README.md)"}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "note": f"{' and '.join(wanted_mg)} skipped: give --model_garden_path, a directory "
+                    "holding a usable Model Garden official/ (see benchmarks/README.md)"
+                }
+            ),
+            flush=True,
+        )
     runs = {config: [] for config in configs}
     for repeat in range(args.repeats):
-        for config in configs[repeat % len(configs):] + configs[:repeat % len(configs)]:  # rotated: no fixed order
-            rate, cpu_ms = measure(_maker(args, source, config, model_garden), args.batch_size, args.num_batches,
-                                   args.warmup)
+        for config in configs[repeat % len(configs) :] + configs[: repeat % len(configs)]:  # rotated: no fixed order
+            rate, cpu_ms = measure(
+                _maker(args, source, config, model_garden), args.batch_size, args.num_batches, args.warmup
+            )
             runs[config].append((rate, cpu_ms, os.getloadavg()[0]))
     for config, results in runs.items():
-        print(json.dumps({"config": config, "image_size": args.image_size, "batch_size": args.batch_size,
-                          "images_per_sec": round(statistics.median(r for r, _, _ in results), 1),
-                          "cpu_ms_per_image": round(statistics.median(c for _, c, _ in results), 3),
-                          "runs": [round(r, 1) for r, _, _ in results],
-                          "cpu_ms_runs": [round(c, 3) for _, c, _ in results],
-                          "load_avg": [round(load, 1) for _, _, load in results], "cpus": os.cpu_count()}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "config": config,
+                    "image_size": args.image_size,
+                    "batch_size": args.batch_size,
+                    "images_per_sec": round(statistics.median(r for r, _, _ in results), 1),
+                    "cpu_ms_per_image": round(statistics.median(c for _, c, _ in results), 3),
+                    "runs": [round(r, 1) for r, _, _ in results],
+                    "cpu_ms_runs": [round(c, 3) for _, c, _ in results],
+                    "load_avg": [round(load, 1) for _, _, load in results],
+                    "cpus": os.cpu_count(),
+                }
+            ),
+            flush=True,
+        )
     if args.device_cost:
         print(json.dumps(device_augment_cost(args, source)), flush=True)
 
@@ -225,12 +286,20 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shuffle_buffer", type=int, default=1024)
-    parser.add_argument("--configs", nargs="+", choices=CONFIGS,
-                        default=["none", "plain_none", "mg_none", "autoaugment", "device_host", "mg_autoaugment"])
-    parser.add_argument("--model_garden_path", default=None,
-                        help="directory holding Model Garden's official/ (for mg_none, mg_autoaugment)")
-    parser.add_argument("--no_device_cost", dest="device_cost", action="store_false",
-                        help="skip the device-side augmentation cost")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        choices=CONFIGS,
+        default=["none", "plain_none", "mg_none", "autoaugment", "device_host", "mg_autoaugment"],
+    )
+    parser.add_argument(
+        "--model_garden_path",
+        default=None,
+        help="directory holding Model Garden's official/ (for mg_none, mg_autoaugment)",
+    )
+    parser.add_argument(
+        "--no_device_cost", dest="device_cost", action="store_false", help="skip the device-side augmentation cost"
+    )
     run(parser.parse_args(argv))
 
 

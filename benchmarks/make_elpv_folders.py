@@ -14,6 +14,7 @@ grayscale PNG as RGB, as the TFRecord converter would). The images are not redis
   source /work/venv-ft/bin/activate   # pip install elpv-dataset
   python benchmarks/make_elpv_folders.py --output /tmp/ft/elpv
 """
+
 import argparse
 import os
 import shutil
@@ -25,9 +26,11 @@ CLASSES = {0.0: "p000", 1 / 3: "p033", 2 / 3: "p067", 1.0: "p100"}
 
 def labelled_files():
     import elpv_dataset
+
     root = os.path.join(os.path.dirname(elpv_dataset.__file__), "data")
-    rows = np.genfromtxt(os.path.join(root, "labels.csv"), dtype=["|S19", "<f8", "|S4"],
-                         names=["path", "probability", "type"])
+    rows = np.genfromtxt(
+        os.path.join(root, "labels.csv"), dtype=["|S19", "<f8", "|S4"], names=["path", "probability", "type"]
+    )
     files = [os.path.join(root, p.decode()) for p in rows["path"]]
     names = [CLASSES[min(CLASSES, key=lambda c: abs(c - p))] for p in rows["probability"]]
     return files, names
@@ -45,10 +48,10 @@ def split(names, counts, seed):
     for split_name, total in counts.items():
         exact = {c: total * len(order[c]) / len(names) for c in classes}
         take = {c: int(exact[c]) for c in classes}
-        for c in sorted(classes, key=lambda c: exact[c] - take[c], reverse=True)[:total - sum(take.values())]:
+        for c in sorted(classes, key=lambda c: exact[c] - take[c], reverse=True)[: total - sum(take.values())]:
             take[c] += 1
         for c in classes:
-            out[split_name] += list(order[c][start[c]:start[c] + take[c]])
+            out[split_name] += list(order[c][start[c] : start[c] + take[c]])
             start[c] += take[c]
     return out
 
@@ -65,8 +68,7 @@ def main():
     files, names = labelled_files()
     if args.train + args.validation > len(files):
         raise SystemExit(f"--train + --validation > {len(files)} images")
-    for split_name, indices in split(names, {"train": args.train, "validation": args.validation},
-                                     args.seed).items():
+    for split_name, indices in split(names, {"train": args.train, "validation": args.validation}, args.seed).items():
         for i in indices:
             folder = os.path.join(args.output, split_name, names[i])
             os.makedirs(folder, exist_ok=True)

@@ -8,6 +8,7 @@ or, one time in four, portrait 375×500) and flip of one photo, JPEG quality 90.
 
   python benchmarks/make_photo_tfrecords.py --output_dir /tmp/photo_tfrecords [--photos_dir DIR]
 """
+
 import argparse
 import os
 import sys
@@ -26,8 +27,7 @@ def default_photos_dir():
     try:
         import skimage.data  # benchmark-only tool, see README
     except ImportError as error:
-        raise SystemExit("no --photos_dir given and scikit-image is not installed; see benchmarks/README.md") \
-            from error
+        raise SystemExit("no --photos_dir given and scikit-image is not installed; see benchmarks/README.md") from error
     return os.path.dirname(skimage.data.__file__)
 
 
@@ -49,11 +49,12 @@ def random_view(photo, rng):
     """A random rescale + crop + flip of `photo` at 500×375 (or 375×500)."""
     height, width = (500, 375) if rng.random() < 0.25 else (375, 500)
     scale = max(height / photo.shape[0], width / photo.shape[1]) * rng.uniform(1.0, 1.6)
-    resized = tf.image.resize(photo, [int(np.ceil(photo.shape[0] * scale)), int(np.ceil(photo.shape[1] * scale))],
-                              antialias=True)
+    resized = tf.image.resize(
+        photo, [int(np.ceil(photo.shape[0] * scale)), int(np.ceil(photo.shape[1] * scale))], antialias=True
+    )
     top = rng.integers(0, resized.shape[0] - height + 1)
     left = rng.integers(0, resized.shape[1] - width + 1)
-    view = resized[top:top + height, left:left + width]
+    view = resized[top : top + height, left : left + width]
     if rng.random() < 0.5:
         view = view[:, ::-1]
     return tf.cast(tf.clip_by_value(tf.round(view), 0, 255), tf.uint8)
@@ -68,10 +69,15 @@ def write_split(output_dir, split, num_records, num_shards, photos, rng, num_cla
             for index in indices:
                 jpeg = tf.io.encode_jpeg(random_view(photos[index % len(photos)], rng), quality=90).numpy()
                 label = int(index % num_classes) + 1
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
-                    "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"JPEG"])),
-                    "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}))
+                example = tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+                            "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"JPEG"])),
+                            "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                        }
+                    )
+                )
                 writer.write(example.SerializeToString())
 
 
@@ -89,8 +95,10 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     write_split(args.output_dir, "train", args.num_train, args.num_shards, photos, rng, 1000)
     write_split(args.output_dir, "validation", args.num_validation, max(1, args.num_shards // 4), photos, rng, 1000)
-    print(f"wrote {args.num_train} train and {args.num_validation} validation records from {len(photos)} photos "
-          f"to {args.output_dir}")
+    print(
+        f"wrote {args.num_train} train and {args.num_validation} validation records from {len(photos)} photos "
+        f"to {args.output_dir}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ The split is fixed (seeded): the first 4,000 shuffled images are train, the last
 
   python benchmarks/make_real_tfrecords.py --output_dir /tmp/mnist5k_tfrecords [--size 32]
 """
+
 import argparse
 import gzip
 import importlib.util
@@ -47,8 +48,9 @@ def encode(digit, size):
     """A 28x28 grey digit as RGB JPEG bytes at size x size (padded to 32 first)."""
     padded = np.pad(digit, 2)[:, :, None].repeat(3, axis=2)
     if size != padded.shape[0]:
-        padded = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(padded, [size, size], method="bicubic")),
-                                          0, 255), tf.uint8).numpy()
+        padded = tf.cast(
+            tf.clip_by_value(tf.round(tf.image.resize(padded, [size, size], method="bicubic")), 0, 255), tf.uint8
+        ).numpy()
     return tf.io.encode_jpeg(padded, quality=95).numpy()
 
 
@@ -57,8 +59,7 @@ def example(image_bytes, label):
         "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes])),
         "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"JPEG"])),
         "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label) + 1])),
-        "image/class/text": tf.train.Feature(bytes_list=tf.train.BytesList(
-            value=[CLASS_NAMES[label].encode()])),
+        "image/class/text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[CLASS_NAMES[label].encode()])),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -85,13 +86,16 @@ def main():
     images, labels = images[order], labels[order]
     os.makedirs(args.output_dir, exist_ok=True)
     write_split(args.output_dir, "train", images[:NUM_TRAIN], labels[:NUM_TRAIN], args.train_shards, args.size)
-    write_split(args.output_dir, "validation", images[NUM_TRAIN:], labels[NUM_TRAIN:], args.validation_shards,
-                args.size)
+    write_split(
+        args.output_dir, "validation", images[NUM_TRAIN:], labels[NUM_TRAIN:], args.validation_shards, args.size
+    )
     if not args.no_labels_file:
         with open(os.path.join(args.output_dir, "labels.txt"), "w", encoding="utf-8") as handle:
             handle.write("\n".join(CLASS_NAMES) + "\n")
-    print(f"wrote {NUM_TRAIN} train and {len(labels) - NUM_TRAIN} validation images ({args.size} px, "
-          f"{len(CLASS_NAMES)} classes) to {args.output_dir}")
+    print(
+        f"wrote {NUM_TRAIN} train and {len(labels) - NUM_TRAIN} validation images ({args.size} px, "
+        f"{len(CLASS_NAMES)} classes) to {args.output_dir}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ batches); medians over --repeats runs.
 
   python benchmarks/pipeline_stages.py --data_dir /tmp/photo_tfrecords
 """
+
 import argparse
 import gc
 import os
@@ -40,8 +41,12 @@ def _stages(source, size, batch):
         return records().map(fn, num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=True)
 
     def window(image, index):
-        cropped, _ = preprocessing.decode_and_crop(image, lambda shape: preprocessing.random_crop_window(
-            shape, tf.stack([seed, index]), preprocessing.default_crop_fraction(size)))
+        cropped, _ = preprocessing.decode_and_crop(
+            image,
+            lambda shape: preprocessing.random_crop_window(
+                shape, tf.stack([seed, index]), preprocessing.default_crop_fraction(size)
+            ),
+        )
         return cropped
 
     def plain(index, record):
@@ -54,13 +59,16 @@ def _stages(source, size, batch):
     return {
         "read": lambda: records().batch(batch),
         "parse": lambda: mapped(lambda i, r: source.parse(r)),
-        "parse_label": lambda: mapped(lambda i, r: (lambda image, label: (image, label < source.num_classes))(
-            *source.parse(r))),
-        "decode_window": lambda: mapped(lambda i, r: tf.image.resize_with_crop_or_pad(
-            window(source.parse(r)[0], i), 8, 8)),
+        "parse_label": lambda: mapped(
+            lambda i, r: (lambda image, label: (image, label < source.num_classes))(*source.parse(r))
+        ),
+        "decode_window": lambda: mapped(
+            lambda i, r: tf.image.resize_with_crop_or_pad(window(source.parse(r)[0], i), 8, 8)
+        ),
         "plain_none": lambda: mapped(plain),
-        "plain_ignore_errors": lambda: records().map(plain, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(
-            ).batch(batch, drop_remainder=True),
+        "plain_ignore_errors": lambda: (
+            records().map(plain, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors().batch(batch, drop_remainder=True)
+        ),
         "pipeline_none": made(augment_name="none"),
         "pipeline_autoaugment": made(augment_name="autoaugment"),
         "pipeline_device_host": made(augment_name="autoaugment", augment_on_device=True),
@@ -86,7 +94,7 @@ def main(argv=None):
     names = args.stages or list(stages)
     runs = {name: [] for name in names}
     for repeat in range(args.repeats):
-        for name in names[repeat % len(names):] + names[:repeat % len(names)]:  # rotated: no fixed order
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:  # rotated: no fixed order
             gc.collect()  # not during the timed batches (benchmarks/input_pipeline.py measure)
             gc.disable()
             try:
@@ -100,8 +108,10 @@ def main(argv=None):
             finally:
                 gc.enable()
     for name, values in runs.items():
-        print(f"{name:22s} cpu_ms_per_image {statistics.median(values):.3f}  runs "
-              f"{[round(v, 3) for v in values]}  load {os.getloadavg()[0]:.1f}")
+        print(
+            f"{name:22s} cpu_ms_per_image {statistics.median(values):.3f}  runs "
+            f"{[round(v, 3) for v in values]}  load {os.getloadavg()[0]:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ keras.applications.EfficientNetBx(weights=None) compiled with keras.optimizers.R
 epsilon=1e-3, use_ema=True) and label-smoothed cross-entropy, jit_compile left at Keras' "auto" (which
 resolves to False on a CPU-only machine), trained with model.fit, one step per host call (Keras' default).
 """
+
 import argparse
 import json
 import os
@@ -89,6 +90,7 @@ def parse_args(argv):
 def _synthetic_batch(batch, image_size):
     """The same images and labels for both implementations (numpy, seed 0)."""
     import numpy as np
+
     rng = np.random.default_rng(0)
     images = rng.uniform(0.0, 255.0, size=(batch, image_size, image_size, 3)).astype("float32")
     labels = rng.integers(0, NUM_CLASSES, size=(batch,)).astype("int32")
@@ -113,16 +115,23 @@ def _run_ours(args, image_size):
     model = build_model(args.model, num_classes=NUM_CLASSES, image_size=image_size)
     # The recipe's schedule (docs/recipe.md §5) so the benchmark pays for evaluating it like a real run does.
     learning_rate = schedules.WarmupExponentialDecay(
-        schedules.scaled_learning_rate(0.016, args.batch), steps_per_epoch=1000)
+        schedules.scaled_learning_rate(0.016, args.batch), steps_per_epoch=1000
+    )
     optimizer = optim.RMSPropTF(learning_rate)
     optimizer.build(model.trainable_variables)
     ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model), decay=0.9999)
     state = state_lib.TrainState(model=model, optimizer=optimizer, ema=ema, learning_rate=learning_rate)
     metrics = steps.TrainMetrics()
     augment = args.device_augment != "none"
-    cfg = steps.StepConfig(num_classes=NUM_CLASSES, global_batch_size=args.batch, label_smoothing=0.1,
-                           weight_decay=1e-5, jit_compile=args.jit_compile, augment_on_device=augment,
-                           augment_name=args.device_augment)
+    cfg = steps.StepConfig(
+        num_classes=NUM_CLASSES,
+        global_batch_size=args.batch,
+        label_smoothing=0.1,
+        weight_decay=1e-5,
+        jit_compile=args.jit_compile,
+        augment_on_device=augment,
+        augment_name=args.device_augment,
+    )
     train_loop = steps.make_train_loop(state, tf.distribute.get_strategy(), cfg, metrics)
     images, labels = _synthetic_batch(args.batch, image_size)
     batch = {"images": images, "labels": labels, "bad_records": tf.zeros([], tf.int64)}
@@ -142,8 +151,12 @@ def _run_ours(args, image_size):
     if args.warmup:
         timed(args.warmup)
     elapsed = timed(args.steps)
-    return {"build_s": build_s, "first_step_s": first_step_s, "images_per_sec": args.steps * args.batch / elapsed,
-            "final_loss": metrics.result()["loss"]}
+    return {
+        "build_s": build_s,
+        "first_step_s": first_step_s,
+        "images_per_sec": args.steps * args.batch / elapsed,
+        "final_loss": metrics.result()["loss"],
+    }
 
 
 def _run_keras(args, image_size):
@@ -153,12 +166,16 @@ def _run_keras(args, image_size):
 
     start = time.perf_counter()
     model = getattr(keras.applications, _KERAS_NAMES[args.model])(
-        weights=None, input_shape=(image_size, image_size, 3), classes=NUM_CLASSES, classifier_activation=None)
-    optimizer = keras.optimizers.RMSprop(0.016 * args.batch / 256, rho=0.9, momentum=0.9, epsilon=1e-3,
-                                         use_ema=True, ema_momentum=0.9999)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
-                  metrics=["accuracy"])
+        weights=None, input_shape=(image_size, image_size, 3), classes=NUM_CLASSES, classifier_activation=None
+    )
+    optimizer = keras.optimizers.RMSprop(
+        0.016 * args.batch / 256, rho=0.9, momentum=0.9, epsilon=1e-3, use_ema=True, ema_momentum=0.9999
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+        metrics=["accuracy"],
+    )
     images, labels = _synthetic_batch(args.batch, image_size)
     dataset = tf.data.Dataset.from_tensors((images, tf.one_hot(labels, NUM_CLASSES))).repeat()
     build_s = time.perf_counter() - start
@@ -175,9 +192,13 @@ def _run_keras(args, image_size):
     if len(step_ends) != total:
         raise RuntimeError(f"model.fit ran {len(step_ends)} steps, expected {total}")
     elapsed = step_ends[-1] - step_ends[-1 - args.steps]
-    return {"build_s": build_s, "first_step_s": step_ends[0] - begin,
-            "images_per_sec": args.steps * args.batch / elapsed, "final_loss": float(history.history["loss"][-1]),
-            "jit_compile": bool(model.jit_compile)}
+    return {
+        "build_s": build_s,
+        "first_step_s": step_ends[0] - begin,
+        "images_per_sec": args.steps * args.batch / elapsed,
+        "final_loss": float(history.history["loss"][-1]),
+        "jit_compile": bool(model.jit_compile),
+    }
 
 
 def run_worker(args, impl):
@@ -186,12 +207,20 @@ def run_worker(args, impl):
     import keras
 
     from efficientnet import get_variant
+
     if args.precision == "bfloat16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     image_size = args.image_size or get_variant(args.model).resolution
     figures = (_run_ours if impl == "ours" else _run_keras)(args, image_size)
-    record = {"impl": impl, "model": args.model, "image_size": image_size, "batch": args.batch,
-              "precision": args.precision, "steps": args.steps, "warmup": args.warmup}
+    record = {
+        "impl": impl,
+        "model": args.model,
+        "image_size": image_size,
+        "batch": args.batch,
+        "precision": args.precision,
+        "steps": args.steps,
+        "warmup": args.warmup,
+    }
     if impl == "ours":
         record.update(jit_compile=args.jit_compile, device_augment=args.device_augment)
     record.update(figures)
@@ -201,9 +230,19 @@ def run_worker(args, impl):
 
 def _subprocess_record(args, impl):
     """Runs one implementation in a fresh interpreter and parses its JSON line."""
-    command = [sys.executable, "-m", "benchmarks.train_step", "--worker", f"--impl={impl}",
-               f"--model={args.model}", f"--batch={args.batch}", f"--steps={args.steps}",
-               f"--warmup={args.warmup}", f"--precision={args.precision}", f"--device_augment={args.device_augment}"]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.train_step",
+        "--worker",
+        f"--impl={impl}",
+        f"--model={args.model}",
+        f"--batch={args.batch}",
+        f"--steps={args.steps}",
+        f"--warmup={args.warmup}",
+        f"--precision={args.precision}",
+        f"--device_augment={args.device_augment}",
+    ]
     if args.jit_compile:
         command.append("--jit_compile")
     if args.image_size:
@@ -228,8 +267,10 @@ def median_record(records):
 
 def ratios(ours, keras_record):
     """ours / keras for the three headline figures."""
-    return {"ratio": "ours/keras", **{key: ours[key] / keras_record[key]
-                                      for key in ("images_per_sec", "first_step_s", "peak_rss_mb")}}
+    return {
+        "ratio": "ours/keras",
+        **{key: ours[key] / keras_record[key] for key in ("images_per_sec", "first_step_s", "peak_rss_mb")},
+    }
 
 
 def main(argv=None):

@@ -45,7 +45,8 @@ MODE_TABLE = {
 MODES = tuple(MODE_TABLE)
 AUGMENTATIONS = ("autoaugment", "randaugment", "none")
 LR_SCHEDULES = ("exponential", "cosine", "poly", "constant")  # tensorflow/tpu utils.py build_learning_rate
-OPTIMIZERS = ("rmsprop", "momentum", "sgd", "lars", "adamw")  # the first four as tensorflow/tpu's; training/core/state.py
+# The first four as tensorflow/tpu's (training/core/state.py builds them).
+OPTIMIZERS = ("rmsprop", "momentum", "sgd", "lars", "adamw")
 
 
 def _model():

@@ -18,6 +18,7 @@ patterns: per-channel work goes through one [3·256] lookup table (one bincount,
 unstack/stack; geometric ops run the transform kernel on a one-channel position map and move whole pixels
 with one gather; no [3]-vector broadcasts. No tf.py_function, no tensorflow-addons, no private Keras modules.
 """
+
 import math
 import numbers
 
@@ -30,8 +31,22 @@ FILL_VALUE = 128  # pixels exposed by geometric ops and Cutout (the original's r
 # Op names as in the original's RandAugment list (distort_image_with_randaugment available_ops); the order
 # fixes the switch_case branch index.
 OP_NAMES = (
-    "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
-    "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "Cutout", "SolarizeAdd",
+    "AutoContrast",
+    "Equalize",
+    "Invert",
+    "Rotate",
+    "Posterize",
+    "Solarize",
+    "Color",
+    "Contrast",
+    "Brightness",
+    "Sharpness",
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+    "Cutout",
+    "SolarizeAdd",
 )
 
 # (translate_const, cutout_const) per augmentation (distort_image_with_autoaugment / _randaugment HParams).
@@ -141,8 +156,9 @@ def _color(image, factor):
     pixels = tf.cast(image, tf.float32)
     red, green, blue = tf.unstack(pixels * (1.0 / 255.0), axis=-1)
     weight_r, weight_g, weight_b = GRAY_WEIGHTS
-    gray = tf.cast(tf.clip_by_value((red * weight_r + green * weight_g + blue * weight_b) * 255.5, 0.0, 255.0),
-                   tf.uint8)
+    gray = tf.cast(
+        tf.clip_by_value((red * weight_r + green * weight_g + blue * weight_b) * 255.5, 0.0, 255.0), tf.uint8
+    )
     degenerate = tf.cast(tf.tile(gray[:, :, None], [1, 1, 3]), tf.float32)
     return _to_uint8(degenerate + factor * (pixels - degenerate))
 
@@ -186,15 +202,15 @@ def smoothed(images):
     conversions only, so it gives the same pixels on every CPU, with oneDNN on or off, and under XLA
     (data/device_augment.py runs it inside the train step; docs/recipe.md §4 has the measurements).
     """
-    units = (_SHARPNESS_KERNEL.astype(np.float64) * 2.0 ** _SHARPNESS_UNIT_EXPONENT).astype(np.int64)
-    assert np.array_equal(units / 2.0 ** _SHARPNESS_UNIT_EXPONENT, _SHARPNESS_KERNEL)  # the weights are whole units
+    units = (_SHARPNESS_KERNEL.astype(np.float64) * 2.0**_SHARPNESS_UNIT_EXPONENT).astype(np.int64)
+    assert np.array_equal(units / 2.0**_SHARPNESS_UNIT_EXPONENT, _SHARPNESS_KERNEL)  # the weights are whole units
     pixels = tf.cast(images, tf.int64)
     shape = tf.shape(images)
     height, width = shape[-3], shape[-2]
     total = None
     for row in range(3):
         for col in range(3):
-            tap = pixels[..., row:row + height - 2, col:col + width - 2, :]
+            tap = pixels[..., row : row + height - 2, col : col + width - 2, :]
             product = _to_float32_units(int(units[row, col]) * tap)
             total = product if total is None else _to_float32_units(total + product)
     whole = tf.bitwise.right_shift(total, tf.constant(_SHARPNESS_UNIT_EXPONENT, tf.int64))  # truncation (>= 0)
@@ -307,8 +323,10 @@ def _cutout(image, half_size, seed):
     top, bottom = tf.maximum(center[0] - half_size, 0), tf.minimum(center[0] + half_size, shape[0])
     left, right = tf.maximum(center[1] - half_size, 0), tf.minimum(center[1] + half_size, shape[1])
     # Full-size 0/1 mask built by padding a block (no broadcasting); arithmetic select beats tf.where on CPU.
-    inside = tf.pad(tf.ones(tf.stack([tf.maximum(bottom - top, 0), tf.maximum(right - left, 0), 3]), tf.uint8),
-                    [[top, shape[0] - tf.maximum(bottom, top)], [left, shape[1] - tf.maximum(right, left)], [0, 0]])
+    inside = tf.pad(
+        tf.ones(tf.stack([tf.maximum(bottom - top, 0), tf.maximum(right - left, 0), 3]), tf.uint8),
+        [[top, shape[0] - tf.maximum(bottom, top)], [left, shape[1] - tf.maximum(right, left)], [0, 0]],
+    )
     return image * (1 - inside) + inside * FILL_VALUE
 
 
@@ -325,8 +343,13 @@ def _transform(image, transform):
     shape = tf.shape(image)
     positions = tf.reshape(tf.range(1, shape[0] * shape[1] + 1), [1, shape[0], shape[1], 1])
     sources = tf.raw_ops.ImageProjectiveTransformV3(
-        images=positions, transforms=tf.reshape(tf.cast(transform, tf.float32), [1, 8]),
-        output_shape=shape[:2], fill_value=0.0, interpolation="NEAREST", fill_mode="CONSTANT")
+        images=positions,
+        transforms=tf.reshape(tf.cast(transform, tf.float32), [1, 8]),
+        output_shape=shape[:2],
+        fill_value=0.0,
+        interpolation="NEAREST",
+        fill_mode="CONSTANT",
+    )
     pixels = tf.concat([tf.fill([1, 3], tf.constant(FILL_VALUE, tf.uint8)), tf.reshape(image, [-1, 3])], axis=0)
     return tf.reshape(tf.gather_nd(pixels, tf.reshape(sources, [-1, 1])), shape)
 
@@ -368,7 +391,9 @@ def _shift(image, pixels, axis):
     begin = tf.tensor_scatter_nd_update(tf.zeros([3], tf.int32), [[axis]], [start])
     extent = tf.tensor_scatter_nd_update(tf.constant([-1, -1, -1]), [[axis]], [kept])
     before = tf.maximum(-offset, 0)
-    paddings = tf.tensor_scatter_nd_update(tf.zeros([3, 2], tf.int32), [[axis]], [tf.stack([before, size - kept - before])])
+    paddings = tf.tensor_scatter_nd_update(
+        tf.zeros([3, 2], tf.int32), [[axis]], [tf.stack([before, size - kept - before])]
+    )
     return tf.pad(tf.slice(image, begin, extent), paddings, constant_values=FILL_VALUE)
 
 
@@ -422,8 +447,9 @@ def _arg_table(name_levels, translate_const, cutout_const):
     """float32 constant [n] of level_to_arg for (name, level) pairs (the float64 → float32 cast is the one the
     original's tensor ops make; the integer arguments are far below 2**24, so exact), and whether every
     translation in it is a whole number of pixels (see _translate)."""
-    args = np.array([level_to_arg(name, level, translate_const, cutout_const) for name, level in name_levels],
-                    np.float64).astype(np.float32)
+    args = np.array(
+        [level_to_arg(name, level, translate_const, cutout_const) for name, level in name_levels], np.float64
+    ).astype(np.float32)
     translations = [a for (name, _), a in zip(name_levels, args) if name in ("TranslateX", "TranslateY")]
     return tf.constant(args, tf.float32), all(float(a).is_integer() for a in translations)
 
@@ -458,8 +484,7 @@ def _op_branches(image, arg, negate, seed, integral_translate, uint8_wraparound)
     ]
 
 
-def _apply_op_by_index(image, op_index, arg, negate, seed, integral_translate, uint8_wraparound,
-                       candidates=OP_NAMES):
+def _apply_op_by_index(image, op_index, arg, negate, seed, integral_translate, uint8_wraparound, candidates=OP_NAMES):
     """Apply candidates[op_index] through one switch_case; op_index == len(candidates) is the identity ("op
     not applied", which saves a tf.cond per op slot). Only the chosen branch runs, but the switch is lowered
     to Switch/Merge nodes and every node of the branches not taken is still visited, so a switch over fewer
@@ -473,8 +498,10 @@ def _apply_op_by_index(image, op_index, arg, negate, seed, integral_translate, u
 def _check_image(image):
     image = tf.convert_to_tensor(image)
     if image.dtype != tf.uint8 or image.shape.rank != 3:
-        raise ValueError(f"augmentation expects a uint8 image of rank 3 [height, width, 3], got {image.dtype.name} "
-                         f"with shape {image.shape}")
+        raise ValueError(
+            f"augmentation expects a uint8 image of rank 3 [height, width, 3], got {image.dtype.name} "
+            f"with shape {image.shape}"
+        )
     return image
 
 
@@ -491,8 +518,17 @@ def check_level(level, what):
     return float(level)
 
 
-def apply_op(image, name, level, negate=False, *, seed=(0, 0), translate_const=AUTOAUGMENT_HPARAMS["translate_const"],
-             cutout_const=AUTOAUGMENT_HPARAMS["cutout_const"], uint8_wraparound=True):
+def apply_op(
+    image,
+    name,
+    level,
+    negate=False,
+    *,
+    seed=(0, 0),
+    translate_const=AUTOAUGMENT_HPARAMS["translate_const"],
+    cutout_const=AUTOAUGMENT_HPARAMS["cutout_const"],
+    uint8_wraparound=True,
+):
     """Apply one named op to a uint8 [h, w, 3] image and return a uint8 image of that shape, with the
     argument tensorflow/tpu's level_to_arg gives at `level`.
 
@@ -512,8 +548,7 @@ def apply_op(image, name, level, negate=False, *, seed=(0, 0), translate_const=A
     image = _check_image(image)
     args, integral = _arg_table([(name, level)], translate_const, cutout_const)
     # The op is known in Python here, so call its branch directly instead of tracing a 17-way switch_case.
-    branches = _op_branches(image, args[0], tf.cast(negate, tf.bool), _check_seed(seed), integral,
-                            uint8_wraparound)
+    branches = _op_branches(image, args[0], tf.cast(negate, tf.bool), _check_seed(seed), integral, uint8_wraparound)
     return tf.ensure_shape(branches[OP_NAMES.index(name)](), image.shape)
 
 
@@ -543,8 +578,9 @@ def distort_with_autoaugment(image, seed, policy=POLICY_V0, uint8_wraparound=Tru
         names, ops, probs, args, integral = _slot_tables(policy, slot, AUTOAUGMENT_HPARAMS)
         op_seed = fold_in(seed, slot + 1)
         op_index = tf.where(draws[1 + slot] < probs[choice], ops[choice], len(names))
-        image = _apply_op_by_index(image, op_index, args[choice], draws[3 + slot] < 0.5, op_seed, integral,
-                                   uint8_wraparound, names)
+        image = _apply_op_by_index(
+            image, op_index, args[choice], draws[3 + slot] < 0.5, op_seed, integral, uint8_wraparound, names
+        )
     return image
 
 
@@ -567,6 +603,7 @@ def distort_with_randaugment(image, num_layers, magnitude, seed, uint8_wraparoun
         layer_seed = fold_in(seed, layer + 1)
         draws = uniform(layer_seed, 2)
         op_index = tf.minimum(tf.cast(draws[0] * len(OP_NAMES), tf.int32), len(OP_NAMES) - 1)
-        image = _apply_op_by_index(image, op_index, args[op_index], draws[1] < 0.5, layer_seed, integral,
-                                   uint8_wraparound)
+        image = _apply_op_by_index(
+            image, op_index, args[op_index], draws[1] < 0.5, layer_seed, integral, uint8_wraparound
+        )
     return image

@@ -17,6 +17,7 @@ no partial shard ever carries a final name. convert_plan.json records what each 
 same plan keeps the shards already complete and writes the rest (a killed conversion resumes), another plan
 rewrites them all.
 """
+
 import argparse
 import hashlib
 import json
@@ -54,8 +55,10 @@ def plan(listing, train_shards=None, validation_shards=None):
     train = sorted(listing.splits["train"] + listing.splits["minival"])
     random.Random(SHUFFLE_SEED).shuffle(train)
     validation = list(listing.splits["validation"])
-    counts = {"train": train_shards or default_shards(len(train), 1250, 10, 1024),
-              "validation": validation_shards or default_shards(len(validation), 390, 1, 128)}
+    counts = {
+        "train": train_shards or default_shards(len(train), 1250, 10, 1024),
+        "validation": validation_shards or default_shards(len(validation), 390, 1, 128),
+    }
     result = {}
     for split, pairs in (("train", train), ("validation", validation)):
         if not pairs:
@@ -72,17 +75,28 @@ def shard_name(split, index, count):
 def _feature(value):
     if isinstance(value, int):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value if isinstance(value, bytes) else
-                                                                 value.encode("utf-8")]))
+    return tf.train.Feature(
+        bytes_list=tf.train.BytesList(value=[value if isinstance(value, bytes) else value.encode("utf-8")])
+    )
 
 
 def make_example(image, height, width, label, class_name, filename):
     """A tf.train.Example with the original converter's features (image/class/text added: the class name)."""
-    features = {"image/encoded": image, "image/format": "JPEG", "image/colorspace": "RGB", "image/channels": 3,
-                "image/height": height, "image/width": width, "image/class/label": label,
-                "image/class/synset": class_name, "image/class/text": class_name, "image/filename": filename}
-    return tf.train.Example(features=tf.train.Features(
-        feature={key: _feature(value) for key, value in features.items()})).SerializeToString()
+    features = {
+        "image/encoded": image,
+        "image/format": "JPEG",
+        "image/colorspace": "RGB",
+        "image/channels": 3,
+        "image/height": height,
+        "image/width": width,
+        "image/class/label": label,
+        "image/class/synset": class_name,
+        "image/class/text": class_name,
+        "image/filename": filename,
+    }
+    return tf.train.Example(
+        features=tf.train.Features(feature={key: _feature(value) for key, value in features.items()})
+    ).SerializeToString()
 
 
 def _encoded(pairs, workers):
@@ -144,8 +158,10 @@ def _check_output(output_dir, shards):
         suffix = f"-of-{len(shards.get(split, [])):05d}"
         for path in tf.io.gfile.glob(os.path.join(output_dir, pattern)):
             if _TMP not in path and not path.endswith(suffix):
-                raise ValueError(f"{output_dir} already holds {os.path.basename(path)}, a shard of another "
-                                 f"conversion; remove it or choose another output directory")
+                raise ValueError(
+                    f"{output_dir} already holds {os.path.basename(path)}, a shard of another "
+                    f"conversion; remove it or choose another output directory"
+                )
 
 
 def _write_atomically(path, text):
@@ -175,8 +191,16 @@ def _write_shard(path, pairs, class_names, source_dir, workers, progress, log):
         for index, image, height, width in _encoded(pairs, workers).as_numpy_iterator():
             skip_until(int(index))
             file_path, label = pairs[index]
-            writer.write(make_example(image, int(height), int(width), label, class_names[label - 1],
-                                      os.path.relpath(file_path, source_dir)))
+            writer.write(
+                make_example(
+                    image,
+                    int(height),
+                    int(width),
+                    label,
+                    class_names[label - 1],
+                    os.path.relpath(file_path, source_dir),
+                )
+            )
             progress.advance(int(index) + 1 - done)
             done = int(index) + 1
         skip_until(len(pairs))
@@ -185,8 +209,15 @@ def _write_shard(path, pairs, class_names, source_dir, workers, progress, log):
     return bad
 
 
-def convert(source_dir, output_dir, *, train_shards=None, validation_shards=None, workers=2,
-            log=lambda line: print(line, file=sys.stderr)):
+def convert(
+    source_dir,
+    output_dir,
+    *,
+    train_shards=None,
+    validation_shards=None,
+    workers=2,
+    log=lambda line: print(line, file=sys.stderr),
+):
     """Converts source_dir into output_dir (module docstring); returns {"images": written, "skipped": [paths],
     "shards": {split: count}, "kept": shards kept from an earlier run}."""
     listing = folders.scan(source_dir, 0.0)
@@ -199,8 +230,12 @@ def convert(source_dir, output_dir, *, train_shards=None, validation_shards=None
     plan_path = os.path.join(output_dir, PLAN_FILE)
     earlier = json.loads(tf.io.gfile.GFile(plan_path).read()) if tf.io.gfile.exists(plan_path) else {}
     same_plan = earlier.get("digest") == digest
-    _write_atomically(plan_path, json.dumps({"digest": digest, "source": str(source_dir),
-                                             "shards": {s: len(v) for s, v in shards.items()}}, indent=1))
+    _write_atomically(
+        plan_path,
+        json.dumps(
+            {"digest": digest, "source": str(source_dir), "shards": {s: len(v) for s, v in shards.items()}}, indent=1
+        ),
+    )
     _write_atomically(os.path.join(output_dir, sources.LABELS_FILE), "".join(f"{n}\n" for n in listing.class_names))
     total = sum(len(pairs) for split in shards.values() for pairs in split)
     progress = Progress(total)
@@ -212,11 +247,14 @@ def convert(source_dir, output_dir, *, train_shards=None, validation_shards=None
                 kept += 1
                 progress.advance(len(pairs))
                 continue
-            skipped += _write_shard(path, pairs, listing.class_names, str(source_dir), workers, progress,
-                                    log)
+            skipped += _write_shard(path, pairs, listing.class_names, str(source_dir), workers, progress, log)
     progress.finish()
-    return {"images": total - len(skipped), "skipped": skipped, "shards": {s: len(v) for s, v in shards.items()},
-            "kept": kept}
+    return {
+        "images": total - len(skipped),
+        "skipped": skipped,
+        "shards": {s: len(v) for s, v in shards.items()},
+        "kept": kept,
+    }
 
 
 class _Parser(argparse.ArgumentParser):
@@ -231,8 +269,12 @@ def main(argv=None):
     parser.add_argument("output_dir", help="where the TFRecord shards and labels.txt go (local or gs://)")
     parser.add_argument("--train_shards", type=int, help="default: about 1,250 images each, 10 to 1024")
     parser.add_argument("--validation_shards", type=int, help="default: about 390 images each, 1 to 128")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="parallel decode/encode threads (default: the CPU count)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel decode/encode threads (default: the CPU count)",
+    )
     args = parser.parse_args(argv)
     for name in ("train_shards", "validation_shards", "workers"):
         value = getattr(args, name)
@@ -241,15 +283,22 @@ def main(argv=None):
     if not tf.io.gfile.isdir(args.source_dir):
         parser.error(f"no such directory: {args.source_dir}")
     try:
-        result = convert(args.source_dir, args.output_dir, train_shards=args.train_shards,
-                         validation_shards=args.validation_shards, workers=args.workers)
+        result = convert(
+            args.source_dir,
+            args.output_dir,
+            train_shards=args.train_shards,
+            validation_shards=args.validation_shards,
+            workers=args.workers,
+        )
     except (ValueError, tf.errors.OpError, OSError) as e:
         print(f"error: {sources.first_line(e)}", file=sys.stderr)
         sys.exit(2)
     shards = ", ".join(f"{count} {split}" for split, count in result["shards"].items())
     kept = f" (kept {result['kept']} complete shards of an earlier run)" if result["kept"] else ""
-    print(f"wrote {result['images']} images in {shards} shards to {args.output_dir}{kept}; "
-          f"{len(result['skipped'])} unreadable files left out")
+    print(
+        f"wrote {result['images']} images in {shards} shards to {args.output_dir}{kept}; "
+        f"{len(result['skipped'])} unreadable files left out"
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ The first DEMO_HOLDOUT_SHARDS train shards form the minival split. Generation ta
 once per cache directory; it is atomic (written to a temporary directory, then renamed), so concurrent
 processes end up sharing one complete copy.
 """
+
 import json
 import os
 import shutil
@@ -18,8 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 DEMO_VERSION = 1
-DEMO_CLASSES = ("disc", "ring", "square", "triangle", "cross", "horizontal_stripes", "vertical_stripes",
-                "checkerboard")
+DEMO_CLASSES = ("disc", "ring", "square", "triangle", "cross", "horizontal_stripes", "vertical_stripes", "checkerboard")
 DEMO_TRAIN_SHARDS = 16
 DEMO_VALIDATION_SHARDS = 2
 DEMO_TRAIN_PER_CLASS = 160
@@ -32,7 +32,8 @@ _SEED = 20190528  # fixed: the demo data is the same on every machine
 def default_cache_dir():
     """$EFFICIENTNET_DEMO_DIR, else ~/.cache/efficientnet/demo."""
     return os.environ.get("EFFICIENTNET_DEMO_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "efficientnet", "demo")
+        os.path.expanduser("~"), ".cache", "efficientnet", "demo"
+    )
 
 
 def _shape_mask(kind, rows, cols, rng):
@@ -43,9 +44,9 @@ def _shape_mask(kind, rows, cols, rng):
     radius = rng.uniform(0.22, 0.34) * side
     dy, dx = rows - cy, cols - cx
     if kind == "disc":
-        return dy ** 2 + dx ** 2 <= radius ** 2
+        return dy**2 + dx**2 <= radius**2
     if kind == "ring":
-        dist = np.sqrt(dy ** 2 + dx ** 2)
+        dist = np.sqrt(dy**2 + dx**2)
         return (dist <= radius) & (dist >= radius * rng.uniform(0.5, 0.7))
     if kind == "square":
         return (np.abs(dy) <= radius * 0.9) & (np.abs(dx) <= radius * 0.9)
@@ -82,18 +83,29 @@ def make_image(kind, rng):
 
 def _example(jpeg, label, class_name, filename, height, width):
     """A tf.train.Example with the standard ImageNet converter's features (label stored 1..N)."""
+
     def _bytes(value):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
     def _int(value):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
-    return tf.train.Example(features=tf.train.Features(feature={
-        "image/encoded": _bytes(jpeg), "image/format": _bytes(b"JPEG"),
-        "image/class/label": _int(label + 1), "image/class/synset": _bytes(class_name.encode()),
-        "image/class/text": _bytes(class_name.encode()), "image/filename": _bytes(filename.encode()),
-        "image/height": _int(height), "image/width": _int(width), "image/colorspace": _bytes(b"RGB"),
-        "image/channels": _int(3)}))
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image/encoded": _bytes(jpeg),
+                "image/format": _bytes(b"JPEG"),
+                "image/class/label": _int(label + 1),
+                "image/class/synset": _bytes(class_name.encode()),
+                "image/class/text": _bytes(class_name.encode()),
+                "image/filename": _bytes(filename.encode()),
+                "image/height": _int(height),
+                "image/width": _int(width),
+                "image/colorspace": _bytes(b"RGB"),
+                "image/channels": _int(3),
+            }
+        )
+    )
 
 
 def _write_split(directory, split, per_class, num_shards, rng):
@@ -107,8 +119,9 @@ def _write_split(directory, split, per_class, num_shards, rng):
             for index, label in enumerate(shard_labels):
                 image = make_image(DEMO_CLASSES[label], rng)
                 jpeg = tf.io.encode_jpeg(image, quality=90).numpy()
-                example = _example(jpeg, int(label), DEMO_CLASSES[label], f"{name}-{index}.JPEG",
-                                   image.shape[0], image.shape[1])
+                example = _example(
+                    jpeg, int(label), DEMO_CLASSES[label], f"{name}-{index}.JPEG", image.shape[0], image.shape[1]
+                )
                 writer.write(example.SerializeToString())
         counts[name] = len(shard_labels)
     return counts
@@ -119,8 +132,12 @@ def generate(directory):
     rng = np.random.default_rng(_SEED)
     counts = _write_split(directory, "train", DEMO_TRAIN_PER_CLASS, DEMO_TRAIN_SHARDS, rng)
     counts.update(_write_split(directory, "validation", DEMO_VALIDATION_PER_CLASS, DEMO_VALIDATION_SHARDS, rng))
-    metadata = {"description": "synthetic DEMO data (shapes and textures), not a benchmark",
-                "version": DEMO_VERSION, "class_names": list(DEMO_CLASSES), "record_counts": counts}
+    metadata = {
+        "description": "synthetic DEMO data (shapes and textures), not a benchmark",
+        "version": DEMO_VERSION,
+        "class_names": list(DEMO_CLASSES),
+        "record_counts": counts,
+    }
     with open(os.path.join(directory, METADATA_FILE), "w", encoding="utf-8") as handle:
         json.dump(metadata, handle, indent=1)
 

@@ -34,6 +34,7 @@ about six per-pixel gathers (tables, geometry, grey, blend); TPUs are known to r
 (tensorflow/tensorflow issue 80253), and the cost on a TPU is unmeasured. If they dominate there, the uint8
 tables can become one-hot matmuls in bfloat16, exact for values 0..255.
 """
+
 import contextlib
 import dataclasses
 import functools
@@ -46,24 +47,39 @@ from data import autoaugment
 
 # How each op is computed on the device.
 _IDENTITY, _TABLE, _GEOMETRY, _COLOR, _SHARPNESS, _AUTOCONTRAST, _EQUALIZE, _CUTOUT = range(8)
-_KIND = {"AutoContrast": _AUTOCONTRAST, "Equalize": _EQUALIZE, "Invert": _TABLE, "Rotate": _GEOMETRY,
-         "Posterize": _TABLE, "Solarize": _TABLE, "Color": _COLOR, "Contrast": _TABLE, "Brightness": _TABLE,
-         "Sharpness": _SHARPNESS, "ShearX": _GEOMETRY, "ShearY": _GEOMETRY, "TranslateX": _GEOMETRY,
-         "TranslateY": _GEOMETRY, "Cutout": _CUTOUT, "SolarizeAdd": _TABLE}
+_KIND = {
+    "AutoContrast": _AUTOCONTRAST,
+    "Equalize": _EQUALIZE,
+    "Invert": _TABLE,
+    "Rotate": _GEOMETRY,
+    "Posterize": _TABLE,
+    "Solarize": _TABLE,
+    "Color": _COLOR,
+    "Contrast": _TABLE,
+    "Brightness": _TABLE,
+    "Sharpness": _SHARPNESS,
+    "ShearX": _GEOMETRY,
+    "ShearY": _GEOMETRY,
+    "TranslateX": _GEOMETRY,
+    "TranslateY": _GEOMETRY,
+    "Cutout": _CUTOUT,
+    "SolarizeAdd": _TABLE,
+}
 IDENTITY = None  # candidate name meaning "op not applied"
 
 
 @dataclasses.dataclass(frozen=True)
 class Candidates:
     """The constant tables of one op slot, one row per candidate (numpy, built by compile_candidates)."""
+
     # Each row is the exact identity in the families its op is not in (identity table, factor 1, identity
     # transform, empty Cutout), so the families can run one after the other on the whole batch.
-    kinds: np.ndarray      # int32 [n]: _IDENTITY, _TABLE, _GEOMETRY, ...
-    tables: np.ndarray     # uint8 [n, 256]: the pixelwise ops' value map
-    products: np.ndarray   # float32 [n, 511]: fl(factor · k), k = −255..255 (Color, Sharpness)
-    x_terms: np.ndarray    # float32 [n, 2, width]: fl(a0 · x), fl(b0 · x) of the transform (output → input)
-    y_terms: np.ndarray    # float32 [n, 2, height]: fl(a1 · y), fl(b1 · y)
-    offsets: np.ndarray    # float32 [n, 2]: a2, b2
+    kinds: np.ndarray  # int32 [n]: _IDENTITY, _TABLE, _GEOMETRY, ...
+    tables: np.ndarray  # uint8 [n, 256]: the pixelwise ops' value map
+    products: np.ndarray  # float32 [n, 511]: fl(factor · k), k = −255..255 (Color, Sharpness)
+    x_terms: np.ndarray  # float32 [n, 2, width]: fl(a0 · x), fl(b0 · x) of the transform (output → input)
+    y_terms: np.ndarray  # float32 [n, 2, height]: fl(a1 · y), fl(b1 · y)
+    offsets: np.ndarray  # float32 [n, 2]: a2, b2
     half_sizes: np.ndarray  # int32 [n]: Cutout's half side
 
 
@@ -100,9 +116,19 @@ def _pixel_table(name, level, negate, height, width, hparams, uint8_wraparound):
     per_image = height * width * 3
     values = np.arange(math.ceil(256 / per_image) * per_image) % 256
     with _on_host():
-        out = [autoaugment.apply_op(tf.constant(chunk.reshape(height, width, 3), tf.uint8), name, level, negate,
-                                    uint8_wraparound=uint8_wraparound, **hparams).numpy().reshape(-1)
-               for chunk in values.reshape(-1, per_image)]
+        out = [
+            autoaugment.apply_op(
+                tf.constant(chunk.reshape(height, width, 3), tf.uint8),
+                name,
+                level,
+                negate,
+                uint8_wraparound=uint8_wraparound,
+                **hparams,
+            )
+            .numpy()
+            .reshape(-1)
+            for chunk in values.reshape(-1, per_image)
+        ]
     return np.concatenate(out)[:256]
 
 
@@ -117,16 +143,20 @@ def compile_candidates(entries, height, width, hparams, uint8_wraparound=True):
         factor = arg if kind in (_COLOR, _SHARPNESS) else np.float32(1.0)
         signed = -arg if negate and name in autoaugment.SIGNED_OPS else arg
         transform = _transform(name if kind == _GEOMETRY else None, signed, height, width)
-        rows.append(dict(
-            kinds=kind,
-            tables=_pixel_table(name if kind == _TABLE else IDENTITY, level, negate, height, width, hparams,
-                                uint8_wraparound),
-            # numpy float32 products round like the CPU kernels' separate multiplications.
-            products=factor * np.arange(-255, 256, dtype=np.float32),
-            x_terms=np.stack([transform[0] * columns, transform[3] * columns]),
-            y_terms=np.stack([transform[1] * lines, transform[4] * lines]),
-            offsets=transform[[2, 5]],
-            half_sizes=int(arg) if kind == _CUTOUT else 0))
+        rows.append(
+            dict(
+                kinds=kind,
+                tables=_pixel_table(
+                    name if kind == _TABLE else IDENTITY, level, negate, height, width, hparams, uint8_wraparound
+                ),
+                # numpy float32 products round like the CPU kernels' separate multiplications.
+                products=factor * np.arange(-255, 256, dtype=np.float32),
+                x_terms=np.stack([transform[0] * columns, transform[3] * columns]),
+                y_terms=np.stack([transform[1] * lines, transform[4] * lines]),
+                offsets=transform[[2, 5]],
+                half_sizes=int(arg) if kind == _CUTOUT else 0,
+            )
+        )
     fields = {f.name: np.stack([row[f.name] for row in rows]) for f in dataclasses.fields(Candidates)}
     return Candidates(**{k: v.astype(np.int32) if k in ("kinds", "half_sizes") else v for k, v in fields.items()})
 
@@ -234,7 +264,7 @@ def _cutout(images, index, centers, cands):
     top, bottom = tf.maximum(centers[:, :1] - half, 0), tf.minimum(centers[:, :1] + half, height)
     left, right = tf.maximum(centers[:, 1:] - half, 0), tf.minimum(centers[:, 1:] + half, width)
     rows, cols = tf.range(height)[None, :], tf.range(width)[None, :]
-    inside = (((rows >= top) & (rows < bottom))[:, :, None] & ((cols >= left) & (cols < right))[:, None, :])
+    inside = ((rows >= top) & (rows < bottom))[:, :, None] & ((cols >= left) & (cols < right))[:, None, :]
     return tf.where(inside[..., None], tf.constant(autoaugment.FILL_VALUE, tf.uint8), images)
 
 
@@ -253,17 +283,20 @@ def apply_candidates(images, index, centers, cands):
         return tf.cond(condition, lambda: compute(current), lambda: current)
 
     def tables(current):
-        rows = tf.broadcast_to(tf.cast(tf.gather(tf.constant(cands.tables), index), tf.int32)[:, None, :],
-                               [current.shape[0], 3, 256])
+        rows = tf.broadcast_to(
+            tf.cast(tf.gather(tf.constant(cands.tables), index), tf.int32)[:, None, :], [current.shape[0], 3, 256]
+        )
         for kind, make in ((_AUTOCONTRAST, _autocontrast_tables), (_EQUALIZE, _equalize_tables)):
             chosen = tf.equal(kinds, kind)
-            made = tf.cond(tf.reduce_any(chosen), lambda make=make: make(current), lambda: rows)
+            made = tf.cond(tf.reduce_any(chosen), lambda make=make: make(current), lambda rows=rows: rows)
             rows = tf.where(chosen[:, None, None], made, rows)
         return _apply_tables(current, rows)
 
     def blends(current):
         gray = tf.cond(needed(_COLOR), lambda: _gray(current), lambda: tf.zeros_like(current[..., :1], tf.int32))
-        smooth = tf.cond(needed(_SHARPNESS), lambda: autoaugment.smoothed(current), lambda: tf.zeros_like(current, tf.int32))
+        smooth = tf.cond(
+            needed(_SHARPNESS), lambda: autoaugment.smoothed(current), lambda: tf.zeros_like(current, tf.int32)
+        )
         # One of the two per image (the other is zero): a sum instead of a broadcast select.
         is_color = tf.cast(tf.equal(kinds, _COLOR), tf.int32)[:, None, None, None]
         return _blend(gray * is_color + smooth * (1 - is_color), current, index, cands)
@@ -288,8 +321,9 @@ def _autoaugment_slots(height, width, uint8_wraparound):
     slots = []
     for slot in range(2):
         entries = [(sub[slot][0], sub[slot][2], negate) for sub in autoaugment.POLICY_V0 for negate in (False, True)]
-        cands = compile_candidates(entries + [(IDENTITY, 0, False)], height, width,
-                                   autoaugment.AUTOAUGMENT_HPARAMS, uint8_wraparound)
+        cands = compile_candidates(
+            entries + [(IDENTITY, 0, False)], height, width, autoaugment.AUTOAUGMENT_HPARAMS, uint8_wraparound
+        )
         slots.append((cands, np.array([sub[slot][1] for sub in autoaugment.POLICY_V0], np.float32)))
     return tuple(slots)
 
@@ -301,8 +335,7 @@ def _autoaugment(images, seeds, uint8_wraparound):
 
     def draw(seed):  # the host's draws (distort_with_autoaugment), then each slot's Cutout centre
         draws = autoaugment.uniform(seed, 5)
-        centers = [autoaugment.cutout_center([height, width], autoaugment.fold_in(seed, slot + 1))
-                   for slot in range(2)]
+        centers = [autoaugment.cutout_center([height, width], autoaugment.fold_in(seed, slot + 1)) for slot in range(2)]
         return draws, tf.stack(centers)
 
     draws, centers = _per_image(seeds, draw, (tf.TensorSpec([5], tf.float32), tf.TensorSpec([2, 2], tf.int32)))
@@ -327,6 +360,7 @@ def _randaugment(images, seeds, num_layers, magnitude, uint8_wraparound):
     cands = _randaugment_candidates(height, width, float(magnitude), uint8_wraparound)
     num_ops = len(autoaugment.OP_NAMES)
     for layer in range(num_layers):
+
         def draw(seed, layer=layer):
             layer_seed = autoaugment.fold_in(seed, layer + 1)
             return autoaugment.uniform(layer_seed, 2), autoaugment.cutout_center([height, width], layer_seed)
@@ -337,14 +371,17 @@ def _randaugment(images, seeds, num_layers, magnitude, uint8_wraparound):
     return images
 
 
-def augment_batch(images, seeds, augment_name, randaugment_num_layers=None, randaugment_magnitude=None,
-                  uint8_wraparound=True):
+def augment_batch(
+    images, seeds, augment_name, randaugment_num_layers=None, randaugment_magnitude=None, uint8_wraparound=True
+):
     """uint8 [b, h, w, 3] images (static shape) and int [b, 2] per-example seeds → uint8 [b, h, w, 3], image i
     equal to preprocessing.augment(images[i], seeds[i], ...) on the host. XLA-compilable."""
     images = tf.convert_to_tensor(images)
     if images.dtype != tf.uint8 or images.shape.rank != 4 or not images.shape[1:].is_fully_defined():
-        raise ValueError(f"augment_batch expects uint8 [batch, height, width, 3] with static height and width, "
-                         f"got {images.dtype.name} {images.shape}")
+        raise ValueError(
+            f"augment_batch expects uint8 [batch, height, width, 3] with static height and width, "
+            f"got {images.dtype.name} {images.shape}"
+        )
     if images.shape[0] is None:
         raise ValueError("augment_batch needs a static batch size (drop_remainder batches)")
     seeds = tf.cast(seeds, tf.int64)

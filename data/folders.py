@@ -33,6 +33,7 @@ fully decoded once per read, so a truncated or undecodable file fails its record
 data/pipeline.py) whatever crop window training picks. data/convert.py writes the bytes of `canonical_jpeg`,
 so a converted directory holds exactly the images and pixels this source feeds.
 """
+
 import dataclasses
 import hashlib
 import os
@@ -108,13 +109,13 @@ def _class_files(root):
     """{class name: sorted image file names}, skipped [(path, reason)] for the class folders under root."""
     classes, skipped = {}, []
     folders, loose, bad = _entries(root)
-    skipped += bad + [(os.path.join(root, name), "not inside a class folder") for name in loose
-                      if name != LABELS_FILE]
+    skipped += bad + [(os.path.join(root, name), "not inside a class folder") for name in loose if name != LABELS_FILE]
     for name in sorted(folders):
         sub_folders, files, bad = _entries(os.path.join(root, name))
         skipped += bad + [(os.path.join(root, name, sub), "a folder inside a class folder") for sub in sub_folders]
-        skipped += [(os.path.join(root, name, f), "not an image file by its name") for f in files
-                    if not is_image_name(f)]
+        skipped += [
+            (os.path.join(root, name, f), "not an image file by its name") for f in files if not is_image_name(f)
+        ]
         classes[name] = sorted(f for f in files if is_image_name(f))
     return classes, skipped
 
@@ -129,7 +130,7 @@ def _quotas(sizes, fraction):
     total = int(round(fraction * sum(sizes)))
     base = [int(fraction * size) for size in sizes]
     order = sorted(range(len(sizes)), key=lambda i: (-(fraction * sizes[i] - base[i]), i))
-    for i in order[:max(0, total - sum(base))]:
+    for i in order[: max(0, total - sum(base))]:
         base[i] += 1
     return base
 
@@ -150,8 +151,9 @@ def _carve(per_class, fraction):
 class Listing:
     """What a folder layout holds: class names in label order, per split the (path, label) pairs, and the files
     skipped while listing."""
+
     class_names: tuple
-    splits: dict   # split -> tuple of (full path, label)
+    splits: dict  # split -> tuple of (full path, label)
     skipped: tuple  # (path, reason)
 
 
@@ -172,20 +174,25 @@ def _imagenet_validation(data_dir, class_index):
 
 
 def _pairs(root, per_class, class_index):
-    return tuple((os.path.join(root, name, f), class_index[name]) for name in sorted(per_class)
-                 for f in per_class[name])
+    return tuple(
+        (os.path.join(root, name, f), class_index[name]) for name in sorted(per_class) for f in per_class[name]
+    )
 
 
 def _check_classes(root, classes):
     if not classes:
         raise ValueError(f"{root} has no class folders (expected {root}/<class>/*.jpg, one folder per class)")
     if len(classes) == 1:
-        raise ValueError(f"{root} has one class folder ({next(iter(classes))}); classification needs at least "
-                         "two (one folder per class)")
+        raise ValueError(
+            f"{root} has one class folder ({next(iter(classes))}); classification needs at least "
+            "two (one folder per class)"
+        )
     for name, files in classes.items():
         if not files:
-            raise ValueError(f"class folder {os.path.join(root, name)} holds no image files "
-                             f"({' '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
+            raise ValueError(
+                f"class folder {os.path.join(root, name)} holds no image files "
+                f"({' '.join(IMAGE_EXTENSIONS)}); add images or remove the folder"
+            )
 
 
 def _validation_split(data_dir, class_index):
@@ -196,8 +203,10 @@ def _validation_split(data_dir, class_index):
     classes, skipped = _class_files(directory)
     missing = sorted(set(classes) - set(class_index))
     if missing:
-        raise ValueError(f"validation class folder {os.path.join(directory, missing[0])} has no train folder "
-                         f"{os.path.join(data_dir, 'train', missing[0])}; every class needs training images")
+        raise ValueError(
+            f"validation class folder {os.path.join(directory, missing[0])} has no train folder "
+            f"{os.path.join(data_dir, 'train', missing[0])}; every class needs training images"
+        )
     return _pairs(directory, classes, class_index), tuple(skipped)
 
 
@@ -218,8 +227,11 @@ def scan(data_dir, holdout_fraction):
         carved, train = _carve(classes, VALIDATION_FRACTION)
         validation = _pairs(root, carved, class_index)
     minival, train = _carve(train, holdout_fraction)
-    splits = {"train": _pairs(root, train, class_index), "minival": _pairs(root, minival, class_index),
-              "validation": validation}
+    splits = {
+        "train": _pairs(root, train, class_index),
+        "minival": _pairs(root, minival, class_index),
+        "validation": validation,
+    }
     return Listing(class_names=names, splits=splits, skipped=tuple(skipped))
 
 
@@ -234,8 +246,9 @@ def looks_like_folders(data_dir):
 def _warn_skipped(skipped):
     if skipped:
         path, reason = skipped[0]
-        logging.warning("skipped %d files that are not images of a class folder, e.g. %s (%s)", len(skipped),
-                        path, reason)
+        logging.warning(
+            "skipped %d files that are not images of a class folder, e.g. %s (%s)", len(skipped), path, reason
+        )
 
 
 class FolderSource:
@@ -254,8 +267,9 @@ class FolderSource:
         _warn_skipped(self.listing.skipped)
         names = self.listing.class_names
         if num_classes is not None and num_classes != len(names):
-            raise ValueError(f"{self.data_dir} has {len(names)} class folders but the class count given is "
-                             f"{num_classes}")
+            raise ValueError(
+                f"{self.data_dir} has {len(names)} class folders but the class count given is {num_classes}"
+            )
         self.num_classes = len(names) + (1 if include_background else 0)
         self.class_names = (("background",) + names) if include_background else names
 
@@ -279,8 +293,9 @@ class FolderSource:
         self.num_examples(split)  # checks the name
         pairs = self.listing.splits[split]
         if split == "minival" and not pairs:
-            raise ValueError(f"split 'minival' is empty: the holdout fraction is {self.holdout_fraction} for "
-                             f"{self.data_dir}")
+            raise ValueError(
+                f"split 'minival' is empty: the holdout fraction is {self.holdout_fraction} for {self.data_dir}"
+            )
         paths = tf.constant([path for path, _ in pairs], tf.string, shape=[len(pairs)])
         labels = tf.constant([label for _, label in pairs], tf.int32, shape=[len(pairs)])
         dataset = tf.data.Dataset.from_tensor_slices((paths, labels))

@@ -11,6 +11,7 @@ facts here, not a dependency: download its wheel once and point this script at i
 Output: exactly 1000 lines "synset<TAB>lemmas" (e.g. "n01440764<TAB>tench, Tinca tinca"), no header; the
 format is described where it is read, training/store/labels.py.
 """
+
 import argparse
 import importlib.util
 import os
@@ -59,8 +60,10 @@ def read_synsets(labels_path):
     with open(labels_path, encoding="utf-8") as f:
         synsets = [line.strip() for line in f if line.strip()]
     if len(synsets) != NUM_CLASSES or len(set(synsets)) != NUM_CLASSES:
-        raise SystemExit(f"{labels_path}: expected {NUM_CLASSES} distinct synset ids, got {len(synsets)} lines "
-                         f"({len(set(synsets))} distinct)")
+        raise SystemExit(
+            f"{labels_path}: expected {NUM_CLASSES} distinct synset ids, got {len(synsets)} lines "
+            f"({len(set(synsets))} distinct)"
+        )
     # The pipeline's label index is the position in the *sorted* synset list; an unsorted file would mislabel.
     if synsets != sorted(synsets):
         raise SystemExit(f"{labels_path}: synset ids are not sorted, so they are not the label order")
@@ -71,8 +74,10 @@ def class_name_lines(synsets, lemmas):
     """One "synset<TAB>lemmas" line per class; every synset must have lemmas, or the file would be incomplete."""
     missing = [synset for synset in synsets if synset not in lemmas]
     if missing:
-        raise SystemExit(f"{len(missing)} of {len(synsets)} ImageNet synsets have no lemmas in the table, "
-                         f"e.g. {', '.join(missing[:5])}")
+        raise SystemExit(
+            f"{len(missing)} of {len(synsets)} ImageNet synsets have no lemmas in the table, "
+            f"e.g. {', '.join(missing[:5])}"
+        )
     return [f"{synset}\t{lemmas[synset]}" for synset in synsets]
 
 
@@ -82,8 +87,9 @@ def main(argv=None):
     parser.add_argument("output", help="where to write the class names, e.g. data/imagenet_class_names.txt")
     parser.add_argument("--labels", default=None, help="imagenet2012 labels.txt (default: the installed tfds')")
     args = parser.parse_args(argv)
-    lines = class_name_lines(read_synsets(args.labels or default_labels_path()),
-                             parse_lemmas(read_lemma_text(args.lemmas)))
+    lines = class_name_lines(
+        read_synsets(args.labels or default_labels_path()), parse_lemmas(read_lemma_text(args.lemmas))
+    )
     with open(args.output, "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {len(lines)} class names to {args.output}")

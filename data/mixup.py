@@ -11,6 +11,7 @@ Split in two here so that the step may run under XLA and resume exactly:
 - `mix_batch(images, onehot_labels, weights)`: the blend, in the train step, on each replica's own batch (the
   original's per-core batch), after the augmentation wherever it runs.
 """
+
 import tensorflow as tf
 
 # Folded into an example's seed so that the mixup draw never reuses the augmentation's random stream.

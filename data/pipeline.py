@@ -22,6 +22,7 @@ positions, counted once per batch.
 When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the pipeline
 raises InvalidArgumentError whose message contains "Too many bad records".
 """
+
 import dataclasses
 import os
 
@@ -39,13 +40,24 @@ def _check_positive_int(name, value, allow_none=False):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _record_fn(source, num_classes, image_size, training, seed, position_scale, position_offset, crop, augment,
-               augment_on_device, mixup_alpha):
-    """The per-record map: parse, check the label, preprocess → {"images", "labels", "index" (the record's
-    position)[, "augment_seeds"][, "mixup_weights"]}. A label outside [0, num_classes) fails the element (Assert) and bytes that are
-    not an image fail to decode; ignore_errors drops either. No tf.cond around the preprocessing (it cost more
-    than decoding the rare record with a bad label, benchmarks/README.md) and no ok flag with a filter stage
-    after the map (a per-record function call in the consumer thread, benchmarks/README.md).
+def _record_fn(
+    source,
+    num_classes,
+    image_size,
+    training,
+    seed,
+    position_scale,
+    position_offset,
+    crop,
+    augment,
+    augment_on_device,
+    mixup_alpha,
+):
+    """The per-record map: parse, check the label, preprocess → {"images", "labels", "index" (the record's position)[,
+    "augment_seeds"][, "mixup_weights"]}. A label outside [0, num_classes) fails the element (Assert) and bytes that are
+    not an image fail to decode; ignore_errors drops either. No tf.cond around the preprocessing (it cost more than
+    decoding the rare record with a bad label, benchmarks/README.md) and no ok flag with a filter stage after the map (a
+    per-record function call in the consumer thread, benchmarks/README.md).
 
     Images: training with augmentation → uint8 (the augmentation works on uint8, so nothing is lost; a quarter
     of the bytes of float32 through tf.data and the infeed), with augment_on_device the uint8 input of the
@@ -56,8 +68,9 @@ def _record_fn(source, num_classes, image_size, training, seed, position_scale, 
 
     def good(image, example_seed):
         if not training:
-            return preprocessing.preprocess_for_eval(image, image_size, crop["crop_fraction"],
-                                                     crop["resize_method"]), example_seed
+            return preprocessing.preprocess_for_eval(
+                image, image_size, crop["crop_fraction"], crop["resize_method"]
+            ), example_seed
         if not uint8_images:
             return preprocessing.preprocess_for_train(image, image_size, example_seed, "none", **crop), example_seed
         pixels, augment_seed = preprocessing.augmentation_input(image, image_size, example_seed, **crop)
@@ -69,8 +82,10 @@ def _record_fn(source, num_classes, image_size, training, seed, position_scale, 
         image, label = source.parse(record)
         # A label outside the classes fails the element like undecodable bytes do: ignore_errors drops it and
         # the gap in the positions counts it (no per-record flag and filter stage).
-        check = tf.debugging.Assert(tf.logical_and(label >= 0, label < num_classes),
-                                    ["label outside [0, num_classes): ", label, " num_classes: ", num_classes])
+        check = tf.debugging.Assert(
+            tf.logical_and(label >= 0, label < num_classes),
+            ["label outside [0, num_classes): ", label, " num_classes: ", num_classes],
+        )
         with tf.control_dependencies([check]):
             label = tf.identity(label)
         example_seed = tf.stack([seed, index * position_scale + position_offset])
@@ -91,15 +106,19 @@ def _count_bad(max_bad_fraction, min_records):
     ignore_errors, e.g. an undecodable JPEG or a truncated file's tail, leaves a gap in the positions).
     Counting per batch instead of per record keeps the per-record chain as plain as map → ignore_errors →
     batch."""
+
     def step(good_so_far, batch):
         good = good_so_far + tf.cast(tf.shape(batch["index"])[0], tf.int64)
         read = tf.reduce_max(batch["index"]) + 1
         bad = read - good
-        too_many = tf.logical_and(read >= min_records,
-                                  tf.cast(bad, tf.float64) > max_bad_fraction * tf.cast(read, tf.float64))
+        too_many = tf.logical_and(
+            read >= min_records, tf.cast(bad, tf.float64) > max_bad_fraction * tf.cast(read, tf.float64)
+        )
         message = tf.strings.format(
             "Too many bad records: {} of the first {} records were skipped (corrupt image bytes or labels outside "
-            "the classes), more than max_bad_fraction=" + f"{max_bad_fraction}", (bad, read))
+            "the classes), more than max_bad_fraction=" + f"{max_bad_fraction}",
+            (bad, read),
+        )
         check = tf.debugging.Assert(tf.logical_not(too_many), [message])
         with tf.control_dependencies([check]):
             bad = tf.identity(bad)
@@ -110,18 +129,44 @@ def _count_bad(max_bad_fraction, min_records):
     return step
 
 
-def _examples(source, split, *, num_classes, image_size, training, seed, deterministic, input_context, crop,
-              augment, augment_on_device, shuffle_buffer, mixup_alpha):
+def _examples(
+    source,
+    split,
+    *,
+    num_classes,
+    image_size,
+    training,
+    seed,
+    deterministic,
+    input_context,
+    crop,
+    augment,
+    augment_on_device,
+    shuffle_buffer,
+    mixup_alpha,
+):
     """Unbatched, validated, preprocessed good examples of this input pipeline (infinite when training), each
     with its record position "index" for the bad-record count."""
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
-    records = source.records(split, training=training, input_context=input_context, seed=seed,
-                             deterministic=deterministic)
+    records = source.records(
+        split, training=training, input_context=input_context, seed=seed, deterministic=deterministic
+    )
     if training:
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    process = _record_fn(source, num_classes, image_size, training, tf.constant(seed, tf.int64), pipelines,
-                         pipeline_id, crop, augment, augment_on_device, mixup_alpha)
+    process = _record_fn(
+        source,
+        num_classes,
+        image_size,
+        training,
+        tf.constant(seed, tf.int64),
+        pipelines,
+        pipeline_id,
+        crop,
+        augment,
+        augment_on_device,
+        mixup_alpha,
+    )
     # Keep the map ordered even when deterministic=False: bad-record counting reads gaps in the positions.
     dataset = records.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # Undecodable bytes and labels outside the classes: skipped here, counted by the gap in the positions.
@@ -135,8 +180,11 @@ def _pad_batch(batch, batch_size):
     images = tf.pad(batch["images"], [[0, missing], [0, 0], [0, 0], [0, 0]])
     labels = tf.pad(batch["labels"], [[0, missing]])
     size = batch["images"].shape[1]
-    return {"images": tf.ensure_shape(images, [batch_size, size, size, 3]),
-            "labels": tf.ensure_shape(labels, [batch_size]), "mask": tf.ensure_shape(mask, [batch_size])}
+    return {
+        "images": tf.ensure_shape(images, [batch_size, size, size, 3]),
+        "labels": tf.ensure_shape(labels, [batch_size]),
+        "mask": tf.ensure_shape(mask, [batch_size]),
+    }
 
 
 def _eval_batches(batches, source, split, batch_size, image_size, num_batches, input_context):
@@ -150,11 +198,17 @@ def _eval_batches(batches, source, split, batch_size, image_size, num_batches, i
     total = num_batches * replicas  # each eval step takes one batch per local replica
     mine = len(range(pipeline_id, source.num_examples(split), pipelines))
     if mine > total * batch_size:
-        raise ValueError(f"num_batches={num_batches} is too small: {total} batches of {batch_size} cannot hold "
-                         f"the {mine} {split} examples of input pipeline {pipeline_id}")
-    padding = tf.data.Dataset.from_tensors({
-        "images": tf.zeros([batch_size, image_size, image_size, 3]), "labels": tf.zeros([batch_size], tf.int32),
-        "mask": tf.zeros([batch_size])}).repeat()
+        raise ValueError(
+            f"num_batches={num_batches} is too small: {total} batches of {batch_size} cannot hold "
+            f"the {mine} {split} examples of input pipeline {pipeline_id}"
+        )
+    padding = tf.data.Dataset.from_tensors(
+        {
+            "images": tf.zeros([batch_size, image_size, image_size, 3]),
+            "labels": tf.zeros([batch_size], tf.int32),
+            "mask": tf.zeros([batch_size]),
+        }
+    ).repeat()
     return batches.concatenate(padding).take(total)
 
 
@@ -182,6 +236,7 @@ class InputSettings:
     mixup_alpha: > 0: each example carries its mixup weight ("mixup_weights" float32 [b], data/mixup.py's draw
       from the example's seed); the train step blends each replica's batch with them.
     """
+
     image_size: int
     training: bool
     crop_fraction: float
@@ -200,8 +255,9 @@ class InputSettings:
     bad_check_min_records: int = 1000  # not a recipe value: how many records the bad-fraction check waits for
 
 
-def make_dataset(source, split, settings, *, batch_size, seed=None, input_context=None, num_batches=None,
-                 num_classes=None):
+def make_dataset(
+    source, split, settings, *, batch_size, seed=None, input_context=None, num_batches=None, num_classes=None
+):
     """Build the input pipeline of one host (one tf.distribute input pipeline).
 
     source: from sources.get_source.
@@ -234,18 +290,33 @@ def make_dataset(source, split, settings, *, batch_size, seed=None, input_contex
     augment = {}
     if training:
         crop.update(area_range=tuple(s.area_range), aspect_ratio_range=tuple(s.aspect_ratio_range))
-        augment = {"augment_name": augment_name, "randaugment_num_layers": s.randaugment_num_layers,
-                   "randaugment_magnitude": s.randaugment_magnitude, "uint8_wraparound": s.uint8_wraparound}
+        augment = {
+            "augment_name": augment_name,
+            "randaugment_num_layers": s.randaugment_num_layers,
+            "randaugment_magnitude": s.randaugment_magnitude,
+            "uint8_wraparound": s.uint8_wraparound,
+        }
     augment_on_device = s.augment_on_device and training  # the plan decided it (training/core/recipe.py)
     preprocessing.check_size(image_size, crop_fraction)
     preprocessing.check_resize_method(resize_method)
-    examples = _examples(source, split, num_classes=num_classes or source.num_classes, image_size=image_size,
-                         training=training, seed=int(seed), deterministic=deterministic,
-                         input_context=input_context, crop=crop, augment=augment,
-                         augment_on_device=augment_on_device,
-                         shuffle_buffer=s.shuffle_buffer, mixup_alpha=float(s.mixup_alpha) if training else 0.0)
+    examples = _examples(
+        source,
+        split,
+        num_classes=num_classes or source.num_classes,
+        image_size=image_size,
+        training=training,
+        seed=int(seed),
+        deterministic=deterministic,
+        input_context=input_context,
+        crop=crop,
+        augment=augment,
+        augment_on_device=augment_on_device,
+        shuffle_buffer=s.shuffle_buffer,
+        mixup_alpha=float(s.mixup_alpha) if training else 0.0,
+    )
     batches = examples.batch(batch_size, drop_remainder=training).scan(
-        tf.constant(0, tf.int64), _count_bad(float(max_bad_fraction), s.bad_check_min_records))
+        tf.constant(0, tf.int64), _count_bad(float(max_bad_fraction), s.bad_check_min_records)
+    )
     if training:
         dataset = batches if num_batches is None else batches.take(num_batches)
     else:

@@ -20,6 +20,7 @@ test_original_ops.py checks the pixels against an independent port of it:
 All randomness is stateless and keyed by `seed`, so a given (image, size, seed) always gives the same output;
 it is the one intended difference from the original, which drew from stateful random ops.
 """
+
 import tensorflow as tf
 
 from data import autoaugment
@@ -70,8 +71,10 @@ def _check_image(image):
             raise ValueError(f"encoded image must be a scalar string, got shape {image.shape}")
         return image
     if image.dtype != tf.uint8 or image.shape.rank != 3:
-        raise ValueError("image must be a scalar string of encoded bytes or a uint8 [height, width, 3] tensor, "
-                         f"got {image.dtype.name} with shape {image.shape}")
+        raise ValueError(
+            "image must be a scalar string of encoded bytes or a uint8 [height, width, 3] tensor, "
+            f"got {image.dtype.name} with shape {image.shape}"
+        )
     return image
 
 
@@ -111,9 +114,15 @@ def sample_crop_window(shape, seed, area_range=AREA_RANGE, aspect_ratio_range=AS
     """The Inception-style sampler's window [offset_h, offset_w, h, w] on an image of `shape` (the whole image
     when it gives up after MAX_ATTEMPTS), with tensorflow/tpu's `_decode_and_random_crop` settings."""
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.cast(shape, tf.int32), tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
-        min_object_covered=MIN_OBJECT_COVERED, aspect_ratio_range=aspect_ratio_range, area_range=area_range,
-        max_attempts=MAX_ATTEMPTS, use_image_if_no_bounding_boxes=True)
+        tf.cast(shape, tf.int32),
+        tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        min_object_covered=MIN_OBJECT_COVERED,
+        aspect_ratio_range=aspect_ratio_range,
+        area_range=area_range,
+        max_attempts=MAX_ATTEMPTS,
+        use_image_if_no_bounding_boxes=True,
+    )
     return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
@@ -140,7 +149,7 @@ MAX_PIXELS = 100_000_000
 
 def _unsigned(data, start, length, little_endian):
     """The unsigned integer in bytes data[start:start + length] (int64 [n] tensor of byte values)."""
-    digits = data[start:start + length]
+    digits = data[start : start + length]
     digits = digits if little_endian else tf.reverse(digits, [0])
     return tf.reduce_sum(digits * tf.bitwise.left_shift(tf.constant(1, tf.int64), 8 * tf.range(length, dtype=tf.int64)))
 
@@ -155,17 +164,25 @@ def header_pixels(image_bytes):
     png = _unsigned(data, 16, 4, False) * _unsigned(data, 20, 4, False)
     gif = _unsigned(data, 6, 2, True) * _unsigned(data, 8, 2, True)
     bmp_height = _unsigned(data, 22, 4, True)
-    bmp_height = tf.where(bmp_height >= 2 ** 31, 2 ** 32 - bmp_height, bmp_height)  # two's complement: |height|
+    bmp_height = tf.where(bmp_height >= 2**31, 2**32 - bmp_height, bmp_height)  # two's complement: |height|
     bmp = _unsigned(data, 18, 4, True) * bmp_height
-    return tf.where(tf.equal(magic, b"\x89PNG"), png, tf.where(
-        tf.equal(tf.strings.substr(magic, 0, 3), b"GIF"), gif,
-        tf.where(tf.equal(tf.strings.substr(magic, 0, 2), b"BM"), bmp, tf.constant(0, tf.int64))))
+    return tf.where(
+        tf.equal(magic, b"\x89PNG"),
+        png,
+        tf.where(
+            tf.equal(tf.strings.substr(magic, 0, 3), b"GIF"),
+            gif,
+            tf.where(tf.equal(tf.strings.substr(magic, 0, 2), b"BM"), bmp, tf.constant(0, tf.int64)),
+        ),
+    )
 
 
 def _within_pixel_limit(pixels):
     """An Assert (fails the element, or the serving call) when `pixels` exceeds MAX_PIXELS."""
-    return tf.debugging.Assert(pixels <= MAX_PIXELS, [f"image exceeds the pixel limit of {MAX_PIXELS:,} "
-                                                      "(width x height from its header):", pixels])
+    return tf.debugging.Assert(
+        pixels <= MAX_PIXELS,
+        [f"image exceeds the pixel limit of {MAX_PIXELS:,} (width x height from its header):", pixels],
+    )
 
 
 def decode_and_crop(image, window_fn):
@@ -189,7 +206,7 @@ def decode_and_crop(image, window_fn):
         with tf.control_dependencies([_within_pixel_limit(header_pixels(image))]):
             decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
         window, aux = window_fn(tf.shape(decoded))
-        return decoded[window[0]:window[0] + window[2], window[1]:window[1] + window[3]], aux
+        return decoded[window[0] : window[0] + window[2], window[1] : window[1] + window[3]], aux
 
     return tf.cond(is_jpeg(image), jpeg, other)
 
@@ -204,8 +221,7 @@ def resize(image, image_size, resize_method):
     if resize_method == "bicubic":
         resized = tf.raw_ops.ResizeBicubic(images=images, size=size, align_corners=False, half_pixel_centers=False)
     else:
-        resized = tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=False,
-                                            half_pixel_centers=False)
+        resized = tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=False, half_pixel_centers=False)
     return resized[0]
 
 
@@ -234,13 +250,24 @@ def _train_resize(cropped, image_size, resize_method, fallback):
     resize method on (a quirk that only affects EdgeTPU/Lite; kept for fidelity)."""
     if resize_method == "bicubic":
         return resize(cropped, image_size, "bicubic")
-    return tf.cond(fallback, lambda: resize(cropped, image_size, "bicubic"),
-                   lambda: resize(cropped, image_size, resize_method))
+    return tf.cond(
+        fallback, lambda: resize(cropped, image_size, "bicubic"), lambda: resize(cropped, image_size, resize_method)
+    )
 
 
-def preprocess_for_train(image, image_size, seed, augment_name, randaugment_num_layers=None,
-                         randaugment_magnitude=None, crop_fraction=None, resize_method="bicubic",
-                         area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE, uint8_wraparound=True):
+def preprocess_for_train(
+    image,
+    image_size,
+    seed,
+    augment_name,
+    randaugment_num_layers=None,
+    randaugment_magnitude=None,
+    crop_fraction=None,
+    resize_method="bicubic",
+    area_range=AREA_RANGE,
+    aspect_ratio_range=ASPECT_RATIO_RANGE,
+    uint8_wraparound=True,
+):
     """Random Inception crop, resize, random left-right flip, then (with augmentation) clip to [0, 255],
     truncate to uint8 and augment (tensorflow/tpu preprocess_for_train).
 
@@ -259,14 +286,18 @@ def preprocess_for_train(image, image_size, seed, augment_name, randaugment_num_
     """
     check_augment_name(augment_name)
     if augment_name == "none":
-        pixels, flip_seed, _ = _crop_and_resize(image, image_size, seed, crop_fraction, resize_method, area_range,
-                                                aspect_ratio_range)
+        pixels, flip_seed, _ = _crop_and_resize(
+            image, image_size, seed, crop_fraction, resize_method, area_range, aspect_ratio_range
+        )
         pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
         return tf.ensure_shape(pixels, [image_size, image_size, 3])
-    pixels, augment_seed = augmentation_input(image, image_size, seed, crop_fraction, resize_method, area_range,
-                                              aspect_ratio_range)
-    return tf.cast(augment(pixels, augment_seed, augment_name, randaugment_num_layers, randaugment_magnitude,
-                           uint8_wraparound), tf.float32)
+    pixels, augment_seed = augmentation_input(
+        image, image_size, seed, crop_fraction, resize_method, area_range, aspect_ratio_range
+    )
+    return tf.cast(
+        augment(pixels, augment_seed, augment_name, randaugment_num_layers, randaugment_magnitude, uint8_wraparound),
+        tf.float32,
+    )
 
 
 def _crop_and_resize(image, image_size, seed, crop_fraction, resize_method, area_range, aspect_ratio_range):
@@ -281,12 +312,20 @@ def _crop_and_resize(image, image_size, seed, crop_fraction, resize_method, area
         raise ValueError(f"seed must be an integer tensor of shape [2], got shape {seed.shape}")
     crop_seed, flip_seed, augment_seed = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
     cropped, fallback = decode_and_crop(
-        image, lambda shape: random_crop_window(shape, crop_seed, crop_fraction, area_range, aspect_ratio_range))
+        image, lambda shape: random_crop_window(shape, crop_seed, crop_fraction, area_range, aspect_ratio_range)
+    )
     return _train_resize(cropped, image_size, resize_method, fallback), flip_seed, augment_seed
 
 
-def augmentation_input(image, image_size, seed, crop_fraction=None, resize_method="bicubic", area_range=AREA_RANGE,
-                       aspect_ratio_range=ASPECT_RATIO_RANGE):
+def augmentation_input(
+    image,
+    image_size,
+    seed,
+    crop_fraction=None,
+    resize_method="bicubic",
+    area_range=AREA_RANGE,
+    aspect_ratio_range=ASPECT_RATIO_RANGE,
+):
     """The training image as AutoAugment/RandAugment receive it: random crop, resize, clip to [0, 255] and
     truncate to uint8 (tensorflow/tpu preprocess_for_train), random flip → (uint8 [image_size, image_size, 3],
     the augmentation's stateless seed [2]). Arguments as preprocess_for_train's.
@@ -294,8 +333,9 @@ def augmentation_input(image, image_size, seed, crop_fraction=None, resize_metho
     Split out of preprocess_for_train so that the augmentation can run elsewhere (data/device_augment.py runs it
     in the train step) on exactly the pixels and seed the host path would use.
     """
-    pixels, flip_seed, augment_seed = _crop_and_resize(image, image_size, seed, crop_fraction, resize_method,
-                                                       area_range, aspect_ratio_range)
+    pixels, flip_seed, augment_seed = _crop_and_resize(
+        image, image_size, seed, crop_fraction, resize_method, area_range, aspect_ratio_range
+    )
     # The original flips the float pixels, then clips and casts to uint8 (truncation). Elementwise clip and cast
     # commute with the flip, and the same seed gives the same flip decision for any dtype, so the flip is done
     # after the cast, on a quarter of the bytes (same output).
@@ -304,13 +344,13 @@ def augmentation_input(image, image_size, seed, crop_fraction=None, resize_metho
     return tf.ensure_shape(pixels, [image_size, image_size, 3]), augment_seed
 
 
-def augment(pixels, seed, augment_name, randaugment_num_layers=None, randaugment_magnitude=None,
-            uint8_wraparound=True):
+def augment(pixels, seed, augment_name, randaugment_num_layers=None, randaugment_magnitude=None, uint8_wraparound=True):
     """AutoAugment (policy v0) or RandAugment of a uint8 [s, s, 3] image with a stateless seed [2] → uint8.
     uint8_wraparound: keep the original's Solarize/Posterize uint8 wrap-around (data/autoaugment.py)."""
     if augment_name == "autoaugment":
         return autoaugment.distort_with_autoaugment(pixels, seed, uint8_wraparound=uint8_wraparound)
     if augment_name == "randaugment":
-        return autoaugment.distort_with_randaugment(pixels, randaugment_num_layers, randaugment_magnitude, seed,
-                                                    uint8_wraparound=uint8_wraparound)
+        return autoaugment.distort_with_randaugment(
+            pixels, randaugment_num_layers, randaugment_magnitude, seed, uint8_wraparound=uint8_wraparound
+        )
     raise ValueError(f"augment_name must be autoaugment or randaugment here, got {augment_name!r}")

@@ -9,6 +9,7 @@ Minival (docs/recipe.md §3): for TFRecords the first `holdout_shards` train sha
 25,022 images); for TFDS the first examples of the train split by slicing. Either way it is disjoint from the
 training split and fixed across runs.
 """
+
 import collections
 import json
 import os
@@ -19,8 +20,13 @@ import tensorflow as tf
 IMAGENET_NUM_CLASSES = 1000
 IMAGENET_HOLDOUT_SHARDS = 20  # docs/recipe.md §3
 # Known sizes of the standard converter's layout (docs/recipe.md §3): counting 1.28M records would take minutes.
-_STANDARD_LAYOUT = {"train_shards": 1024, "validation_shards": 128, "train": 1_281_167, "validation": 50_000,
-                    "holdout": {20: 25_022}}
+_STANDARD_LAYOUT = {
+    "train_shards": 1024,
+    "validation_shards": 128,
+    "train": 1_281_167,
+    "validation": 50_000,
+    "holdout": {20: 25_022},
+}
 SPLITS = ("train", "minival", "validation")
 TRAIN_PATTERN = "train-*-of-*"
 VALIDATION_PATTERN = "validation-*-of-*"
@@ -53,8 +59,9 @@ def _count_records(path):
             count = tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda total, _: total + 1)
         except tf.errors.DataLossError as e:
             reason = e.message.rsplit("}}", 1)[-1].split(" [Op:")[0].strip()
-            raise ValueError(f"TFRecord file {path} is truncated or corrupt ({reason}); copy it again or remove "
-                             "it") from None
+            raise ValueError(
+                f"TFRecord file {path} is truncated or corrupt ({reason}); copy it again or remove it"
+            ) from None
         _COUNT_CACHE[path] = int(count)
     return _COUNT_CACHE[path]
 
@@ -81,15 +88,17 @@ def _is_standard_imagenet(train_files):
 
 # What _scan_labels counts for a record without image/class/label (a value no stored label can have: int64's
 # minimum, below the negative labels that are refused on their own).
-_NO_LABEL = -2 ** 63
+_NO_LABEL = -(2**63)
 
 
 def _scan_labels(train_files):
     """({stored label: class text or ""}, {stored label: records}) over train_files, parsing only the label
     features (the image bytes are read from disk but never decoded); records without a label count under
     _NO_LABEL."""
-    spec = {"image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=_NO_LABEL),
-            "image/class/text": tf.io.FixedLenFeature([], tf.string, default_value="")}
+    spec = {
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=_NO_LABEL),
+        "image/class/text": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
     dataset = tf.data.TFRecordDataset(train_files, num_parallel_reads=min(16, len(train_files))).batch(4096)
     texts, counts = {}, collections.Counter()
     for batch in dataset.map(lambda records: tf.io.parse_example(records, spec)):
@@ -101,8 +110,10 @@ def _scan_labels(train_files):
 
 
 def _ask_for_count(data_dir, why):
-    return ValueError(f"cannot read the class count of {data_dir}: {why}; give --num_label_classes or write "
-                      f"{LABELS_FILE} (one class name per line) beside the shards")
+    return ValueError(
+        f"cannot read the class count of {data_dir}: {why}; give --num_label_classes or write "
+        f"{LABELS_FILE} (one class name per line) beside the shards"
+    )
 
 
 def _check_plausible_count(data_dir, counts):
@@ -111,8 +122,11 @@ def _check_plausible_count(data_dir, counts):
     count = max(counts)
     if count > 2 * len(counts) + 100:
         others = max((label for label in counts if label != count), default=0)
-        raise _ask_for_count(data_dir, f"its largest stored label {count} ({counts[count]} record(s)) is far above "
-                                       f"its {len(counts)} distinct labels (the next largest is {others})")
+        raise _ask_for_count(
+            data_dir,
+            f"its largest stored label {count} ({counts[count]} record(s)) is far above "
+            f"its {len(counts)} distinct labels (the next largest is {others})",
+        )
 
 
 def detect_classes(data_dir, train_files, include_background=False):
@@ -138,19 +152,20 @@ def detect_classes(data_dir, train_files, include_background=False):
             _count_records(path)
         raise
     except tf.errors.OpError as e:
-        raise _ask_for_count(data_dir, f"its train shards' labels are unreadable ({first_line(e)[:160]})") \
-            from None
+        raise _ask_for_count(data_dir, f"its train shards' labels are unreadable ({first_line(e)[:160]})") from None
     total = sum(counts.values())
     if not total:
         raise _ask_for_count(data_dir, "its train shards hold no records")
     unlabelled = counts.pop(_NO_LABEL, 0)
     if unlabelled > 0.01 * total or unlabelled == total:  # a few are bad records, skipped and counted in training
-        raise _ask_for_count(data_dir, f"{unlabelled} of its {total} train records have no image/class/label "
-                                       "feature")
+        raise _ask_for_count(data_dir, f"{unlabelled} of its {total} train records have no image/class/label feature")
     if min(counts) < 0 or (not include_background and counts[0] > 0.01 * total):
-        raise _ask_for_count(data_dir, f"{counts[min(counts)]} of its {total} train records store label "
-                                       f"{min(counts)}, but ImageNet-format labels are 1..N (0 only as the "
-                                       "background class, with include_background)")
+        raise _ask_for_count(
+            data_dir,
+            f"{counts[min(counts)]} of its {total} train records store label "
+            f"{min(counts)}, but ImageNet-format labels are 1..N (0 only as the "
+            "background class, with include_background)",
+        )
     count = max(counts)
     if count < 1:
         raise _ask_for_count(data_dir, "every train record stores label 0")
@@ -172,8 +187,16 @@ class TFRecordSource:
     (num_classes N+1) when include_background is set (docs/recipe.md §3).
     """
 
-    def __init__(self, data_dir, *, holdout_shards=IMAGENET_HOLDOUT_SHARDS, include_background=False,
-                 num_classes=None, class_names=None, record_counts=None):
+    def __init__(
+        self,
+        data_dir,
+        *,
+        holdout_shards=IMAGENET_HOLDOUT_SHARDS,
+        include_background=False,
+        num_classes=None,
+        class_names=None,
+        record_counts=None,
+    ):
         """num_classes: the number of stored labels N (1..N, no background); None reads it from the data (see
         detect_classes). class_names: N names in label order; None reads them from labels.txt when present."""
         self.data_dir = str(data_dir)
@@ -181,8 +204,10 @@ class TFRecordSource:
         self._record_counts = dict(record_counts or {})
         train_files = self._glob(TRAIN_PATTERN, required=True)
         if not isinstance(holdout_shards, int) or not 0 <= holdout_shards < len(train_files):
-            raise ValueError(f"holdout_shards must be an int in [0, {len(train_files)}) for the "
-                             f"{len(train_files)} train shards in {self.data_dir}; got {holdout_shards!r}")
+            raise ValueError(
+                f"holdout_shards must be an int in [0, {len(train_files)}) for the "
+                f"{len(train_files)} train shards in {self.data_dir}; got {holdout_shards!r}"
+            )
         self.holdout_shards = holdout_shards
         self._files = {"train": train_files[holdout_shards:], "minival": train_files[:holdout_shards]}
         if num_classes is None:
@@ -192,15 +217,20 @@ class TFRecordSource:
             class_names = read_labels_file(self.data_dir)
             class_names = class_names if class_names and len(class_names) == num_classes else None
         self.num_classes = num_classes + (1 if include_background else 0)
-        self.class_names = (("background",) + tuple(class_names)) if (class_names and include_background) \
+        self.class_names = (
+            (("background",) + tuple(class_names))
+            if (class_names and include_background)
             else (tuple(class_names) if class_names else None)
+        )
 
     def _glob(self, pattern, required):
         full_pattern = os.path.join(self.data_dir, pattern)
         files = sorted(tf.io.gfile.glob(full_pattern)) if tf.io.gfile.exists(self.data_dir) else []
         if required and not files:
-            raise FileNotFoundError(f"no TFRecord files match {full_pattern} (expected ImageNet-format shards "
-                                    "such as train-00000-of-01024, or one folder of images per class)")
+            raise FileNotFoundError(
+                f"no TFRecord files match {full_pattern} (expected ImageNet-format shards "
+                "such as train-00000-of-01024, or one folder of images per class)"
+            )
         return files
 
     def files(self, split):
@@ -231,8 +261,11 @@ class TFRecordSource:
             if split == "validation" and len(self.files(split)) == _STANDARD_LAYOUT["validation_shards"]:
                 return _STANDARD_LAYOUT["validation"]
             if split in ("train", "minival"):
-                holdout = 0 if self.holdout_shards == 0 else (
-                    _STANDARD_LAYOUT["holdout"].get(self.holdout_shards) or self._count("minival"))
+                holdout = (
+                    0
+                    if self.holdout_shards == 0
+                    else (_STANDARD_LAYOUT["holdout"].get(self.holdout_shards) or self._count("minival"))
+                )
                 return holdout if split == "minival" else _STANDARD_LAYOUT["train"] - holdout
         return self._count(split)
 
@@ -248,17 +281,24 @@ class TFRecordSource:
             dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.interleave(
             lambda path: tf.data.TFRecordDataset(path, buffer_size=8 << 20),
-            cycle_length=min(16, len(files)), block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=deterministic or not training)
+            cycle_length=min(16, len(files)),
+            block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic or not training,
+        )
         if pipelines > 1 and not by_files:
             dataset = dataset.shard(pipelines, pipeline_id)
         return dataset
 
     def parse(self, record):
         """Serialized tf.train.Example → (JPEG bytes, int32 label in 0..num_classes−1, unchecked)."""
-        features = tf.io.parse_single_example(record, {
-            "image/encoded": tf.io.FixedLenFeature([], tf.string),
-            "image/class/label": tf.io.FixedLenFeature([], tf.int64)})
+        features = tf.io.parse_single_example(
+            record,
+            {
+                "image/encoded": tf.io.FixedLenFeature([], tf.string),
+                "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+            },
+        )
         label = _to_int32(features["image/class/label"])
         return features["image/encoded"], label if self.include_background else label - 1
 
@@ -273,8 +313,9 @@ def _to_int32(label):
 def _parse_tfds_name(dataset):
     match = re.fullmatch(r"tfds:([a-z0-9_]+(?:/[A-Za-z0-9_.\-]+)?)", dataset or "")
     if not match:
-        raise ValueError(f"dataset must look like 'tfds:NAME' or 'tfds:NAME/config' (e.g. tfds:imagenet2012); "
-                         f"got {dataset!r}")
+        raise ValueError(
+            f"dataset must look like 'tfds:NAME' or 'tfds:NAME/config' (e.g. tfds:imagenet2012); got {dataset!r}"
+        )
     return match.group(1)
 
 
@@ -317,8 +358,9 @@ class TFDSSource:
         if info is not None:
             return info.num_examples
         if "full_train" not in self._counts:
-            self._counts["full_train"] = int(self._read("train", False).reduce(
-                tf.constant(0, tf.int64), lambda total, _: total + 1))
+            self._counts["full_train"] = int(
+                self._read("train", False).reduce(tf.constant(0, tf.int64), lambda total, _: total + 1)
+            )
         return self._counts["full_train"]
 
     def split_spec(self, split):
@@ -329,8 +371,9 @@ class TFDSSource:
             return "test" if len(splits) and "validation" not in splits and "test" in splits else "validation"
         holdout = int(round(self._full_train_size() * self.holdout_fraction))
         if split == "minival" and holdout == 0:
-            raise ValueError(f"split 'minival' is empty for tfds:{self.name}: the holdout fraction is "
-                             f"{self.holdout_fraction}")
+            raise ValueError(
+                f"split 'minival' is empty for tfds:{self.name}: the holdout fraction is {self.holdout_fraction}"
+            )
         return f"train[:{holdout}]" if split == "minival" else f"train[{holdout}:]"
 
     def num_examples(self, split):
@@ -340,13 +383,18 @@ class TFDSSource:
         if info is not None:
             return info.num_examples
         if spec not in self._counts:
-            self._counts[spec] = int(self._read(spec, False).reduce(
-                tf.constant(0, tf.int64), lambda total, _: total + 1))
+            self._counts[spec] = int(
+                self._read(spec, False).reduce(tf.constant(0, tf.int64), lambda total, _: total + 1)
+            )
         return self._counts[spec]
 
     def _read(self, spec, shuffle_files, read_config=None):
-        return self.builder.as_dataset(split=spec, shuffle_files=shuffle_files, read_config=read_config,
-                                       decoders={"image": self._tfds.decode.SkipDecoding()})
+        return self.builder.as_dataset(
+            split=spec,
+            shuffle_files=shuffle_files,
+            read_config=read_config,
+            decoders={"image": self._tfds.decode.SkipDecoding()},
+        )
 
     def records(self, split, *, training, input_context=None, seed=None, deterministic=True):
         """One epoch of {"image": bytes, "label": int64} for this input pipeline (files shuffled when training)."""
@@ -355,8 +403,11 @@ class TFDSSource:
         num_files = len(info.file_instructions) if info is not None else 1
         pipelines, pipeline_id, by_files = _shard_plan(num_files, input_context, training)
         read_config = self._tfds.ReadConfig(
-            shuffle_seed=seed, input_context=input_context if by_files else None,
-            interleave_cycle_length=16, try_autocache=False)
+            shuffle_seed=seed,
+            input_context=input_context if by_files else None,
+            interleave_cycle_length=16,
+            try_autocache=False,
+        )
         if deterministic or not training:
             options = tf.data.Options()
             options.deterministic = True
@@ -372,8 +423,17 @@ class TFDSSource:
         return element["image"], label + 1 if self.include_background else label
 
 
-def get_source(data_dir=None, dataset=None, *, holdout_shards=None, include_background=False, cache_dir=None,
-               tfds_data_dir=None, holdout_fraction=None, num_classes=None):
+def get_source(
+    data_dir=None,
+    dataset=None,
+    *,
+    holdout_shards=None,
+    include_background=False,
+    cache_dir=None,
+    tfds_data_dir=None,
+    holdout_fraction=None,
+    num_classes=None,
+):
     """Pick the data source.
 
     data_dir: directory (or gs:// path) of ImageNet-format TFRecords, or of one image folder per class
@@ -400,27 +460,41 @@ def get_source(data_dir=None, dataset=None, *, holdout_shards=None, include_back
                 shards = IMAGENET_HOLDOUT_SHARDS if holdout_shards is None else holdout_shards
                 holdout_fraction = shards / _STANDARD_LAYOUT["train_shards"]
             stored = None if num_classes is None else num_classes - (1 if include_background else 0)
-            return folders.FolderSource(data_dir, holdout_fraction=holdout_fraction,
-                                        include_background=include_background, num_classes=stored)
+            return folders.FolderSource(
+                data_dir, holdout_fraction=holdout_fraction, include_background=include_background, num_classes=stored
+            )
     if holdout_fraction is not None and dataset is None:
-        raise ValueError("holdout_fraction applies to tfds: datasets and image folders only; use holdout_shards for "
-                         "TFRecords")
+        raise ValueError(
+            "holdout_fraction applies to tfds: datasets and image folders only; use holdout_shards for TFRecords"
+        )
     if dataset is not None:
         if holdout_fraction is None:
             shards = IMAGENET_HOLDOUT_SHARDS if holdout_shards is None else holdout_shards
             holdout_fraction = shards / _STANDARD_LAYOUT["train_shards"]
-        return TFDSSource(_parse_tfds_name(dataset), holdout_fraction=holdout_fraction,
-                          include_background=include_background, data_dir=tfds_data_dir)
+        return TFDSSource(
+            _parse_tfds_name(dataset),
+            holdout_fraction=holdout_fraction,
+            include_background=include_background,
+            data_dir=tfds_data_dir,
+        )
     if data_dir is not None:
         stored = None if num_classes is None else num_classes - (1 if include_background else 0)
-        return TFRecordSource(data_dir, holdout_shards=IMAGENET_HOLDOUT_SHARDS if holdout_shards is None
-                              else holdout_shards, include_background=include_background, num_classes=stored)
+        return TFRecordSource(
+            data_dir,
+            holdout_shards=IMAGENET_HOLDOUT_SHARDS if holdout_shards is None else holdout_shards,
+            include_background=include_background,
+            num_classes=stored,
+        )
     from data import demo  # here, not at the top: only runs without data pay for the generator (numpy drawing)
 
     directory = demo.ensure_demo_data(cache_dir)
     with open(os.path.join(directory, demo.METADATA_FILE), encoding="utf-8") as handle:
         metadata = json.load(handle)
-    return TFRecordSource(directory, holdout_shards=demo.DEMO_HOLDOUT_SHARDS if holdout_shards is None
-                          else holdout_shards, include_background=include_background,
-                          num_classes=len(metadata["class_names"]), class_names=metadata["class_names"],
-                          record_counts=metadata["record_counts"])
+    return TFRecordSource(
+        directory,
+        holdout_shards=demo.DEMO_HOLDOUT_SHARDS if holdout_shards is None else holdout_shards,
+        include_background=include_background,
+        num_classes=len(metadata["class_names"]),
+        class_names=metadata["class_names"],
+        record_counts=metadata["record_counts"],
+    )

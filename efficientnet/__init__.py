@@ -6,15 +6,28 @@ configs/. The scaling table (`VARIANTS`, `get_variant`, ...) imports without Ten
 can validate a variant name before paying for the TensorFlow import; `build_model`, `build_feature_model` (the
 multi-scale backbone), `endpoint_table` and `load_weights` load TensorFlow on first use (PEP 562 module __getattr__).
 """
+
 import importlib
 
 from efficientnet.variants import VARIANTS, Variant, custom_variant, get_variant
 
-_LAZY = {"build_model": "efficientnet.model", "build_feature_model": "efficientnet.model",
-         "endpoint_table": "efficientnet.model", "load_weights": "efficientnet.weights"}
+_LAZY = {
+    "build_model": "efficientnet.model",
+    "build_feature_model": "efficientnet.model",
+    "endpoint_table": "efficientnet.model",
+    "load_weights": "efficientnet.weights",
+}
 
-__all__ = ["VARIANTS", "Variant", "build_feature_model", "build_model", "custom_variant", "endpoint_table",
-           "get_variant", "load_weights"]
+__all__ = [
+    "VARIANTS",
+    "Variant",
+    "build_feature_model",
+    "build_model",
+    "custom_variant",
+    "endpoint_table",
+    "get_variant",
+    "load_weights",
+]
 
 
 def __getattr__(name):

@@ -6,6 +6,7 @@ name. Layers without weights are merged where a tensor op inside one custom laye
 activation, squeeze + reduce, expand + sigmoid + multiply, drop + add): fewer Keras layers trace faster, and
 the numerics are the same as the Keras graph.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,8 +26,12 @@ _PACKAGE = "efficientnet"
 
 def get_activation(name: Optional[str]):
     """Maps an activation name ("swish", "relu", "relu6" or None) to a function."""
-    table = {"swish": keras.activations.silu, "relu": keras.activations.relu, "relu6": keras.activations.relu6,
-             None: None}
+    table = {
+        "swish": keras.activations.silu,
+        "relu": keras.activations.relu,
+        "relu6": keras.activations.relu6,
+        None: None,
+    }
     if name not in table:
         raise ValueError(f"unknown activation {name!r}; expected one of swish, relu, relu6 or None")
     return table[name]
@@ -76,8 +81,14 @@ class BatchNormActivation(keras.layers.BatchNormalization):
     (`group_moments`); 1 is per replica, the replica count is all of them (synchronized BatchNorm).
     """
 
-    def __init__(self, activation: Optional[str] = None, momentum=BATCH_NORM_MOMENTUM,
-                 epsilon=BATCH_NORM_EPSILON, group_size: int = 1, **kwargs):
+    def __init__(
+        self,
+        activation: Optional[str] = None,
+        momentum=BATCH_NORM_MOMENTUM,
+        epsilon=BATCH_NORM_EPSILON,
+        group_size: int = 1,
+        **kwargs,
+    ):
         if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
             raise ValueError(f"BatchNorm group_size must be a positive int, got {group_size!r}")
         super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
@@ -99,8 +110,16 @@ class BatchNormActivation(keras.layers.BatchNormalization):
 
     def _can_fuse(self, inputs, mask) -> bool:
         """The fused kernel covers the plain case: NHWC, last-axis statistics, gamma and beta, per replica."""
-        return (mask is None and not self.synchronized and self.group_size == 1 and not self.renorm
-                and self.center and self.scale and len(inputs.shape) == 4 and self.axis in (-1, 3))
+        return (
+            mask is None
+            and not self.synchronized
+            and self.group_size == 1
+            and not self.renorm
+            and self.center
+            and self.scale
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+        )
 
     def _fused_training_call(self, inputs):
         """Training-mode BN with the FusedBatchNormV3 kernel (one op forward, one backward).
@@ -112,9 +131,16 @@ class BatchNormActivation(keras.layers.BatchNormalization):
         """
         x = tf.cast(inputs, "float32")  # as the parent: statistics in float32 under a mixed policy
         outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=x, scale=tf.cast(self.gamma, "float32"), offset=tf.cast(self.beta, "float32"),
-            mean=tf.constant([], "float32"), variance=tf.constant([], "float32"), epsilon=self.epsilon,
-            exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+            x=x,
+            scale=tf.cast(self.gamma, "float32"),
+            offset=tf.cast(self.beta, "float32"),
+            mean=tf.constant([], "float32"),
+            variance=tf.constant([], "float32"),
+            epsilon=self.epsilon,
+            exponential_avg_factor=1.0,
+            data_format="NHWC",
+            is_training=True,
+        )
         # The kernel's variance output is Bessel-corrected (n / (n - 1), for TF1's moving average); Keras
         # averages the biased variance, and so must we for the moving statistics to match Keras BN.
         count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), "float32")
@@ -199,8 +225,9 @@ class _PointwiseOnVector(keras.layers.Layer):
         self.filters = int(filters)
 
     def _build_weights(self, in_channels: int):
-        self.kernel = self.add_weight(name="kernel", shape=(1, 1, in_channels, self.filters),
-                                      initializer=ConvKernelInitializer())
+        self.kernel = self.add_weight(
+            name="kernel", shape=(1, 1, in_channels, self.filters), initializer=ConvKernelInitializer()
+        )
         self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
 
     def _pointwise(self, vector):
@@ -388,13 +415,18 @@ class _CondConvBase(keras.layers.Layer):
 
     def _add_experts(self, name: str, expert_shape):
         self.expert_shape = tuple(expert_shape)
-        return self.add_weight(name=name, shape=(self.num_experts, math.prod(expert_shape)),
-                               initializer=CondConvKernelInitializer(expert_shape))
+        return self.add_weight(
+            name=name,
+            shape=(self.num_experts, math.prod(expert_shape)),
+            initializer=CondConvKernelInitializer(expert_shape),
+        )
 
     def _example_kernels(self, experts, routing):
         """[N, *expert_shape]: each example's routing-weighted sum of the experts."""
-        return tf.reshape(tf.matmul(tf.cast(routing, self.compute_dtype), tf.cast(experts, self.compute_dtype)),
-                          (-1, *self.expert_shape))
+        return tf.reshape(
+            tf.matmul(tf.cast(routing, self.compute_dtype), tf.cast(experts, self.compute_dtype)),
+            (-1, *self.expert_shape),
+        )
 
     def compute_output_shape(self, input_shape):
         features_shape = input_shape[0]
@@ -402,8 +434,12 @@ class _CondConvBase(keras.layers.Layer):
         return (features_shape[0], *side, self._output_channels(features_shape[-1]))
 
     def get_config(self):
-        return {**super().get_config(), "kernel_size": self.kernel_size, "strides": self.strides,
-                "num_experts": self.num_experts}
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "num_experts": self.num_experts,
+        }
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -422,7 +458,8 @@ class CondConv2D(_CondConvBase):
     def build(self, input_shape):
         channels = int(input_shape[0][-1])
         self.condconv_kernel = self._add_experts(
-            "condconv_kernel", (self.kernel_size, self.kernel_size, channels, self.filters))
+            "condconv_kernel", (self.kernel_size, self.kernel_size, channels, self.filters)
+        )
 
     def call(self, inputs):
         features, routing = inputs
@@ -430,8 +467,9 @@ class CondConv2D(_CondConvBase):
         k, s = self.kernel_size, self.strides
         if k == 1:
             return tf.einsum("nhwi,nio->nhwo", features[:, ::s, ::s, :], kernels[:, 0, 0])
-        patches = tf.image.extract_patches(features, sizes=(1, k, k, 1), strides=(1, s, s, 1), rates=(1, 1, 1, 1),
-                                           padding="SAME")  # [N, H', W', k·k·in], TF's kernel order
+        patches = tf.image.extract_patches(
+            features, sizes=(1, k, k, 1), strides=(1, s, s, 1), rates=(1, 1, 1, 1), padding="SAME"
+        )  # [N, H', W', k·k·in], TF's kernel order
         return tf.einsum("nhwp,npo->nhwo", patches, tf.reshape(kernels, (tf.shape(kernels)[0], -1, self.filters)))
 
     def _output_channels(self, channels):
@@ -453,15 +491,17 @@ class DepthwiseCondConv2D(_CondConvBase):
     def build(self, input_shape):
         channels = int(input_shape[0][-1])
         self.depthwise_condconv_kernel = self._add_experts(
-            "depthwise_condconv_kernel", (self.kernel_size, self.kernel_size, channels, 1))
+            "depthwise_condconv_kernel", (self.kernel_size, self.kernel_size, channels, 1)
+        )
 
     def call(self, inputs):
         features, routing = inputs
         kernels = self._example_kernels(self.depthwise_condconv_kernel, routing)  # [N, k, k, C, 1]
         n, h, w, c = (tf.shape(features)[i] for i in range(4))
         stacked = tf.reshape(tf.transpose(features, (1, 2, 0, 3)), (1, h, w, n * c))
-        filters = tf.reshape(tf.transpose(kernels[..., 0], (1, 2, 0, 3)),
-                             (self.kernel_size, self.kernel_size, n * c, 1))
+        filters = tf.reshape(
+            tf.transpose(kernels[..., 0], (1, 2, 0, 3)), (self.kernel_size, self.kernel_size, n * c, 1)
+        )
         out = tf.nn.depthwise_conv2d(stacked, filters, strides=(1, self.strides, self.strides, 1), padding="SAME")
         out_h, out_w = tf.shape(out)[1], tf.shape(out)[2]
         out = tf.transpose(tf.reshape(out, (out_h, out_w, n, c)), (2, 0, 1, 3))
@@ -482,14 +522,16 @@ class CondConvRouting(keras.layers.Layer):
         self.num_experts = int(num_experts)
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]), self.num_experts),
-                                      initializer="glorot_uniform")
+        self.kernel = self.add_weight(
+            name="kernel", shape=(int(input_shape[-1]), self.num_experts), initializer="glorot_uniform"
+        )
         self.bias = self.add_weight(name="bias", shape=(self.num_experts,), initializer="zeros")
 
     def call(self, inputs):
         pooled = ops.mean(inputs, axis=(1, 2))
-        return ops.sigmoid(ops.matmul(pooled, ops.cast(self.kernel, self.compute_dtype))
-                           + ops.cast(self.bias, self.compute_dtype))
+        return ops.sigmoid(
+            ops.matmul(pooled, ops.cast(self.kernel, self.compute_dtype)) + ops.cast(self.bias, self.compute_dtype)
+        )
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_experts)
@@ -538,8 +580,15 @@ def batch_norm(name: str, activation: Optional[str], group_size: int) -> BatchNo
 
 def conv2d(filters: int, kernel_size: int, strides: int, name: str) -> keras.layers.Conv2D:
     """Bias-free conv with TF "same" padding and the TPU initializer (the following BN supplies the bias)."""
-    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
-                               kernel_initializer=ConvKernelInitializer(), name=name)
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=ConvKernelInitializer(),
+        name=name,
+    )
 
 
 def mbconv_block(inputs, config: MBConvConfig, prefix: str):
@@ -576,13 +625,20 @@ def _block_convs(inputs, c: MBConvConfig, prefix: str):
     """(conv(filters, kernel, strides, name, x), depthwise(x)) for the block: plain Keras convs, or CondConv
     layers fed the routing weights of the block's input when c.num_experts > 0."""
     if not c.num_experts:
+
         def conv(filters, kernel, strides, name, x):
             return conv2d(filters, kernel, strides, name)(x)
 
         def depthwise(x):
-            return keras.layers.DepthwiseConv2D(c.kernel_size, strides=c.strides, padding="same", use_bias=False,
-                                                depthwise_initializer=ConvKernelInitializer(),
-                                                name=prefix + "dwconv")(x)
+            return keras.layers.DepthwiseConv2D(
+                c.kernel_size,
+                strides=c.strides,
+                padding="same",
+                use_bias=False,
+                depthwise_initializer=ConvKernelInitializer(),
+                name=prefix + "dwconv",
+            )(x)
+
         return conv, depthwise
     routing = CondConvRouting(c.num_experts, name=prefix + "routing")(inputs)
 
@@ -591,6 +647,7 @@ def _block_convs(inputs, c: MBConvConfig, prefix: str):
 
     def cond_depthwise(x):
         return DepthwiseCondConv2D(c.kernel_size, c.strides, c.num_experts, name=prefix + "dwconv")([x, routing])
+
     return cond_conv, cond_depthwise
 
 

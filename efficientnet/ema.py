@@ -18,6 +18,7 @@ averages its own statistics. Checkpoints store replica 0's values of both the mo
 the shadows, so a restored model and its averages are consistent. `swap`/`copy_to` also work
 replica by replica.
 """
+
 import contextlib
 
 import keras
@@ -70,11 +71,13 @@ def _check_variables(variables):
     for variable in variables:
         tf_var = _as_tf_variable(variable)
         if not isinstance(tf_var, tf.Variable):
-            raise ValueError(f"ExponentialMovingAverage expects variables, got "
-                             f"{type(variable).__name__}: {variable!r:.80}")
+            raise ValueError(
+                f"ExponentialMovingAverage expects variables, got {type(variable).__name__}: {variable!r:.80}"
+            )
         if not tf_var.dtype.is_floating:
-            raise ValueError(f"ExponentialMovingAverage can only average float variables, "
-                             f"{tf_var.name} is {tf_var.dtype.name}")
+            raise ValueError(
+                f"ExponentialMovingAverage can only average float variables, {tf_var.name} is {tf_var.dtype.name}"
+            )
         if id(tf_var) in seen:
             raise ValueError(f"ExponentialMovingAverage got variable {tf_var.name} twice")
         seen.add(id(tf_var))
@@ -97,10 +100,8 @@ class ExponentialMovingAverage(tf.Module):
 
     def __init__(self, variables, decay=0.9999, *, warmup=True, name="ema"):
         super().__init__(name=name)
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not (
-                0.0 <= decay <= 1.0):
-            raise ValueError(f"ExponentialMovingAverage decay must be a float in [0, 1], "
-                             f"got {decay!r}")
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not (0.0 <= decay <= 1.0):
+            raise ValueError(f"ExponentialMovingAverage decay must be a float in [0, 1], got {decay!r}")
         if not isinstance(warmup, bool):
             raise ValueError(f"ExponentialMovingAverage warmup must be a bool, got {warmup!r}")
         tf_vars = _check_variables(variables)
@@ -112,17 +113,21 @@ class ExponentialMovingAverage(tf.Module):
         with tf.init_scope():
             # aggregation NONE: replica-local updates, see the module docstring.
             self.shadows = [
-                tf.Variable(v.read_value(), trainable=False, name=_shadow_name(v),
-                            aggregation=tf.VariableAggregation.NONE)
-                for v in tf_vars]
+                tf.Variable(
+                    v.read_value(), trainable=False, name=_shadow_name(v), aggregation=tf.VariableAggregation.NONE
+                )
+                for v in tf_vars
+            ]
 
     @staticmethod
     def _check_strategy(tf_vars):
         """Distributed variables need their shadows created in the same strategy's scope."""
         distributed = any(isinstance(v, tf.distribute.DistributedValues) for v in tf_vars)
         if distributed and not tf.distribute.has_strategy():
-            raise ValueError("ExponentialMovingAverage: the variables are distributed; create "
-                             "the average inside the same strategy.scope() as the model")
+            raise ValueError(
+                "ExponentialMovingAverage: the variables are distributed; create "
+                "the average inside the same strategy.scope() as the model"
+            )
 
     @property
     def averaged_variables(self):
@@ -163,12 +168,16 @@ class ExponentialMovingAverage(tf.Module):
         """Assigns the averages to `variables` (default: the averaged variables themselves)."""
         targets = self.averaged_variables if variables is None else _check_variables(variables)
         if len(targets) != len(self.shadows):
-            raise ValueError(f"ExponentialMovingAverage.copy_to needs {len(self.shadows)} "
-                             f"variables (one per shadow), got {len(targets)}")
+            raise ValueError(
+                f"ExponentialMovingAverage.copy_to needs {len(self.shadows)} "
+                f"variables (one per shadow), got {len(targets)}"
+            )
         for target, shadow in self._pairs(targets):
             if tuple(target.shape) != tuple(shadow.shape):
-                raise ValueError(f"ExponentialMovingAverage.copy_to: {target.name} has shape "
-                                 f"{tuple(target.shape)}, its shadow {tuple(shadow.shape)}")
+                raise ValueError(
+                    f"ExponentialMovingAverage.copy_to: {target.name} has shape "
+                    f"{tuple(target.shape)}, its shadow {tuple(shadow.shape)}"
+                )
             target.assign(tf.cast(shadow, target.dtype))
 
     def swap(self):
@@ -209,9 +218,11 @@ class ExponentialMovingAverage(tf.Module):
             target_parts = self._strategy.experimental_local_results(target)
             shadow_parts = self._strategy.experimental_local_results(shadow)
             if len(target_parts) != len(shadow_parts):
-                raise ValueError(f"ExponentialMovingAverage: {target.name} has "
-                                 f"{len(target_parts)} replicas, its shadow "
-                                 f"{len(shadow_parts)}; create both under the same strategy")
+                raise ValueError(
+                    f"ExponentialMovingAverage: {target.name} has "
+                    f"{len(target_parts)} replicas, its shadow "
+                    f"{len(shadow_parts)}; create both under the same strategy"
+                )
             pairs.extend(zip(target_parts, shadow_parts))
         return pairs
 

@@ -3,6 +3,7 @@ original TF1 checkpoints): the result record, the model's weighted layers by nam
 
 It imports neither reader, so the readers depend on it and never on each other's module.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,12 @@ class LoadResult:
 def stem_adapts(layer_name: str, stored_shape, expected_shape) -> bool:
     """Whether a stored RGB stem kernel (kh, kw, 3, F) loads, adapted, into an expected (kh, kw, C, F), C != 3."""
     stored_shape, expected_shape = tuple(stored_shape), tuple(expected_shape)
-    return (layer_name == STEM_LAYER and len(stored_shape) == len(expected_shape) == 4 and stored_shape[2] == 3
-            and stored_shape[:2] + stored_shape[3:] == expected_shape[:2] + expected_shape[3:])
+    return (
+        layer_name == STEM_LAYER
+        and len(stored_shape) == len(expected_shape) == 4
+        and stored_shape[2] == 3
+        and stored_shape[:2] + stored_shape[3:] == expected_shape[:2] + expected_shape[3:]
+    )
 
 
 def adapt_stem_kernel(kernel: np.ndarray, input_channels: int) -> np.ndarray:

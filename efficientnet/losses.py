@@ -6,6 +6,7 @@
   BatchNorm gamma/beta; conv and dense biases ARE included (the TPU code filters on the name
   "batch_normalization" only).
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -13,10 +14,8 @@ from efficientnet import model_walk
 
 
 def _check_num_classes(num_classes):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or (
-            num_classes < 2):
-        raise ValueError(f"classification_loss num_classes must be an int >= 2, "
-                         f"got {num_classes!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or (num_classes < 2):
+        raise ValueError(f"classification_loss num_classes must be an int >= 2, got {num_classes!r}")
 
 
 def _check_static_labels(labels, num_classes):
@@ -49,29 +48,29 @@ def classification_loss(labels, logits, num_classes, label_smoothing=0.1):
     Returns a float32 tensor of shape [batch]; the caller reduces it (sum / global batch size).
     """
     _check_num_classes(num_classes)
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not (
-            0.0 <= label_smoothing < 1.0):
-        raise ValueError(f"classification_loss label_smoothing must be in [0, 1), "
-                         f"got {label_smoothing!r}")
+    if (
+        isinstance(label_smoothing, bool)
+        or not isinstance(label_smoothing, (int, float))
+        or not (0.0 <= label_smoothing < 1.0)
+    ):
+        raise ValueError(f"classification_loss label_smoothing must be in [0, 1), got {label_smoothing!r}")
     logits = tf.cast(logits, tf.float32)
     if logits.shape.rank != 2 or logits.shape[-1] not in (None, num_classes):
-        raise ValueError(f"classification_loss logits must have shape [batch, {num_classes}], "
-                         f"got {logits.shape}")
+        raise ValueError(f"classification_loss logits must have shape [batch, {num_classes}], got {logits.shape}")
     labels = tf.convert_to_tensor(labels)
     if labels.dtype.is_integer:
         if labels.shape.rank != 1:
-            raise ValueError(f"classification_loss integer labels must have shape [batch], "
-                             f"got {labels.shape}")
+            raise ValueError(f"classification_loss integer labels must have shape [batch], got {labels.shape}")
         _check_static_labels(labels, num_classes)
         targets = tf.one_hot(labels, num_classes, dtype=tf.float32)
     elif labels.dtype.is_floating:
         if labels.shape.rank != 2 or labels.shape[-1] not in (None, num_classes):
-            raise ValueError(f"classification_loss float labels must have shape "
-                             f"[batch, {num_classes}], got {labels.shape}")
+            raise ValueError(
+                f"classification_loss float labels must have shape [batch, {num_classes}], got {labels.shape}"
+            )
         targets = tf.cast(labels, tf.float32)
     else:
-        raise ValueError(f"classification_loss labels must be integer or float, "
-                         f"got {labels.dtype.name}")
+        raise ValueError(f"classification_loss labels must be integer or float, got {labels.dtype.name}")
     if label_smoothing:
         targets = targets * (1.0 - label_smoothing) + label_smoothing / num_classes
     # -Σ target · log_softmax(logits), written out so the target may be any distribution.
@@ -96,8 +95,7 @@ def l2_loss(variables, weight_decay):
     variables: non-empty list of variables/tensors (e.g. `weight_decay_variables(model)`).
     weight_decay: coefficient >= 0 (1e-5 in the recipe, docs/recipe.md §5).
     """
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or (
-            weight_decay < 0):
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or (weight_decay < 0):
         raise ValueError(f"l2_loss weight_decay must be a number >= 0, got {weight_decay!r}")
     variables = list(variables)
     if not variables:

@@ -8,6 +8,7 @@ As a backbone: `build_model(include_top=False, pooling=...)` for the head map or
 `build_feature_model` for tensorflow/tpu's multi-scale endpoints (`endpoint_table`: reduction_1..5 at strides
 2..32, features, head_1x1) as one dict; both take any spatial size (image_size=None) and channel count.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,11 +39,21 @@ class Endpoint:
     layer: str
 
 
-def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = None, image_size: ImageSize = NATIVE,
-                input_channels: int = 3, input_tensor=None, include_top: bool = True, pooling: Optional[str] = None,
-                classifier_activation: Optional[str] = None, dropout_rate: Optional[float] = None,
-                survival_prob: Optional[float] = None, batchnorm_group_size: int = 1,
-                name: Optional[str] = None) -> keras.Model:
+def build_model(
+    variant: Union[str, Variant],
+    *,
+    num_classes: Optional[int] = None,
+    image_size: ImageSize = NATIVE,
+    input_channels: int = 3,
+    input_tensor=None,
+    include_top: bool = True,
+    pooling: Optional[str] = None,
+    classifier_activation: Optional[str] = None,
+    dropout_rate: Optional[float] = None,
+    survival_prob: Optional[float] = None,
+    batchnorm_group_size: int = 1,
+    name: Optional[str] = None,
+) -> keras.Model:
     """Builds an EfficientNet.
 
     variant: "b0".."b7", "b8", "l2", "edgetpu-s/m/l", "lite0".."lite4" (see `get_variant`) or a `Variant`
@@ -85,9 +96,13 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
             # Not keras.layers.Dropout, which drops the same units on every replica (blocks.ReplicaDropout).
             x = blocks.ReplicaDropout(dropout_rate, name="top_dropout")(x)
         # Classifier at the variables' precision: float32 logits (and loss) under mixed precision (docs/recipe.md §5).
-        x = keras.layers.Dense(num_classes, kernel_initializer=blocks.DenseKernelInitializer(),
-                               activation=classifier_activation, dtype=keras.config.dtype_policy().variable_dtype,
-                               name="predictions")(x)
+        x = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=blocks.DenseKernelInitializer(),
+            activation=classifier_activation,
+            dtype=keras.config.dtype_policy().variable_dtype,
+            name="predictions",
+        )(x)
     elif pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
@@ -95,10 +110,17 @@ def build_model(variant: Union[str, Variant], *, num_classes: Optional[int] = No
     return keras.Model(inputs, x, name=name or f"efficientnet-{v.name}")
 
 
-def build_feature_model(variant: Union[str, Variant], *, endpoints: Optional[Sequence[str]] = None,
-                        image_size: ImageSize = NATIVE, input_channels: int = 3, input_tensor=None,
-                        survival_prob: Optional[float] = None, batchnorm_group_size: int = 1,
-                        name: Optional[str] = None) -> keras.Model:
+def build_feature_model(
+    variant: Union[str, Variant],
+    *,
+    endpoints: Optional[Sequence[str]] = None,
+    image_size: ImageSize = NATIVE,
+    input_channels: int = 3,
+    input_tensor=None,
+    survival_prob: Optional[float] = None,
+    batchnorm_group_size: int = 1,
+    name: Optional[str] = None,
+) -> keras.Model:
     """A multi-scale feature extractor: a model whose output is a dict {endpoint name: map} (see `endpoints`).
 
     Layers, names and weights are those of `build_model(variant)`, so the same weight files and checkpoints load
@@ -130,11 +152,16 @@ def endpoint_table(variant: Union[str, Variant]) -> List[Endpoint]:
     for idx, (prefix, config) in enumerate(configs):
         stride *= config.strides
         if idx == len(configs) - 1 or configs[idx + 1][1].strides > 1:
-            table.append(Endpoint(f"reduction_{len(table) + 1}", stride, config.output_filters,
-                                  _block_output_layer(prefix, config)))
+            table.append(
+                Endpoint(
+                    f"reduction_{len(table) + 1}", stride, config.output_filters, _block_output_layer(prefix, config)
+                )
+            )
     last = table[-1]
-    return table + [Endpoint(FEATURES, last.stride, last.channels, last.layer),
-                    Endpoint(HEAD_1X1, last.stride, v.head_width, "top_bn")]
+    return table + [
+        Endpoint(FEATURES, last.stride, last.channels, last.layer),
+        Endpoint(HEAD_1X1, last.stride, v.head_width, "top_bn"),
+    ]
 
 
 def endpoints(variant: Union[str, Variant]) -> List[str]:
@@ -166,12 +193,14 @@ def image_input(variant: Union[str, Variant], image_size: ImageSize = NATIVE, in
     input_statistics(v, input_channels)  # validates input_channels
     if isinstance(image_size, str):
         if image_size != NATIVE:
-            raise ValueError(f"image_size must be \"native\", None, a positive int or (height, width), got "
-                             f"{image_size!r}")
+            raise ValueError(
+                f'image_size must be "native", None, a positive int or (height, width), got {image_size!r}'
+            )
         image_size = v.resolution
     height, width = _image_shape(image_size)
-    return keras.Input(shape=(height, width, input_channels), dtype=keras.config.dtype_policy().variable_dtype,
-                       name="images")
+    return keras.Input(
+        shape=(height, width, input_channels), dtype=keras.config.dtype_policy().variable_dtype, name="images"
+    )
 
 
 def _model_input(v: Variant, image_size, input_channels, input_tensor):
@@ -215,16 +244,18 @@ def _check_head_options(include_top, pooling, classifier_activation) -> None:
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if classifier_activation not in CLASSIFIER_ACTIVATIONS:
-        raise ValueError(f"classifier_activation must be one of {CLASSIFIER_ACTIVATIONS}, got "
-                         f"{classifier_activation!r}")
+        raise ValueError(
+            f"classifier_activation must be one of {CLASSIFIER_ACTIVATIONS}, got {classifier_activation!r}"
+        )
     if include_top and pooling is not None:
         raise ValueError(f"pooling={pooling!r} applies to include_top=False; the classifier always average-pools")
     if not include_top and classifier_activation is not None:
         raise ValueError(f"classifier_activation={classifier_activation!r} needs include_top=True")
 
 
-def block_configs(variant: Union[str, Variant], *, survival_prob: Optional[float] = None,
-                  batchnorm_group_size: int = 1) -> List[Tuple[str, blocks.MBConvConfig]]:
+def block_configs(
+    variant: Union[str, Variant], *, survival_prob: Optional[float] = None, batchnorm_group_size: int = 1
+) -> List[Tuple[str, blocks.MBConvConfig]]:
     """The scaled MBConv blocks of a variant as (name prefix, config), in order.
 
     Prefixes follow Keras Applications: "block{stage}{letter}_" with the letter counting blocks within the
@@ -236,22 +267,30 @@ def block_configs(variant: Union[str, Variant], *, survival_prob: Optional[float
     for stage_index, stage in enumerate(v.stages, start=1):
         for j in range(v.stage_repeats(stage_index - 1)):
             first = j == 0
-            scaled.append((f"block{stage_index}{_block_letter(j)}_", blocks.MBConvConfig(
-                input_filters=v.round_filters(stage.input_filters if first else stage.output_filters),
-                output_filters=v.round_filters(stage.output_filters),
-                kernel_size=stage.kernel_size,
-                strides=stage.strides if first else 1,
-                expand_ratio=stage.expand_ratio,
-                se_ratio=stage.se_ratio,
-                activation=v.activation,
-                batchnorm_group_size=batchnorm_group_size,
-                fused=stage.fused,
-                id_skip=stage.id_skip,
-                num_experts=v.condconv_num_experts if stage.condconv else 0)))
+            scaled.append(
+                (
+                    f"block{stage_index}{_block_letter(j)}_",
+                    blocks.MBConvConfig(
+                        input_filters=v.round_filters(stage.input_filters if first else stage.output_filters),
+                        output_filters=v.round_filters(stage.output_filters),
+                        kernel_size=stage.kernel_size,
+                        strides=stage.strides if first else 1,
+                        expand_ratio=stage.expand_ratio,
+                        se_ratio=stage.se_ratio,
+                        activation=v.activation,
+                        batchnorm_group_size=batchnorm_group_size,
+                        fused=stage.fused,
+                        id_skip=stage.id_skip,
+                        num_experts=v.condconv_num_experts if stage.condconv else 0,
+                    ),
+                )
+            )
     total = len(scaled)
     drop = 1.0 - survival_prob
-    return [(prefix, dataclasses.replace(config, survival_prob=1.0 - drop * i / total))
-            for i, (prefix, config) in enumerate(scaled)]
+    return [
+        (prefix, dataclasses.replace(config, survival_prob=1.0 - drop * i / total))
+        for i, (prefix, config) in enumerate(scaled)
+    ]
 
 
 def _block_letter(index: int) -> str:
@@ -271,8 +310,9 @@ def _image_shape(image_size) -> Tuple[Optional[int], Optional[int]]:
     try:
         height, width = (None if s is None else _positive_int(s) for s in image_size)
     except (TypeError, ValueError):
-        raise ValueError(f"image_size must be \"native\", None, a positive int or (height, width), got "
-                         f"{image_size!r}") from None
+        raise ValueError(
+            f'image_size must be "native", None, a positive int or (height, width), got {image_size!r}'
+        ) from None
     return height, width
 
 

@@ -17,6 +17,7 @@ Keras 3's `keras.optimizers.RMSprop` is a different algorithm in two ways that m
     mom <- momentum * mom + lr * g / sqrt(ms + epsilon)
     w   <- w - mom
 """
+
 import keras
 import tensorflow as tf
 
@@ -61,20 +62,20 @@ class RMSPropTF(keras.optimizers.Optimizer):
     a replica context, so the caller divides the loss by the GLOBAL batch size.
     """
 
-    def __init__(self, learning_rate=0.016, rho=0.9, momentum=0.9, epsilon=1e-3,
-                 name="RMSPropTF", **kwargs):
+    def __init__(self, learning_rate=0.016, rho=0.9, momentum=0.9, epsilon=1e-3, name="RMSPropTF", **kwargs):
         if kwargs.get("use_ema"):
-            raise ValueError("RMSPropTF use_ema=True is not supported: use "
-                             "efficientnet.ema.ExponentialMovingAverage (averages BatchNorm "
-                             "statistics too, docs/recipe.md §5)")
+            raise ValueError(
+                "RMSPropTF use_ema=True is not supported: use "
+                "efficientnet.ema.ExponentialMovingAverage (averages BatchNorm "
+                "statistics too, docs/recipe.md §5)"
+            )
         _check_fraction("rho", rho, low_inclusive=True)
         _check_fraction("momentum", momentum, low_inclusive=True)
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
             raise ValueError(f"RMSPropTF epsilon must be a positive float, got {epsilon!r}")
         if isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool):
             if learning_rate < 0:
-                raise ValueError(
-                    f"RMSPropTF learning_rate must be >= 0, got {learning_rate!r}")
+                raise ValueError(f"RMSPropTF learning_rate must be >= 0, got {learning_rate!r}")
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.rho = float(rho)
         self.momentum = float(momentum)
@@ -86,19 +87,16 @@ class RMSPropTF(keras.optimizers.Optimizer):
             return
         # The Keras TF backend all-reduces and merges through the strategy captured in
         # __init__; an optimizer made outside the scope would silently skip that machinery.
-        if tf.distribute.has_strategy() and (
-                tf.distribute.get_strategy() is not self._distribution_strategy):
-            raise ValueError("RMSPropTF was created outside the current strategy.scope(); "
-                             "create the optimizer inside the same scope as the model")
+        if tf.distribute.has_strategy() and (tf.distribute.get_strategy() is not self._distribution_strategy):
+            raise ValueError(
+                "RMSPropTF was created outside the current strategy.scope(); "
+                "create the optimizer inside the same scope as the model"
+            )
         super().build(var_list)
         # Ones, not zeros: TF1 RMSPropOptimizer._create_slots uses a ones initializer for "rms"
         # (docs/recipe.md §5); this is the main numeric difference from keras.optimizers.RMSprop.
-        self._mean_squares = [
-            self.add_variable_from_reference(v, name=_MS_SLOT, initializer="ones")
-            for v in var_list]
-        self._momentums = [
-            self.add_variable_from_reference(v, name=_MOM_SLOT, initializer="zeros")
-            for v in var_list]
+        self._mean_squares = [self.add_variable_from_reference(v, name=_MS_SLOT, initializer="ones") for v in var_list]
+        self._momentums = [self.add_variable_from_reference(v, name=_MOM_SLOT, initializer="zeros") for v in var_list]
 
     def update_step(self, gradient, variable, learning_rate):
         """Applies one TF1 ApplyRMSProp update to `variable` (dense gradients only)."""
@@ -108,7 +106,8 @@ class RMSPropTF(keras.optimizers.Optimizer):
             raise NotImplementedError(
                 f"RMSPropTF does not implement sparse (IndexedSlices) gradients; variable "
                 f"{variable.name} got one. Convert it with tf.convert_to_tensor first if the "
-                f"dense TF1 semantics are what you want.")
+                f"dense TF1 semantics are what you want."
+            )
         dtype = variable.dtype
         index = self._get_variable_index(variable)
         # One fused kernel per variable, tf.raw_ops.ResourceApplyRMSProp: it IS TF1's ApplyRMSProp
@@ -117,10 +116,15 @@ class RMSPropTF(keras.optimizers.Optimizer):
         # replaces ~12 graph ops per variable: tracing, graph optimisation and per-step dispatch of
         # B0's 213 variables were a measured cost (benchmarks/README.md). XLA (TPU) has a lowering.
         tf.raw_ops.ResourceApplyRMSProp(
-            var=_handle(variable), ms=_handle(self._mean_squares[index]),
-            mom=_handle(self._momentums[index]), lr=tf.cast(learning_rate, dtype),
-            rho=tf.constant(self.rho, dtype), momentum=tf.constant(self.momentum, dtype),
-            epsilon=tf.constant(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+            var=_handle(variable),
+            ms=_handle(self._mean_squares[index]),
+            mom=_handle(self._momentums[index]),
+            lr=tf.cast(learning_rate, dtype),
+            rho=tf.constant(self.rho, dtype),
+            momentum=tf.constant(self.momentum, dtype),
+            epsilon=tf.constant(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
 
     def get_config(self):
         """Returns the constructor arguments (learning-rate schedules are serialized)."""
@@ -141,8 +145,9 @@ def _momentum_slots(optimizer, var_list):
 
 def _dense(owner, gradient, variable):
     if isinstance(gradient, tf.IndexedSlices):
-        raise NotImplementedError(f"{owner} does not implement sparse (IndexedSlices) gradients; variable "
-                                  f"{variable.name} got one")
+        raise NotImplementedError(
+            f"{owner} does not implement sparse (IndexedSlices) gradients; variable {variable.name} got one"
+        )
     return tf.cast(gradient, variable.dtype)
 
 
@@ -174,8 +179,12 @@ class MomentumTF(keras.optimizers.Optimizer):
         dtype = variable.dtype
         index = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyMomentum(
-            var=_handle(variable), accum=_handle(self._momentums[index]), lr=tf.cast(learning_rate, dtype),
-            grad=_dense("MomentumTF", gradient, variable), momentum=tf.constant(self.momentum, dtype))
+            var=_handle(variable),
+            accum=_handle(self._momentums[index]),
+            lr=tf.cast(learning_rate, dtype),
+            grad=_dense("MomentumTF", gradient, variable),
+            momentum=tf.constant(self.momentum, dtype),
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -198,8 +207,9 @@ class LARS(keras.optimizers.Optimizer):
     applies this through TF1's ApplyMomentum with learning rate 1 and gradient lr · trust · g'; so does this.
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.9, weight_decay=1e-4, eeta=0.001, epsilon=0.0,
-                 name="LARS", **kwargs):
+    def __init__(
+        self, learning_rate=0.01, momentum=0.9, weight_decay=1e-4, eeta=0.001, epsilon=0.0, name="LARS", **kwargs
+    ):
         _check_momentum("LARS", momentum)
         for field, value in (("weight_decay", weight_decay), ("eeta", eeta), ("epsilon", epsilon)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -238,11 +248,21 @@ class LARS(keras.optimizers.Optimizer):
             learning_rate = learning_rate * trust
             gradient = gradient + self.lars_weight_decay * weights
         tf.raw_ops.ResourceApplyMomentum(
-            var=_handle(variable), accum=_handle(self._momentums[index]), lr=tf.constant(1.0, dtype),
-            grad=gradient * learning_rate, momentum=tf.constant(self.momentum, dtype))
+            var=_handle(variable),
+            accum=_handle(self._momentums[index]),
+            lr=tf.constant(1.0, dtype),
+            grad=gradient * learning_rate,
+            momentum=tf.constant(self.momentum, dtype),
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update({"momentum": self.momentum, "weight_decay": self.lars_weight_decay, "eeta": self.eeta,
-                       "epsilon": self.lars_epsilon})
+        config.update(
+            {
+                "momentum": self.momentum,
+                "weight_decay": self.lars_weight_decay,
+                "eeta": self.eeta,
+                "epsilon": self.lars_epsilon,
+            }
+        )
         return config

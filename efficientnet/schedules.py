@@ -18,6 +18,7 @@ the values agree with it bit for bit, including where float32 rounds step / deca
 below a whole number and the decay comes one step late, as it did on TPU (tested against
 tf.compat.v1.train.exponential_decay at every step of whole runs).
 """
+
 import math
 
 import keras
@@ -26,15 +27,13 @@ import tensorflow as tf
 
 def _check_positive(owner, name, value):
     """Raises ValueError unless `value` is a positive finite real number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
         raise ValueError(f"{owner} {name} must be a positive number, got {value!r}")
 
 
 def _check_non_negative(owner, name, value):
     """Raises ValueError unless `value` is a finite real number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value >= 0):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{owner} {name} must be a number >= 0, got {value!r}")
 
 
@@ -44,10 +43,8 @@ def scaled_learning_rate(base_lr_per_256, global_batch_size):
     Example: `scaled_learning_rate(0.016, 4096) == 0.256`.
     """
     _check_positive("scaled_learning_rate", "base_lr_per_256", base_lr_per_256)
-    if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or (
-            global_batch_size <= 0):
-        raise ValueError(f"scaled_learning_rate global_batch_size must be a positive int, "
-                         f"got {global_batch_size!r}")
+    if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or (global_batch_size <= 0):
+        raise ValueError(f"scaled_learning_rate global_batch_size must be a positive int, got {global_batch_size!r}")
     return base_lr_per_256 * global_batch_size / 256.0
 
 
@@ -77,8 +74,9 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
     staircase: decay in discrete steps (True, the recipe) or continuously.
     """
 
-    def __init__(self, initial_learning_rate, steps_per_epoch, warmup_epochs=5,
-                 decay_epochs=2.4, decay_rate=0.97, staircase=True):
+    def __init__(
+        self, initial_learning_rate, steps_per_epoch, warmup_epochs=5, decay_epochs=2.4, decay_rate=0.97, staircase=True
+    ):
         owner = "WarmupExponentialDecay"
         _check_positive(owner, "initial_learning_rate", initial_learning_rate)
         _check_positive(owner, "steps_per_epoch", steps_per_epoch)
@@ -112,12 +110,14 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         """Returns the constructor arguments."""
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "steps_per_epoch": self.steps_per_epoch,
-                "warmup_epochs": self.warmup_epochs,
-                "decay_epochs": self.decay_epochs,
-                "decay_rate": self.decay_rate,
-                "staircase": self.staircase}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "steps_per_epoch": self.steps_per_epoch,
+            "warmup_epochs": self.warmup_epochs,
+            "decay_epochs": self.decay_epochs,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+        }
 
 
 @keras.saving.register_keras_serializable(package="efficientnet")
@@ -161,10 +161,12 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         """Returns the constructor arguments."""
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "steps_per_epoch": self.steps_per_epoch,
-                "total_steps": self.total_steps,
-                "warmup_epochs": self.warmup_epochs}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "warmup_epochs": self.warmup_epochs,
+        }
 
 
 @keras.saving.register_keras_serializable(package="efficientnet")
@@ -182,8 +184,7 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
     power: the polynomial's exponent.
     """
 
-    def __init__(self, initial_learning_rate, steps_per_epoch, total_steps, warmup_epochs, end_learning_rate,
-                 power):
+    def __init__(self, initial_learning_rate, steps_per_epoch, total_steps, warmup_epochs, end_learning_rate, power):
         owner = "WarmupPolynomialDecay"
         _check_positive(owner, "initial_learning_rate", initial_learning_rate)
         _check_positive(owner, "steps_per_epoch", steps_per_epoch)
@@ -211,9 +212,14 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         return _with_warmup(step, initial, self.warmup_steps, decayed)
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "steps_per_epoch": self.steps_per_epoch,
-                "total_steps": self.total_steps, "warmup_epochs": self.warmup_epochs,
-                "end_learning_rate": self.end_learning_rate, "power": self.power}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "warmup_epochs": self.warmup_epochs,
+            "end_learning_rate": self.end_learning_rate,
+            "power": self.power,
+        }
 
 
 @keras.saving.register_keras_serializable(package="efficientnet")
@@ -235,8 +241,11 @@ class WarmupConstant(keras.optimizers.schedules.LearningRateSchedule):
         return _with_warmup(step, initial, self.warmup_steps, initial + 0.0 * step)
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "steps_per_epoch": self.steps_per_epoch,
-                "warmup_epochs": self.warmup_epochs}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "steps_per_epoch": self.steps_per_epoch,
+            "warmup_epochs": self.warmup_epochs,
+        }
 
 
 def warmup_not_reached(schedule, total_steps):
@@ -245,6 +254,8 @@ def warmup_not_reached(schedule, total_steps):
     if total_steps <= 0 or schedule.warmup_steps < total_steps:
         return None
     last = float(schedule(total_steps - 1))
-    return (f"warning: the warm-up ({schedule.warmup_steps} steps, {schedule.warmup_epochs:g} epochs) is not "
-            f"shorter than the run ({total_steps} steps): the learning rate never reaches its peak "
-            f"{schedule.initial_learning_rate:.4g} (last step {last:.4g}); shorten train.warmup_epochs")
+    return (
+        f"warning: the warm-up ({schedule.warmup_steps} steps, {schedule.warmup_epochs:g} epochs) is not "
+        f"shorter than the run ({total_steps} steps): the learning rate never reaches its peak "
+        f"{schedule.initial_learning_rate:.4g} (last step {last:.4g}); shorten train.warmup_epochs"
+    )

@@ -11,6 +11,7 @@ convolutions, the squeeze-excite 1x1 convs, the classifier, and for CondConv the
 of each example's kernels from the experts. BatchNorm, activations, pooling and the SE
 multiply are elementwise and not counted, as in the paper's FLOPs column (docs/recipe.md §1).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,15 +93,21 @@ def name_width(names: Sequence[str]) -> int:
 
 
 def format_row(row: SummaryRow, width: int = 10) -> str:
-    return (f"{row.variant:<{width}}{row.resolution:>6}{row.trainable_params:>16,}"
-            f"{row.macs / 1e9:>10.2f}B{row.num_classes:>9}")
+    return (
+        f"{row.variant:<{width}}{row.resolution:>6}{row.trainable_params:>16,}"
+        f"{row.macs / 1e9:>10.2f}B{row.num_classes:>9}"
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point; returns the exit status (2 for a bad --model)."""
     parser = argparse.ArgumentParser(prog="python -m efficientnet.summary", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", action="append", default=None,
-                        help=f"one of {', '.join(VARIANTS)} (repeatable); default: all of them")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help=f"one of {', '.join(VARIANTS)} (repeatable); default: all of them",
+    )
     args = parser.parse_args(argv)
     names: List[str] = list(VARIANTS) if args.model is None else args.model
     try:

@@ -29,6 +29,7 @@ has the same conv shapes but no SE), except the classifier `head/dense` when the
 the head and later blocks when the model is a truncated feature extractor (build_feature_model). An RGB stem
 kernel loads into a model with other than 3 input channels through efficientnet.loading.adapt_stem_kernel.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,17 +58,32 @@ FIXED_NAMES = {
 # Block layer suffix -> name inside blocks_N, per block type (fused?, has expand conv?), in TPU call order.
 BLOCK_NAMES = {
     # MBConvBlock, expand_ratio != 1: expand conv, bn0, depthwise, bn1, [se], project conv, bn2.
-    (False, True): {"expand_conv": "conv2d", "expand_bn": "tpu_batch_normalization",
-                    "dwconv": "depthwise_conv2d", "bn": "tpu_batch_normalization_1",
-                    "se_reduce": "se/conv2d", "se_expand": "se/conv2d_1",
-                    "project_conv": "conv2d_1", "project_bn": "tpu_batch_normalization_2"},
+    (False, True): {
+        "expand_conv": "conv2d",
+        "expand_bn": "tpu_batch_normalization",
+        "dwconv": "depthwise_conv2d",
+        "bn": "tpu_batch_normalization_1",
+        "se_reduce": "se/conv2d",
+        "se_expand": "se/conv2d_1",
+        "project_conv": "conv2d_1",
+        "project_bn": "tpu_batch_normalization_2",
+    },
     # MBConvBlock, expand_ratio == 1: no expand conv is called, so every later name shifts down by one.
-    (False, False): {"dwconv": "depthwise_conv2d", "bn": "tpu_batch_normalization",
-                     "se_reduce": "se/conv2d", "se_expand": "se/conv2d_1",
-                     "project_conv": "conv2d", "project_bn": "tpu_batch_normalization_1"},
+    (False, False): {
+        "dwconv": "depthwise_conv2d",
+        "bn": "tpu_batch_normalization",
+        "se_reduce": "se/conv2d",
+        "se_expand": "se/conv2d_1",
+        "project_conv": "conv2d",
+        "project_bn": "tpu_batch_normalization_1",
+    },
     # MBConvBlockWithoutDepthwise (EdgeTPU fused): kxk expand conv, bn0, 1x1 strided project conv, bn1.
-    (True, True): {"expand_conv": "conv2d", "expand_bn": "tpu_batch_normalization",
-                   "project_conv": "conv2d_1", "project_bn": "tpu_batch_normalization_1"},
+    (True, True): {
+        "expand_conv": "conv2d",
+        "expand_bn": "tpu_batch_normalization",
+        "project_conv": "conv2d_1",
+        "project_bn": "tpu_batch_normalization_1",
+    },
     (True, False): {"project_conv": "conv2d", "project_bn": "tpu_batch_normalization"},
 }
 
@@ -77,8 +93,14 @@ _DATA_FILE = re.compile(r"\.data-\d{5}-of-\d{5}$")
 _WEIGHT_LEAVES = {"kernel", "depthwise_kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"}
 
 
-def load_tpu_checkpoint(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str] = (),
-                        use_ema: bool = True, scope: Optional[str] = None) -> LoadResult:
+def load_tpu_checkpoint(
+    model: keras.Model,
+    path,
+    *,
+    skip_mismatch_layers: Sequence[str] = (),
+    use_ema: bool = True,
+    scope: Optional[str] = None,
+) -> LoadResult:
     """Loads a tensorflow/tpu checkpoint (directory or prefix, see `resolve_checkpoint`) into `model`.
 
     model: a model from `build_model` (any variant; include_top True or False) or `build_feature_model`.
@@ -110,8 +132,9 @@ def load_tpu_checkpoint(model: keras.Model, path, *, skip_mismatch_layers: Seque
                 array = adapt_stem_kernel(array, variable.shape[2])
                 adapted.append(layer_name)
             variable.assign(array.astype(variable.dtype))
-    return LoadResult(loaded=tuple(plan), skipped=tuple(skipped), ignored=ignored, from_ema=from_ema,
-                      adapted=tuple(adapted))
+    return LoadResult(
+        loaded=tuple(plan), skipped=tuple(skipped), ignored=ignored, from_ema=from_ema, adapted=tuple(adapted)
+    )
 
 
 def resolve_checkpoint(path) -> str:
@@ -123,20 +146,23 @@ def resolve_checkpoint(path) -> str:
     if tf.io.gfile.isdir(path):
         prefix = tf.train.latest_checkpoint(path)
         if prefix is None:
-            raise FileNotFoundError(f"no checkpoint in directory {path}: expected a 'checkpoint' state file naming "
-                                    "an existing prefix such as model.ckpt-218949")
+            raise FileNotFoundError(
+                f"no checkpoint in directory {path}: expected a 'checkpoint' state file naming "
+                "an existing prefix such as model.ckpt-218949"
+            )
         return prefix
-    prefix = _DATA_FILE.sub("", path[:-len(".index")] if path.endswith(".index") else path)
+    prefix = _DATA_FILE.sub("", path[: -len(".index")] if path.endswith(".index") else path)
     if not tf.io.gfile.exists(prefix + ".index"):
-        raise FileNotFoundError(f"TF checkpoint not found: {path} (expected {prefix}.index, or a directory with a "
-                                "'checkpoint' file)")
+        raise FileNotFoundError(
+            f"TF checkpoint not found: {path} (expected {prefix}.index, or a directory with a 'checkpoint' file)"
+        )
     return prefix
 
 
 def find_scope(variable_names: Iterable[str], where: str = "the checkpoint") -> str:
     """The model scope ("efficientnet-b0") of a tensorflow/tpu checkpoint, from its stem conv variable."""
     marker = "/stem/conv2d/kernel"
-    scopes = sorted({name[:-len(marker)] for name in variable_names if name.endswith(marker)})
+    scopes = sorted({name[: -len(marker)] for name in variable_names if name.endswith(marker)})
     if not scopes:
         raise ValueError(f"{where} is not a tensorflow/tpu EfficientNet checkpoint: no '<scope>{marker}' variable")
     if len(scopes) > 1:
@@ -151,11 +177,14 @@ def checkpoint_names(model: keras.Model) -> Dict[str, List[Tuple[keras.Variable,
     ValueError for a layer that tensorflow/tpu's model does not have.
     """
     layers = weighted_layers(model)
-    condconv = [name for name, layer in layers.items() if isinstance(layer, (blocks.CondConv2D,
-                                                                           blocks.DepthwiseCondConv2D))]
+    condconv = [
+        name for name, layer in layers.items() if isinstance(layer, (blocks.CondConv2D, blocks.DepthwiseCondConv2D))
+    ]
     if condconv:
-        raise ValueError(f"loading tensorflow/tpu CondConv checkpoints is not implemented (layer {condconv[0]!r} "
-                         "and its routing have no mapped checkpoint names)")
+        raise ValueError(
+            f"loading tensorflow/tpu CondConv checkpoints is not implemented (layer {condconv[0]!r} "
+            "and its routing have no mapped checkpoint names)"
+        )
     block_layers: Dict[str, Dict[str, str]] = {}  # block prefix -> {suffix: layer name}, in model order
     tf_names: Dict[str, str] = {}
     for name in layers:
@@ -166,7 +195,7 @@ def checkpoint_names(model: keras.Model) -> Dict[str, List[Tuple[keras.Variable,
             tf_names[name] = FIXED_NAMES[name]
         else:
             raise ValueError(f"layer {name!r} has no tensorflow/tpu checkpoint counterpart")
-    for index, (block, members) in enumerate(block_layers.items()):
+    for index, members in enumerate(block_layers.values()):
         table = BLOCK_NAMES[("dwconv" not in members, "expand_conv" in members)]
         for suffix, name in members.items():
             if suffix not in table:
@@ -178,8 +207,9 @@ def checkpoint_names(model: keras.Model) -> Dict[str, List[Tuple[keras.Variable,
 def _variable_names(layer: keras.layers.Layer, base: str) -> List[Tuple[keras.Variable, str]]:
     """The layer's variables with their checkpoint names (TF1 variable names per layer class)."""
     if isinstance(layer, keras.layers.BatchNormalization):
-        pairs = [(getattr(layer, leaf), f"{base}/{leaf}") for leaf in ("gamma", "beta", "moving_mean",
-                                                                       "moving_variance")]
+        pairs = [
+            (getattr(layer, leaf), f"{base}/{leaf}") for leaf in ("gamma", "beta", "moving_mean", "moving_variance")
+        ]
     elif isinstance(layer, keras.layers.DepthwiseConv2D):
         pairs = [(layer.kernel, f"{base}/depthwise_kernel")]
     elif isinstance(layer, keras.layers.Conv2D):
@@ -189,8 +219,10 @@ def _variable_names(layer: keras.layers.Layer, base: str) -> List[Tuple[keras.Va
     else:
         raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has no tensorflow/tpu counterpart")
     if len(pairs) != len(layer.weights):  # e.g. a conv with a bias: TPU convs have none
-        raise ValueError(f"layer {layer.name!r} has {len(layer.weights)} weights; its tensorflow/tpu counterpart "
-                         f"{base} has {len(pairs)}")
+        raise ValueError(
+            f"layer {layer.name!r} has {len(layer.weights)} weights; its tensorflow/tpu counterpart "
+            f"{base} has {len(pairs)}"
+        )
     return pairs
 
 
@@ -213,10 +245,14 @@ def _plan(names, shapes, scope, prefix, skip, use_ema):
             stored = next((c for c in candidates if c in shapes), None)
             expected = tuple(variable.shape)
             if stored is None:
-                problem = f"variable {full!r} (layer {layer_name!r}, expected shape {expected}) is missing from {prefix}"
+                problem = (
+                    f"variable {full!r} (layer {layer_name!r}, expected shape {expected}) is missing from {prefix}"
+                )
             elif tuple(shapes[stored]) != expected and not stem_adapts(layer_name, shapes[stored], expected):
-                problem = (f"variable {stored!r} (layer {layer_name!r}): expected shape {expected}, {prefix} has "
-                           f"{tuple(shapes[stored])}")
+                problem = (
+                    f"variable {stored!r} (layer {layer_name!r}): expected shape {expected}, {prefix} has "
+                    f"{tuple(shapes[stored])}"
+                )
             if problem:
                 break
             chosen.append((variable, stored))
@@ -247,14 +283,19 @@ def _unused(shapes, scope, names, plan, skipped, prefix) -> Tuple[str, ...]:
     """Scope-relative model weights of the checkpoint that nothing uses: the classifier may be (returned as
     ignored) when the model has none or skips it; anything else means another architecture (ValueError)."""
     used = {relative for layer in plan for _, relative in names[layer]}
-    stored = sorted(name[len(scope) + 1:] for name in shapes
-                    if name.startswith(scope + "/") and name.rsplit("/", 1)[-1] in _WEIGHT_LEAVES)
+    stored = sorted(
+        name[len(scope) + 1 :]
+        for name in shapes
+        if name.startswith(scope + "/") and name.rsplit("/", 1)[-1] in _WEIGHT_LEAVES
+    )
     unused = [name for name in stored if name not in used]
     tolerated = {relative for layer in skipped for _, relative in names[layer]}
     if "predictions" not in plan:
         tolerated |= {"head/dense/kernel", "head/dense/bias"}
     foreign = [name for name in unused if name not in tolerated and not _cut_off(name, names)]
     if foreign:
-        raise ValueError(f"cannot load weights, nothing was changed: {prefix} has {len(foreign)} weights that "
-                         f"{scope!r} as built here does not use, e.g. {foreign[0]!r}; is it another variant?")
+        raise ValueError(
+            f"cannot load weights, nothing was changed: {prefix} has {len(foreign)} weights that "
+            f"{scope!r} as built here does not use, e.g. {foreign[0]!r}; is it another variant?"
+        )
     return tuple(unused)

@@ -10,6 +10,7 @@ EdgeTPU S/M/L and Lite0-4 (docs/recipe.md §1) are further rows of the same tabl
 MBConv, unscaled stem/head, inception-style mean/std, 1001 classes). Their numbers come from tensorflow/tpu
 models/official/efficientnet/edgetpu/efficientnet_edgetpu_builder.py and lite/efficientnet_lite_builder.py.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -90,25 +91,50 @@ LITE_STAGES: Tuple[StageSpec, ...] = tuple(dataclasses.replace(stage, se_ratio=N
 # The first stage declares 24 input filters although the stem gives 32: its fused conv expands to 24 * 4 = 96
 # from the stem's 32 channels, and "noskip" keeps the shapes from meeting in a residual.
 EDGETPU_STAGES: Tuple[StageSpec, ...] = (
-    StageSpec(kernel_size=3, strides=1, expand_ratio=4, input_filters=24, output_filters=24, repeats=1,
-              se_ratio=None, fused=True, id_skip=False),
-    StageSpec(kernel_size=3, strides=2, expand_ratio=8, input_filters=24, output_filters=32, repeats=2,
-              se_ratio=None, fused=True),
-    StageSpec(kernel_size=3, strides=2, expand_ratio=8, input_filters=32, output_filters=48, repeats=4,
-              se_ratio=None, fused=True),
-    StageSpec(kernel_size=5, strides=2, expand_ratio=8, input_filters=48, output_filters=96, repeats=5,
-              se_ratio=None),
-    StageSpec(kernel_size=5, strides=1, expand_ratio=8, input_filters=96, output_filters=144, repeats=4,
-              se_ratio=None),
-    StageSpec(kernel_size=5, strides=2, expand_ratio=8, input_filters=144, output_filters=192, repeats=2,
-              se_ratio=None),
+    StageSpec(
+        kernel_size=3,
+        strides=1,
+        expand_ratio=4,
+        input_filters=24,
+        output_filters=24,
+        repeats=1,
+        se_ratio=None,
+        fused=True,
+        id_skip=False,
+    ),
+    StageSpec(
+        kernel_size=3,
+        strides=2,
+        expand_ratio=8,
+        input_filters=24,
+        output_filters=32,
+        repeats=2,
+        se_ratio=None,
+        fused=True,
+    ),
+    StageSpec(
+        kernel_size=3,
+        strides=2,
+        expand_ratio=8,
+        input_filters=32,
+        output_filters=48,
+        repeats=4,
+        se_ratio=None,
+        fused=True,
+    ),
+    StageSpec(kernel_size=5, strides=2, expand_ratio=8, input_filters=48, output_filters=96, repeats=5, se_ratio=None),
+    StageSpec(kernel_size=5, strides=1, expand_ratio=8, input_filters=96, output_filters=144, repeats=4, se_ratio=None),
+    StageSpec(
+        kernel_size=5, strides=2, expand_ratio=8, input_filters=144, output_filters=192, repeats=2, se_ratio=None
+    ),
 )
 
 # CondConv: the B0 table with CondConv in the last three stages (tensorflow/tpu condconv/
 # efficientnet_condconv_builder.py: 'r3_k5_s11_e6_i80_o112_se0.25_cc', 'r4_k5_s22_e6_i112_o192_se0.25_cc',
 # 'r1_k3_s11_e6_i192_o320_se0.25_cc'; the first four stages are B0's).
 CONDCONV_STAGES: Tuple[StageSpec, ...] = B0_STAGES[:4] + tuple(
-    dataclasses.replace(stage, condconv=True) for stage in B0_STAGES[4:])
+    dataclasses.replace(stage, condconv=True) for stage in B0_STAGES[4:]
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,9 +201,12 @@ class Variant:
             raise ValueError(f"variant {self.name!r} has no stages")
         experts = self.condconv_num_experts
         if any(stage.condconv for stage in self.stages) and (
-                isinstance(experts, bool) or not isinstance(experts, int) or experts < 1):
-            raise ValueError(f"variant {self.name!r} has CondConv stages: condconv_num_experts must be a positive "
-                             f"int, got {experts!r}")
+            isinstance(experts, bool) or not isinstance(experts, int) or experts < 1
+        ):
+            raise ValueError(
+                f"variant {self.name!r} has CondConv stages: condconv_num_experts must be a positive "
+                f"int, got {experts!r}"
+            )
 
     def round_filters(self, filters: int) -> int:
         """Scales a B0-unit filter count by the width coefficient, rounded to the divisor (docs/recipe.md §2)."""
@@ -217,33 +246,62 @@ def _check_positive(name: str, value) -> None:
 
 
 def _row(name, width, depth, resolution, dropout) -> Variant:
-    return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
-                   dropout_rate=dropout)
+    return Variant(
+        name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution, dropout_rate=dropout
+    )
 
 
 def _edgetpu(name, width, depth, resolution, dropout) -> Variant:
     """An EdgeTPU row: ReLU, fused early stages, inception mean/std, 1001 classes (tensorflow/tpu edgetpu/),
     bilinear resizing (tensorflow/tpu main.py)."""
-    return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
-                   dropout_rate=dropout, stages=EDGETPU_STAGES, activation="relu", mean_rgb=INCEPTION_MEAN_RGB,
-                   stddev_rgb=INCEPTION_STDDEV_RGB, num_classes=1001, resize_method="bilinear")
+    return Variant(
+        name=name,
+        width_coefficient=width,
+        depth_coefficient=depth,
+        resolution=resolution,
+        dropout_rate=dropout,
+        stages=EDGETPU_STAGES,
+        activation="relu",
+        mean_rgb=INCEPTION_MEAN_RGB,
+        stddev_rgb=INCEPTION_STDDEV_RGB,
+        num_classes=1001,
+        resize_method="bilinear",
+    )
 
 
 def _lite(name, width, depth, resolution, dropout) -> Variant:
     """A Lite row: ReLU6, no SE, stem/head fixed, inception mean/std (tensorflow/tpu lite/), bilinear resizing
     (tensorflow/tpu main.py)."""
-    return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
-                   dropout_rate=dropout, stages=LITE_STAGES, activation="relu6", scale_stem_and_head=False,
-                   mean_rgb=INCEPTION_MEAN_RGB, stddev_rgb=INCEPTION_STDDEV_RGB, resize_method="bilinear")
+    return Variant(
+        name=name,
+        width_coefficient=width,
+        depth_coefficient=depth,
+        resolution=resolution,
+        dropout_rate=dropout,
+        stages=LITE_STAGES,
+        activation="relu6",
+        scale_stem_and_head=False,
+        mean_rgb=INCEPTION_MEAN_RGB,
+        stddev_rgb=INCEPTION_STDDEV_RGB,
+        resize_method="bilinear",
+    )
 
 
 def _condconv(name, width, depth, resolution, dropout, experts) -> Variant:
     """A CondConv row: B0's stages with CondConv in the last three, inception mean/std (tensorflow/tpu condconv/
     efficientnet_condconv_builder.py: MEAN_RGB 127, STDDEV_RGB 128), bicubic resizing (main.py picks bilinear
     only for Lite and EdgeTPU names)."""
-    return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
-                   dropout_rate=dropout, stages=CONDCONV_STAGES, mean_rgb=INCEPTION_MEAN_RGB,
-                   stddev_rgb=INCEPTION_STDDEV_RGB, condconv_num_experts=experts)
+    return Variant(
+        name=name,
+        width_coefficient=width,
+        depth_coefficient=depth,
+        resolution=resolution,
+        dropout_rate=dropout,
+        stages=CONDCONV_STAGES,
+        mean_rgb=INCEPTION_MEAN_RGB,
+        stddev_rgb=INCEPTION_STDDEV_RGB,
+        condconv_num_experts=experts,
+    )
 
 
 # The scaling table (docs/recipe.md §1). l2 is also used at 475; 800 is its native size. EdgeTPU and Lite rows:
@@ -284,7 +342,7 @@ _ABSENT_FAMILIES = ("x-", "h-")
 
 def _table_key(name: str) -> str:
     key = name.strip().lower()
-    return key[len("efficientnet-"):] if key.startswith("efficientnet-") else key
+    return key[len("efficientnet-") :] if key.startswith("efficientnet-") else key
 
 
 def not_built_reason(name: str) -> Optional[str]:
@@ -292,8 +350,11 @@ def not_built_reason(name: str) -> Optional[str]:
     key = _table_key(name)
     if key in VARIANTS or not key.startswith(_ABSENT_FAMILIES):
         return None
-    return (f"EfficientNet-X/H ({name!r}, tensorflow/tpu models/official/efficientnet/tpu/efficientnet_x_builder.py) is not implemented here: "
-            "its space-to-depth and fused-with-squeeze-excite blocks have no builder yet")
+    return (
+        f"EfficientNet-X/H ({name!r}, tensorflow/tpu models/official/efficientnet/tpu/efficientnet_x_builder.py) "
+        "is not implemented here: "
+        "its space-to-depth and fused-with-squeeze-excite blocks have no builder yet"
+    )
 
 
 def get_variant(name_or_variant: Union[str, Variant]) -> Variant:
@@ -313,9 +374,15 @@ def get_variant(name_or_variant: Union[str, Variant]) -> Variant:
     return VARIANTS[key]
 
 
-def custom_variant(phi: Optional[float] = None, *, width: Optional[float] = None, depth: Optional[float] = None,
-                   resolution: Optional[int] = None, dropout_rate: float = 0.2,
-                   name: Optional[str] = None) -> Variant:
+def custom_variant(
+    phi: Optional[float] = None,
+    *,
+    width: Optional[float] = None,
+    depth: Optional[float] = None,
+    resolution: Optional[int] = None,
+    dropout_rate: float = 0.2,
+    name: Optional[str] = None,
+) -> Variant:
     """Builds a Variant from the compound coefficient `phi` or from explicit coefficients.
 
     With `phi`: depth = 1.2**phi, width = 1.1**phi, resolution = 224 * 1.15**phi rounded to the nearest
@@ -330,13 +397,14 @@ def custom_variant(phi: Optional[float] = None, *, width: Optional[float] = None
             raise ValueError(f"give either phi or explicit {'/'.join(given)}, not both (phi={phi!r})")
         if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not math.isfinite(phi):
             raise ValueError(f"phi must be a finite number, got {phi!r}")
-        width, depth = 1.1 ** phi, 1.2 ** phi
-        resolution = max(8, int(round(224 * 1.15 ** phi / 8.0)) * 8)
+        width, depth = 1.1**phi, 1.2**phi
+        resolution = max(8, int(round(224 * 1.15**phi / 8.0)) * 8)
         name = name or f"custom-phi{phi:g}"
     else:
         width = 1.0 if width is None else width
         depth = 1.0 if depth is None else depth
         resolution = 224 if resolution is None else resolution
         name = name or f"custom-w{width:g}-d{depth:g}-r{resolution}"
-    return Variant(name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution,
-                   dropout_rate=dropout_rate)
+    return Variant(
+        name=name, width_coefficient=width, depth_coefficient=depth, resolution=resolution, dropout_rate=dropout_rate
+    )

@@ -20,6 +20,7 @@ layers the model lacks are not ignored: they mean a deeper variant's file, refus
 values in that case (typically ("predictions",) to fine-tune on another number of classes) and are loaded when they
 match.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,14 +35,21 @@ from efficientnet.loading import LoadResult, adapt_stem_kernel, raise_if_problem
 
 H5_SUFFIXES = (".h5", ".hdf5")
 
+
 def is_h5_file(path) -> bool:
     """Whether `path` names a Keras HDF5 weight file (by its suffix, any case); anything else is read as a
     TensorFlow checkpoint."""
     return os.fspath(path).lower().endswith(H5_SUFFIXES)
 
 
-def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str] = (), use_ema: bool = True,
-                 scope: Optional[str] = None) -> LoadResult:
+def load_weights(
+    model: keras.Model,
+    path,
+    *,
+    skip_mismatch_layers: Sequence[str] = (),
+    use_ema: bool = True,
+    scope: Optional[str] = None,
+) -> LoadResult:
     """Loads weights into `model`: a Keras 2 `.h5` or Keras 3 `.weights.h5` file by layer name (see module
     docstring), or anything else as a tensorflow/tpu checkpoint directory or prefix (.../model.ckpt-218949).
 
@@ -57,8 +65,7 @@ def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str
     if not is_h5_file(path):
         from efficientnet.tpu_checkpoint import load_tpu_checkpoint  # TensorFlow checkpoint reader, on demand
 
-        return load_tpu_checkpoint(model, path, skip_mismatch_layers=skip_mismatch_layers, use_ema=use_ema,
-                                   scope=scope)
+        return load_tpu_checkpoint(model, path, skip_mismatch_layers=skip_mismatch_layers, use_ema=use_ema, scope=scope)
     if scope is not None:
         raise ValueError(f"scope={scope!r} applies to TF checkpoints; {path} is an HDF5 file")
     if not os.path.isfile(path):
@@ -74,9 +81,11 @@ def load_weights(model: keras.Model, path, *, skip_mismatch_layers: Sequence[str
     plan, skipped, adapted = _plan(layers, stored, set(skip_mismatch_layers), path)
     extra_blocks = [name for name in stored if name not in layers and name.startswith("block")]
     if extra_blocks:  # a deeper variant's file (b1 into b0): its extra blocks would be dropped without a word
-        raise ValueError(f"{path} has {len(extra_blocks)} block layers that {model.name!r} lacks "
-                         f"({', '.join(extra_blocks[:3])}{', ...' if len(extra_blocks) > 3 else ''}): the weights "
-                         "of another (deeper) variant")
+        raise ValueError(
+            f"{path} has {len(extra_blocks)} block layers that {model.name!r} lacks "
+            f"({', '.join(extra_blocks[:3])}{', ...' if len(extra_blocks) > 3 else ''}): the weights "
+            "of another (deeper) variant"
+        )
     for name, arrays in plan.items():  # everything was validated above: assign only now
         for variable, array in zip(layers[name].weights, arrays):
             variable.assign(array.astype(variable.dtype))
@@ -91,8 +100,9 @@ def read_h5_weights(h5: h5py.File, path: str = "") -> Dict[str, List[np.ndarray]
         return _read_keras2(root)
     if "layers" in h5 and isinstance(h5["layers"], h5py.Group):
         return _read_keras3(h5["layers"], path)
-    raise ValueError(f"{path or h5.filename} is HDF5 but not a Keras weight file (no 'layer_names' attribute and "
-                     "no 'layers' group)")
+    raise ValueError(
+        f"{path or h5.filename} is HDF5 but not a Keras weight file (no 'layer_names' attribute and no 'layers' group)"
+    )
 
 
 def _text(value) -> str:

@@ -1,6 +1,7 @@
 """Shared test settings: quiet TensorFlow logs and two logical CPU devices for distribution tests; the one tiny
 run (configs/tiny.py) as a config and as a command line, the one way tests launch main.py, and main.py's own
 command-line parsing for tests of what a command line means."""
+
 import json
 import os
 import subprocess
@@ -20,7 +21,8 @@ _EXIT_STATUS = pytest.StashKey[int]()
 _cpus = tf.config.list_physical_devices("CPU")
 try:
     tf.config.set_logical_device_configuration(
-        _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+        _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
 except RuntimeError:  # already initialized by an earlier import; tests that need 2 devices skip.
     pass
 
@@ -43,6 +45,7 @@ def tiny_config(model_dir, cache_dir, **overrides):
     """configs/tiny.py (a 7-block, 32-px network that traces in seconds) with this test's model_dir and demo
     cache. overrides: "section.field" -> value, e.g. {"train.steps": 9}."""
     from configs import tiny  # pylint: disable=import-outside-toplevel
+
     config = tiny.get_config()
     config.data.cache_dir = cache_dir
     config.runtime.model_dir = str(model_dir)
@@ -61,8 +64,14 @@ def tiny_flags(model_dir, cache_dir, *flags):
 def start_main(args, env=None, **popen):
     """`python main.py ARGS` started from the repository root, stdout and stderr piped as text; env: variables
     added to this process's; popen: Popen arguments that replace these (e.g. stdout=a pty)."""
-    kwargs = {"cwd": REPO, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True,
-              "env": {**os.environ, **(env or {})}, **popen}
+    kwargs = {
+        "cwd": REPO,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.PIPE,
+        "text": True,
+        "env": {**os.environ, **(env or {})},
+        **popen,
+    }
     return subprocess.Popen([sys.executable, "main.py", *args], **kwargs)
 
 
@@ -86,6 +95,7 @@ def resolve_command_line(args):
 
     import main  # pylint: disable=import-outside-toplevel
     from configs import cli  # pylint: disable=import-outside-toplevel
+
     flag_values, scanned = flags.FlagValues(), []
     cli.define_flags(flag_values, scanned)
     cli.read_flags(["main.py", *args], flag_values, scanned)

@@ -4,6 +4,7 @@ what the dependency direction lists twice agrees.
 
 Imports are read from the source with ast (function-local imports included), so this runs in a second.
 """
+
 import ast
 import os
 import re
@@ -22,10 +23,22 @@ ALLOWED = {
 
 
 # training/ in layers, lowest first (docs/architecture.md): a module imports modules of its own layer or below.
-TRAINING_LAYERS = ("training.errors", "training.checks", "training.store", "training.core", "training.serving",
-                   "training.session")
-_LAYER_RANK = {"training.errors": 0, "training.checks": 0, "training.store": 1, "training.core": 2,
-               "training.serving": 3, "training.session": 4}
+TRAINING_LAYERS = (
+    "training.errors",
+    "training.checks",
+    "training.store",
+    "training.core",
+    "training.serving",
+    "training.session",
+)
+_LAYER_RANK = {
+    "training.errors": 0,
+    "training.checks": 0,
+    "training.store": 1,
+    "training.core": 2,
+    "training.serving": 3,
+    "training.session": 4,
+}
 
 
 def _layer(module):
@@ -43,7 +56,7 @@ def _project_modules():
                 if name.endswith(".py"):
                     path = os.path.join(root, name)
                     dotted = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
-                    modules[dotted[:-len(".__init__")] if dotted.endswith(".__init__") else dotted] = path
+                    modules[dotted[: -len(".__init__")] if dotted.endswith(".__init__") else dotted] = path
     return modules
 
 
@@ -82,10 +95,13 @@ def test_every_training_module_is_in_a_layer():
 
 
 def test_training_layers_import_only_their_own_layer_or_below():
-    violations = [f"{module} imports {target}" for module, imported in _graph().items()
-                  if module.startswith("training.") for target in imported
-                  if target.startswith("training.") and _layer(target) is not None
-                  and _layer(target) > _layer(module)]
+    violations = [
+        f"{module} imports {target}"
+        for module, imported in _graph().items()
+        if module.startswith("training.")
+        for target in imported
+        if target.startswith("training.") and _layer(target) is not None and _layer(target) > _layer(module)
+    ]
     assert not violations, violations
 
 
@@ -124,15 +140,20 @@ def test_the_cycle_check_sees_a_cycle():
 
 # A path of this repository named in prose: starts at one of its folders (not inside another path, such as the
 # original's models/official/efficientnet/tpu/...) and ends in a file extension.
-_CITATION = re.compile(r"(?<![\w/.-])((?:configs|data|efficientnet|tpu|training|tests|benchmarks|docs|\.ci)/"
-                       r"[\w./-]*\w\.(?:py|md|txt|sh|png|json|csv))(?![\w])")
+_CITATION = re.compile(
+    r"(?<![\w/.-])((?:configs|data|efficientnet|tpu|training|tests|benchmarks|docs|\.ci)/"
+    r"[\w./-]*\w\.(?:py|md|txt|sh|png|json|csv))(?![\w])"
+)
 _OUTSIDE_NOTES = re.compile(r"\b(?:REFERENCE|DESIGN)(?:\.md| §)")
 
 
 def _tracked_text_files():
     for root, dirs, files in os.walk(REPO):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("runs", "__pycache__", "build")
-                   and not d.endswith(".egg-info")]
+        dirs[:] = [
+            d
+            for d in dirs
+            if not d.startswith(".") and d not in ("runs", "__pycache__", "build") and not d.endswith(".egg-info")
+        ]
         for name in files:
             if name.endswith((".py", ".md")):
                 yield os.path.join(root, name)
@@ -140,8 +161,10 @@ def _tracked_text_files():
 
 def test_the_citation_pattern_finds_repository_paths_and_not_the_originals():
     """Positive control for the check below."""
-    text = ("see training/store/rundir.py, docs/recipe.md and tests/data/original_port.py; the original's "
-            "models/official/efficientnet/tpu/efficientnet_x_builder.py and tests/data/original_port.sharpness")
+    text = (
+        "see training/store/rundir.py, docs/recipe.md and tests/data/original_port.py; the original's "
+        "models/official/efficientnet/tpu/efficientnet_x_builder.py and tests/data/original_port.sharpness"
+    )
     assert _CITATION.findall(text) == ["training/store/rundir.py", "docs/recipe.md", "tests/data/original_port.py"]
 
 
@@ -150,8 +173,9 @@ def test_every_repository_path_named_in_prose_exists():
     for path in _tracked_text_files():
         text = open(path, encoding="utf-8").read()
         relative = os.path.relpath(path, REPO)
-        missing += [f"{relative}: {cited}" for cited in _CITATION.findall(text)
-                    if not os.path.exists(os.path.join(REPO, cited))]
+        missing += [
+            f"{relative}: {cited}" for cited in _CITATION.findall(text) if not os.path.exists(os.path.join(REPO, cited))
+        ]
         outside += [f"{relative}: {m.group(0)}" for m in _OUTSIDE_NOTES.finditer(text)]
     assert not missing, missing
     assert not outside, f"{len(outside)} citations of notes that are not in the repository, e.g. {outside[:3]}"
@@ -163,5 +187,6 @@ def test_lists_the_dependency_direction_keeps_twice_stay_equal():
     from configs import base  # pylint: disable=import-outside-toplevel
     from data import preprocessing  # pylint: disable=import-outside-toplevel
     from efficientnet import variants  # pylint: disable=import-outside-toplevel
+
     assert tuple(base.AUGMENTATIONS) == tuple(preprocessing.AUGMENT_NAMES)
     assert tuple(variants.RESIZE_METHODS) == tuple(preprocessing.RESIZE_METHODS)

@@ -3,6 +3,7 @@
 The flag and config mistakes are caught before TensorFlow loads, so those processes take about a second; the
 data/TPU/model_dir cases load TensorFlow and take a few seconds each (they run concurrently).
 """
+
 import os
 
 import pytest
@@ -17,9 +18,12 @@ CASES = [
     (["--config.train.nope=1"], "error: unknown config field --config.train.nope; did you mean"),
     (["--config.trian.steps=1"], "error: unknown config field --config.trian.steps; did you mean --config.train.steps"),
     (["--model_name=efficientnet-b9"], "error: unknown model 'b9'"),
-    (["--model_name=efficientnet-x-b0"], "error: EfficientNet-X/H ('x-b0', tensorflow/tpu "
-     "models/official/efficientnet/tpu/efficientnet_x_builder.py) "
-                                          "is not implemented here"),
+    (
+        ["--model_name=efficientnet-x-b0"],
+        "error: EfficientNet-X/H ('x-b0', tensorflow/tpu "
+        "models/official/efficientnet/tpu/efficientnet_x_builder.py) "
+        "is not implemented here",
+    ),
     (["--mixup_alpha=-0.2"], "error: mixup_alpha must be a finite number >= 0, got -0.2"),
     (["--model=b0", "--model_name=efficientnet-b4"], "error: --model=b0 and --model_name=b4 set the same thing"),
     (["--flagfile=/nonexistent/flags"], "Unable to open flagfile"),
@@ -38,15 +42,19 @@ SLOW_CASES = [
 
 def _run_all(cases, tmp_path):
     """Runs every case concurrently; each gets its own --model_dir (except the case about a missing one)."""
-    command_lines = [args + ([] if "--mode=eval" in args else [f"--model_dir={tmp_path / f'run{i}'}"])
-                     for i, (args, _) in enumerate(cases)]
-    return [(p, p.stdout, p.stderr) for p in run_concurrently(
-        command_lines, 300, env={"EFFICIENTNET_DEMO_DIR": str(tmp_path / "demo")})]
+    command_lines = [
+        args + ([] if "--mode=eval" in args else [f"--model_dir={tmp_path / f'run{i}'}"])
+        for i, (args, _) in enumerate(cases)
+    ]
+    return [
+        (p, p.stdout, p.stderr)
+        for p in run_concurrently(command_lines, 300, env={"EFFICIENTNET_DEMO_DIR": str(tmp_path / "demo")})
+    ]
 
 
 @pytest.mark.parametrize("cases", [CASES, pytest.param(SLOW_CASES, marks=pytest.mark.slow)], ids=["flags", "data"])
 def test_user_mistakes_are_one_line_and_exit_2(cases, tmp_path):
-    for i, ((args, expected), (process, stdout, stderr)) in enumerate(zip(cases, _run_all(cases, tmp_path))):
+    for i, ((args, expected), (process, _, stderr)) in enumerate(zip(cases, _run_all(cases, tmp_path))):
         last_line = stderr.strip().splitlines()[-1] if stderr.strip() else ""
         assert process.returncode == 2, (args, stderr[-2000:])
         assert expected in last_line, (args, last_line)
@@ -55,5 +63,5 @@ def test_user_mistakes_are_one_line_and_exit_2(cases, tmp_path):
 
 
 def test_flag_mistakes_print_exactly_one_line_before_tensorflow_loads(tmp_path):
-    for (args, _), (process, stdout, stderr) in zip(CASES, _run_all(CASES, tmp_path)):
+    for (args, _), (_, _, stderr) in zip(CASES, _run_all(CASES, tmp_path)):
         assert len(stderr.strip().splitlines()) == 1, (args, stderr)

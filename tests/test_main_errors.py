@@ -1,5 +1,6 @@
 """main.py: config values, config files and environment faults that used to end in a traceback (exit 1) are one
 line on stderr and exit status 2, with nothing written; TensorFlow's start-up notices do not precede the line."""
+
 import errno
 import os
 
@@ -15,8 +16,10 @@ CASES = [
     (["--seed=-1", "--deterministic"], "error: seed must be in [0, 2**32), got -1"),
     (["--config.train.warmup_epochs=inf"], "error: warmup_epochs must be a finite number >= 0, got inf"),
     (["--config.train.freeze_backbone_epochs=inf"], "error: freeze_backbone_epochs must be a finite number >= 0"),
-    (["--augment_name=randaugment", "--config.data.randaugment_magnitude=-50"],
-     "error: randaugment_magnitude must be a finite number >= 0, got -50"),
+    (
+        ["--augment_name=randaugment", "--config.data.randaugment_magnitude=-50"],
+        "error: randaugment_magnitude must be a finite number >= 0, got -50",
+    ),
     (["--config=/missing/config.py"], "error: cannot load --config: [Errno 2] No such file or directory"),
     (["--config={tmp}/broken.py"], "broken.py: invalid syntax at line 1"),
 ]
@@ -25,8 +28,10 @@ SLOW_CASES = [
     (["--model_dir={tmp}/a_file"], "error: --model_dir {tmp}/a_file exists and is not a directory"),
     (["--model_dir=/proc/efficientnet-run"], "error: cannot write to /proc:"),  # read-only even for root
     (["--mode=eval", "--model_dir=/proc/efficientnet-run"], "error: no training run to eval in /proc/efficientnet-run"),
-    (["--config=configs/transfer.py:cifar10", "--config.data.tfds_data_dir={tmp}/no_tfds"],
-     "error: Dataset cifar10: could not find data in"),
+    (
+        ["--config=configs/transfer.py:cifar10", "--config.data.tfds_data_dir={tmp}/no_tfds"],
+        "error: Dataset cifar10: could not find data in",
+    ),
     (["--data_dir=gs://efficientnet-no-such-bucket-8d1c/imagenet"], "gs://efficientnet-no-such-bucket-8d1c"),
 ]
 
@@ -39,8 +44,10 @@ def _run_all(cases, tmp_path):
         args = [a.format(tmp=tmp_path) for a in args]
         given = any(a.startswith("--model_dir") for a in args)
         command_lines.append(args + ([] if given else [f"--model_dir={tmp_path}/run{i}"]))
-    return [(p, p.stdout, p.stderr) for p in run_concurrently(
-        command_lines, 600, env={"EFFICIENTNET_DEMO_DIR": str(tmp_path / "demo")})]
+    return [
+        (p, p.stdout, p.stderr)
+        for p in run_concurrently(command_lines, 600, env={"EFFICIENTNET_DEMO_DIR": str(tmp_path / "demo")})
+    ]
 
 
 @pytest.mark.parametrize("cases", [CASES, pytest.param(SLOW_CASES, marks=pytest.mark.slow)], ids=["config", "env"])
@@ -57,11 +64,16 @@ def test_environment_faults_are_one_line_and_bugs_keep_their_traceback():
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from training import errors  # pylint: disable=import-outside-toplevel
+
     full = OSError(errno.ENOSPC, "No space left on device", "/runs/b0/metrics.jsonl")
     assert errors.environment_fault(full, tf) == "No space left on device: /runs/b0/metrics.jsonl"
-    exhausted = tf.errors.ResourceExhaustedError(None, None, "{{function_node __wrapped__SaveV2_dtypes_477_device_/"
-                                                 "job:localhost/replica:0/task:0/device:CPU:0}} /runs/b0/ckpt-4_temp"
-                                                 "; No space left on device\nmore [Op:SaveV2]")
+    exhausted = tf.errors.ResourceExhaustedError(
+        None,
+        None,
+        "{{function_node __wrapped__SaveV2_dtypes_477_device_/"
+        "job:localhost/replica:0/task:0/device:CPU:0}} /runs/b0/ckpt-4_temp"
+        "; No space left on device\nmore [Op:SaveV2]",
+    )
     assert errors.environment_fault(exhausted, tf) == "/runs/b0/ckpt-4_temp; No space left on device more"
     offline = tf.errors.FailedPreconditionError(None, None, "Error executing an HTTP request: libcurl code 6")
     assert errors.environment_fault(offline, tf).startswith("Error executing an HTTP request")
@@ -73,4 +85,5 @@ def test_environment_faults_are_one_line_and_bugs_keep_their_traceback():
 def test_checks_knows_the_splits_of_the_data_sources():
     from data import sources  # pylint: disable=import-outside-toplevel
     from training import checks  # pylint: disable=import-outside-toplevel
+
     assert checks.SPLITS == sources.SPLITS

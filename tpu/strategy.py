@@ -16,6 +16,7 @@ for Mirrored strategies with several local replicas because a jit_compile'd step
 fails there ("Trying to access resource .../replica_1/... from device ...", measured on 2 logical CPUs with
 TF 2.21); TPUStrategy compiles the whole step with XLA by itself.
 """
+
 import json
 import os
 import socket
@@ -43,7 +44,8 @@ def _check_reachable(master, timeout_s):
     except OSError as e:
         raise TPUUnreachableError(
             f"TPU worker {master} is not reachable within {timeout_s:.0f} s ({e}); "
-            "check --tpu and that the TPU is READY") from None
+            "check --tpu and that the TPU is READY"
+        ) from None
 
 
 def _tpu_strategy(tpu, timeout_s, zone=None, project=None):

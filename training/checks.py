@@ -1,4 +1,5 @@
 """Validation of a run's config before any heavy work: every problem is one line and a UserError."""
+
 import math
 import os
 import uuid
@@ -25,13 +26,17 @@ def _check_positive(config, fields):
         section, key = field.split(".")
         value = config[section][key]
         if value is not None:
-            _require(isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
-                     f"{field} must be positive, got {value!r}")
+            _require(
+                isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
+                f"{field} must be positive, got {value!r}",
+            )
 
 
 def _check_non_negative(value, name):
-    _require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
-             f"{name} must be a finite number >= 0, got {value!r}")
+    _require(
+        isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+        f"{name} must be a finite number >= 0, got {value!r}",
+    )
 
 
 def _check_fraction(value, name, *, allow_one=False):
@@ -41,26 +46,37 @@ def _check_fraction(value, name, *, allow_one=False):
 
 def _check_range_pair(value, name, upper=math.inf):
     """A (low, high) pair of numbers with 0 < low <= high <= upper (config.json stores it as a list)."""
-    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-    _require(ok and 0 < value[0] <= value[1] <= upper,
-             f"{name} must be (low, high) with 0 < low <= high{' <= 1' if upper == 1 else ''}, got {value!r}")
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    )
+    _require(
+        ok and 0 < value[0] <= value[1] <= upper,
+        f"{name} must be (low, high) with 0 < low <= high{' <= 1' if upper == 1 else ''}, got {value!r}",
+    )
 
 
 def check_tflite_counts(config):
     """The image counts of the TFLite export (training/serving/tflite.py) are positive integers."""
     for field in ("tflite_calibration_images", "tflite_check_images"):
         value = config.runtime[field]
-        _require(not isinstance(value, bool) and isinstance(value, int) and value >= 1,
-                 f"--config.runtime.{field} must be a positive integer, got {value!r}")
+        _require(
+            not isinstance(value, bool) and isinstance(value, int) and value >= 1,
+            f"--config.runtime.{field} must be a positive integer, got {value!r}",
+        )
 
 
 def validate_config(config):
     """Raises UserError for the first bad value found; returns nothing when the config is usable."""
-    _require(efficientnet.variants.not_built_reason(config.model.variant) is None,
-             efficientnet.variants.not_built_reason(config.model.variant))
-    _require(config.model.variant in efficientnet.VARIANTS,
-             f"unknown model {config.model.variant!r}; choose one of {', '.join(efficientnet.VARIANTS)}")
+    _require(
+        efficientnet.variants.not_built_reason(config.model.variant) is None,
+        efficientnet.variants.not_built_reason(config.model.variant),
+    )
+    _require(
+        config.model.variant in efficientnet.VARIANTS,
+        f"unknown model {config.model.variant!r}; choose one of {', '.join(efficientnet.VARIANTS)}",
+    )
     _check_choice(config.runtime.mode, base.MODES, "mode")
     _check_choice(config.data.augment_name, base.AUGMENTATIONS, "augment_name")
     if config.data.resize_method is not None:
@@ -69,32 +85,59 @@ def validate_config(config):
     _check_choice(config.train.optimizer, base.OPTIMIZERS, "optimizer")
     _check_range_pair(config.data.crop_area_range, "crop_area_range", upper=1.0)
     _check_range_pair(config.data.crop_aspect_ratio_range, "crop_aspect_ratio_range")
-    _check_positive(config, [
-        "train.batch_size", "eval.batch_size", "train.iterations_per_loop", "train.base_learning_rate",
-        "train.epochs", "eval.epochs_per_eval", "eval.steps_per_eval", "model.image_size",
-        "model.num_classes", "model.width_coefficient", "model.depth_coefficient", "runtime.checkpoints_to_keep",
-        "runtime.checkpoint_steps", "data.shuffle_buffer", "train.epsilon", "train.lr_decay_epochs"])
+    _check_positive(
+        config,
+        [
+            "train.batch_size",
+            "eval.batch_size",
+            "train.iterations_per_loop",
+            "train.base_learning_rate",
+            "train.epochs",
+            "eval.epochs_per_eval",
+            "eval.steps_per_eval",
+            "model.image_size",
+            "model.num_classes",
+            "model.width_coefficient",
+            "model.depth_coefficient",
+            "runtime.checkpoints_to_keep",
+            "runtime.checkpoint_steps",
+            "data.shuffle_buffer",
+            "train.epsilon",
+            "train.lr_decay_epochs",
+        ],
+    )
     check_tflite_counts(config)
     group = str(config.model.batchnorm_group_size)
-    _require(group in ("auto", "all") or (group.isdigit() and int(group) >= 1),
-             f"model.batchnorm_group_size must be auto, all or a positive integer, got {group!r}")
-    _require(config.runtime.progress_seconds >= 0,
-             f"--config.runtime.progress_seconds must be >= 0, got {config.runtime.progress_seconds}")
-    _require(config.runtime.tensorboard_images >= 0,
-             f"--config.runtime.tensorboard_images must be >= 0, got {config.runtime.tensorboard_images}")
-    _require(config.train.steps is None or config.train.steps >= 0,
-             f"train_steps must be >= 0, got {config.train.steps}")
-    _require(config.model.image_size is None or config.model.image_size >= 32,
-             f"image_size must be at least 32 (the network downsamples 32x), got {config.model.image_size}")
+    _require(
+        group in ("auto", "all") or (group.isdigit() and int(group) >= 1),
+        f"model.batchnorm_group_size must be auto, all or a positive integer, got {group!r}",
+    )
+    _require(
+        config.runtime.progress_seconds >= 0,
+        f"--config.runtime.progress_seconds must be >= 0, got {config.runtime.progress_seconds}",
+    )
+    _require(
+        config.runtime.tensorboard_images >= 0,
+        f"--config.runtime.tensorboard_images must be >= 0, got {config.runtime.tensorboard_images}",
+    )
+    _require(
+        config.train.steps is None or config.train.steps >= 0, f"train_steps must be >= 0, got {config.train.steps}"
+    )
+    _require(
+        config.model.image_size is None or config.model.image_size >= 32,
+        f"image_size must be at least 32 (the network downsamples 32x), got {config.model.image_size}",
+    )
     _require(config.data.holdout_shards >= 0, f"holdout_shards must be >= 0, got {config.data.holdout_shards}")
     _check_non_negative(config.train.warmup_epochs, "warmup_epochs")
     _require(config.eval.early_stopping_evals >= 0, "early_stopping_evals must be >= 0")
     _check_non_negative(config.train.freeze_backbone_epochs, "freeze_backbone_epochs")
     _check_data(config.data)
     # keras.utils.set_random_seed (deterministic runs) and the tf.data seeds take 0 <= seed < 2**32.
-    _require(0 <= config.train.seed < 2 ** 32, f"seed must be in [0, 2**32), got {config.train.seed}")
-    _require(not (config.train.freeze_backbone and config.train.freeze_backbone_epochs),
-             "give either freeze_backbone (the whole run) or freeze_backbone_epochs (a head warm-up), not both")
+    _require(0 <= config.train.seed < 2**32, f"seed must be in [0, 2**32), got {config.train.seed}")
+    _require(
+        not (config.train.freeze_backbone and config.train.freeze_backbone_epochs),
+        "give either freeze_backbone (the whole run) or freeze_backbone_epochs (a head warm-up), not both",
+    )
     _check_fraction(config.train.label_smoothing, "label_smoothing")
     _check_fraction(config.train.moving_average_decay, "moving_average_decay")
     _check_fraction(config.train.rmsprop_decay, "rmsprop_decay")
@@ -102,8 +145,10 @@ def validate_config(config):
     _check_fraction(config.train.adam_beta_1, "adam_beta_1")
     _check_fraction(config.train.adam_beta_2, "adam_beta_2")
     _require(config.train.adam_epsilon > 0, f"adam_epsilon must be > 0, got {config.train.adam_epsilon}")
-    _require(config.train.decoupled_weight_decay >= 0,
-             f"decoupled_weight_decay must be >= 0, got {config.train.decoupled_weight_decay}")
+    _require(
+        config.train.decoupled_weight_decay >= 0,
+        f"decoupled_weight_decay must be >= 0, got {config.train.decoupled_weight_decay}",
+    )
     _check_fraction(config.train.lr_decay_rate, "lr_decay_rate", allow_one=True)
     _check_fraction(config.model.survival_prob, "survival_prob", allow_one=True)
     _require(config.model.survival_prob > 0, "survival_prob must be > 0")
@@ -113,11 +158,14 @@ def validate_config(config):
     if config.data.holdout_fraction is not None:
         _check_fraction(config.data.holdout_fraction, "holdout_fraction")
     _require(config.train.weight_decay >= 0, f"weight_decay must be >= 0, got {config.train.weight_decay}")
-    _require(not (config.data.data_dir and config.data.dataset),
-             "give either --data_dir (TFRecords) or --dataset (tfds:NAME), not both")
+    _require(
+        not (config.data.data_dir and config.data.dataset),
+        "give either --data_dir (TFRecords) or --dataset (tfds:NAME), not both",
+    )
     if config.data.dataset:
-        _require(config.data.dataset.startswith("tfds:"),
-                 f"--dataset must look like tfds:NAME, got {config.data.dataset!r}")
+        _require(
+            config.data.dataset.startswith("tfds:"), f"--dataset must look like tfds:NAME, got {config.data.dataset!r}"
+        )
 
 
 def _check_data(data):
@@ -125,10 +173,13 @@ def _check_data(data):
     _check_choice(data.eval_split, SPLITS, "eval_split")
     _check_non_negative(data.mixup_alpha, "mixup_alpha")
     if data.crop_fraction is not None:
-        _require(isinstance(data.crop_fraction, (int, float)) and 0 < data.crop_fraction <= 1,
-                 f"crop_fraction must be in (0, 1], got {data.crop_fraction!r}")
-    _require(data.randaugment_num_layers >= 0,
-             f"randaugment_num_layers must be >= 0, got {data.randaugment_num_layers}")
+        _require(
+            isinstance(data.crop_fraction, (int, float)) and 0 < data.crop_fraction <= 1,
+            f"crop_fraction must be in (0, 1], got {data.crop_fraction!r}",
+        )
+    _require(
+        data.randaugment_num_layers >= 0, f"randaugment_num_layers must be >= 0, got {data.randaugment_num_layers}"
+    )
     _check_non_negative(data.randaugment_magnitude, "randaugment_magnitude")
 
 
@@ -153,5 +204,6 @@ def check_writable_dir(path):
 
 def check_batch_divides(batch_size, num_replicas, name):
     """Global batches are split evenly over replicas; a remainder would change the recipe silently."""
-    _require(batch_size % num_replicas == 0,
-             f"{name}={batch_size} is not divisible by the {num_replicas} replicas in sync")
+    _require(
+        batch_size % num_replicas == 0, f"{name}={batch_size} is not divisible by the {num_replicas} replicas in sync"
+    )

@@ -3,6 +3,7 @@ one-line reports of faults in the environment (a full disk, a bad --config file,
 
 No TensorFlow import here: main.py uses this module before TensorFlow loads.
 """
+
 import contextlib
 import errno
 import os
@@ -48,8 +49,10 @@ class Preempted(Exception):
     def __str__(self):
         cause = "interrupted" if self.interrupted else "preempted"
         if self.saved:
-            return (f"{cause}: checkpoint at step {self.step} saved to {self.checkpoint_path}; rerun the same "
-                    "command to resume")
+            return (
+                f"{cause}: checkpoint at step {self.step} saved to {self.checkpoint_path}; rerun the same "
+                "command to resume"
+            )
         return f"{cause}: stopped before finishing; rerun the same command (what is in metrics.jsonl is not redone)"
 
     @property
@@ -68,10 +71,12 @@ def config_file_error(error):
 
 # What TensorFlow prints to stderr while it loads, before its logging is configured (TF_CPP_MIN_LOG_LEVEL does
 # not reach these): oneDNN and CPU-feature notices, and the CUDA probes of a machine without GPUs.
-_STARTUP_NOISE = re.compile(r"All log messages before absl::InitializeLog|\] oneDNN custom operations are on"
-                            r"|cudart_stub\.cc|cpu_feature_guard\.cc|^To enable the following instructions"
-                            r"|cuda_platform\.cc:\d+\] failed call to cuInit|Unable to register cu(DNN|FFT|BLAS)"
-                            r"|cuda_(dnn|fft|blas)\.cc|computation_placer\.cc")
+_STARTUP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|\] oneDNN custom operations are on"
+    r"|cudart_stub\.cc|cpu_feature_guard\.cc|^To enable the following instructions"
+    r"|cuda_platform\.cc:\d+\] failed call to cuInit|Unable to register cu(DNN|FFT|BLAS)"
+    r"|cuda_(dnn|fft|blas)\.cc|computation_placer\.cc"
+)
 # Disk full, read-only or permission-denied writes: one line, not a traceback (any other OSError is a bug).
 _ENVIRONMENT_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -85,8 +90,9 @@ def environment_fault(error, tf):
             return None
         return f"{error.strerror}: {error.filename}" if error.filename else first_line(error)
     network = isinstance(error, tf.errors.FailedPreconditionError) and "Error executing an HTTP request" in str(error)
-    if not network and not isinstance(error, (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
-                                              tf.errors.UnavailableError)):
+    if not network and not isinstance(
+        error, (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.UnavailableError)
+    ):
         return None
     text = " ".join(line.strip() for line in error.message.splitlines() if line.strip())
     # Without the graph-function prefix and op suffix of eager errors: "{{function_node ...}} PATH; No space

@@ -1,4 +1,5 @@
 """Shared helper of the benchmark tests: the scripts in benchmarks/ are not a package, so they load by path."""
+
 import importlib.util
 import os
 

@@ -1,4 +1,5 @@
 """Tests for benchmarks/input_pipeline.py: the Model Garden anchor is optional and never breaks the benchmark."""
+
 import json
 import os
 import sys
@@ -26,12 +27,32 @@ def _lines(capsys):
 
 
 def test_model_garden_configs_are_skipped_with_a_note_without_a_path(bench, tiny_dir, capsys):
-    bench.main(["--data_dir", tiny_dir, "--image_size", "16", "--batch_size", "2", "--num_batches", "1",
-                "--warmup", "1", "--repeats", "1", "--no_device_cost", "--configs", "plain_none", "mg_none",
-                "mg_autoaugment"])
+    bench.main(
+        [
+            "--data_dir",
+            tiny_dir,
+            "--image_size",
+            "16",
+            "--batch_size",
+            "2",
+            "--num_batches",
+            "1",
+            "--warmup",
+            "1",
+            "--repeats",
+            "1",
+            "--no_device_cost",
+            "--configs",
+            "plain_none",
+            "mg_none",
+            "mg_autoaugment",
+        ]
+    )
     lines = _lines(capsys)
-    assert lines[0] == {"note": "mg_none and mg_autoaugment skipped: give --model_garden_path, a directory holding "
-                                "a usable Model Garden official/ (see benchmarks/README.md)"}
+    assert lines[0] == {
+        "note": "mg_none and mg_autoaugment skipped: give --model_garden_path, a directory holding "
+        "a usable Model Garden official/ (see benchmarks/README.md)"
+    }
     assert [line["config"] for line in lines[1:]] == ["plain_none"]
 
 
@@ -49,12 +70,33 @@ def test_an_unusable_model_garden_is_a_one_line_note(bench, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("MODEL_GARDEN_PATH"),
-                    reason="set MODEL_GARDEN_PATH to a Model Garden install (benchmarks/README.md)")
+@pytest.mark.skipif(
+    not os.environ.get("MODEL_GARDEN_PATH"),
+    reason="set MODEL_GARDEN_PATH to a Model Garden install (benchmarks/README.md)",
+)
 def test_model_garden_anchor_runs(bench, tiny_dir, capsys):
-    bench.main(["--data_dir", tiny_dir, "--image_size", "16", "--batch_size", "2", "--num_batches", "1",
-                "--warmup", "1", "--repeats", "1", "--no_device_cost", "--configs", "mg_none", "mg_autoaugment",
-                "--model_garden_path", os.environ["MODEL_GARDEN_PATH"]])
+    bench.main(
+        [
+            "--data_dir",
+            tiny_dir,
+            "--image_size",
+            "16",
+            "--batch_size",
+            "2",
+            "--num_batches",
+            "1",
+            "--warmup",
+            "1",
+            "--repeats",
+            "1",
+            "--no_device_cost",
+            "--configs",
+            "mg_none",
+            "mg_autoaugment",
+            "--model_garden_path",
+            os.environ["MODEL_GARDEN_PATH"],
+        ]
+    )
     lines = _lines(capsys)
     assert [line.get("config") for line in lines] == ["mg_none", "mg_autoaugment"]
     assert all(line["images_per_sec"] > 0 for line in lines)

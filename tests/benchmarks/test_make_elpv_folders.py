@@ -1,4 +1,5 @@
 """Tests for benchmarks/make_elpv_folders.py's split: exact totals, stratified, disjoint, fixed by the seed."""
+
 import pytest
 
 from tests.benchmarks.conftest import load_script

@@ -1,4 +1,5 @@
 """Fixtures for data/ tests: tiny ImageNet-format TFRecord directories written on the fly."""
+
 import io
 import os
 
@@ -111,8 +112,10 @@ def eval_pixels(source, split, size):
     """([image], [label]) of every real (unpadded) example of `split` through the eval pipeline at `size` px."""
     from data import pipeline  # pylint: disable=import-outside-toplevel
     from training.core.recipe import recipe_input_settings  # pylint: disable=import-outside-toplevel
-    dataset = pipeline.make_dataset(source, split, recipe_input_settings(size, False, resize_method="bilinear"),
-                                    batch_size=4)
+
+    dataset = pipeline.make_dataset(
+        source, split, recipe_input_settings(size, False, resize_method="bilinear"), batch_size=4
+    )
     images, labels = [], []
     for batch in dataset:
         keep = batch["mask"].numpy() > 0

@@ -11,6 +11,7 @@ transform kernel that tf.contrib.image wrapped, tf.compat.v1.image.resize_bicubi
 each function follows the original step by step. Randomness (crop window, flip, coin flips, Cutout centre) is an
 input, so the port can be given the draws the project made.
 """
+
 import math
 
 import numpy as np
@@ -32,8 +33,9 @@ def photo_like(height, width, seed):
     trip (quality 90), so histograms, edges and smooth areas look like a photograph's."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
-    base = np.stack([rng.uniform(30, 200) + rng.uniform(-80, 80) * yy + rng.uniform(-60, 60) * xx
-                     for _ in range(3)], -1)
+    base = np.stack(
+        [rng.uniform(30, 200) + rng.uniform(-80, 80) * yy + rng.uniform(-60, 60) * xx for _ in range(3)], -1
+    )
     canvas = Image.fromarray(base.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
     for _ in range(12):
@@ -71,8 +73,13 @@ def level_to_arg(name, level, consts):
         "TranslateX": lambda: ratio * float(consts["translate_const"]),
         "Cutout": lambda: int(ratio * consts["cutout_const"]),
     }
-    alias = {"Contrast": "Color", "Brightness": "Color", "Sharpness": "Color", "ShearY": "ShearX",
-             "TranslateY": "TranslateX"}
+    alias = {
+        "Contrast": "Color",
+        "Brightness": "Color",
+        "Sharpness": "Color",
+        "ShearY": "ShearX",
+        "TranslateY": "TranslateX",
+    }
     key = alias.get(name, name)
     return table[key]() if key in table else None
 
@@ -144,7 +151,7 @@ def sharpness(image, factor):
     total = np.zeros((height, width, 3), np.float32)
     for row in range(3):
         for col in range(3):
-            product = np.multiply(pixels[row:row + height, col:col + width], kernel[row, col], dtype=np.float32)
+            product = np.multiply(pixels[row : row + height, col : col + width], kernel[row, col], dtype=np.float32)
             total = np.add(total, product, dtype=np.float32)
     result = image.copy()
     result[1:-1, 1:-1] = np.clip(total, 0, 255).astype(np.uint8)
@@ -190,7 +197,7 @@ def cutout(image, pad_size, center):
     lower, upper = max(0, cy - pad_size), max(0, height - cy - pad_size)
     left, right = max(0, cx - pad_size), max(0, width - cx - pad_size)
     out = image.copy()
-    out[lower:height - upper, left:width - right] = REPLACE
+    out[lower : height - upper, left : width - right] = REPLACE
     return out
 
 
@@ -199,9 +206,12 @@ def _transform(image, transform):
     zeros outside, then unwrap(): pixels whose fourth channel is 0 become 128."""
     wrapped = np.concatenate([image, np.ones(image.shape[:2] + (1,), np.uint8)], -1)
     out = tf.raw_ops.ImageProjectiveTransformV2(
-        images=tf.constant(wrapped)[None], transforms=tf.reshape(tf.constant(transform, tf.float32), [1, 8]),
-        output_shape=tf.constant(image.shape[:2], tf.int32), interpolation="NEAREST",
-        fill_mode="CONSTANT").numpy()[0]
+        images=tf.constant(wrapped)[None],
+        transforms=tf.reshape(tf.constant(transform, tf.float32), [1, 8]),
+        output_shape=tf.constant(image.shape[:2], tf.int32),
+        interpolation="NEAREST",
+        fill_mode="CONSTANT",
+    ).numpy()[0]
     rgb = out[:, :, :3].copy()
     rgb[out[:, :, 3] == 0] = REPLACE
     return rgb
@@ -235,10 +245,24 @@ def shear_y(image, level):
     return _transform(image, [1.0, 0.0, 0.0, np.float32(level), 1.0, 0.0, 0.0, 0.0])
 
 
-OPS = {"AutoContrast": autocontrast, "Equalize": equalize, "Invert": invert, "Rotate": rotate,
-       "Posterize": posterize, "Solarize": solarize, "Color": color, "Contrast": contrast,
-       "Brightness": brightness, "Sharpness": sharpness, "ShearX": shear_x, "ShearY": shear_y,
-       "TranslateX": translate_x, "TranslateY": translate_y, "Cutout": cutout, "SolarizeAdd": solarize_add}
+OPS = {
+    "AutoContrast": autocontrast,
+    "Equalize": equalize,
+    "Invert": invert,
+    "Rotate": rotate,
+    "Posterize": posterize,
+    "Solarize": solarize,
+    "Color": color,
+    "Contrast": contrast,
+    "Brightness": brightness,
+    "Sharpness": sharpness,
+    "ShearX": shear_x,
+    "ShearY": shear_y,
+    "TranslateX": translate_x,
+    "TranslateY": translate_y,
+    "Cutout": cutout,
+    "SolarizeAdd": solarize_add,
+}
 
 
 def apply(image, name, level, negative, consts, cutout_center=None):

@@ -1,6 +1,7 @@
 """Child process of tests/data/test_kernel_independence.py: Sharpness through every path that computes it (the
 host op eagerly and inside tf.data, the device path eagerly and compiled with XLA) under whatever
 TF_ENABLE_ONEDNN_OPTS the parent set; writes the images to the .npz path given as the only argument."""
+
 import sys
 
 import numpy as np
@@ -24,9 +25,16 @@ def main(path):
     batch = images()
     cases = [(image, level) for image in batch for level in LEVELS]
     eager = np.stack([autoaugment.apply_op(image, "Sharpness", level).numpy() for image, level in cases])
-    in_data = np.stack([next(tf.data.Dataset.from_tensors(image)
-                             .map(lambda x, level=level: autoaugment.apply_op(x, "Sharpness", level))
-                             .as_numpy_iterator()) for image, level in cases])
+    in_data = np.stack(
+        [
+            next(
+                tf.data.Dataset.from_tensors(image)
+                .map(lambda x, level=level: autoaugment.apply_op(x, "Sharpness", level))
+                .as_numpy_iterator()
+            )
+            for image, level in cases
+        ]
+    )
     cands = device_augment.compile_candidates(entries(), 24, 32, autoaugment.AUTOAUGMENT_HPARAMS)
     index = np.tile(np.arange(len(LEVELS), dtype=np.int32), len(batch))
     repeated = np.repeat(batch, len(LEVELS), axis=0)

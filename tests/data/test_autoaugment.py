@@ -1,5 +1,6 @@
 """Tests for data/autoaugment.py: every op eagerly and in tf.data, known values, PIL where PIL is the oracle.
 Exact equality with the original's ops is tested in test_original_ops.py."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -99,8 +100,10 @@ def test_autocontrast_matches_pil():
     np.testing.assert_allclose(aa.apply_op(low_contrast, "AutoContrast", 5).numpy(), expected, atol=1)
 
 
-@pytest.mark.parametrize("name,enhancer", [("Color", ImageEnhance.Color), ("Brightness", ImageEnhance.Brightness),
-                                           ("Sharpness", ImageEnhance.Sharpness)])
+@pytest.mark.parametrize(
+    "name,enhancer",
+    [("Color", ImageEnhance.Color), ("Brightness", ImageEnhance.Brightness), ("Sharpness", ImageEnhance.Sharpness)],
+)
 def test_enhance_ops_match_pil_within_rounding(name, enhancer):
     level = 3  # factor 0.3·1.8 + 0.1 = 0.64
     expected = np.asarray(enhancer(Image.fromarray(IMAGE)).enhance(0.64)).astype(int)

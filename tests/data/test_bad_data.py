@@ -1,5 +1,6 @@
 """Bad data the run must skip and count or refuse in one line (issue 16 items 7 and 8): labels beyond the run's
 class count, and truncated TFRecord files."""
+
 import os
 
 import numpy as np
@@ -19,9 +20,13 @@ def _scored_labels(dataset):
 def test_labels_beyond_the_runs_class_count_are_bad_records(id_tfrecord_dir):
     # The source believes 1000 classes; the run has 20 (--num_label_classes=20): labels 20..36 are bad.
     source = sources.get_source(data_dir=id_tfrecord_dir, holdout_shards=1)  # train labels 7..36
-    dataset = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, False, max_bad_fraction=1.0), batch_size=8, num_classes=20)
+    dataset = pipeline.make_dataset(
+        source, "train", recipe_input_settings(SIZE, False, max_bad_fraction=1.0), batch_size=8, num_classes=20
+    )
     assert _scored_labels(dataset) == list(range(7, 20))
-    assert _scored_labels(pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, False), batch_size=8)) == list(range(7, 37))
+    assert _scored_labels(
+        pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, False), batch_size=8)
+    ) == list(range(7, 37))
     with pytest.raises(ValueError, match="num_classes must be a positive int"):
         pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, False), batch_size=8, num_classes=0)
 
@@ -53,8 +58,16 @@ def test_counting_a_truncated_file_is_one_line_naming_it(truncated_dir):
 def test_reading_a_truncated_file_with_known_counts_skips_and_counts_its_tail(truncated_dir):
     counts = {"train-00000-of-00003": 10, "train-00001-of-00003": 10, "train-00002-of-00003": 10}
     source = sources.TFRecordSource(truncated_dir, holdout_shards=1, record_counts=counts, num_classes=1000)
-    evaluation = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, False, max_bad_fraction=1.0), batch_size=8)
+    evaluation = pipeline.make_dataset(
+        source, "train", recipe_input_settings(SIZE, False, max_bad_fraction=1.0), batch_size=8
+    )
     assert _scored_labels(evaluation) == list(range(10, 29))  # record 29 (the cut one) is not scored
-    training = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, deterministic=True, augment_name="none", max_bad_fraction=1.0), batch_size=19, seed=3)
+    training = pipeline.make_dataset(
+        source,
+        "train",
+        recipe_input_settings(SIZE, True, deterministic=True, augment_name="none", max_bad_fraction=1.0),
+        batch_size=19,
+        seed=3,
+    )
     bad = [int(np.max(batch["bad_records"])) for batch in training.take(3)]  # 3 passes over the 19 readable
     assert bad[0] >= 1 and bad[1] > bad[0] and bad[2] > bad[1], bad

@@ -1,4 +1,5 @@
 """The class count of ImageNet-format TFRecords comes from the data, never a silent 1000 (data/sources.py)."""
+
 import pytest
 import tensorflow as tf
 
@@ -21,8 +22,9 @@ def _write(directory, labels, texts=None, with_label=True):
     """Three train shards holding `labels` (stored values) in order, and one validation shard."""
     texts = texts or {}
     per_shard = [len(labels) - 2 * (len(labels) // 3)] + [len(labels) // 3] * 2
-    helpers.write_shards(str(directory), "train", per_shard,
-                         lambda i: _record(labels[i], texts.get(labels[i]), with_label))
+    helpers.write_shards(
+        str(directory), "train", per_shard, lambda i: _record(labels[i], texts.get(labels[i]), with_label)
+    )
     helpers.write_shards(str(directory), "validation", [2], lambda i: _record(1, None, with_label))
     return str(directory)
 
@@ -62,8 +64,10 @@ def test_given_count_skips_the_pass_and_keeps_matching_names(tmp_path):
     directory = _write(tmp_path, [1, 2, 3], with_label=False)  # no label feature: a pass would fail
     source = sources.get_source(data_dir=directory, holdout_shards=1, num_classes=7)
     assert source.num_classes == 7 and source.class_names is None
-    assert sources.get_source(data_dir=directory, holdout_shards=1, num_classes=8,
-                              include_background=True).num_classes == 8
+    assert (
+        sources.get_source(data_dir=directory, holdout_shards=1, num_classes=8, include_background=True).num_classes
+        == 8
+    )
     (tmp_path / sources.LABELS_FILE).write_text("a\nb\nc\nd\ne\nf\ng\n")
     assert sources.get_source(data_dir=directory, holdout_shards=1, num_classes=7).class_names[-1] == "g"
     assert sources.get_source(data_dir=directory, holdout_shards=1, num_classes=6).class_names is None
@@ -89,8 +93,9 @@ def test_zero_based_labels_are_refused_but_a_stray_zero_is_a_bad_record(tmp_path
     labels = [1 + i % 3 for i in range(150)]
     labels[7] = 0  # 1 of 150 (< 1%): skipped and counted by the pipeline, not a class
     assert sources.get_source(data_dir=_write(tmp_path / "stray", labels), holdout_shards=1).num_classes == 3
-    background = sources.get_source(data_dir=_write(tmp_path / "bg", [0, 1, 2, 0]), holdout_shards=1,
-                                    include_background=True)
+    background = sources.get_source(
+        data_dir=_write(tmp_path / "bg", [0, 1, 2, 0]), holdout_shards=1, include_background=True
+    )
     assert background.num_classes == 3 and background.class_names == ("background", "1", "2")
     with pytest.raises(ValueError, match="store label -1"):
         sources.get_source(data_dir=_write(tmp_path / "negative", [-1, 1, 2]), holdout_shards=1)
@@ -104,12 +109,15 @@ def test_standard_imagenet_layout_stays_1000_without_reading(tmp_path):
     assert sources.get_source(data_dir=str(tmp_path), include_background=True).num_classes == 1001
 
 
-@pytest.mark.parametrize("stray", [100_000, 2 ** 32 + 3])
+@pytest.mark.parametrize("stray", [100_000, 2**32 + 3])
 def test_one_implausible_label_is_refused_naming_it_and_its_records(tmp_path, stray):
     labels = [1 + i % 8 for i in range(60)]
     labels[5] = stray  # one mislabelled record: not a 100,000-way classifier, no 4.29 billion names
-    with pytest.raises(ValueError, match=f"largest stored label {stray} \\(1 record\\(s\\)\\) is far above its 9 "
-                                         "distinct labels \\(the next largest is 8\\); give --num_label_classes"):
+    with pytest.raises(
+        ValueError,
+        match=f"largest stored label {stray} \\(1 record\\(s\\)\\) is far above its 9 "
+        "distinct labels \\(the next largest is 8\\); give --num_label_classes",
+    ):
         sources.get_source(data_dir=_write(tmp_path, labels), holdout_shards=1)
     sparse = [1 + 3 * (i % 8) for i in range(60)]  # 8 labels spread over 1..22: plausible, 22 classes
     assert sources.get_source(data_dir=_write(tmp_path / "sparse", sparse), holdout_shards=1).num_classes == 22
@@ -119,15 +127,16 @@ def test_a_label_beyond_int32_is_outside_every_class_not_wrapped(tmp_path):
     directory = _write(tmp_path, [1, 2, 3])
     (tmp_path / sources.LABELS_FILE).write_text("a\nb\nc\n")  # the count comes from the file, no pass
     source = sources.get_source(data_dir=directory, holdout_shards=1)
-    for stored, expected in ((3, 2), (2 ** 32 + 3, -2), (2 ** 31, -2), (2 ** 31 - 1, 2 ** 31 - 2), (-5, -2)):
+    for stored, expected in ((3, 2), (2**32 + 3, -2), (2**31, -2), (2**31 - 1, 2**31 - 2), (-5, -2)):
         _, label = source.parse(tf.constant(_record(stored)))
         assert int(label) == expected, stored  # -2: outside [0, 3), so the pipeline counts the record as bad
 
 
 def test_records_without_a_label_are_skipped_when_few_and_named_when_many(tmp_path):
     def write(directory, unlabelled):
-        helpers.write_shards(str(directory), "train", [50, 50, 50],
-                             lambda i: _record(1 + i % 3, None, with_label=i not in unlabelled))
+        helpers.write_shards(
+            str(directory), "train", [50, 50, 50], lambda i: _record(1 + i % 3, None, with_label=i not in unlabelled)
+        )
         helpers.write_shards(str(directory), "validation", [2], lambda i: _record(1))
         return str(directory)
 

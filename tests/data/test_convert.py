@@ -1,4 +1,5 @@
 """data/convert.py: image folders → ImageNet-format TFRecords that train exactly like the folder source."""
+
 import io
 import os
 import random
@@ -29,7 +30,7 @@ def mixed_dir(tmp_path_factory):
     (root / "été x" / "cmyk.jpg").write_bytes(buffer.getvalue())
     (root / "ant" / "broken.jpg").write_bytes(b"not an image")
     whole = encode_jpeg(id_image(63, 40, 40))
-    (root / "bee" / "truncated.jpeg").write_bytes(whole[:len(whole) // 2])
+    (root / "bee" / "truncated.jpeg").write_bytes(whole[: len(whole) // 2])
     return str(root)
 
 
@@ -43,24 +44,27 @@ def converted(mixed_dir, tmp_path_factory):
 
 def _records(output, pattern):
     files = sorted(tf.io.gfile.glob(os.path.join(output, pattern)))
-    spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
-            "image/class/label": tf.io.FixedLenFeature([], tf.int64),
-            "image/filename": tf.io.FixedLenFeature([], tf.string)}
-    return [{k: v.numpy() for k, v in tf.io.parse_single_example(r, spec).items()}
-            for r in tf.data.TFRecordDataset(files)]
+    spec = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+        "image/filename": tf.io.FixedLenFeature([], tf.string),
+    }
+    return [
+        {k: v.numpy() for k, v in tf.io.parse_single_example(r, spec).items()} for r in tf.data.TFRecordDataset(files)
+    ]
 
 
 def test_converted_bytes_are_the_folder_sources(mixed_dir, converted):
     output, result, lines = converted
     folder = folders.FolderSource(mixed_dir, holdout_fraction=0.0)
-    assert sorted(result["skipped"]) == sorted([os.path.join(mixed_dir, "ant", "broken.jpg"),
-                                                os.path.join(mixed_dir, "bee", "truncated.jpeg")])
+    assert sorted(result["skipped"]) == sorted(
+        [os.path.join(mixed_dir, "ant", "broken.jpg"), os.path.join(mixed_dir, "bee", "truncated.jpeg")]
+    )
     assert len(lines) == 2 and all(line.startswith("skipped ") for line in lines)
     for split, pattern in (("train", sources.TRAIN_PATTERN), ("validation", sources.VALIDATION_PATTERN)):
         records = {r["image/filename"].decode(): r for r in _records(output, pattern)}
         pairs = folder.listing.splits[split] + (folder.listing.splits["minival"] if split == "train" else ())
-        expected = {os.path.relpath(p, mixed_dir): (p, label) for p, label in pairs
-                    if p not in result["skipped"]}
+        expected = {os.path.relpath(p, mixed_dir): (p, label) for p, label in pairs if p not in result["skipped"]}
         assert sorted(records) == sorted(expected)
         for name, (path, label) in expected.items():
             image, _ = folder.parse((tf.constant(path), tf.constant(label)))
@@ -79,8 +83,9 @@ def test_converted_directory_trains_like_the_folders(mixed_dir, converted):
     record_images, record_labels = eval_pixels(records, 32, "validation")
     assert sorted(folder_labels) == sorted(record_labels)
     key = lambda pair: (pair[1], pair[0].tobytes())  # noqa: E731
-    for (a, la), (b, lb) in zip(sorted(zip(folder_images, folder_labels), key=key),
-                                sorted(zip(record_images, record_labels), key=key)):
+    for (a, la), (b, lb) in zip(
+        sorted(zip(folder_images, folder_labels), key=key), sorted(zip(record_images, record_labels), key=key)
+    ):
         assert la == lb
         np.testing.assert_array_equal(a, b)
 
@@ -155,11 +160,21 @@ def test_killed_process_reruns_cleanly(tmp_path):
 def test_refusals_are_one_line_and_change_nothing(mixed_dir, converted, tmp_path):
     output, _, _ = converted
     before = _snapshot(output)
-    cases = (([mixed_dir, output, "--train_shards=5"], "a shard of another conversion"),
-             ([str(tmp_path / "missing"), output], "no such directory"),
-             ([mixed_dir, output, "--workers=0"], "--workers must be a positive integer"))
-    processes = [subprocess.Popen([sys.executable, "-m", "data.convert", *argv], cwd=REPO, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for argv, _ in cases]
+    cases = (
+        ([mixed_dir, output, "--train_shards=5"], "a shard of another conversion"),
+        ([str(tmp_path / "missing"), output], "no such directory"),
+        ([mixed_dir, output, "--workers=0"], "--workers must be a positive integer"),
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "data.convert", *argv],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv, _ in cases
+    ]
     for process, (_, message) in zip(processes, cases):
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 2

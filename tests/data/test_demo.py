@@ -1,4 +1,5 @@
 """Tests for data/demo.py: content, counts, classes, atomic one-time generation."""
+
 import json
 import os
 

@@ -1,5 +1,6 @@
 """data/device_augment.py: the batched augmentation equals the host path (data/autoaugment.py) image by image, on
 the same seeds, eagerly and compiled with XLA (the TPU's compiler; here on CPU)."""
+
 import dataclasses
 
 import numpy as np
@@ -25,28 +26,44 @@ def _photo_like(rng, count, height, width):
 @pytest.fixture(scope="module")
 def every_op():
     """Image i gets entry i: every op at every level of LEVELS with both signs, plus "not applied"."""
-    entries = [(name, level, negate) for name in autoaugment.OP_NAMES for level in LEVELS
-               for negate in (False, True)] + [(device_augment.IDENTITY, 0, False)]
+    entries = [
+        (name, level, negate) for name in autoaugment.OP_NAMES for level in LEVELS for negate in (False, True)
+    ] + [(device_augment.IDENTITY, 0, False)]
     rng = np.random.default_rng(0)
     images = _photo_like(rng, len(entries), HEIGHT, WIDTH)
-    seeds = rng.integers(-2**40, 2**40, size=(len(entries), 2))
+    seeds = rng.integers(-(2**40), 2**40, size=(len(entries), 2))
     centers = np.stack([autoaugment.cutout_center([HEIGHT, WIDTH], tf.constant(s, tf.int64)).numpy() for s in seeds])
     return entries, images, seeds, centers.astype(np.int32)
 
 
 def _host_ops(entries, images, seeds, hparams, uint8_wraparound=True):
-    return np.stack([image if name is None else autoaugment.apply_op(
-        image, name, level, negate, seed=seed, uint8_wraparound=uint8_wraparound, **hparams).numpy()
-        for (name, level, negate), image, seed in zip(entries, images, seeds)])
+    return np.stack(
+        [
+            image
+            if name is None
+            else autoaugment.apply_op(
+                image, name, level, negate, seed=seed, uint8_wraparound=uint8_wraparound, **hparams
+            ).numpy()
+            for (name, level, negate), image, seed in zip(entries, images, seeds)
+        ]
+    )
 
 
 def _mismatches(got, expected, entries):
-    return sorted({f"{name} level {level} negate {negate}: {int(np.sum(g != e))} values"
-                   for (name, level, negate), g, e in zip(entries, got, expected) if not np.array_equal(g, e)})
+    return sorted(
+        {
+            f"{name} level {level} negate {negate}: {int(np.sum(g != e))} values"
+            for (name, level, negate), g, e in zip(entries, got, expected)
+            if not np.array_equal(g, e)
+        }
+    )
 
 
-@pytest.mark.parametrize("hparams", [autoaugment.AUTOAUGMENT_HPARAMS, autoaugment.RANDAUGMENT_HPARAMS],
-                         ids=["autoaugment_consts", "randaugment_consts"])
+@pytest.mark.parametrize(
+    "hparams",
+    [autoaugment.AUTOAUGMENT_HPARAMS, autoaugment.RANDAUGMENT_HPARAMS],
+    ids=["autoaugment_consts", "randaugment_consts"],
+)
 def test_every_op_level_and_sign_equals_the_host_op_eagerly_and_under_xla(every_op, hparams):
     entries, images, seeds, centers = every_op
     expected = _host_ops(entries, images, seeds, hparams)
@@ -66,30 +83,40 @@ def test_intended_solarize_and_posterize_without_the_wraparound(every_op):
     entries, images, seeds, centers = [entries[i] for i in picked], images[picked], seeds[picked], centers[picked]
     hparams = autoaugment.RANDAUGMENT_HPARAMS
     cands = device_augment.compile_candidates(entries, HEIGHT, WIDTH, hparams, uint8_wraparound=False)
-    got = device_augment.apply_candidates(tf.constant(images), np.arange(len(entries), dtype=np.int32), centers,
-                                          cands).numpy()
+    got = device_augment.apply_candidates(
+        tf.constant(images), np.arange(len(entries), dtype=np.int32), centers, cands
+    ).numpy()
     expected = _host_ops(entries, images, seeds, hparams, uint8_wraparound=False)
     assert _mismatches(got, expected, entries) == []
     assert not np.array_equal(expected, _host_ops(entries, images, seeds, hparams))
 
 
 def _host(images, seeds, name, layers, magnitude):
-    return np.stack([preprocessing.augment(image, seed, name, layers, magnitude).numpy()
-                     for image, seed in zip(images, seeds)])
+    return np.stack(
+        [preprocessing.augment(image, seed, name, layers, magnitude).numpy() for image, seed in zip(images, seeds)]
+    )
 
 
-@pytest.mark.parametrize("name, layers, magnitude, size", [
-    ("autoaugment", 2, 10, 40), ("randaugment", 2, 10, 40), ("randaugment", 3, 28, 40), ("randaugment", 1, 0, 40),
-    ("randaugment", 2, 17.5, 40), ("autoaugment", 2, 10, 224), ("randaugment", 2, 10, 7)])  # 7²·3 < 256 values
+@pytest.mark.parametrize(
+    "name, layers, magnitude, size",
+    [
+        ("autoaugment", 2, 10, 40),
+        ("randaugment", 2, 10, 40),
+        ("randaugment", 3, 28, 40),
+        ("randaugment", 1, 0, 40),
+        ("randaugment", 2, 17.5, 40),
+        ("autoaugment", 2, 10, 224),
+        ("randaugment", 2, 10, 7),
+    ],
+)  # 7²·3 < 256 values
 def test_policy_batch_equals_host_path_eagerly_and_under_xla(name, layers, magnitude, size):
     rng = np.random.default_rng(size + layers)
     count = 64 if size < 100 else 12
-    images, seeds = _photo_like(rng, count, size, size), rng.integers(-2**40, 2**40, size=(count, 2))
+    images, seeds = _photo_like(rng, count, size, size), rng.integers(-(2**40), 2**40, size=(count, 2))
     expected = _host(images, seeds, name, layers, magnitude)
     eager = device_augment.augment_batch(images, seeds, name, layers, magnitude).numpy()
     np.testing.assert_array_equal(eager, expected)
-    compiled = tf.function(lambda i, s: device_augment.augment_batch(i, s, name, layers, magnitude),
-                           jit_compile=True)
+    compiled = tf.function(lambda i, s: device_augment.augment_batch(i, s, name, layers, magnitude), jit_compile=True)
     np.testing.assert_array_equal(compiled(images, seeds).numpy(), expected)
     if magnitude > 0:
         assert np.mean(np.any(expected != images, axis=(1, 2, 3))) > 0.5  # most images changed
@@ -98,7 +125,7 @@ def test_policy_batch_equals_host_path_eagerly_and_under_xla(name, layers, magni
 def test_random_draws_are_tensorflows_and_xla_draws_the_same():
     """autoaugment.uniform is tf.random.stateless_uniform bit for bit, and it, fold_in and cutout_center give
     the same numbers compiled with XLA (XLA's own float32 stateless_uniform does not)."""
-    seeds = tf.constant(np.random.default_rng(3).integers(-2**62, 2**62, size=(64, 2)), tf.int64)
+    seeds = tf.constant(np.random.default_rng(3).integers(-(2**62), 2**62, size=(64, 2)), tf.int64)
 
     def draws(seed):
         folded = autoaugment.fold_in(seed, 2)
@@ -130,7 +157,8 @@ def test_bad_inputs():
         device_augment.augment_batch(tf.zeros([2, 16, 16, 3]), seeds, "autoaugment")
     with pytest.raises(ValueError, match="static height and width"):
         tf.function(lambda i: device_augment.augment_batch(i, seeds, "autoaugment")).get_concrete_function(
-            tf.TensorSpec([2, None, None, 3], tf.uint8))
+            tf.TensorSpec([2, None, None, 3], tf.uint8)
+        )
     with pytest.raises(ValueError, match="autoaugment or randaugment"):
         device_augment.augment_batch(tf.zeros([2, 16, 16, 3], tf.uint8), seeds, "none")
     with pytest.raises(ValueError, match="num_layers"):

@@ -1,4 +1,5 @@
 """data/folders.py: a folder of photos per class as a source, with every corner case of the layout."""
+
 import io
 import os
 import time
@@ -71,8 +72,9 @@ def test_split_follows_the_documented_hash_rule(tmp_path):
     make_folders(str(tmp_path), {"a": 10, "b": 10})
     listing = folders.scan(str(tmp_path), 0.0)
     for name in ("a", "b"):
-        files = sorted(os.listdir(tmp_path / name),
-                       key=lambda f: hashlib.sha256(f"{folders.SPLIT_SEED}{f}".encode()).digest())
+        files = sorted(
+            os.listdir(tmp_path / name), key=lambda f: hashlib.sha256(f"{folders.SPLIT_SEED}{f}".encode()).digest()
+        )
         expected = {str(tmp_path / name / f) for f in files[:1]}  # 10 % of 10 files
         assert {p for p, _ in listing.splits["validation"] if os.path.dirname(p).endswith(name)} == expected
 
@@ -80,8 +82,10 @@ def test_split_follows_the_documented_hash_rule(tmp_path):
 def test_formats_reach_the_network_as_the_converted_rgb_jpeg(tmp_path):
     """RGB and grayscale JPEG bytes stay as stored; PNG, GIF, BMP and CMYK become RGB JPEG at quality 100, the
     original converter's re-encoding (oracle: its ops written out with tf.io directly)."""
-    stored = {kind: write_image(str(tmp_path / "train" / kind / f"x.{kind.replace('gray', 'JPG')}"), i, kind)
-              for i, kind in enumerate(("jpeg", "gray", "png", "gif", "bmp"))}
+    stored = {
+        kind: write_image(str(tmp_path / "train" / kind / f"x.{kind.replace('gray', 'JPG')}"), i, kind)
+        for i, kind in enumerate(("jpeg", "gray", "png", "gif", "bmp"))
+    }
     pil = pytest.importorskip("PIL.Image")
     buffer = io.BytesIO()
     pil.fromarray(id_image(7, 24, 30)).convert("CMYK").save(buffer, "JPEG", quality=95)
@@ -153,10 +157,18 @@ def test_undecodable_and_truncated_files_are_bad_records(tmp_path):
     make_folders(str(tmp_path), {"a": 1, "b": 1}, "validation", start=50)
     (tmp_path / "train" / "a" / "garbage.jpg").write_bytes(b"this is not an image")
     whole = encode_jpeg(id_image(77, 40, 40))
-    (tmp_path / "train" / "b" / "truncated.jpg").write_bytes(whole[:len(whole) // 2])
+    (tmp_path / "train" / "b" / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
     source = folders.FolderSource(str(tmp_path), holdout_fraction=0.0)
     assert source.num_examples("train") == 14
-    dataset = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, augment_name="none", max_bad_fraction=0.5, bad_check_min_records=1, deterministic=True), batch_size=4, seed=3)
+    dataset = pipeline.make_dataset(
+        source,
+        "train",
+        recipe_input_settings(
+            SIZE, True, augment_name="none", max_bad_fraction=0.5, bad_check_min_records=1, deterministic=True
+        ),
+        batch_size=4,
+        seed=3,
+    )
     batches = list(dataset.take(3 * 3))  # 36 examples read over three epochs of 12 good files
     assert max(int(b["bad_records"].numpy().max()) for b in batches) >= 4
     eval_images, _ = eval_pixels(source, SIZE, "train")
@@ -187,7 +199,13 @@ def test_sharded_per_input_pipeline_and_exact_resume(split_dir, tmp_path):
     assert not seen[0] & seen[1] and seen[0] | seen[1] == set(source.files("train"))
 
     def make():
-        return pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, deterministic=True, augment_name="none", shuffle_buffer=8), batch_size=4, seed=5)
+        return pipeline.make_dataset(
+            source,
+            "train",
+            recipe_input_settings(SIZE, True, deterministic=True, augment_name="none", shuffle_buffer=8),
+            batch_size=4,
+            seed=5,
+        )
 
     reference = [b["images"].numpy() for b in make().take(12)]  # 48 examples: crosses epochs of 31
     assert not pipeline.has_py_function(make())
@@ -203,7 +221,7 @@ def test_sharded_per_input_pipeline_and_exact_resume(split_dir, tmp_path):
 
 def test_imagenet_raw_validation_layout(tmp_path):
     make_folders(str(tmp_path), {"n01": 3, "n02": 3}, "train")
-    for i, wnid in enumerate(["n02", "n01", "n02"]):
+    for i in range(3):  # validation images 1-3, labelled by synset_labels.txt below
         write_image(str(tmp_path / "validation" / f"ILSVRC2012_val_{i + 1:08d}.JPEG"), 200 + i)
     (tmp_path / "synset_labels.txt").write_text("n02\nn01\nn02\n")
     source = folders.FolderSource(str(tmp_path), holdout_fraction=0.0)

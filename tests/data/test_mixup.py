@@ -1,5 +1,6 @@
 """Mixup (data/mixup.py) against the original's formula (tensorflow/tpu imagenet_input.py mixup), eagerly and in
 tf.data, and the weights' distribution against Beta(alpha, alpha) folded onto [0.5, 1]."""
+
 import dataclasses
 import math
 
@@ -15,8 +16,10 @@ def original_mixup(images, labels, weights):
     """The original's blend, in numpy: each example with the mirrored one of the same batch, images and one-hot
     labels alike (mix_weight already max(w, 1 - w))."""
     w = weights.reshape(-1, 1)
-    return (images * w.reshape(-1, 1, 1, 1) + images[::-1] * (1 - w.reshape(-1, 1, 1, 1)),
-            labels * w + labels[::-1] * (1 - w))
+    return (
+        images * w.reshape(-1, 1, 1, 1) + images[::-1] * (1 - w.reshape(-1, 1, 1, 1)),
+        labels * w + labels[::-1] * (1 - w),
+    )
 
 
 def test_blend_equals_the_original_formula_eagerly_and_in_tf_data():
@@ -82,12 +85,31 @@ def test_the_train_step_trains_on_the_blended_batch_of_the_pipeline(tmp_path):
     from training.core import steps
 
     source = sources.get_source()
-    batch = next(iter(pipeline.make_dataset(source, "train", recipe_input_settings(32, True, augment_name="none", mixup_alpha=0.4), batch_size=6, seed=3)))
+    batch = next(
+        iter(
+            pipeline.make_dataset(
+                source,
+                "train",
+                recipe_input_settings(32, True, augment_name="none", mixup_alpha=0.4),
+                batch_size=6,
+                seed=3,
+            )
+        )
+    )
     weights = batch["mixup_weights"].numpy()
     assert weights.shape == (6,) and weights.min() >= 0.5 and len(set(weights.tolist())) == 6
-    cfg = steps.StepConfig(num_classes=source.num_classes, global_batch_size=6, label_smoothing=0.1,
-                           weight_decay=1e-5, jit_compile=False, augment_on_device=False, augment_name="none",
-                           randaugment_num_layers=2, randaugment_magnitude=10, mixup=True)
+    cfg = steps.StepConfig(
+        num_classes=source.num_classes,
+        global_batch_size=6,
+        label_smoothing=0.1,
+        weight_decay=1e-5,
+        jit_compile=False,
+        augment_on_device=False,
+        augment_name="none",
+        randaugment_num_layers=2,
+        randaugment_magnitude=10,
+        mixup=True,
+    )
     images, labels = steps.step_inputs(batch, cfg)
     onehot = np.eye(source.num_classes, dtype="float32")[batch["labels"].numpy()]
     want_images, want_labels = original_mixup(batch["images"].numpy(), onehot, weights)

@@ -3,6 +3,7 @@
 17, 23, 28 (RandAugment constants), both signs, on photo-like images; whole AutoAugment/RandAugment draws;
 eval preprocessing for several JPEG sizes and both resize kernels; train preprocessing given the same crop
 window and flip. Eagerly and inside tf.data. Every comparison is exact (max difference 0)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -50,12 +51,18 @@ def test_each_op_equals_the_original_eagerly(name):
 @pytest.mark.slow
 def test_each_op_equals_the_original_inside_tf_data():
     image = IMAGES["photo_48x64"]
-    cases = [(name, level, consts, port_consts, negative) for name in aa.OP_NAMES
-             for level, consts, port_consts, negative in _cases(name) if level in (0, 3, 10, 17, 23, 28)]
+    cases = [
+        (name, level, consts, port_consts, negative)
+        for name in aa.OP_NAMES
+        for level, consts, port_consts, negative in _cases(name)
+        if level in (0, 3, 10, 17, 23, 28)
+    ]
 
     def all_ops(x):
-        return [aa.apply_op(x, name, level, negative, seed=(level, 7), **consts)
-                for name, level, consts, _, negative in cases]
+        return [
+            aa.apply_op(x, name, level, negative, seed=(level, 7), **consts)
+            for name, level, consts, _, negative in cases
+        ]
 
     outputs = next(iter(tf.data.Dataset.from_tensors(image).map(all_ops)))
     for (name, level, _, port_consts, negative), got in zip(cases, outputs):
@@ -147,8 +154,9 @@ def test_eval_preprocessing_equals_the_original(method):
             want = port.preprocess_for_eval(data, size, method)
             assert np.abs(got - want).max() == 0.0, f"{name} at {size} {method}"
     # Not clipped: bicubic overshoot reaches the network, as in the original.
-    sharp = port.jpeg_bytes(np.kron(np.indices((8, 8)).sum(0) % 2 * 255, np.ones((16, 16)))[:, :, None]
-                            .astype(np.uint8))
+    sharp = port.jpeg_bytes(
+        np.kron(np.indices((8, 8)).sum(0) % 2 * 255, np.ones((16, 16)))[:, :, None].astype(np.uint8)
+    )
     out = preprocessing.preprocess_for_eval(tf.constant(sharp), 100, resize_method="bicubic").numpy()
     assert out.min() < 0.0 and out.max() > 255.0
 
@@ -158,7 +166,8 @@ def test_eval_preprocessing_inside_tf_data_equals_the_original():
     names = list(JPEGS)
     for method in preprocessing.RESIZE_METHODS:
         dataset = tf.data.Dataset.from_tensor_slices([JPEGS[n] for n in names]).map(
-            lambda data, m=method: preprocessing.preprocess_for_eval(data, 224, resize_method=m))
+            lambda data, m=method: preprocessing.preprocess_for_eval(data, 224, resize_method=m)
+        )
         for name, got in zip(names, dataset):
             assert np.abs(got.numpy() - port.preprocess_for_eval(JPEGS[name], 224, method)).max() == 0.0, name
 
@@ -170,13 +179,19 @@ def _port_train(data, size, seed, method, augment_name, magnitude=10):
     window = preprocessing.sample_crop_window(tf.image.extract_jpeg_shape(data), crop_seed).numpy()
     probe = tf.reshape(tf.range(2), [1, 2, 1])
     flip = bool(tf.image.stateless_random_flip_left_right(probe, flip_seed).numpy()[0, 0, 0] == 1)
-    augment = {"none": None, "autoaugment": lambda x: _autoaugment_by_port(x, augment_seed),
-               "randaugment": lambda x: _randaugment_by_port(x, 2, magnitude, augment_seed)}[augment_name]
+    augment = {
+        "none": None,
+        "autoaugment": lambda x: _autoaugment_by_port(x, augment_seed),
+        "randaugment": lambda x: _randaugment_by_port(x, 2, magnitude, augment_seed),
+    }[augment_name]
     return port.preprocess_for_train(data, size, window, flip, method, augment)
 
 
-TRAIN_JPEGS = dict(JPEGS, strip_60x2=port.jpeg_bytes(port.photo_like(2, 60, 9)),
-                   gray_strip_60x2=port.jpeg_bytes(port.photo_like(2, 60, 10)[:, :, :1]))
+TRAIN_JPEGS = dict(
+    JPEGS,
+    strip_60x2=port.jpeg_bytes(port.photo_like(2, 60, 9)),
+    gray_strip_60x2=port.jpeg_bytes(port.photo_like(2, 60, 10)[:, :, :1]),
+)
 
 
 @pytest.mark.parametrize("method", preprocessing.RESIZE_METHODS)
@@ -186,8 +201,15 @@ def test_train_preprocessing_equals_the_original_given_the_window_and_flip(metho
         data = TRAIN_JPEGS[name]
         for index, (augment_name, magnitude) in enumerate(cases):
             seed = [index, 11]
-            got = preprocessing.preprocess_for_train(tf.constant(data), 64, seed, augment_name, randaugment_num_layers=2,
-                                                     randaugment_magnitude=magnitude, resize_method=method)
+            got = preprocessing.preprocess_for_train(
+                tf.constant(data),
+                64,
+                seed,
+                augment_name,
+                randaugment_num_layers=2,
+                randaugment_magnitude=magnitude,
+                resize_method=method,
+            )
             want = _port_train(data, 64, seed, method, augment_name, magnitude)
             assert np.abs(got.numpy() - want).max() == 0.0, f"{name} {augment_name} {magnitude} {method}"
 
@@ -200,8 +222,9 @@ def test_grayscale_jpeg_never_falls_back_to_the_center_crop():
         window = preprocessing.sample_crop_window(shape, tf.constant([0, 1], tf.int64))
         np.testing.assert_array_equal(window.numpy(), [0, 0, 2, 60])
         assert bool(preprocessing.falls_back(shape, window)) == expect_fallback, name
-    bilinear = preprocessing.preprocess_for_train(tf.constant(TRAIN_JPEGS["strip_60x2"]), 64, [0, 1], "none",
-                                                  resize_method="bilinear").numpy()
+    bilinear = preprocessing.preprocess_for_train(
+        tf.constant(TRAIN_JPEGS["strip_60x2"]), 64, [0, 1], "none", resize_method="bilinear"
+    ).numpy()
     center = port.preprocess_for_eval(TRAIN_JPEGS["strip_60x2"], 64, "bicubic")
     assert np.abs(bilinear - center).max() == 0.0 or np.abs(bilinear - center[:, ::-1]).max() == 0.0
 
@@ -212,7 +235,9 @@ def test_train_preprocessing_inside_tf_data_equals_the_original():
     for augment_name in ("none", "randaugment"):
         dataset = tf.data.Dataset.from_tensor_slices([TRAIN_JPEGS[n] for n in names]).map(
             lambda data, a=augment_name: preprocessing.preprocess_for_train(
-                data, 64, [5, 6], a, randaugment_num_layers=2, randaugment_magnitude=17, resize_method="bilinear"))
+                data, 64, [5, 6], a, randaugment_num_layers=2, randaugment_magnitude=17, resize_method="bilinear"
+            )
+        )
         for name, got in zip(names, dataset):
             want = _port_train(TRAIN_JPEGS[name], 64, [5, 6], "bilinear", augment_name, 17)
             assert np.abs(got.numpy() - want).max() == 0.0, f"tf.data {name} {augment_name}"

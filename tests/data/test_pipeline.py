@@ -1,4 +1,5 @@
 """Tests for data/pipeline.py: element contract, determinism and exact resume, padded eval, bad records."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,10 +20,11 @@ def id_source(id_tfrecord_dir):
 @pytest.fixture(scope="module")
 def bad_dir(tmp_path_factory):
     """40 records: 2 truncated JPEGs, 1 non-image, 1 label 0 (→ −1), 1 label 5000; the rest fine."""
+
     def record(index):
         jpeg = helpers.encode_jpeg(helpers.id_image(index, 40, 40))
         if index in (3, 17):
-            return helpers.make_example(jpeg[:len(jpeg) // 3], index + 1)
+            return helpers.make_example(jpeg[: len(jpeg) // 3], index + 1)
         if index == 25:
             return helpers.make_example(b"this is not an image", index + 1)
         return helpers.make_example(jpeg, {30: 0, 33: 5000}.get(index, index + 1))
@@ -38,7 +40,13 @@ def _labels_of(dataset):
 
 @pytest.mark.slow
 def test_training_elements_contract(id_source):
-    dataset = pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, True, deterministic=True, augment_name="randaugment"), batch_size=4, seed=1)
+    dataset = pipeline.make_dataset(
+        id_source,
+        "train",
+        recipe_input_settings(SIZE, True, deterministic=True, augment_name="randaugment"),
+        batch_size=4,
+        seed=1,
+    )
     spec = dataset.element_spec
     # Augmented training images are uint8 (the augmentation works on uint8; the train step casts).
     assert spec["images"].shape == (4, SIZE, SIZE, 3) and spec["images"].dtype == tf.uint8
@@ -55,7 +63,13 @@ def test_training_elements_contract(id_source):
 @pytest.mark.slow
 def test_same_seed_same_batches_and_checkpoint_resume_is_exact(id_source, tmp_path):
     def make(seed):
-        return pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, True, deterministic=True, shuffle_buffer=8, augment_name="none"), batch_size=4, seed=seed)
+        return pipeline.make_dataset(
+            id_source,
+            "train",
+            recipe_input_settings(SIZE, True, deterministic=True, shuffle_buffer=8, augment_name="none"),
+            batch_size=4,
+            seed=seed,
+        )
 
     reference = [b["images"].numpy() for b in make(7).take(12)]
     again = [b["images"].numpy() for b in make(7).take(12)]
@@ -87,9 +101,17 @@ def test_eval_across_two_pipelines_with_num_batches(id_source):
     steps = -(-30 // 8)  # ceil(30 / global batch 8): 2 pipelines × 1 replica × per-replica batch 4
     seen = []
     for pipeline_id in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
-                                             num_replicas_in_sync=2)
-        dataset = pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, False), batch_size=4, input_context=context, num_batches=steps)
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
+        )
+        dataset = pipeline.make_dataset(
+            id_source,
+            "train",
+            recipe_input_settings(SIZE, False),
+            batch_size=4,
+            input_context=context,
+            num_batches=steps,
+        )
         batches = list(dataset)
         assert len(batches) == steps
         seen += _labels_of(batches)
@@ -104,7 +126,13 @@ def test_bad_records_are_skipped_and_counted(bad_dir):
     evaluation = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, False), batch_size=8)
     good = {i for i in range(10, 40) if i not in (17, 25, 30, 33)}
     assert sorted(_labels_of(evaluation)) == sorted(i for i in good)
-    training = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, deterministic=True, max_bad_fraction=0.5), batch_size=13, seed=2)
+    training = pipeline.make_dataset(
+        source,
+        "train",
+        recipe_input_settings(SIZE, True, deterministic=True, max_bad_fraction=0.5),
+        batch_size=13,
+        seed=2,
+    )
     counts = [int(tf.reduce_max(b["bad_records"])) for b in training.take(4)]  # 52 good ≥ 2 epochs of 26
     assert counts == sorted(counts) and 4 <= counts[-1] <= 8
 
@@ -112,7 +140,13 @@ def test_bad_records_are_skipped_and_counted(bad_dir):
 @pytest.mark.slow
 def test_too_many_bad_records_fails_with_clear_message(bad_dir):
     source = sources.get_source(data_dir=bad_dir, holdout_shards=1, num_classes=1000)
-    dataset = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, max_bad_fraction=0.01, bad_check_min_records=20), batch_size=4, seed=2)
+    dataset = pipeline.make_dataset(
+        source,
+        "train",
+        recipe_input_settings(SIZE, True, max_bad_fraction=0.01, bad_check_min_records=20),
+        batch_size=4,
+        seed=2,
+    )
     with pytest.raises(tf.errors.InvalidArgumentError, match="Too many bad records"):
         for _ in dataset.take(20):
             pass
@@ -155,6 +189,12 @@ def test_a_decompression_bomb_in_a_shard_is_a_bad_record(tmp_path):
     source = sources.get_source(data_dir=str(tmp_path), holdout_shards=1, num_classes=1000)  # train: 10..19
     evaluation = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, False), batch_size=4)
     assert sorted(_labels_of(evaluation)) == [i for i in range(10, 20) if i != 14]
-    training = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, True, deterministic=True, max_bad_fraction=0.5), batch_size=9, seed=1)
+    training = pipeline.make_dataset(
+        source,
+        "train",
+        recipe_input_settings(SIZE, True, deterministic=True, max_bad_fraction=0.5),
+        batch_size=9,
+        seed=1,
+    )
     counts = [int(tf.reduce_max(b["bad_records"])) for b in training.take(3)]  # 27 good: 3 epochs of 9
     assert counts[-1] >= 2  # the bomb skipped and counted in (at least) the two epochs read to their end

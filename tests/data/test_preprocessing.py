@@ -1,4 +1,5 @@
 """Tests for data/preprocessing.py: crop geometry, encoded vs decoded inputs, ranges, seeds, errors."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -47,8 +48,9 @@ def test_random_crop_falls_back_to_center_crop_when_sampler_gives_up():
 def test_crop_ranges_are_arguments():
     shape = tf.constant([375, 500, 3])
     for seed in range(10):
-        window = preprocessing.sample_crop_window(shape, tf.constant([seed, 1]), area_range=(0.5, 0.6),
-                                                  aspect_ratio_range=(1.0, 1.0)).numpy()
+        window = preprocessing.sample_crop_window(
+            shape, tf.constant([seed, 1]), area_range=(0.5, 0.6), aspect_ratio_range=(1.0, 1.0)
+        ).numpy()
         assert 0.5 - 0.01 <= window[2] * window[3] / (375 * 500) <= 0.6 + 0.01
         assert abs(window[3] / window[2] - 1.0) < 0.02
     with pytest.raises(ValueError, match="area_range must satisfy"):
@@ -60,9 +62,11 @@ def test_crop_ranges_are_arguments():
 def test_eval_on_uint8_matches_crop_then_compat_v1_resize():
     side = int(0.5 * 60)
     top, left = (60 - side + 1) // 2, (80 - side + 1) // 2
-    crop = PHOTO[None, top:top + side, left:left + side]
-    for method, oracle in (("bicubic", tf.compat.v1.image.resize_bicubic),
-                           ("bilinear", tf.compat.v1.image.resize_bilinear)):
+    crop = PHOTO[None, top : top + side, left : left + side]
+    for method, oracle in (
+        ("bicubic", tf.compat.v1.image.resize_bicubic),
+        ("bilinear", tf.compat.v1.image.resize_bilinear),
+    ):
         out = preprocessing.preprocess_for_eval(PHOTO, 32, crop_fraction=0.5, resize_method=method)
         np.testing.assert_array_equal(out.numpy(), oracle(crop, [32, 32])[0].numpy())
         assert out.dtype == tf.float32 and out.shape == (32, 32, 3)
@@ -82,16 +86,21 @@ def test_eval_accepts_jpeg_and_png_bytes():
 def test_train_output_range_shape_and_seed_determinism():
     jpeg = tf.io.encode_jpeg(PHOTO)
     for augment in preprocessing.AUGMENT_NAMES:
-        first, again = (preprocessing.preprocess_for_train(jpeg, 28, tf.constant([5, 6]), augment_name=augment,
-                                                           randaugment_num_layers=2, randaugment_magnitude=10)
-                        for _ in range(2))
+        first, again = (
+            preprocessing.preprocess_for_train(
+                jpeg, 28, tf.constant([5, 6]), augment_name=augment, randaugment_num_layers=2, randaugment_magnitude=10
+            )
+            for _ in range(2)
+        )
         assert first.dtype == tf.float32 and first.shape == (28, 28, 3)
         if augment != "none":  # augmented pixels are whole numbers in [0, 255]; "none" is not clipped
             assert float(tf.reduce_min(first)) >= 0.0 and float(tf.reduce_max(first)) <= 255.0
             np.testing.assert_array_equal(first.numpy(), np.floor(first.numpy()))
         np.testing.assert_array_equal(first.numpy(), again.numpy())
-    crops = {preprocessing.preprocess_for_train(PHOTO, 28, tf.constant([s, 0]), augment_name="none")
-             .numpy().tobytes() for s in range(6)}
+    crops = {
+        preprocessing.preprocess_for_train(PHOTO, 28, tf.constant([s, 0]), augment_name="none").numpy().tobytes()
+        for s in range(6)
+    }
     assert len(crops) > 4
 
 
@@ -114,7 +123,11 @@ def test_train_augmented_path_equals_flip_before_truncation():
         seed = tf.constant([index, 3], tf.int64)
         crop_seed, flip_seed, augment_seed = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
         cropped, _ = preprocessing.decode_and_crop(
-            jpeg, lambda shape: preprocessing.random_crop_window(shape, crop_seed, preprocessing.default_crop_fraction(28)))
+            jpeg,
+            lambda shape, crop_seed=crop_seed: preprocessing.random_crop_window(
+                shape, crop_seed, preprocessing.default_crop_fraction(28)
+            ),
+        )
         resized = tf.compat.v1.image.resize_bicubic(cropped[None], [28, 28])[0]
         flipped = tf.image.stateless_random_flip_left_right(resized, flip_seed)
         truncated = tf.cast(tf.clip_by_value(flipped, 0.0, 255.0), tf.uint8)
@@ -133,9 +146,14 @@ def test_a_decompression_bomb_fails_before_decoding_and_small_images_pass():
     assert preprocessing.preprocess_for_eval(small, 32).shape == (32, 32, 3)
 
 
-@pytest.mark.parametrize("header, pixels", [
-    (b"GIF89a" + (30_000).to_bytes(2, "little") + (20_000).to_bytes(2, "little"), 600_000_000),
-    (b"BM" + bytes(16) + (12_000).to_bytes(4, "little") + (-9_000).to_bytes(4, "little", signed=True), 108_000_000),
-    (b"not an image", 0), (b"", 0)])
+@pytest.mark.parametrize(
+    "header, pixels",
+    [
+        (b"GIF89a" + (30_000).to_bytes(2, "little") + (20_000).to_bytes(2, "little"), 600_000_000),
+        (b"BM" + bytes(16) + (12_000).to_bytes(4, "little") + (-9_000).to_bytes(4, "little", signed=True), 108_000_000),
+        (b"not an image", 0),
+        (b"", 0),
+    ],
+)
 def test_header_pixels_read_gif_and_bmp_headers_without_decoding(header, pixels):
     assert int(preprocessing.header_pixels(tf.constant(header + bytes(8)))) == pixels

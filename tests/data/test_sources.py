@@ -1,4 +1,5 @@
 """Tests for data/sources.py: TFRecord layout, label shift, minival, counts, sharding, TFDS."""
+
 import os
 
 import numpy as np
@@ -72,8 +73,9 @@ def test_sharding_covers_every_record_once(id_tfrecord_dir, training):
     source = sources.get_source(data_dir=id_tfrecord_dir, holdout_shards=1)
     seen = []
     for pipeline_id in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
-                                             num_replicas_in_sync=2)
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
+        )
         records = source.records("train", training=training, input_context=context, seed=3)
         seen.append([int(source.parse(r)[1]) for r in records])
     assert sorted(seen[0] + seen[1]) == list(range(7, 37))
@@ -85,8 +87,9 @@ def test_record_sharding_when_fewer_files_than_pipelines(id_tfrecord_dir):
     seen = []
     for pipeline_id in range(3):  # validation has 2 files: 3 pipelines must split records
         context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=pipeline_id)
-        seen += [int(source.parse(r)[1]) for r in source.records("validation", training=True,
-                                                                   input_context=context, seed=1)]
+        seen += [
+            int(source.parse(r)[1]) for r in source.records("validation", training=True, input_context=context, seed=1)
+        ]
     assert sorted(seen) == list(range(100, 109))
 
 
@@ -113,8 +116,11 @@ def _tiny_builder_class():
         url_infos = {}  # no checksums file to look up (that lookup needs importlib_resources, not installed)
 
         def _info(self):
-            return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(8, 8, 3)), "label": tfds.features.ClassLabel(num_classes=3)}))
+            return self.dataset_info_from_configs(
+                features=tfds.features.FeaturesDict(
+                    {"image": tfds.features.Image(shape=(8, 8, 3)), "label": tfds.features.ClassLabel(num_classes=3)}
+                )
+            )
 
         def _split_generators(self, dl_manager):
             return {"train": self._generate_examples(0, 40), "test": self._generate_examples(100, 10)}
@@ -128,12 +134,12 @@ def _tiny_builder_class():
 
 def test_tfds_minival_slice_is_disjoint_and_fixed(tmp_path):
     _tiny_builder_class()(data_dir=str(tmp_path)).download_and_prepare()
-    source = sources.get_source(dataset="tfds:efficientnet_data_test_tiny", tfds_data_dir=str(tmp_path),
-                                holdout_fraction=0.1)
+    source = sources.get_source(
+        dataset="tfds:efficientnet_data_test_tiny", tfds_data_dir=str(tmp_path), holdout_fraction=0.1
+    )
 
     def ids(split):
-        return sorted(int(tf.io.decode_png(source.parse(e)[0])[0, 0, 0])
-                      for e in source.records(split, training=False))
+        return sorted(int(tf.io.decode_png(source.parse(e)[0])[0, 0, 0]) for e in source.records(split, training=False))
 
     minival, train = ids("minival"), ids("train")
     # TFDS stores examples in a hashed order, so the slice holds 4 arbitrary but fixed examples.

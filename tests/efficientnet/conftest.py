@@ -1,4 +1,5 @@
 """Shared fixtures for the efficientnet tests: one cache of built models and Keras-application references."""
+
 import h5py
 import keras
 import numpy as np
@@ -38,12 +39,11 @@ def keras_reference(variant: str, image_size: int, seed: int = 0) -> keras.Model
     other images, the 2x2 maps of a 33-pixel input made activations grow to 1e5 and float32 noise with them.
     Build it under the dtype policy wanted for the comparison (tests use float64 for the deep variants).
     """
-    model = KERAS_APPS[variant](weights=None, input_shape=(image_size, image_size, 3),
-                                classifier_activation=None)
+    model = KERAS_APPS[variant](weights=None, input_shape=(image_size, image_size, 3), classifier_activation=None)
     rng = np.random.default_rng(seed)
     # Found by type: Keras auto-names it normalization_1, ... when several applications are built.
     normalization = next(l for l in model.layers if isinstance(l, keras.layers.Normalization))
-    normalization.set_weights([IMAGENET_MEAN, IMAGENET_STD ** 2, np.array(0)])
+    normalization.set_weights([IMAGENET_MEAN, IMAGENET_STD**2, np.array(0)])
     normalization.finalize_state()  # Keras 3 copies the adapt variables into the used constants only here
     batch_norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
     for layer in batch_norms:

@@ -1,16 +1,29 @@
 """An independent parameter count of the EfficientNet families from tensorflow/tpu's block strings and scaling
 rules (docs/recipe.md §2, fix_head_stem for Lite): the oracle of tests/efficientnet/test_family.py and
 test_condconv.py, written without the project's builder."""
+
 import math
 import re
 
 # tensorflow/tpu block strings (efficientnet_builder.py / edgetpu/ / lite/ builders), parsed by decode_block,
 # independent of efficientnet.variants.
-B0_BLOCKS = ["r1_k3_s11_e1_i32_o16_se0.25", "r2_k3_s22_e6_i16_o24_se0.25", "r2_k5_s22_e6_i24_o40_se0.25",
-             "r3_k3_s22_e6_i40_o80_se0.25", "r3_k5_s11_e6_i80_o112_se0.25", "r4_k5_s22_e6_i112_o192_se0.25",
-             "r1_k3_s11_e6_i192_o320_se0.25"]
-EDGETPU_BLOCKS = ["r1_k3_s11_e4_i24_o24_c1_noskip", "r2_k3_s22_e8_i24_o32_c1", "r4_k3_s22_e8_i32_o48_c1",
-                  "r5_k5_s22_e8_i48_o96", "r4_k5_s11_e8_i96_o144", "r2_k5_s22_e8_i144_o192"]
+B0_BLOCKS = [
+    "r1_k3_s11_e1_i32_o16_se0.25",
+    "r2_k3_s22_e6_i16_o24_se0.25",
+    "r2_k5_s22_e6_i24_o40_se0.25",
+    "r3_k3_s22_e6_i40_o80_se0.25",
+    "r3_k5_s11_e6_i80_o112_se0.25",
+    "r4_k5_s22_e6_i112_o192_se0.25",
+    "r1_k3_s11_e6_i192_o320_se0.25",
+]
+EDGETPU_BLOCKS = [
+    "r1_k3_s11_e4_i24_o24_c1_noskip",
+    "r2_k3_s22_e8_i24_o32_c1",
+    "r4_k3_s22_e8_i32_o48_c1",
+    "r5_k5_s22_e8_i48_o96",
+    "r4_k5_s11_e8_i96_o144",
+    "r2_k5_s22_e8_i144_o192",
+]
 # name: (blocks, width, depth, SE used, stem/head fixed)
 FAMILY = {
     "b0": (B0_BLOCKS, 1.0, 1.0, True, False),
@@ -31,9 +44,16 @@ FAMILY = {
 
 def decode_block(block_string):
     fields = dict(re.match(r"([a-z]+)(.*)", part).groups() for part in block_string.split("_"))
-    return dict(repeats=int(fields["r"]), kernel=int(fields["k"]), stride=int(fields["s"][0]),
-                expand=int(fields["e"]), inp=int(fields["i"]), out=int(fields["o"]),
-                se=float(fields.get("se", 0)), fused=fields.get("c") == "1")
+    return dict(
+        repeats=int(fields["r"]),
+        kernel=int(fields["k"]),
+        stride=int(fields["s"][0]),
+        expand=int(fields["e"]),
+        inp=int(fields["i"]),
+        out=int(fields["o"]),
+        se=float(fields.get("se", 0)),
+        fused=fields.get("c") == "1",
+    )
 
 
 def _round_filters(filters, width):
@@ -67,7 +87,8 @@ def analytic_params(name, num_classes=1000):
         repeats = b["repeats"] if fixed and index in (0, len(decoded) - 1) else math.ceil(depth * b["repeats"])
         inp, out = _round_filters(b["inp"], width), _round_filters(b["out"], width)
         for j in range(repeats):
-            total += _block_params(cin, inp if j == 0 else out, out, b["kernel"], b["expand"],
-                                   b["se"] if use_se else 0, b["fused"])
+            total += _block_params(
+                cin, inp if j == 0 else out, out, b["kernel"], b["expand"], b["se"] if use_se else 0, b["fused"]
+            )
             cin = out
     return total + cin * head + 2 * head + head * num_classes + num_classes

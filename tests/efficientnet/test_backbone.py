@@ -4,6 +4,7 @@ any input channel count, and weights (Keras HDF5, original checkpoints with EMA 
 Oracles: keras.applications (notop/pooling shapes, and the logits of the published-layout weights), the
 endpoint channels and strides of tensorflow/tpu's builders, the full model's own layers, numpy.
 """
+
 import ast
 import dataclasses
 import os
@@ -91,22 +92,32 @@ def test_endpoints_have_the_original_strides_and_channels(variant):
 def test_custom_stage_table_endpoints_follow_the_rule_on_its_own_blocks():
     # The rule reads the blocks: a stride-1 stage after a stride-2 one extends that level, and a stride-2 last
     # stage ends the last one (width and depth 1: the filters are the table's).
-    stages = (StageSpec(3, 1, 1, 32, 16, 1), StageSpec(3, 2, 6, 16, 24, 2), StageSpec(5, 1, 6, 24, 40, 3),
-              StageSpec(3, 2, 6, 40, 80, 2))
+    stages = (
+        StageSpec(3, 1, 1, 32, 16, 1),
+        StageSpec(3, 2, 6, 16, 24, 2),
+        StageSpec(5, 1, 6, 24, 40, 3),
+        StageSpec(3, 2, 6, 40, 80, 2),
+    )
     variant = dataclasses.replace(custom_variant(width=1.0, depth=1.0, name="cut"), stages=stages)
     table = endpoint_table(variant)
     assert [(e.name, e.stride, e.channels, e.layer) for e in table] == [
-        ("reduction_1", 2, 16, "block1a_project_bn"), ("reduction_2", 4, 40, "block3c_add"),
-        ("reduction_3", 8, 80, "block4b_add"), ("features", 8, 80, "block4b_add"), ("head_1x1", 8, 1280, "top_bn")]
+        ("reduction_1", 2, 16, "block1a_project_bn"),
+        ("reduction_2", 4, 40, "block3c_add"),
+        ("reduction_3", 8, 80, "block4b_add"),
+        ("features", 8, 80, "block4b_add"),
+        ("head_1x1", 8, 1280, "top_bn"),
+    ]
     outputs = build_feature_model(variant, image_size=32).output
     assert {k: tuple(v.shape[1:]) for k, v in outputs.items()} == {
-        e.name: (32 // e.stride, 32 // e.stride, e.channels) for e in table}
+        e.name: (32 // e.stride, 32 // e.stride, e.channels) for e in table
+    }
 
 
 def _keras_notop_shape(variant, pooling, input_shape):
     keras.backend.clear_session()
-    return tuple(KERAS_APPS[variant](include_top=False, weights=None, input_shape=input_shape,
-                                     pooling=pooling).output.shape)
+    return tuple(
+        KERAS_APPS[variant](include_top=False, weights=None, input_shape=input_shape, pooling=pooling).output.shape
+    )
 
 
 @pytest.mark.parametrize("variant", ["b0", *(pytest.param(f"b{i}", marks=pytest.mark.slow) for i in range(1, 8))])
@@ -127,10 +138,19 @@ def test_softmax_classifier_is_the_softmax_of_the_logits(classifier, classifier_
     assert probabilities.output.dtype == "float32"
 
 
-@pytest.mark.parametrize("kwargs", [dict(include_top=True, pooling="avg"), dict(include_top=False, pooling="mean"),
-                                    dict(include_top=False, classifier_activation="softmax"),
-                                    dict(classifier_activation="sigmoid"), dict(input_channels=0),
-                                    dict(input_channels=True), dict(image_size="big"), dict(image_size=(32, 0))])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(include_top=True, pooling="avg"),
+        dict(include_top=False, pooling="mean"),
+        dict(include_top=False, classifier_activation="softmax"),
+        dict(classifier_activation="sigmoid"),
+        dict(input_channels=0),
+        dict(input_channels=True),
+        dict(image_size="big"),
+        dict(image_size=(32, 0)),
+    ],
+)
 def test_bad_head_and_input_options_are_value_errors(kwargs):
     with pytest.raises(ValueError):
         build_model(SMALL, **kwargs)
@@ -204,7 +224,7 @@ def test_any_size_model_on_two_sizes_equals_fixed_size_models(classifier_file):
             assert got[name].shape == want[name].shape
             _close(got[name], want[name])
     for size in ((32, 32), (45, 38)):  # last: training updates the BN statistics the comparisons above used
-        trained = anywhere(random_pixels(size[0])[:, :, :size[1]], training=True)  # stochastic depth, dynamic shape
+        trained = anywhere(random_pixels(size[0])[:, :, : size[1]], training=True)  # stochastic depth, dynamic shape
         assert trained["head_1x1"].shape[1:3] == (-(-size[0] // 32), -(-size[1] // 32))
 
 
@@ -232,8 +252,9 @@ def test_one_channel_model_from_published_weights_matches_rgb_on_the_replicated_
 def test_stem_kernel_rule_for_other_channel_counts():
     kernel = np.random.default_rng(0).normal(size=(3, 3, 3, 8))
     np.testing.assert_array_equal(adapt_stem_kernel(kernel, 2), kernel[:, :, :2] * 1.5)
-    np.testing.assert_array_equal(adapt_stem_kernel(kernel, 4),
-                                  np.concatenate([kernel, kernel[:, :, :1]], axis=2) * 0.75)
+    np.testing.assert_array_equal(
+        adapt_stem_kernel(kernel, 4), np.concatenate([kernel, kernel[:, :, :1]], axis=2) * 0.75
+    )
     np.testing.assert_array_equal(adapt_stem_kernel(kernel, 3), kernel)
     mean, stddev = input_statistics("b0", 4)
     assert mean == get_variant("b0").mean_rgb + get_variant("b0").mean_rgb[:1] and len(stddev) == 4
@@ -254,8 +275,9 @@ def test_six_channel_model_on_two_rgb_copies_equals_the_rgb_model(classifier, cl
 def test_feature_model_under_mirrored_strategy_and_mixed_bfloat16(classifier_file):
     if len(tf.config.list_logical_devices("CPU")) < 2:
         pytest.skip("needs the two logical CPU devices from tests/conftest.py")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
-                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
@@ -274,6 +296,7 @@ def test_feature_model_under_mirrored_strategy_and_mixed_bfloat16(classifier_fil
                 out = model(x, training=True)
                 loss = tf.add_n([tf.reduce_mean(tf.cast(v, tf.float32) ** 2) for v in out.values()])
             return loss, tape.gradient(loss, model.trainable_variables), out
+
         return strategy.run(replica, args=(batch,))
 
     loss, gradients, out = step(next(iter(dataset)))
@@ -290,8 +313,9 @@ def test_the_readme_example_runs_and_prints_the_shapes_it_shows(capsys):
     with open(readme, encoding="utf-8") as f:
         section = f.read().split("## EfficientNet as a backbone\n", 1)[1].split("\n## ", 1)[0]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    shown = ast.literal_eval("".join(line.lstrip("# ") for line in code.splitlines() if line.startswith("# {")
-                                     or line.startswith("#  '")))
+    shown = ast.literal_eval(
+        "".join(line.lstrip("# ") for line in code.splitlines() if line.startswith("# {") or line.startswith("#  '"))
+    )
     exec(compile(code, "README.md", "exec"), {})  # pylint: disable=exec-used
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     assert ast.literal_eval(printed) == shown
@@ -304,8 +328,9 @@ def test_input_tensor_as_keras_applications():
     assert ours.inputs == [pixels] and tuple(ours.output["reduction_2"].shape[1:3]) == (10, 9)  # ⌈40/4⌉, ⌈36/4⌉
     rgb = keras.Input((40, 36, 3))
     reference = KERAS_APPS["b0"](include_top=False, weights=None, input_tensor=rgb, pooling="avg")
-    assert tuple(build_model("b0", input_tensor=rgb, include_top=False, pooling="avg").output.shape) == \
-        tuple(reference.output.shape)
+    assert tuple(build_model("b0", input_tensor=rgb, include_top=False, pooling="avg").output.shape) == tuple(
+        reference.output.shape
+    )
     with pytest.raises(ValueError, match="leave image_size and input_channels out"):
         build_model(SMALL, input_tensor=rgb, image_size=40)
     with pytest.raises(ValueError, match="4-D Keras tensor"):

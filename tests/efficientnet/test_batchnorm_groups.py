@@ -3,6 +3,7 @@ TpuBatchNormalization) on 4 and 8 logical CPU devices under MirroredStrategy, in
 (tests/efficientnet/batchnorm_groups_child.py). Oracles: numpy statistics over each group's examples; the
 gradient of the same network on one device, one group's examples at a time (a group is one BatchNorm batch);
 Keras' synchronized BatchNormalization for the all-replicas extreme."""
+
 import os
 import subprocess
 import sys
@@ -20,9 +21,14 @@ EPSILON = 1e-3
 
 def _run_child(replicas, tmp_path):
     out = tmp_path / f"groups_{replicas}.npz"
-    run = subprocess.run([sys.executable, "-m", "tests.efficientnet.batchnorm_groups_child", str(replicas), str(out)],
-                         cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True,
-                         timeout=900)
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.efficientnet.batchnorm_groups_child", str(replicas), str(out)],
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return np.load(out)
 
@@ -36,7 +42,7 @@ def _numpy_group_stats(x, replicas, group):
     """Mean and E[x²] − E[x]² over the examples of each group, float64, one row per group."""
     groups = x.reshape(replicas // group, -1, x.shape[-1]).astype(np.float64)
     mean = groups.mean(axis=1)
-    return mean, (groups ** 2).mean(axis=1) - mean ** 2
+    return mean, (groups**2).mean(axis=1) - mean**2
 
 
 @pytest.mark.slow
@@ -47,8 +53,12 @@ def test_group_statistics_equal_numpy_over_the_groups_examples(child):
     for g in groups.group_sizes(replicas):
         mean, variance = _numpy_group_stats(x, replicas, g)
         examples_per_group = per_replica * g
-        expected = np.concatenate([(x[i * examples_per_group:(i + 1) * examples_per_group] - mean[i])
-                                   / np.sqrt(variance[i] + EPSILON) for i in range(len(mean))])
+        expected = np.concatenate(
+            [
+                (x[i * examples_per_group : (i + 1) * examples_per_group] - mean[i]) / np.sqrt(variance[i] + EPSILON)
+                for i in range(len(mean))
+            ]
+        )
         np.testing.assert_allclose(results[f"out_{g}"], expected, rtol=1e-4, atol=1e-4, err_msg=f"group {g}")
         # Each replica keeps the moving statistics of its own group; the checkpoint holds replica 0's (group 0),
         # as TPU replicas kept theirs.
@@ -69,7 +79,7 @@ def _one_device_gradient(replicas, group):
     total = 0.0
     for start in range(0, len(x), size):
         with tf.GradientTape() as tape:
-            loss = groups.loss_fn(y[start:start + size], model(x[start:start + size], training=True), len(x))
+            loss = groups.loss_fn(y[start : start + size], model(x[start : start + size], training=True), len(x))
         total = total + np.concatenate([g.numpy().ravel() for g in tape.gradient(loss, model.trainable_variables)])
     return total
 
@@ -78,8 +88,9 @@ def _one_device_gradient(replicas, group):
 def test_training_gradients_equal_one_batch_per_group_and_keras_sync_at_the_extreme(child):
     replicas, results = child
     for g in groups.group_sizes(replicas):
-        np.testing.assert_allclose(results[f"grads_{g}"], _one_device_gradient(replicas, g), rtol=2e-4, atol=2e-5,
-                                   err_msg=f"group {g}")
+        np.testing.assert_allclose(
+            results[f"grads_{g}"], _one_device_gradient(replicas, g), rtol=2e-4, atol=2e-5, err_msg=f"group {g}"
+        )
     np.testing.assert_allclose(results[f"grads_{replicas}"], results["grads_keras_sync"], rtol=2e-4, atol=2e-5)
     assert not np.allclose(results["grads_1"], results[f"grads_{replicas}"], atol=1e-4)
 
@@ -108,7 +119,8 @@ def test_groups_under_a_bfloat16_policy_compute_float32_statistics():
             layer = blocks.BatchNormActivation(group_size=2)
             layer.build((None, *x.shape[1:]))
         values = strategy.experimental_distribute_values_from_function(
-            lambda ctx: tf.constant(x[ctx.replica_id_in_sync_group * 2:][:2], tf.bfloat16))
+            lambda ctx: tf.constant(x[ctx.replica_id_in_sync_group * 2 :][:2], tf.bfloat16)
+        )
         out = strategy.run(tf.function(lambda v: layer(v, training=True)), args=(values,))
     finally:
         tf.keras.mixed_precision.set_global_policy(previous)

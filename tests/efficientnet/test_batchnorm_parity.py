@@ -1,5 +1,6 @@
 """The fused training-mode BatchNorm of BatchNormActivation against Keras' own BatchNormalization (the oracle):
 outputs, moving statistics (Keras averages the biased batch variance) and gradients."""
+
 import keras
 import numpy as np
 import pytest
@@ -14,8 +15,12 @@ def _pair(channels, seed):
     oracle = keras.layers.BatchNormalization(momentum=blocks.BATCH_NORM_MOMENTUM, epsilon=blocks.BATCH_NORM_EPSILON)
     for layer in (ours, oracle):
         layer.build((None, 3, 3, channels))
-    values = {"gamma": rng.uniform(0.5, 1.5, channels), "beta": rng.uniform(-1, 1, channels),
-              "moving_mean": rng.uniform(-1, 1, channels), "moving_variance": rng.uniform(0.5, 2, channels)}
+    values = {
+        "gamma": rng.uniform(0.5, 1.5, channels),
+        "beta": rng.uniform(-1, 1, channels),
+        "moving_mean": rng.uniform(-1, 1, channels),
+        "moving_variance": rng.uniform(0.5, 2, channels),
+    }
     for name, value in values.items():
         getattr(ours, name).assign(value.astype("float32"))
         getattr(oracle, name).assign(value.astype("float32"))
@@ -44,6 +49,9 @@ def test_fused_training_step_matches_keras_batchnorm(shape):
 
 def test_training_graph_uses_the_fused_kernel():
     ours, _ = _pair(4, seed=0)
-    graph = tf.function(lambda x: ours(x, training=True)).get_concrete_function(
-        tf.TensorSpec((2, 3, 3, 4), tf.float32)).graph
+    graph = (
+        tf.function(lambda x: ours(x, training=True))
+        .get_concrete_function(tf.TensorSpec((2, 3, 3, 4), tf.float32))
+        .graph
+    )
     assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}

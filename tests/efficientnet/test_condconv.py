@@ -1,5 +1,6 @@
 """Tests for EfficientNet-CondConv: the CondConv layers against the original's per-example formula, the routing,
 the rows of the table with their published parameter counts, and a training run that evaluates and exports."""
+
 import math
 import re
 
@@ -23,7 +24,7 @@ def _per_example(features, experts, routing, expert_shape, convolve):
     """tensorflow/tpu condconv_layers.py's call: each example's kernel = routing · experts, reshaped to the
     expert shape, applied to that example alone (tf.split over the batch, one conv per example)."""
     kernels = tf.matmul(routing, experts)
-    outputs = [convolve(features[i:i + 1], tf.reshape(kernels[i], expert_shape)) for i in range(features.shape[0])]
+    outputs = [convolve(features[i : i + 1], tf.reshape(kernels[i], expert_shape)) for i in range(features.shape[0])]
     return tf.concat(outputs, 0).numpy()
 
 
@@ -33,8 +34,13 @@ def test_condconv2d_equals_the_per_example_convolution(kernel, strides, side):
     features = tf.constant(RNG.normal(size=(4, side, side, 5)).astype("float32"))
     routing = _routing(4, 3)
     out = layer([features, routing]).numpy()
-    expected = _per_example(features, layer.condconv_kernel, routing, (kernel, kernel, 5, 6),
-                            lambda x, k: tf.nn.convolution(x, k, strides=strides, padding="SAME"))
+    expected = _per_example(
+        features,
+        layer.condconv_kernel,
+        routing,
+        (kernel, kernel, 5, 6),
+        lambda x, k: tf.nn.convolution(x, k, strides=strides, padding="SAME"),
+    )
     assert out.shape == expected.shape == (4, -(-side // strides), -(-side // strides), 6)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
@@ -45,8 +51,13 @@ def test_depthwise_condconv_equals_the_per_example_depthwise_convolution(kernel,
     features = tf.constant(RNG.normal(size=(3, side, side, 6)).astype("float32"))
     routing = _routing(3, 4)
     out = layer([features, routing]).numpy()
-    expected = _per_example(features, layer.depthwise_condconv_kernel, routing, (kernel, kernel, 6, 1),
-                            lambda x, k: tf.nn.depthwise_conv2d(x, k, (1, strides, strides, 1), "SAME"))
+    expected = _per_example(
+        features,
+        layer.depthwise_condconv_kernel,
+        routing,
+        (kernel, kernel, 6, 1),
+        lambda x, k: tf.nn.depthwise_conv2d(x, k, (1, strides, strides, 1), "SAME"),
+    )
     assert out.shape == expected.shape
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
@@ -58,8 +69,9 @@ def test_layers_take_any_batch_size_in_a_traced_function():
     traced = tf.function(lambda x, r: depthwise([conv([x, r]), r]), input_signature=spec)
     for batch in (1, 5):
         features, routing = tf.constant(RNG.normal(size=(batch, 9, 9, 3)).astype("float32")), _routing(batch, 2)
-        np.testing.assert_allclose(traced(features, routing).numpy(), depthwise([conv([features, routing]),
-                                                                                routing]).numpy(), atol=1e-5)
+        np.testing.assert_allclose(
+            traced(features, routing).numpy(), depthwise([conv([features, routing]), routing]).numpy(), atol=1e-5
+        )
         assert traced(features, routing).shape == (batch, 5, 5, 4)
 
 
@@ -123,7 +135,12 @@ def test_rows_of_the_table():
     for name, (experts, depth, _) in PUBLISHED.items():
         v = get_variant("efficientnet-" + name)
         assert (v.width_coefficient, v.depth_coefficient, v.resolution, v.dropout_rate, v.condconv_num_experts) == (
-            1.0, depth, 224, 0.25, experts)
+            1.0,
+            depth,
+            224,
+            0.25,
+            experts,
+        )
         assert v.mean_rgb == (127.0,) * 3 and v.stddev_rgb == (128.0,) * 3 and v.resize_method == "bicubic"
         assert [stage.condconv for stage in v.stages] == [False] * 4 + [True] * 3
     model = build_model("condconv-b0-4e", image_size=32)
@@ -135,8 +152,14 @@ def test_rows_of_the_table():
 
 def test_invalid_rows_and_absent_families_are_refused():
     with pytest.raises(ValueError, match="condconv_num_experts"):
-        Variant(name="cc", width_coefficient=1.0, depth_coefficient=1.0, resolution=32, dropout_rate=0.2,
-                stages=(StageSpec(3, 1, 1, 32, 16, 1, condconv=True),))
+        Variant(
+            name="cc",
+            width_coefficient=1.0,
+            depth_coefficient=1.0,
+            resolution=32,
+            dropout_rate=0.2,
+            stages=(StageSpec(3, 1, 1, 32, 16, 1, condconv=True),),
+        )
     with pytest.raises(ValueError, match="fused"):
         StageSpec(3, 1, 4, 24, 24, 1, se_ratio=None, fused=True, condconv=True)
     for name in ("efficientnet-x-b0", "efficientnet-x-tpu-b3", "efficientnet-h-b5"):
@@ -146,8 +169,15 @@ def test_invalid_rows_and_absent_families_are_refused():
 
 
 def _small(experts=2):
-    return Variant(name="cc-small", width_coefficient=0.25, depth_coefficient=0.25, resolution=32, dropout_rate=0.0,
-                   stages=get_variant("condconv-b0-4e").stages, condconv_num_experts=experts)
+    return Variant(
+        name="cc-small",
+        width_coefficient=0.25,
+        depth_coefficient=0.25,
+        resolution=32,
+        dropout_rate=0.0,
+        stages=get_variant("condconv-b0-4e").stages,
+        condconv_num_experts=experts,
+    )
 
 
 def test_weight_files_round_trip_and_original_checkpoints_are_refused(tmp_path):
@@ -159,7 +189,9 @@ def test_weight_files_round_trip_and_original_checkpoints_are_refused(tmp_path):
     np.testing.assert_array_equal(target(images).numpy(), source(images).numpy())
     with pytest.raises(ValueError, match="tensorflow/tpu CondConv checkpoints is not implemented"):
         tpu_checkpoint.checkpoint_names(target)
-    with pytest.raises(ValueError, match=re.escape("nothing was changed: layer 'block5a_routing': expected shapes [(24, 3)")):
+    with pytest.raises(
+        ValueError, match=re.escape("nothing was changed: layer 'block5a_routing': expected shapes [(24, 3)")
+    ):
         load_weights(build_model(_small(experts=3), num_classes=4), path)
 
 
@@ -169,12 +201,12 @@ def test_a_small_condconv_network_learns_a_batch():
     model = build_model(_small(), num_classes=4, survival_prob=1.0)
     images = RNG.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     labels = np.arange(8) % 4
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(1e-2), loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     experts_before = model.get_layer("block5a_expand_conv").condconv_kernel.numpy().copy()
     routing_before = model.get_layer("block5a_routing").kernel.numpy().copy()
     losses = model.fit(images, labels, epochs=25, batch_size=8, verbose=0).history["loss"]
     assert losses[-1] < 0.25 * losses[0]  # training-mode losses: BatchNorm on the batch's own statistics
     assert not np.array_equal(model.get_layer("block5a_expand_conv").condconv_kernel.numpy(), experts_before)
     assert not np.array_equal(model.get_layer("block5a_routing").kernel.numpy(), routing_before)
-

@@ -1,4 +1,5 @@
 """Tests for efficientnet.ema: tf.train.ExponentialMovingAverage oracle, MirroredStrategy, XLA."""
+
 import keras
 import numpy as np
 import pytest
@@ -10,15 +11,16 @@ from efficientnet import losses, optim
 
 def _two_variables(seed=0):
     rng = np.random.default_rng(seed)
-    return [tf.Variable(rng.standard_normal((3, 2)).astype(np.float32)),
-            tf.Variable(rng.standard_normal((4,)).astype(np.float32))]
+    return [
+        tf.Variable(rng.standard_normal((3, 2)).astype(np.float32)),
+        tf.Variable(rng.standard_normal((4,)).astype(np.float32)),
+    ]
 
 
 def _tiny_model(num_classes=3, seed=0):
     """Conv2D (with bias) -> BN -> swish -> pool -> Dense, plus a nested sub-model with a BN."""
     keras.utils.set_random_seed(seed)
-    inner = keras.Sequential([keras.layers.Dense(4), keras.layers.BatchNormalization()],
-                             name="inner")
+    inner = keras.Sequential([keras.layers.Dense(4), keras.layers.BatchNormalization()], name="inner")
     inputs = keras.Input((6, 6, 2))
     x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
     x = keras.layers.BatchNormalization(momentum=0.5)(x)
@@ -45,8 +47,9 @@ def test_matches_tf_train_exponential_moving_average(decay, warmup):
         oracle.apply(variables)
         ours.apply(t)
         for v, shadow in zip(variables, ours.shadows):
-            np.testing.assert_allclose(shadow.numpy(), oracle.average(v).numpy(),
-                                       rtol=1e-6, atol=1e-7, err_msg=f"step {t}")
+            np.testing.assert_allclose(
+                shadow.numpy(), oracle.average(v).numpy(), rtol=1e-6, atol=1e-7, err_msg=f"step {t}"
+            )
     # The shadows lag the variables (a shadow that just copies the variable would fail here).
     assert not np.allclose(ours.shadows[0].numpy(), variables[0].numpy())
 
@@ -63,8 +66,7 @@ def test_decay_warmup_formula():
 def test_ema_variables_are_trainables_plus_bn_statistics():
     model = _tiny_model()
     chosen = ema_lib.ema_variables(model)
-    stats = [v for v in model.non_trainable_variables
-             if v.path.endswith(("moving_mean", "moving_variance"))]
+    stats = [v for v in model.non_trainable_variables if v.path.endswith(("moving_mean", "moving_variance"))]
     assert len(stats) == 4  # two BatchNorm layers, one of them inside the nested model
     assert {id(v) for v in chosen} == {id(v) for v in model.trainable_variables + stats}
     assert len(chosen) == len(model.trainable_variables) + 4
@@ -119,7 +121,8 @@ def test_mirrored_two_replicas_with_per_replica_batchnorm_statistics():
     # ReductionToOneDevice: several MirroredStrategy objects in one pytest process reuse the
     # same collective instance keys on CPU and then clash ("Shape mismatch in the collective").
     strategy = tf.distribute.MirroredStrategy(
-        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     with strategy.scope():
         model = _tiny_model()
         tracked = [v.value for v in ema_lib.ema_variables(model)]
@@ -128,8 +131,9 @@ def test_mirrored_two_replicas_with_per_replica_batchnorm_statistics():
         avg = ema_lib.ExponentialMovingAverage(tracked, 0.9999)
     rng = np.random.default_rng(0)
     # Replica 1 sees shifted inputs, so its BatchNorm statistics differ from replica 0's.
-    images = np.concatenate([rng.standard_normal((2, 6, 6, 2)),
-                             rng.standard_normal((2, 6, 6, 2)) * 3 + 5]).astype(np.float32)
+    images = np.concatenate([rng.standard_normal((2, 6, 6, 2)), rng.standard_normal((2, 6, 6, 2)) * 3 + 5]).astype(
+        np.float32
+    )
     labels = np.array([0, 1, 2, 1], np.int32)
     dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
@@ -138,8 +142,7 @@ def test_mirrored_two_replicas_with_per_replica_batchnorm_statistics():
         with tf.GradientTape() as tape:
             per_example = losses.classification_loss(y, model(x, training=True), 3)
             loss = tf.reduce_sum(per_example) / 4.0
-        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
-                                model.trainable_variables))
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
         avg.apply(opt.iterations)
 
     train = tf.function(lambda batch: strategy.run(replica_step, args=batch))
@@ -148,22 +151,19 @@ def test_mirrored_two_replicas_with_per_replica_batchnorm_statistics():
         train(next(iterator))
         d = min(0.9999, (1 + t) / (10 + t))
         current = _replica_values(strategy, tracked)
-        expected = [[e - (1 - d) * (e - c) for e, c in zip(es, cs)]
-                    for es, cs in zip(expected, current)]
+        expected = [[e - (1 - d) * (e - c) for e, c in zip(es, cs)] for es, cs in zip(expected, current)]
     got = _replica_values(strategy, avg.shadows)
     for e_parts, g_parts in zip(expected, got):
         for e, g in zip(e_parts, g_parts):
             np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
-    first_bn = next(layer for layer in model.layers
-                    if isinstance(layer, keras.layers.BatchNormalization))
+    first_bn = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
     bn_mean = first_bn.moving_mean.value
     mean_parts = [p.numpy() for p in strategy.experimental_local_results(bn_mean)]
     assert not np.allclose(mean_parts[0], mean_parts[1])  # statistics really are per replica
 
     # Swap in the cross-replica context: every replica gets ITS OWN average, and back again.
     bn_index = next(i for i, v in enumerate(tracked) if v is bn_mean)
-    shadow_parts = [p.numpy() for p in strategy.experimental_local_results(
-        avg.shadows[bn_index])]
+    shadow_parts = [p.numpy() for p in strategy.experimental_local_results(avg.shadows[bn_index])]
     with strategy.scope(), avg.swapped():
         swapped = [p.numpy() for p in strategy.experimental_local_results(bn_mean)]
         for s, w in zip(shadow_parts, swapped):
@@ -172,34 +172,35 @@ def test_mirrored_two_replicas_with_per_replica_batchnorm_statistics():
         np.testing.assert_array_equal(w.numpy(), m)
 
 
+def _one_step_with_ema(images, labels, jit):
+    """EMA shadows and variables after one RMSProp step with the EMA update inside the (XLA-compiled) step."""
+    model = _tiny_model(seed=3)
+    opt = optim.RMSPropTF(0.05)
+    opt.build(model.trainable_variables)
+    avg = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model), 0.9999)
+    decayed = losses.weight_decay_variables(model)
+
+    @tf.function(jit_compile=jit)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            per_example = losses.classification_loss(y, model(x, training=True), 3)
+            loss = tf.reduce_mean(per_example) + losses.l2_loss(decayed, 1e-5)
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        avg.apply(opt.iterations)
+        return loss
+
+    step(tf.constant(images), labels)
+    if jit:  # the step really went through XLA
+        assert "HloModule" in step.experimental_get_compiler_ir(tf.constant(images), labels)(stage="hlo")
+    return [s.numpy() for s in avg.shadows] + [v.numpy() for v in model.variables]
+
+
 @pytest.mark.slow
 def test_optimizer_and_ema_step_compiles_with_xla():
     """One full train step (loss + L2 + RMSPropTF + EMA) under jit_compile equals the plain one."""
     images = np.random.default_rng(0).standard_normal((2, 6, 6, 2)).astype(np.float32)
     labels = tf.constant([0, 2], tf.int32)
-    results = []
-    for jit in (False, True):
-        model = _tiny_model(seed=3)
-        opt = optim.RMSPropTF(0.05)
-        opt.build(model.trainable_variables)
-        avg = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model), 0.9999)
-        decayed = losses.weight_decay_variables(model)
-
-        @tf.function(jit_compile=jit)
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                per_example = losses.classification_loss(y, model(x, training=True), 3)
-                loss = tf.reduce_mean(per_example) + losses.l2_loss(decayed, 1e-5)
-            opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
-                                    model.trainable_variables))
-            avg.apply(opt.iterations)
-            return loss
-
-        step(tf.constant(images), labels)
-        if jit:  # the step really went through XLA
-            assert "HloModule" in step.experimental_get_compiler_ir(
-                tf.constant(images), labels)(stage="hlo")
-        results.append([s.numpy() for s in avg.shadows] + [v.numpy() for v in model.variables])
+    results = [_one_step_with_ema(images, labels, jit) for jit in (False, True)]
     for plain, compiled in zip(*results):
         np.testing.assert_allclose(compiled, plain, rtol=1e-4, atol=1e-5)
     # Something moved: the shadows of the trained weights differ from the initial weights.
@@ -207,18 +208,20 @@ def test_optimizer_and_ema_step_compiles_with_xla():
     assert not np.allclose(results[0][0], fresh.trainable_variables[0].numpy())
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: ema_lib.ExponentialMovingAverage(_two_variables(), 1.5), "decay"),
-    (lambda: ema_lib.ExponentialMovingAverage([], 0.9), "non-empty"),
-    (lambda: ema_lib.ExponentialMovingAverage([tf.Variable([1, 2])], 0.9), "float"),
-    (lambda: ema_lib.ExponentialMovingAverage([tf.constant([1.0])], 0.9), "expects variables"),
-    (lambda: ema_lib.ExponentialMovingAverage(_two_variables() * 2, 0.9), "twice"),
-    (lambda: ema_lib.ExponentialMovingAverage(_two_variables(), 0.9, warmup=1), "warmup"),
-    (lambda: ema_lib.ema_variables(keras.Sequential([keras.layers.Dense(2)])), "no variables"),
-    (lambda: ema_lib.ema_variables("model"), "keras.Model"),
-    (lambda: ema_lib.ExponentialMovingAverage(_two_variables(), 0.9).copy_to(
-        _two_variables()[:1]), "needs 2"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: ema_lib.ExponentialMovingAverage(_two_variables(), 1.5), "decay"),
+        (lambda: ema_lib.ExponentialMovingAverage([], 0.9), "non-empty"),
+        (lambda: ema_lib.ExponentialMovingAverage([tf.Variable([1, 2])], 0.9), "float"),
+        (lambda: ema_lib.ExponentialMovingAverage([tf.constant([1.0])], 0.9), "expects variables"),
+        (lambda: ema_lib.ExponentialMovingAverage(_two_variables() * 2, 0.9), "twice"),
+        (lambda: ema_lib.ExponentialMovingAverage(_two_variables(), 0.9, warmup=1), "warmup"),
+        (lambda: ema_lib.ema_variables(keras.Sequential([keras.layers.Dense(2)])), "no variables"),
+        (lambda: ema_lib.ema_variables("model"), "keras.Model"),
+        (lambda: ema_lib.ExponentialMovingAverage(_two_variables(), 0.9).copy_to(_two_variables()[:1]), "needs 2"),
+    ],
+)
 def test_bad_input_raises_one_line_errors(make, match):
     with pytest.raises(ValueError, match=match) as info:
         make()

@@ -1,4 +1,5 @@
 """Tests for the EdgeTPU and Lite rows: parameter counts, structure, the fused block, normalization."""
+
 import keras
 import numpy as np
 import pytest
@@ -10,8 +11,17 @@ from tests.efficientnet.family_counts import FAMILY, analytic_params
 
 # Published parameter counts in millions (the READMEs of tensorflow/tpu's efficientnet, edgetpu and lite), with the
 # decimals they are given to.
-PUBLISHED = {"b0": (5.288548, 6), "edgetpu-s": (5.44, 2), "edgetpu-m": (6.90, 2), "edgetpu-l": (10.59, 2),
-             "lite0": (4.652, 3), "lite1": (5.417, 3), "lite2": (6.092, 3), "lite3": (8.197, 3), "lite4": (13.007, 3)}
+PUBLISHED = {
+    "b0": (5.288548, 6),
+    "edgetpu-s": (5.44, 2),
+    "edgetpu-m": (6.90, 2),
+    "edgetpu-l": (10.59, 2),
+    "lite0": (4.652, 3),
+    "lite1": (5.417, 3),
+    "lite2": (6.092, 3),
+    "lite3": (8.197, 3),
+    "lite4": (13.007, 3),
+}
 
 
 @pytest.mark.parametrize("name", list(FAMILY))
@@ -28,14 +38,26 @@ def test_parameter_counts_match_independent_count_and_published(name):
 
 def test_rows_of_the_table():
     # (width, depth, resolution, dropout, classes, activation) from the tensorflow/tpu edgetpu/ and lite/ builders.
-    expected = {"edgetpu-s": (1.0, 1.0, 224, 0.2, 1001, "relu"), "edgetpu-m": (1.0, 1.1, 240, 0.2, 1001, "relu"),
-                "edgetpu-l": (1.2, 1.4, 300, 0.3, 1001, "relu"), "lite0": (1.0, 1.0, 224, 0.2, 1000, "relu6"),
-                "lite1": (1.0, 1.1, 240, 0.2, 1000, "relu6"), "lite2": (1.1, 1.2, 260, 0.3, 1000, "relu6"),
-                "lite3": (1.2, 1.4, 280, 0.3, 1000, "relu6"), "lite4": (1.4, 1.8, 300, 0.3, 1000, "relu6")}
+    expected = {
+        "edgetpu-s": (1.0, 1.0, 224, 0.2, 1001, "relu"),
+        "edgetpu-m": (1.0, 1.1, 240, 0.2, 1001, "relu"),
+        "edgetpu-l": (1.2, 1.4, 300, 0.3, 1001, "relu"),
+        "lite0": (1.0, 1.0, 224, 0.2, 1000, "relu6"),
+        "lite1": (1.0, 1.1, 240, 0.2, 1000, "relu6"),
+        "lite2": (1.1, 1.2, 260, 0.3, 1000, "relu6"),
+        "lite3": (1.2, 1.4, 280, 0.3, 1000, "relu6"),
+        "lite4": (1.4, 1.8, 300, 0.3, 1000, "relu6"),
+    }
     for name, row in expected.items():
         v = get_variant(name)
-        assert (v.width_coefficient, v.depth_coefficient, v.resolution, v.dropout_rate, v.num_classes,
-                v.activation) == row
+        assert (
+            v.width_coefficient,
+            v.depth_coefficient,
+            v.resolution,
+            v.dropout_rate,
+            v.num_classes,
+            v.activation,
+        ) == row
         assert v.mean_rgb == (127.0,) * 3 and v.stddev_rgb == (128.0,) * 3
         assert not any(stage.se_ratio for stage in v.stages)
     assert get_variant("efficientnet-edgetpu-S") is get_variant("edgetpu-s")
@@ -88,14 +110,25 @@ def _bn_inference(x, layer):
 @pytest.mark.parametrize("strides, size", [(2, 9), (2, 8), (1, 8)])
 def test_fused_block_matches_tf_ops_with_stride_on_projection(strides, size):
     """Oracle: tf.nn ops in tensorflow/tpu's order (3x3 stride-1 conv, BN, ReLU, 1x1 strided conv, BN)."""
-    config = blocks.MBConvConfig(input_filters=8, output_filters=8, kernel_size=3, strides=strides,
-                                 expand_ratio=4, se_ratio=None, activation="relu", fused=True)
+    config = blocks.MBConvConfig(
+        input_filters=8,
+        output_filters=8,
+        kernel_size=3,
+        strides=strides,
+        expand_ratio=4,
+        se_ratio=None,
+        activation="relu",
+        fused=True,
+    )
     inputs = keras.Input((size, size, 8))
     model = keras.Model(inputs, blocks.mbconv_block(inputs, config, "blk_"))
     rng = np.random.default_rng(0)
     for w in model.weights:
-        w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in w.path or "gamma" in w.path
-                 else rng.normal(0, 0.3, w.shape).astype("float32"))
+        w.assign(
+            rng.uniform(0.5, 1.5, w.shape).astype("float32")
+            if "variance" in w.path or "gamma" in w.path
+            else rng.normal(0, 0.3, w.shape).astype("float32")
+        )
     x = tf.constant(rng.normal(size=(2, size, size, 8)).astype("float32"))
     expand, project = model.get_layer("blk_expand_conv"), model.get_layer("blk_project_conv")
     hidden = tf.nn.relu(_bn_inference(tf.nn.conv2d(x, expand.kernel, 1, "SAME"), model.get_layer("blk_expand_bn")))

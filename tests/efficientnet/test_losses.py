@@ -1,4 +1,5 @@
 """Tests for efficientnet.losses against Keras/TF1 cross-entropy and tf.nn.l2_loss oracles."""
+
 import keras
 import numpy as np
 import pytest
@@ -18,15 +19,17 @@ def _batch(seed=0, batch=6):
 
 def _small_model():
     keras.utils.set_random_seed(0)
-    return keras.Sequential([
-        keras.Input((6, 6, 3)),
-        keras.layers.Conv2D(4, 3, use_bias=True),
-        keras.layers.BatchNormalization(),
-        keras.layers.Conv2D(4, 1, use_bias=False),
-        keras.layers.BatchNormalization(),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(NUM_CLASSES),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((6, 6, 3)),
+            keras.layers.Conv2D(4, 3, use_bias=True),
+            keras.layers.BatchNormalization(),
+            keras.layers.Conv2D(4, 1, use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(NUM_CLASSES),
+        ]
+    )
 
 
 @pytest.mark.parametrize("smoothing", [0.1, 0.0, 0.3])
@@ -35,10 +38,12 @@ def test_matches_keras_and_tf1_cross_entropy(smoothing):
     ours = losses.classification_loss(labels, logits, NUM_CLASSES, label_smoothing=smoothing)
     assert ours.dtype == tf.float32 and ours.shape == (6,)
     onehot = tf.one_hot(labels, NUM_CLASSES)
-    keras_loss = keras.losses.CategoricalCrossentropy(
-        from_logits=True, label_smoothing=smoothing, reduction=None)(onehot, logits)
+    keras_loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing, reduction=None)(
+        onehot, logits
+    )
     tf1_loss = tf.compat.v1.losses.softmax_cross_entropy(
-        onehot, logits, label_smoothing=smoothing, reduction=tf.compat.v1.losses.Reduction.NONE)
+        onehot, logits, label_smoothing=smoothing, reduction=tf.compat.v1.losses.Reduction.NONE
+    )
     np.testing.assert_allclose(ours.numpy(), keras_loss.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours.numpy(), tf1_loss.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -60,9 +65,9 @@ def test_bfloat16_logits_are_computed_in_float32():
     low = tf.cast(logits, tf.bfloat16)
     ours = losses.classification_loss(labels, low, NUM_CLASSES)
     assert ours.dtype == tf.float32
-    reference = keras.losses.CategoricalCrossentropy(
-        from_logits=True, label_smoothing=0.1, reduction=None)(
-            tf.one_hot(labels, NUM_CLASSES), tf.cast(low, tf.float32))
+    reference = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1, reduction=None)(
+        tf.one_hot(labels, NUM_CLASSES), tf.cast(low, tf.float32)
+    )
     np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -72,8 +77,9 @@ def test_soft_labels_are_smoothed_too():
     soft = rng.random((6, NUM_CLASSES)).astype(np.float32)
     soft /= soft.sum(axis=1, keepdims=True)
     ours = losses.classification_loss(soft, logits, NUM_CLASSES)
-    reference = keras.losses.CategoricalCrossentropy(
-        from_logits=True, label_smoothing=0.1, reduction=None)(soft, logits)
+    reference = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1, reduction=None)(
+        soft, logits
+    )
     np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -105,19 +111,20 @@ def test_l2_loss_of_bfloat16_values_accumulates_in_float32():
     assert float(losses.l2_loss(values, 1.0)) == pytest.approx(exact, rel=1e-6)
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: losses.classification_loss([0, 5], np.zeros((2, 5), np.float32), 5), "label 5"),
-    (lambda: losses.classification_loss([-1], np.zeros((1, 5), np.float32), 5), "label -1"),
-    (lambda: losses.classification_loss([0], np.zeros((1, 4), np.float32), 5), "logits"),
-    (lambda: losses.classification_loss([0], np.zeros((1, 5), np.float32), 1), "num_classes"),
-    (lambda: losses.classification_loss([0], np.zeros((1, 5), np.float32), 5, 1.0),
-     "label_smoothing"),
-    (lambda: losses.classification_loss([[0]], np.zeros((1, 5), np.float32), 5), "labels"),
-    (lambda: losses.l2_loss([tf.ones(2)], -1e-5), "weight_decay"),
-    (lambda: losses.l2_loss([], 1e-5), "non-empty"),
-    (lambda: losses.weight_decay_variables(keras.Sequential([keras.layers.Dense(2)])),
-     "no variables"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: losses.classification_loss([0, 5], np.zeros((2, 5), np.float32), 5), "label 5"),
+        (lambda: losses.classification_loss([-1], np.zeros((1, 5), np.float32), 5), "label -1"),
+        (lambda: losses.classification_loss([0], np.zeros((1, 4), np.float32), 5), "logits"),
+        (lambda: losses.classification_loss([0], np.zeros((1, 5), np.float32), 1), "num_classes"),
+        (lambda: losses.classification_loss([0], np.zeros((1, 5), np.float32), 5, 1.0), "label_smoothing"),
+        (lambda: losses.classification_loss([[0]], np.zeros((1, 5), np.float32), 5), "labels"),
+        (lambda: losses.l2_loss([tf.ones(2)], -1e-5), "weight_decay"),
+        (lambda: losses.l2_loss([], 1e-5), "non-empty"),
+        (lambda: losses.weight_decay_variables(keras.Sequential([keras.layers.Dense(2)])), "no variables"),
+    ],
+)
 def test_bad_input_raises_one_line_errors(make, match):
     with pytest.raises(ValueError, match=match) as info:
         make()

@@ -1,4 +1,5 @@
 """Tests for efficientnet.model and efficientnet.blocks."""
+
 import dataclasses
 
 import keras
@@ -12,8 +13,16 @@ from efficientnet.model import block_configs
 from tests.efficientnet.conftest import random_pixels
 
 # Keras EfficientNetBx(weights=None) trainable counts, 1000 classes (docs/recipe.md §1).
-TRAINABLE_PARAMS = {"b0": 5_288_548, "b1": 7_794_184, "b2": 9_109_994, "b3": 12_233_232, "b4": 19_341_616,
-                    "b5": 30_389_784, "b6": 43_040_704, "b7": 66_347_960}
+TRAINABLE_PARAMS = {
+    "b0": 5_288_548,
+    "b1": 7_794_184,
+    "b2": 9_109_994,
+    "b3": 12_233_232,
+    "b4": 19_341_616,
+    "b5": 30_389_784,
+    "b6": 43_040_704,
+    "b7": 66_347_960,
+}
 
 
 def trainable_count(model):
@@ -34,13 +43,29 @@ def test_trainable_params_exact_large(built, variant):
 # Names that must exist (and a few that must not) per variant: stage repeats are ceil(depth · B0 repeats),
 # letters count blocks within a stage (docs/recipe.md §2).
 NAME_PINS = {
-    "b0": (["stem_conv", "stem_bn", "block1a_dwconv", "block1a_se_reduce", "block2b_project_conv",
-            "block6d_expand_bn", "block7a_project_bn", "top_conv", "top_bn", "predictions"],
-           ["block1a_expand_conv", "block1b_dwconv", "block6e_dwconv", "block7b_dwconv"]),
-    "b4": (["block1b_project_conv", "block2d_se_expand", "block6h_dwconv", "block7b_project_bn"],
-           ["block1c_dwconv", "block6i_dwconv", "block7c_dwconv"]),
-    "b7": (["block1d_dwconv", "block2g_expand_conv", "block5j_se_reduce", "block6m_project_conv",
-            "block7d_project_bn"], ["block1e_dwconv", "block6n_dwconv"]),
+    "b0": (
+        [
+            "stem_conv",
+            "stem_bn",
+            "block1a_dwconv",
+            "block1a_se_reduce",
+            "block2b_project_conv",
+            "block6d_expand_bn",
+            "block7a_project_bn",
+            "top_conv",
+            "top_bn",
+            "predictions",
+        ],
+        ["block1a_expand_conv", "block1b_dwconv", "block6e_dwconv", "block7b_dwconv"],
+    ),
+    "b4": (
+        ["block1b_project_conv", "block2d_se_expand", "block6h_dwconv", "block7b_project_bn"],
+        ["block1c_dwconv", "block6i_dwconv", "block7c_dwconv"],
+    ),
+    "b7": (
+        ["block1d_dwconv", "block2g_expand_conv", "block5j_se_reduce", "block6m_project_conv", "block7d_project_bn"],
+        ["block1e_dwconv", "block6n_dwconv"],
+    ),
 }
 
 
@@ -57,8 +82,7 @@ def test_weighted_layer_names_equal_keras_b0(built):
     keras_model = keras.applications.EfficientNetB0(weights=None)
     # Keras' normalization layer holds the input mean/variance, which our model keeps as constants. Its name
     # gets a counter ("normalization_3") when other Keras models were built earlier in the process.
-    keras_names = {l.name for l in keras_model.layers if l.weights
-                   and not isinstance(l, keras.layers.Normalization)}
+    keras_names = {l.name for l in keras_model.layers if l.weights and not isinstance(l, keras.layers.Normalization)}
     assert set(weighted_layers(built("b0"))) == keras_names
 
 
@@ -93,9 +117,13 @@ def test_include_top_false_returns_top_activation_map():
 def test_stochastic_depth_schedule(built):
     model = built("b0")
     n = 16  # B0 blocks
-    expected = {prefix: 1.0 - 0.2 * i / n for i, prefix in enumerate(
-        [f"block{s}{c}_" for s, reps in zip(range(1, 8), [1, 2, 2, 3, 3, 4, 1]) for c in "abcd"[:reps]])}
-    drops = {l.name[:-len("add")]: l.survival_prob for l in model.layers if isinstance(l, blocks.StochasticDepth)}
+    expected = {
+        prefix: 1.0 - 0.2 * i / n
+        for i, prefix in enumerate(
+            [f"block{s}{c}_" for s, reps in zip(range(1, 8), [1, 2, 2, 3, 3, 4, 1]) for c in "abcd"[:reps]]
+        )
+    }
+    drops = {l.name[: -len("add")]: l.survival_prob for l in model.layers if isinstance(l, blocks.StochasticDepth)}
     # Residual blocks only: stride 1 and in == out (the first block of each stage has none).
     assert sorted(drops) == sorted(p for p in expected if p[-2] != "a")
     for prefix, p in drops.items():
@@ -192,14 +220,17 @@ def test_training_forward_runs_and_updates_bn():
     assert not np.allclose(before, model.get_layer("stem_bn").moving_mean.numpy())
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(variant="b9"), "unknown EfficientNet variant 'b9'; valid: b0, b1"),
-    (dict(variant="b0", num_classes=0), "num_classes"),
-    (dict(variant="b0", image_size=-3), "image_size"),
-    (dict(variant="b0", image_size=(32,)), "image_size"),
-    (dict(variant="b0", dropout_rate=1.0), "dropout_rate"),
-    (dict(variant="b0", survival_prob=0.0), "survival_prob"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(variant="b9"), "unknown EfficientNet variant 'b9'; valid: b0, b1"),
+        (dict(variant="b0", num_classes=0), "num_classes"),
+        (dict(variant="b0", image_size=-3), "image_size"),
+        (dict(variant="b0", image_size=(32,)), "image_size"),
+        (dict(variant="b0", dropout_rate=1.0), "dropout_rate"),
+        (dict(variant="b0", survival_prob=0.0), "survival_prob"),
+    ],
+)
 def test_bad_arguments_are_value_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_model(kwargs.pop("variant"), **kwargs)

@@ -1,6 +1,7 @@
 """efficientnet.optim against the original's optimizers (tensorflow/tpu utils.py build_optimizer): RMSPropTF and
 MomentumTF against TF1's tf.compat.v1.train.RMSPropOptimizer / MomentumOptimizer, plain gradient descent against
 GradientDescentOptimizer, LARS against an independent numpy port of lars_optimizer.py's formulas."""
+
 import keras
 import numpy as np
 import pytest
@@ -17,8 +18,10 @@ def _gradients(num_steps, seed=0):
     """Per-step gradients of very different magnitudes (the epsilon-inside-sqrt regime too)."""
     rng = np.random.default_rng(seed)
     scales = [1.0, 1e-3, 30.0]
-    return [[(rng.standard_normal(s) * scales[(i + k) % 3]).astype(np.float32)
-             for k, s in enumerate(SHAPES)] for i in range(num_steps)]
+    return [
+        [(rng.standard_normal(s) * scales[(i + k) % 3]).astype(np.float32) for k, s in enumerate(SHAPES)]
+        for i in range(num_steps)
+    ]
 
 
 def _initial_values(seed=1):
@@ -55,8 +58,9 @@ def _run_tf1(make, learning_rates, grads):
 
 def _run_oracle(learning_rates, grads):
     """TF1 RMSProp, step by step; returns the variable values after every step."""
-    return _run_tf1(lambda lr: tf.compat.v1.train.RMSPropOptimizer(lr, decay=0.9, momentum=0.9, epsilon=1e-3),
-                    learning_rates, grads)
+    return _run_tf1(
+        lambda lr: tf.compat.v1.train.RMSPropOptimizer(lr, decay=0.9, momentum=0.9, epsilon=1e-3), learning_rates, grads
+    )
 
 
 def _run_ours(learning_rate, grads):
@@ -99,8 +103,7 @@ def test_first_step_differs_from_keras_rmsprop():
     ours = tf.Variable([0.0, 0.0])
     keras_var = tf.Variable([0.0, 0.0])
     optim.RMSPropTF(0.1).apply_gradients([(tf.constant(g), ours)])
-    keras.optimizers.RMSprop(0.1, rho=0.9, momentum=0.9, epsilon=1e-3).apply_gradients(
-        [(tf.constant(g), keras_var)])
+    keras.optimizers.RMSprop(0.1, rho=0.9, momentum=0.9, epsilon=1e-3).apply_gradients([(tf.constant(g), keras_var)])
     # Independent hand computation of TF1's first step: ms = 1 + 0.1(g² - 1).
     expected = -0.1 * g / np.sqrt(1.0 + 0.1 * (g * g - 1.0) + 1e-3)
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-6)
@@ -122,8 +125,7 @@ def test_config_round_trip_with_schedule():
     config = opt.get_config()
     clone = optim.RMSPropTF.from_config(config)
     assert (clone.rho, clone.momentum, clone.epsilon, clone.clipnorm) == (0.8, 0.7, 1e-4, 2.0)
-    assert isinstance(clone._learning_rate,
-                      schedules.WarmupExponentialDecay)
+    assert isinstance(clone._learning_rate, schedules.WarmupExponentialDecay)
     assert clone._learning_rate.get_config() == schedule.get_config()
     # Also through Keras' generic (de)serialization, which needs the registration.
     revived = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
@@ -157,10 +159,10 @@ def test_mirrored_strategy_two_replicas_matches_summed_gradient_oracle():
     # ReductionToOneDevice: several MirroredStrategy objects in one pytest process reuse the
     # same collective instance keys on CPU and then clash ("Shape mismatch in the collective").
     strategy = tf.distribute.MirroredStrategy(
-        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     init = _initial_values()
-    targets = [np.stack([np.full(s, 1.0, np.float32), np.full(s, -3.0, np.float32)])
-               for s in SHAPES]
+    targets = [np.stack([np.full(s, 1.0, np.float32), np.full(s, -3.0, np.float32)]) for s in SHAPES]
     with strategy.scope():
         variables = [tf.Variable(v) for v in init]
         opt = optim.RMSPropTF(0.05)
@@ -169,8 +171,7 @@ def test_mirrored_strategy_two_replicas_matches_summed_gradient_oracle():
     def replica_step():
         rid = tf.distribute.get_replica_context().replica_id_in_sync_group
         with tf.GradientTape() as tape:
-            loss = tf.add_n([0.5 * tf.reduce_sum(tf.square(v - tf.gather(t, rid)))
-                             for v, t in zip(variables, targets)])
+            loss = tf.add_n([0.5 * tf.reduce_sum(tf.square(v - tf.gather(t, rid))) for v, t in zip(variables, targets)])
         opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
 
     train = tf.function(lambda: strategy.run(replica_step))
@@ -203,13 +204,16 @@ def test_jit_compiled_steps_match_tf1():
     _assert_histories_close(ours, _run_oracle([0.05] * 3, grads))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"rho": 1.0}, "rho"),
-    ({"momentum": -0.1}, "momentum"),
-    ({"epsilon": 0.0}, "epsilon"),
-    ({"learning_rate": -1.0}, "learning_rate"),
-    ({"use_ema": True}, "use_ema"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"rho": 1.0}, "rho"),
+        ({"momentum": -0.1}, "momentum"),
+        ({"epsilon": 0.0}, "epsilon"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"use_ema": True}, "use_ema"),
+    ],
+)
 def test_bad_arguments_raise_one_line_errors(kwargs, match):
     with pytest.raises(ValueError, match=match) as info:
         optim.RMSPropTF(**kwargs)
@@ -251,10 +255,14 @@ def _run(optimizer, grads):
     return history
 
 
-@pytest.mark.parametrize("ours, tf1", [
-    (lambda lr: optim.MomentumTF(lr, momentum=0.9), lambda lr: tf.compat.v1.train.MomentumOptimizer(lr, 0.9)),
-    (lambda lr: keras.optimizers.SGD(lr, momentum=0.0), lambda lr: tf.compat.v1.train.GradientDescentOptimizer(lr)),
-], ids=["momentum", "sgd"])
+@pytest.mark.parametrize(
+    "ours, tf1",
+    [
+        (lambda lr: optim.MomentumTF(lr, momentum=0.9), lambda lr: tf.compat.v1.train.MomentumOptimizer(lr, 0.9)),
+        (lambda lr: keras.optimizers.SGD(lr, momentum=0.0), lambda lr: tf.compat.v1.train.GradientDescentOptimizer(lr)),
+    ],
+    ids=["momentum", "sgd"],
+)
 def test_momentum_and_sgd_equal_tf1_exactly(ours, tf1):
     grads = _gradients(len(TABLE), seed=5)
     got = _run(ours(_TableSchedule(TABLE)), grads)

@@ -1,4 +1,5 @@
 """Stochastic depth and head dropout masks: independent per replica, deterministic per seed state, unbiased."""
+
 import keras
 import numpy as np
 import pytest
@@ -39,6 +40,7 @@ def run_on_replicas(strategy, apply):
     mirrored variable ("Trying to access resource ... located in device CPU:1 from device CPU:0", for a plain
     tf.Variable too); test_jit_compiled_draws_differ_per_replica_id covers the compiled draw.
     """
+
     @tf.function
     def replicated():
         return strategy.run(apply)
@@ -169,7 +171,7 @@ def test_mixed_precision_keeps_the_compute_dtype_the_keep_rate_and_the_mean(poli
         assert out.dtype == keras.DTypePolicy(policy).compute_dtype
         values = out.numpy().astype(np.float64)
         # 1/0.7 at the compute precision: 8 significant bits in bfloat16, 11 in float16.
-        np.testing.assert_allclose(np.unique(values), [0.0, 1 / 0.7], rtol=2 ** -8)
+        np.testing.assert_allclose(np.unique(values), [0.0, 1 / 0.7], rtol=2**-8)
         assert abs(np.mean(values > 0) - 0.7) < 0.0025  # 0.7 in bfloat16 is 0.6992
         assert abs(values.mean() - 1.0) < 0.0025
 

@@ -1,4 +1,5 @@
 """Tests for efficientnet.tpu_checkpoint: tensorflow/tpu TF1 checkpoints written with TF1's own naming."""
+
 import dataclasses
 import re
 
@@ -19,14 +20,15 @@ SIZE = 32
 # Every block type in one small model: MBConv with and without expansion, with SE (b0's block1a / block2a) and
 # without, fused with and without expansion, a "noskip" stage and a residual stage.
 MIXED_STAGES = (
-    StageSpec(3, 1, 1, 32, 16, 1),                                                  # MBConv e1 + SE
-    StageSpec(3, 2, 4, 16, 16, 2, se_ratio=None, fused=True, id_skip=False),        # fused e4, noskip
-    StageSpec(3, 1, 1, 16, 16, 2, se_ratio=None, fused=True),                       # fused e1 + residual
-    StageSpec(5, 2, 6, 16, 24, 2),                                                  # MBConv e6 + SE
-    StageSpec(3, 1, 3, 24, 24, 1, se_ratio=None),                                   # MBConv e3, no SE
+    StageSpec(3, 1, 1, 32, 16, 1),  # MBConv e1 + SE
+    StageSpec(3, 2, 4, 16, 16, 2, se_ratio=None, fused=True, id_skip=False),  # fused e4, noskip
+    StageSpec(3, 1, 1, 16, 16, 2, se_ratio=None, fused=True),  # fused e1 + residual
+    StageSpec(5, 2, 6, 16, 24, 2),  # MBConv e6 + SE
+    StageSpec(3, 1, 3, 24, 24, 1, se_ratio=None),  # MBConv e3, no SE
 )
-MIXED = dataclasses.replace(get_variant("b0"), name="mixed", stages=MIXED_STAGES, width_coefficient=0.5,
-                            head_filters=256, num_classes=10)
+MIXED = dataclasses.replace(
+    get_variant("b0"), name="mixed", stages=MIXED_STAGES, width_coefficient=0.5, head_filters=256, num_classes=10
+)
 
 
 def _randomize(model, seed):
@@ -59,13 +61,17 @@ def _assert_unchanged(model, snapshot):
 def source(request, tmp_path_factory):
     """(variant, raw model, EMA model, checkpoint prefix): raw values in the variables, EMA values in shadows."""
     base = {"b0-small": get_variant("b0"), "edgetpu-small": get_variant("edgetpu-s"), "mixed": MIXED}[request.param]
-    variant = dataclasses.replace(base, width_coefficient=base.width_coefficient * 0.5, depth_coefficient=0.5) \
-        if request.param != "mixed" else base
+    variant = (
+        dataclasses.replace(base, width_coefficient=base.width_coefficient * 0.5, depth_coefficient=0.5)
+        if request.param != "mixed"
+        else base
+    )
     raw, ema = build_model(variant, image_size=SIZE), build_model(variant, image_size=SIZE)
     _randomize(raw, 1)
     _randomize(ema, 2)
-    prefix = write_tpu_checkpoint(raw, tmp_path_factory.mktemp(request.param), ema_model=ema,
-                                  scope=f"efficientnet-{request.param}")
+    prefix = write_tpu_checkpoint(
+        raw, tmp_path_factory.mktemp(request.param), ema_model=ema, scope=f"efficientnet-{request.param}"
+    )
     return variant, raw, ema, prefix
 
 
@@ -144,9 +150,12 @@ def test_missing_variable_fails_naming_it_and_changes_nothing(mixed_pair):
     target = mixed_pair[1]
     prefix = _write(mixed_pair, "missing", drop={"blocks_5/tpu_batch_normalization_1/moving_mean"})
     snapshot = _snapshot(target)
-    with pytest.raises(ValueError, match=r"nothing was changed: variable 'efficientnet-mixed/blocks_5/"
-                                         r"tpu_batch_normalization_1/moving_mean' \(layer 'block4a_bn', expected "
-                                         r"shape \(48,\)\) is missing"):
+    with pytest.raises(
+        ValueError,
+        match=r"nothing was changed: variable 'efficientnet-mixed/blocks_5/"
+        r"tpu_batch_normalization_1/moving_mean' \(layer 'block4a_bn', expected "
+        r"shape \(48,\)\) is missing",
+    ):
         load_weights(target, prefix)
     _assert_unchanged(target, snapshot)
 
@@ -157,9 +166,12 @@ def test_wrong_shape_fails_naming_both_shapes_and_changes_nothing(mixed_pair):
     bad = np.zeros(expected[:-1] + (expected[-1] + 8,), "float32")
     prefix = _write(mixed_pair, "shape", replace={"blocks_2/conv2d/kernel": bad})
     snapshot = _snapshot(target)
-    with pytest.raises(ValueError, match=rf"variable 'efficientnet-mixed/blocks_2/conv2d/kernel/"
-                                         rf"ExponentialMovingAverage' \(layer 'block2b_expand_conv'\): expected shape "
-                                         rf"{re.escape(str(expected))}, .* has {re.escape(str(bad.shape))}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"variable 'efficientnet-mixed/blocks_2/conv2d/kernel/"
+        rf"ExponentialMovingAverage' \(layer 'block2b_expand_conv'\): expected shape "
+        rf"{re.escape(str(expected))}, .* has {re.escape(str(bad.shape))}",
+    ):
         load_weights(target, prefix)
     _assert_unchanged(target, snapshot)
 
@@ -174,21 +186,25 @@ def test_classifier_mismatch_and_skip(mixed_pair):
     result = load_weights(other, prefix, skip_mismatch_layers=CLASSIFIER_LAYERS)
     assert result.skipped == ("predictions",) and set(result.ignored) == {"head/dense/kernel", "head/dense/bias"}
     np.testing.assert_array_equal(other.get_layer("predictions").kernel.numpy(), classifier_before)
-    np.testing.assert_array_equal(other.get_layer("top_bn").moving_variance.numpy(),
-                                  model.get_layer("top_bn").moving_variance.numpy())
+    np.testing.assert_array_equal(
+        other.get_layer("top_bn").moving_variance.numpy(), model.get_layer("top_bn").moving_variance.numpy()
+    )
 
 
 def test_notop_model_and_notop_checkpoint(mixed_pair):
     model = mixed_pair[0]
-    full, notop_file = _write(mixed_pair, "full"), _write(mixed_pair, "notop", drop={"head/dense/kernel",
-                                                                                     "head/dense/bias"})
+    full, notop_file = (
+        _write(mixed_pair, "full"),
+        _write(mixed_pair, "notop", drop={"head/dense/kernel", "head/dense/bias"}),
+    )
     notop = build_model(MIXED, image_size=SIZE, include_top=False)
     assert set(load_weights(notop, full).ignored) == {"head/dense/kernel", "head/dense/bias"}
     result = load_weights(notop, notop_file)
     assert not result.ignored and not result.skipped
     features = keras.Model(model.input, model.get_layer("top_bn").output)
-    np.testing.assert_allclose(notop(random_pixels(SIZE)).numpy(), features(random_pixels(SIZE)).numpy(),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        notop(random_pixels(SIZE)).numpy(), features(random_pixels(SIZE)).numpy(), rtol=1e-5, atol=1e-5
+    )
     with pytest.raises(ValueError, match=r"head/dense/kernel' \(layer 'predictions'.* is missing"):
         load_weights(build_model(MIXED, image_size=SIZE), notop_file)
 
@@ -199,8 +215,11 @@ def test_other_architecture_is_refused(mixed_pair):
     no_se = dataclasses.replace(MIXED, stages=tuple(dataclasses.replace(s, se_ratio=None) for s in MIXED_STAGES))
     target = build_model(no_se, image_size=SIZE)
     snapshot = _snapshot(target)
-    with pytest.raises(ValueError, match=r"weights that 'efficientnet-mixed' as built here does not use, e.g. "
-                                         r"'blocks_0/se/conv2d/bias'"):
+    with pytest.raises(
+        ValueError,
+        match=r"weights that 'efficientnet-mixed' as built here does not use, e.g. "
+        r"'blocks_0/se/conv2d/bias'",
+    ):
         load_weights(target, prefix)
     _assert_unchanged(target, snapshot)
 
@@ -227,8 +246,9 @@ def test_path_and_format_errors(mixed_pair, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, scope", [("b0", "efficientnet-b0"), ("edgetpu-s", "efficientnet-edgetpu-S"),
-                                         ("lite0", "efficientnet-lite0")])
+@pytest.mark.parametrize(
+    "name, scope", [("b0", "efficientnet-b0"), ("edgetpu-s", "efficientnet-edgetpu-S"), ("lite0", "efficientnet-lite0")]
+)
 def test_full_size_variants_load_from_a_checkpoint_directory(name, scope, tmp_path):
     # The published layouts: full block count (blocks_0..blocks_15 for b0), the real scope names, loaded through
     # the directory's `checkpoint` state file.

@@ -1,4 +1,5 @@
 """Tests for efficientnet.variants: the scaling table, rounding, custom rows and errors."""
+
 import dataclasses
 
 import pytest
@@ -9,9 +10,15 @@ from efficientnet.variants import B0_STAGES
 
 # docs/recipe.md §1: width, depth, resolution, dropout, eval crop fraction (3 decimals).
 TABLE = {
-    "b0": (1.0, 1.0, 224, 0.2, 0.875), "b1": (1.0, 1.1, 240, 0.2, 0.882), "b2": (1.1, 1.2, 260, 0.3, 0.890),
-    "b3": (1.2, 1.4, 300, 0.3, 0.904), "b4": (1.4, 1.8, 380, 0.4, 0.922), "b5": (1.6, 2.2, 456, 0.4, 0.934),
-    "b6": (1.8, 2.6, 528, 0.5, 0.943), "b7": (2.0, 3.1, 600, 0.5, 0.949), "b8": (2.2, 3.6, 672, 0.5, 0.954),
+    "b0": (1.0, 1.0, 224, 0.2, 0.875),
+    "b1": (1.0, 1.1, 240, 0.2, 0.882),
+    "b2": (1.1, 1.2, 260, 0.3, 0.890),
+    "b3": (1.2, 1.4, 300, 0.3, 0.904),
+    "b4": (1.4, 1.8, 380, 0.4, 0.922),
+    "b5": (1.6, 2.2, 456, 0.4, 0.934),
+    "b6": (1.8, 2.6, 528, 0.5, 0.943),
+    "b7": (2.0, 3.1, 600, 0.5, 0.949),
+    "b8": (2.2, 3.6, 672, 0.5, 0.954),
     "l2": (4.3, 5.3, 800, 0.5, 0.962),
 }
 
@@ -21,20 +28,34 @@ def test_table_rows(name):
     v = VARIANTS[name]
     width, depth, resolution, dropout, crop = TABLE[name]
     assert (v.name, v.width_coefficient, v.depth_coefficient, v.resolution, v.dropout_rate) == (
-        name, width, depth, resolution, dropout)
+        name,
+        width,
+        depth,
+        resolution,
+        dropout,
+    )
     # The eval crop the pipeline derives from the row's resolution. The table rounds to 3 decimals; b8's
     # 672/704 = 0.9545 is listed as 0.954 (as published), so b8/l2 get a looser tolerance than b0-b7.
     assert preprocessing.default_crop_fraction(v.resolution) == pytest.approx(
-        crop, abs=2e-3 if name in ("b8", "l2") else 5e-4)
+        crop, abs=2e-3 if name in ("b8", "l2") else 5e-4
+    )
     assert v.survival_prob == 0.8 and v.activation == "swish" and v.stages == B0_STAGES
 
 
 def test_b0_stage_table():
-    rows = [(s.kernel_size, s.strides, s.expand_ratio, s.input_filters, s.output_filters, s.repeats, s.se_ratio)
-            for s in B0_STAGES]
-    assert rows == [(3, 1, 1, 32, 16, 1, 0.25), (3, 2, 6, 16, 24, 2, 0.25), (5, 2, 6, 24, 40, 2, 0.25),
-                    (3, 2, 6, 40, 80, 3, 0.25), (5, 1, 6, 80, 112, 3, 0.25), (5, 2, 6, 112, 192, 4, 0.25),
-                    (3, 1, 6, 192, 320, 1, 0.25)]
+    rows = [
+        (s.kernel_size, s.strides, s.expand_ratio, s.input_filters, s.output_filters, s.repeats, s.se_ratio)
+        for s in B0_STAGES
+    ]
+    assert rows == [
+        (3, 1, 1, 32, 16, 1, 0.25),
+        (3, 2, 6, 16, 24, 2, 0.25),
+        (5, 2, 6, 24, 40, 2, 0.25),
+        (3, 2, 6, 40, 80, 3, 0.25),
+        (5, 1, 6, 80, 112, 3, 0.25),
+        (5, 2, 6, 112, 192, 4, 0.25),
+        (3, 1, 6, 192, 320, 1, 0.25),
+    ]
     assert not any(s.fused for s in B0_STAGES)
 
 
@@ -75,7 +96,7 @@ def test_custom_variant_from_phi():
     assert (zero.width_coefficient, zero.depth_coefficient, zero.resolution) == (1.0, 1.0, 224)
     assert custom_variant(3, name="mine", dropout_rate=0.3).name == "mine"
     # Compound scaling roughly doubles the FLOPs per phi step: 1.2 · 1.1² · 1.15² ≈ 1.92.
-    assert 1.2 * 1.1 ** 2 * 1.15 ** 2 == pytest.approx(1.92, abs=0.01)
+    assert 1.2 * 1.1**2 * 1.15**2 == pytest.approx(1.92, abs=0.01)
 
 
 def test_custom_variant_explicit():
@@ -84,16 +105,19 @@ def test_custom_variant_explicit():
     assert custom_variant(depth=1.5).width_coefficient == 1.0
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(width=0), "width_coefficient must be a positive"),
-    (dict(depth=-1.0), "depth_coefficient must be a positive"),
-    (dict(width=float("nan")), "width_coefficient"),
-    (dict(resolution=0), "resolution must be a positive int"),
-    (dict(resolution=224.5), "resolution must be a positive int"),
-    (dict(dropout_rate=1.0), "dropout_rate"),
-    (dict(phi=1, width=1.2), "either phi or explicit width"),
-    (dict(phi=float("inf")), "phi must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(width=0), "width_coefficient must be a positive"),
+        (dict(depth=-1.0), "depth_coefficient must be a positive"),
+        (dict(width=float("nan")), "width_coefficient"),
+        (dict(resolution=0), "resolution must be a positive int"),
+        (dict(resolution=224.5), "resolution must be a positive int"),
+        (dict(dropout_rate=1.0), "dropout_rate"),
+        (dict(phi=1, width=1.2), "either phi or explicit width"),
+        (dict(phi=float("inf")), "phi must be a finite number"),
+    ],
+)
 def test_custom_variant_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         custom_variant(**kwargs)

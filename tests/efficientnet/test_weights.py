@@ -1,4 +1,5 @@
 """Tests for efficientnet.weights: parity with Keras Applications through both file layouts, and errors."""
+
 import h5py
 import keras
 import numpy as np
@@ -38,8 +39,10 @@ def _check_parity(variant, image_size, tmp_path):
         # Logits too: with random weights softmax can be nearly flat, which would hide differences. A wrong layer
         # gives O(1) relative differences; float32 rounding through b7's 55 blocks reaches ~1e-4.
         np.testing.assert_allclose(logits, expected_logits, rtol=1e-3, atol=1e-3 * np.abs(expected_logits).max())
-    print(f"parity {variant}@{image_size}: max |softmax diff| {errors}, max |logit diff| {logit_errors}, logits spread "
-          f"{np.ptp(expected_logits):.3g}")
+    print(
+        f"parity {variant}@{image_size}: max |softmax diff| {errors}, max |logit diff| {logit_errors}, logits spread "
+        f"{np.ptp(expected_logits):.3g}"
+    )
     assert max(errors.values()) <= PARITY_TOLERANCE
 
 
@@ -90,6 +93,7 @@ def _copy_without(source, dest, drop_layer=None, reshape_layer=None):
         def edit(name, obj):
             if name.endswith("/vars") and obj.attrs.get("name") in (drop_layer, reshape_layer):
                 return name
+
         found = dst["layers"].visititems(edit)
         group = dst["layers"][found]
         if group.attrs["name"] == drop_layer:
@@ -113,8 +117,11 @@ def test_missing_layer_fails_and_changes_nothing(source_file, target, tmp_path):
     bad = tmp_path / "missing.weights.h5"
     _copy_without(source_file[0], bad, drop_layer="block3b_dwconv")
     snapshot = _snapshot(target)
-    with pytest.raises(ValueError, match=r"layer 'block3b_dwconv' \(expected shapes \[\(5, 5, 240, 1\)\]\) is "
-                                         r"missing"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer 'block3b_dwconv' \(expected shapes \[\(5, 5, 240, 1\)\]\) is "
+        r"missing",
+    ):
         load_weights(target, bad)
     _assert_unchanged(target, snapshot)
 
@@ -123,8 +130,11 @@ def test_wrong_shape_fails_naming_both_shapes_and_changes_nothing(source_file, t
     bad = tmp_path / "shape.weights.h5"
     _copy_without(source_file[0], bad, reshape_layer="top_conv")
     snapshot = _snapshot(target)
-    with pytest.raises(ValueError, match=r"layer 'top_conv': expected shapes \[\(1, 1, 320, 1280\)\], .* has "
-                                         r"\[\(1, 1, 320, 1288\)\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer 'top_conv': expected shapes \[\(1, 1, 320, 1280\)\], .* has "
+        r"\[\(1, 1, 320, 1288\)\]",
+    ):
         load_weights(target, bad)
     _assert_unchanged(target, snapshot)
 
@@ -138,8 +148,9 @@ def test_skip_mismatch_layers_for_a_new_classifier(source_file):
     result = load_weights(ten_classes, path, skip_mismatch_layers=CLASSIFIER_LAYERS)
     assert result.skipped == ("predictions",)
     np.testing.assert_array_equal(ten_classes.get_layer("predictions").kernel.numpy(), classifier_before)
-    np.testing.assert_array_equal(ten_classes.get_layer("top_bn").moving_variance.numpy(),
-                                  model.get_layer("top_bn").moving_variance.numpy())
+    np.testing.assert_array_equal(
+        ten_classes.get_layer("top_bn").moving_variance.numpy(), model.get_layer("top_bn").moving_variance.numpy()
+    )
 
 
 def test_notop_model_ignores_file_classifier(source_file):
@@ -152,8 +163,11 @@ def test_a_deeper_variants_file_is_refused_naming_its_extra_blocks(target, tmp_p
     deeper = tmp_path / "b1.weights.h5"
     build_model("b1", image_size=32).save_weights(deeper)  # b0's layers are a subset of b1's, same shapes
     snapshot = _snapshot(target)
-    with pytest.raises(ValueError, match=r"has 54 block layers that 'efficientnet-b0' lacks \(block2c_\w+, .*another "
-                                         r"\(deeper\) variant"):
+    with pytest.raises(
+        ValueError,
+        match=r"has 54 block layers that 'efficientnet-b0' lacks \(block2c_\w+, .*another "
+        r"\(deeper\) variant",
+    ):
         load_weights(target, deeper)
     _assert_unchanged(target, snapshot)
 

@@ -10,6 +10,7 @@ Shadow and slot suffixes are read from tf.compat.v1.train.ExponentialMovingAvera
 files are written by the SaveV2 op (what tf.compat.v1.train.Saver runs) and the state file by
 tf.compat.v1.train.update_checkpoint_state: building the whole TF1 graph took ~15 s a checkpoint on 2 cores.
 """
+
 import contextlib
 import itertools
 import re
@@ -54,8 +55,12 @@ def _values(model):
     """{(layer name, attribute): numpy value} of every weight, read eagerly (no .numpy() inside a TF1 graph)."""
     if model is None:
         return None
-    return {(layer.name, attribute): getattr(layer, attribute).numpy()
-            for layer in model.layers if layer.weights for _, attribute in _tf1_kind(layer)[1]}
+    return {
+        (layer.name, attribute): getattr(layer, attribute).numpy()
+        for layer in model.layers
+        if layer.weights
+        for _, attribute in _tf1_kind(layer)[1]
+    }
 
 
 def _tf1_names(model, scope):
@@ -75,10 +80,16 @@ def _tf1_names(model, scope):
                         for layer in run:
                             base, leaves, _ = _tf1_kind(layer)
                             with tf.compat.v1.variable_scope(None, default_name=base) as layer_scope:
-                                relative = layer_scope.name[len(scope) + 1:]
-                                entries += [(layer.name, attribute, f"{relative}/{leaf}",
-                                             leaf not in ("moving_mean", "moving_variance"))
-                                            for leaf, attribute in leaves]
+                                relative = layer_scope.name[len(scope) + 1 :]
+                                entries += [
+                                    (
+                                        layer.name,
+                                        attribute,
+                                        f"{relative}/{leaf}",
+                                        leaf not in ("moving_mean", "moving_variance"),
+                                    )
+                                    for leaf, attribute in leaves
+                                ]
     return entries
 
 
@@ -91,11 +102,12 @@ def _tf1_suffixes():
         optimizer = tf.compat.v1.train.RMSPropOptimizer(0.1, momentum=0.9)
         optimizer.minimize(tf.reduce_sum(variable))
         slots = [optimizer.get_slot(variable, name).op.name for name in optimizer.get_slot_names()]
-    return shadow[len("v"):], [slot[len("v"):] for slot in slots]
+    return shadow[len("v") :], [slot[len("v") :] for slot in slots]
 
 
-def write_tpu_checkpoint(model, directory, *, scope="efficientnet-b0", step=218949, ema_model=None, drop=(),
-                         replace=None):
+def write_tpu_checkpoint(
+    model, directory, *, scope="efficientnet-b0", step=218949, ema_model=None, drop=(), replace=None
+):
     """Saves `model` as `<directory>/model.ckpt-<step>` with TF1 names and a `checkpoint` state file naming it
     relatively (as in the published archives); returns the prefix.
 
@@ -120,7 +132,11 @@ def write_tpu_checkpoint(model, directory, *, scope="efficientnet-b0", step=2189
     prefix = f"{directory}/model.ckpt-{step}"
     names = sorted(tensors)
     # SaveV2 is the op tf.compat.v1.train.Saver runs: same .index/.data files.
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(tensors[name]) for name in names])
+    tf.raw_ops.SaveV2(
+        prefix=prefix,
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(tensors[name]) for name in names],
+    )
     tf.compat.v1.train.update_checkpoint_state(str(directory), f"model.ckpt-{step}")
     return prefix

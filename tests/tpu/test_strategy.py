@@ -1,4 +1,5 @@
 """tpu/strategy.py: the strategy decision table and fast, clear failures for an unreachable TPU."""
+
 import socket
 import time
 
@@ -39,15 +40,30 @@ def test_bad_tf_config_is_a_clear_error(monkeypatch):
         tpu.resolve_strategy(None)
 
 
-@pytest.mark.parametrize("kind,flag,expected", [
-    ("tpu", None, "mixed_bfloat16"), ("cpu", None, "float32"), ("gpu", None, "float32"),
-    ("cpu", True, "mixed_bfloat16"), ("tpu", False, "float32")])
+@pytest.mark.parametrize(
+    "kind,flag,expected",
+    [
+        ("tpu", None, "mixed_bfloat16"),
+        ("cpu", None, "float32"),
+        ("gpu", None, "float32"),
+        ("cpu", True, "mixed_bfloat16"),
+        ("tpu", False, "float32"),
+    ],
+)
 def test_precision_policy(kind, flag, expected):
     assert tpu.precision_policy(kind, flag) == expected
 
 
-@pytest.mark.parametrize("kind,flag,replicas,expected", [
-    ("tpu", None, 8, True), ("gpu", None, 1, True), ("gpu", None, 2, False), ("cpu", None, 1, False),
-    ("cpu", True, 1, True), ("tpu", False, 8, False)])
+@pytest.mark.parametrize(
+    "kind,flag,replicas,expected",
+    [
+        ("tpu", None, 8, True),
+        ("gpu", None, 1, True),
+        ("gpu", None, 2, False),
+        ("cpu", None, 1, False),
+        ("cpu", True, 1, True),
+        ("tpu", False, 8, False),
+    ],
+)
 def test_use_xla(kind, flag, replicas, expected):
     assert tpu.use_xla(kind, flag, replicas) is expected

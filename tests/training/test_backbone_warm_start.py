@@ -1,5 +1,6 @@
 """Warm starts from a classifier run (this project's checkpoint, its EMA weights) into the headless and the
 multi-scale models of efficientnet (training/core/warm_start.py)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -28,10 +29,12 @@ def classifier_run(tmp_path_factory):
 @pytest.mark.parametrize("target", ["features", "pooled"])
 def test_a_classifier_runs_ema_weights_warm_start_a_backbone(classifier_run, target):
     averages, prefix = classifier_run
-    model = (efficientnet.build_feature_model(TINY) if target == "features"
-             else efficientnet.build_model(TINY, include_top=False, pooling="avg"))
-    message = warm_start.warm_start(model, prefix,
-                                    lambda classes: efficientnet.build_model(TINY, num_classes=classes))
+    model = (
+        efficientnet.build_feature_model(TINY)
+        if target == "features"
+        else efficientnet.build_model(TINY, include_top=False, pooling="avg")
+    )
+    message = warm_start.warm_start(model, prefix, lambda classes: efficientnet.build_model(TINY, num_classes=classes))
     assert "EMA weights" in message
     assert model.weights and all(w.path in averages for w in model.weights)
     for w in model.weights:

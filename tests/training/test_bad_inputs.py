@@ -3,6 +3,7 @@
 Flags and config values are covered by tests/test_main.py and test_checks.py; this table covers what only
 shows up when the run starts: data sources, weight files, export paths, replica counts.
 """
+
 import hashlib
 import os
 
@@ -47,19 +48,34 @@ def _a_regular_file(tmp_path):
 
 
 CASES = {
-    "unknown tfds dataset": (lambda tmp: {"data.dataset": "tfds:no_such_dataset_xyz", "runtime.mode": "train"},
-                             "no_such_dataset_xyz"),
-    "missing data dir": (lambda tmp: {"data.data_dir": str(tmp / "nothing_here"), "runtime.mode": "train"},
-                         "train-*-of-*"),
-    "garbage weights for eval": (lambda tmp: {"runtime.mode": "eval", "runtime.init_checkpoint": _garbage_file(tmp)},
-                                 "weights.h5"),
-    "missing weights for eval": (lambda tmp: {"runtime.mode": "eval",
-                                              "runtime.init_checkpoint": str(tmp / "no.ckpt")}, "no.ckpt"),
-    "export onto a file": (lambda tmp: {"runtime.mode": "export", "runtime.export_dir": _a_regular_file(tmp)},
-                           "it exists and is not a directory"),
+    "unknown tfds dataset": (
+        lambda tmp: {"data.dataset": "tfds:no_such_dataset_xyz", "runtime.mode": "train"},
+        "no_such_dataset_xyz",
+    ),
+    "missing data dir": (
+        lambda tmp: {"data.data_dir": str(tmp / "nothing_here"), "runtime.mode": "train"},
+        "train-*-of-*",
+    ),
+    "garbage weights for eval": (
+        lambda tmp: {"runtime.mode": "eval", "runtime.init_checkpoint": _garbage_file(tmp)},
+        "weights.h5",
+    ),
+    "missing weights for eval": (
+        lambda tmp: {"runtime.mode": "eval", "runtime.init_checkpoint": str(tmp / "no.ckpt")},
+        "no.ckpt",
+    ),
+    "export onto a file": (
+        lambda tmp: {"runtime.mode": "export", "runtime.export_dir": _a_regular_file(tmp)},
+        "it exists and is not a directory",
+    ),
     "garbage init checkpoint for training": (
-        lambda tmp: {"runtime.mode": "train", "runtime.init_checkpoint": _garbage_file(tmp),
-                     "runtime.model_dir": str(tmp / "fresh")}, "--init_checkpoint"),
+        lambda tmp: {
+            "runtime.mode": "train",
+            "runtime.init_checkpoint": _garbage_file(tmp),
+            "runtime.model_dir": str(tmp / "fresh"),
+        },
+        "--init_checkpoint",
+    ),
 }
 
 

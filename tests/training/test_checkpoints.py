@@ -1,4 +1,6 @@
-"""training/store/checkpoints.py: the rotating checkpoints when model_dir disappears under a running run (eager, fast)."""
+"""training/store/checkpoints.py: the rotating checkpoints when model_dir disappears under a running run (eager,
+fast)."""
+
 import shutil
 
 import pytest

@@ -1,4 +1,5 @@
 """training/checks.py: every bad config value is a one-line UserError before any heavy work."""
+
 import pytest
 
 from configs import demo, imagenet
@@ -14,30 +15,33 @@ def _config(**overrides):
     return config
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"model__variant": "b9"}, "unknown model 'b9'"),
-    ({"runtime__mode": "fit"}, "mode='fit' is not one of"),
-    ({"data__augment_name": "mixup"}, "augment_name='mixup'"),
-    ({"train__lr_schedule": "linear"}, "lr_schedule='linear'"),
-    ({"train__batch_size": 0}, "train.batch_size must be positive"),
-    ({"eval__batch_size": -8}, "eval.batch_size must be positive"),
-    ({"train__steps": -1}, "train_steps must be >= 0"),
-    ({"runtime__tensorboard_images": -1}, "tensorboard_images must be >= 0"),
-    ({"runtime__progress_seconds": -1.0}, "progress_seconds must be >= 0"),
-    ({"runtime__tflite_check_images": 0}, "tflite_check_images must be a positive integer"),
-    ({"train__iterations_per_loop": 0}, "iterations_per_loop must be positive"),
-    ({"train__base_learning_rate": float("nan")}, "base_learning_rate must be positive"),
-    ({"model__image_size": 16}, "image_size must be at least 32"),
-    ({"model__width_coefficient": -1.0}, "width_coefficient must be positive"),
-    ({"data__holdout_shards": -3}, "holdout_shards must be >= 0"),
-    ({"train__label_smoothing": 1.0}, "label_smoothing must be in [0, 1)"),
-    ({"train__moving_average_decay": 1.5}, "moving_average_decay must be in [0, 1)"),
-    ({"model__survival_prob": 0.0}, "survival_prob must be > 0"),
-    ({"model__dropout_rate": 1.0}, "dropout_rate must be in [0, 1)"),
-    ({"train__weight_decay": -1e-5}, "weight_decay must be >= 0"),
-    ({"data__dataset": "imagenet2012"}, "--dataset must look like tfds:NAME"),
-    ({"data__dataset": "tfds:mnist", "data__data_dir": "/data"}, "either --data_dir"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"model__variant": "b9"}, "unknown model 'b9'"),
+        ({"runtime__mode": "fit"}, "mode='fit' is not one of"),
+        ({"data__augment_name": "mixup"}, "augment_name='mixup'"),
+        ({"train__lr_schedule": "linear"}, "lr_schedule='linear'"),
+        ({"train__batch_size": 0}, "train.batch_size must be positive"),
+        ({"eval__batch_size": -8}, "eval.batch_size must be positive"),
+        ({"train__steps": -1}, "train_steps must be >= 0"),
+        ({"runtime__tensorboard_images": -1}, "tensorboard_images must be >= 0"),
+        ({"runtime__progress_seconds": -1.0}, "progress_seconds must be >= 0"),
+        ({"runtime__tflite_check_images": 0}, "tflite_check_images must be a positive integer"),
+        ({"train__iterations_per_loop": 0}, "iterations_per_loop must be positive"),
+        ({"train__base_learning_rate": float("nan")}, "base_learning_rate must be positive"),
+        ({"model__image_size": 16}, "image_size must be at least 32"),
+        ({"model__width_coefficient": -1.0}, "width_coefficient must be positive"),
+        ({"data__holdout_shards": -3}, "holdout_shards must be >= 0"),
+        ({"train__label_smoothing": 1.0}, "label_smoothing must be in [0, 1)"),
+        ({"train__moving_average_decay": 1.5}, "moving_average_decay must be in [0, 1)"),
+        ({"model__survival_prob": 0.0}, "survival_prob must be > 0"),
+        ({"model__dropout_rate": 1.0}, "dropout_rate must be in [0, 1)"),
+        ({"train__weight_decay": -1e-5}, "weight_decay must be >= 0"),
+        ({"data__dataset": "imagenet2012"}, "--dataset must look like tfds:NAME"),
+        ({"data__dataset": "tfds:mnist", "data__data_dir": "/data"}, "either --data_dir"),
+    ],
+)
 def test_bad_values_are_one_line_user_errors(overrides, message):
     with pytest.raises(UserError) as info:
         checks.validate_config(_config(**overrides))

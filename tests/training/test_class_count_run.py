@@ -1,4 +1,6 @@
-"""A run on TFRecord data takes its class count from the data, or refuses to start (training/session/startup.py setup)."""
+"""A run on TFRecord data takes its class count from the data, or refuses to start (training/session/startup.py
+setup)."""
+
 import os
 
 import pytest
@@ -12,9 +14,17 @@ from training.store import labels, rundir
 
 
 def _config(tmp_path, data_dir, **overrides):
-    return tiny_config(tmp_path / "run", str(tmp_path / "unused_demo_cache"), **{
-        "data.data_dir": data_dir, "data.holdout_shards": 1, "runtime.mode": "train",
-        "train.batch_size": 2, **overrides})  # set-up plans the run: a batch must fit the few training images
+    return tiny_config(
+        tmp_path / "run",
+        str(tmp_path / "unused_demo_cache"),
+        **{
+            "data.data_dir": data_dir,
+            "data.holdout_shards": 1,
+            "runtime.mode": "train",
+            "train.batch_size": 2,
+            **overrides,
+        },
+    )  # set-up plans the run: a batch must fit the few training images
 
 
 def test_setup_reads_the_class_count_and_names_from_the_data(tmp_path):

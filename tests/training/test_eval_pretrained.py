@@ -1,5 +1,6 @@
 """--mode=eval and --mode=export on published weights (here a Keras 3 .weights.h5 of the tiny network) with no
 --model_dir."""
+
 import json
 import os
 
@@ -18,8 +19,11 @@ pytestmark = pytest.mark.slow
 
 
 def _eval_config(demo_cache, weights, **overrides):
-    return tiny_config(None, demo_cache, **{"runtime.model_dir": None, "runtime.mode": "eval",
-                                            "runtime.init_checkpoint": weights, **overrides})
+    return tiny_config(
+        None,
+        demo_cache,
+        **{"runtime.model_dir": None, "runtime.mode": "eval", "runtime.init_checkpoint": weights, **overrides},
+    )
 
 
 def _published(config, num_classes, path):
@@ -35,7 +39,12 @@ def _published(config, num_classes, path):
 
 def _scores(model, config, cache_dir):
     """Top-1 and mean cross-entropy of `model` on the eval split, computed eagerly without training/."""
-    dataset = pipeline.make_dataset(sources.get_source(cache_dir=cache_dir), config.data.eval_split, plan_of(config).eval_input, batch_size=config.eval.batch_size)
+    dataset = pipeline.make_dataset(
+        sources.get_source(cache_dir=cache_dir),
+        config.data.eval_split,
+        plan_of(config).eval_input,
+        batch_size=config.eval.batch_size,
+    )
     hits = loss = count = 0.0
     for batch in dataset:
         logits = model(batch["images"], training=False)
@@ -86,8 +95,15 @@ def test_eval_refuses_weights_with_another_class_count_in_one_line(tmp_path, dem
 def test_export_of_published_weights_needs_neither_data_nor_model_dir(tmp_path, demo_cache, monkeypatch):
     monkeypatch.chdir(tmp_path)
     weights, export_dir = str(tmp_path / "published.weights.h5"), str(tmp_path / "served")
-    config = _eval_config(demo_cache, weights, **{"runtime.mode": "export", "runtime.export_dir": export_dir,
-                                                  "data.cache_dir": str(tmp_path / "no_demo_data")})
+    config = _eval_config(
+        demo_cache,
+        weights,
+        **{
+            "runtime.mode": "export",
+            "runtime.export_dir": export_dir,
+            "data.cache_dir": str(tmp_path / "no_demo_data"),
+        },
+    )
     model = _published(config, 9, weights)  # a class count no data source here has: it comes from the file
 
     summary = run.run(config)
@@ -102,12 +118,22 @@ def test_published_weights_on_the_demo_data_get_its_holdout_not_the_recipes(tmp_
     import ml_collections  # pylint: disable=import-outside-toplevel
 
     from tests.conftest import resolve_command_line  # pylint: disable=import-outside-toplevel
+
     weights = tmp_path / "W.h5"
     weights.write_bytes(b"")  # setup only checks that it exists; the demo source is what is tested
-    args = ["--mode=eval", "--model=b0", f"--init_checkpoint={weights}", f"--model_dir={tmp_path / 'run'}",
-            f"--config.data.cache_dir={demo_cache}"]
+    args = [
+        "--mode=eval",
+        "--model=b0",
+        f"--init_checkpoint={weights}",
+        f"--model_dir={tmp_path / 'run'}",
+        f"--config.data.cache_dir={demo_cache}",
+    ]
     config, _, user_fields = resolve_command_line(args)
     ctx = startup.setup(ml_collections.ConfigDict(config), user_fields=user_fields)
     assert ctx.config.data.holdout_shards == 2 and ctx.source.num_examples("minival") == 160
-    config, _, user_fields = resolve_command_line([*args, "--config.data.holdout_shards=3"])  # the user's own holdout wins
-    assert startup.setup(ml_collections.ConfigDict(config), user_fields=user_fields).source.num_examples("minival") == 240
+    config, _, user_fields = resolve_command_line(
+        [*args, "--config.data.holdout_shards=3"]
+    )  # the user's own holdout wins
+    assert (
+        startup.setup(ml_collections.ConfigDict(config), user_fields=user_fields).source.num_examples("minival") == 240
+    )

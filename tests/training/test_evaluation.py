@@ -1,5 +1,6 @@
 """training/core/evaluation.py: the one best-checkpoint rule the trainer and the eval job share, and the one
 evaluation record."""
+
 import json
 
 import keras
@@ -25,8 +26,11 @@ def _record(step, top_1):
 
 def _archived_kernel(model_dir):
     reader = tf.train.load_checkpoint(checkpoints.archived_prefix(model_dir))
-    return [reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if k.startswith("model/")
-            and k.endswith("VARIABLE_VALUE") and "kernel" in k][0]
+    return [
+        reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if k.startswith("model/") and k.endswith("VARIABLE_VALUE") and "kernel" in k
+    ][0]
 
 
 def test_only_a_higher_top_1_replaces_the_best_and_archives_its_weights(tmp_path):
@@ -63,5 +67,8 @@ def test_a_record_that_names_its_weights_states_its_input(tmp_path):
     named = evaluation.record(plan, 4, "validation", metrics, weights="archive/best")
     assert "image_size" not in in_training and "weights" not in in_training and in_training["ema"] is True
     assert (named["weights"], named["image_size"], named["crop_fraction"]) == (
-        "archive/best", plan.image_size, plan.crop_fraction)
+        "archive/best",
+        plan.image_size,
+        plan.crop_fraction,
+    )
     assert evaluation.record(plan, 0, "validation", metrics, weights="w.h5", ema=False)["ema"] is False

@@ -1,9 +1,9 @@
-"""training/serving/export.py and training/serving/tflite.py: the SavedModel's signatures, class names and input checks (in a
-fresh process, as a server would load it), and the .tflite files run by the TFLite interpreter against Keras.
+"""training/serving/export.py and training/serving/tflite.py: the SavedModel's signatures, class names and input checks
+(in a fresh process, as a server would load it), and the .tflite files run by the TFLite interpreter against Keras.
 
-One export of the tiny network (a classifier with large random weights, so that the probabilities are far from
-uniform and the argmax means something) is shared by the module.
-"""
+One export of the tiny network (a classifier with large random weights, so that the probabilities are far from uniform
+and the argmax means something) is shared by the module."""
+
 import json
 import os
 import subprocess
@@ -36,13 +36,17 @@ def _weights(config, path):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, demo_cache):
     tmp = tmp_path_factory.mktemp("export")
-    config = tiny_config(tmp / "run", demo_cache, **{"runtime.export_tflite": True, "runtime.tflite_check_images": 64,
-                                                     "runtime.tflite_calibration_images": 32})
+    config = tiny_config(
+        tmp / "run",
+        demo_cache,
+        **{"runtime.export_tflite": True, "runtime.tflite_check_images": 64, "runtime.tflite_calibration_images": 32},
+    )
     model = _weights(config, str(tmp / "tiny.weights.h5"))
     source = sources.get_source(cache_dir=demo_cache)
     lines = []
-    export_dir = export.export_saved_model(plan_of(config, NUM_CLASSES), str(tmp / "tiny.weights.h5"), str(tmp / "served"),
-                                           source=source, log=lines.append)
+    export_dir = export.export_saved_model(
+        plan_of(config, NUM_CLASSES), str(tmp / "tiny.weights.h5"), str(tmp / "served"), source=source, log=lines.append
+    )
     return config, model, source, export_dir, lines
 
 
@@ -95,15 +99,32 @@ def test_saved_model_serves_checks_inputs_and_survives_bad_calls_in_a_fresh_proc
     expected = tf.nn.softmax(model(images, training=False)).numpy()
     np.save(tmp_path / "jpegs.npy", np.array(jpegs, dtype=object), allow_pickle=True)
     np.save(tmp_path / "images.npy", images)
-    result = subprocess.run([sys.executable, "-c", _SERVER, export_dir, str(tmp_path / "jpegs.npy"),
-                             str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
-                            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _SERVER,
+            export_dir,
+            str(tmp_path / "jpegs.npy"),
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]  # a bad call must not kill the process
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["outcome"] == {"rank 3": "rejected: names the shape", "rank 5": "rejected: names the shape",
-                                 "size 16": "rejected: names the shape", "size 64": "rejected: names the shape",
-                                 "3 channels missing": "rejected: names the shape", "NaN": "rejected: names NaN",
-                                 "Inf": "rejected: names NaN", "undecodable": "rejected"}
+    assert report["outcome"] == {
+        "rank 3": "rejected: names the shape",
+        "rank 5": "rejected: names the shape",
+        "size 16": "rejected: names the shape",
+        "size 64": "rejected: names the shape",
+        "3 channels missing": "rejected: names the shape",
+        "NaN": "rejected: names NaN",
+        "Inf": "rejected: names NaN",
+        "undecodable": "rejected",
+    }
     assert report["names"] == list(source.class_names)
     out = np.load(tmp_path / "out.npz")
     np.testing.assert_allclose(out["p_images"], expected, atol=1e-5)
@@ -179,12 +200,14 @@ def test_quantization_round_trip_of_pixels():
 
 
 @pytest.mark.slow
-def test_imagenet_names_travel_with_a_1000_class_export_and_a_failed_export_changes_nothing(tmp_path, demo_cache,
-                                                                                             monkeypatch):
+def test_imagenet_names_travel_with_a_1000_class_export_and_a_failed_export_changes_nothing(
+    tmp_path, demo_cache, monkeypatch
+):
     config = tiny_config(tmp_path / "run", demo_cache, **{"runtime.model_dir": None})
     plan_of(config, 1000).network.inference().build().save_weights(str(tmp_path / "w.weights.h5"))
-    export_dir = export.export_saved_model(plan_of(config, 1000), str(tmp_path / "w.weights.h5"), str(tmp_path / "served"),
-                                           log=lambda line: None)
+    export_dir = export.export_saved_model(
+        plan_of(config, 1000), str(tmp_path / "w.weights.h5"), str(tmp_path / "served"), log=lambda line: None
+    )
     with open(os.path.join(export_dir, "assets", export.CLASS_NAMES_ASSET), encoding="utf-8") as f:
         names = f.read().splitlines()
     assert names == labels.imagenet_class_names(1000) and names[0] == "tench, Tinca tinca"
@@ -196,8 +219,14 @@ def test_imagenet_names_travel_with_a_1000_class_export_and_a_failed_export_chan
     monkeypatch.setattr(tflite, "write_tflite_files", broken)
     config.runtime.export_tflite = True
     with pytest.raises(RuntimeError, match="converter crashed"):
-        export.export_saved_model(plan_of(config, 1000), str(tmp_path / "w.weights.h5"), export_dir, class_names=names,
-                                  source=object(), log=lambda line: None)
+        export.export_saved_model(
+            plan_of(config, 1000),
+            str(tmp_path / "w.weights.h5"),
+            export_dir,
+            class_names=names,
+            source=object(),
+            log=lambda line: None,
+        )
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p or ".old-" in p]
     assert {name: open(os.path.join(export_dir, name), "rb").read() for name in before} == before
     assert not os.path.exists(os.path.join(export_dir, tflite.TFLITE_DIR))
@@ -224,11 +253,20 @@ def test_serving_features_are_the_pooled_input_of_the_classifier(exported):
 @pytest.mark.slow
 def test_headless_export_from_mode_export_serves_pooled_features_only(tmp_path, demo_cache):
     weights = str(tmp_path / "published.weights.h5")
-    config = tiny_config(None, demo_cache, **{"runtime.model_dir": None, "runtime.mode": "export",
-                                              "runtime.init_checkpoint": weights, "runtime.export_headless": True,
-                                              "runtime.export_dir": str(tmp_path / "served")})
+    config = tiny_config(
+        None,
+        demo_cache,
+        **{
+            "runtime.model_dir": None,
+            "runtime.mode": "export",
+            "runtime.init_checkpoint": weights,
+            "runtime.export_headless": True,
+            "runtime.export_dir": str(tmp_path / "served"),
+        },
+    )
     model = _weights(config, weights)
     from training.session import run  # pylint: disable=import-outside-toplevel
+
     run.run(config)
     loaded = tf.saved_model.load(str(tmp_path / "served"))
     assert set(loaded.signatures) == {"serving_default", "serving_features"}
@@ -244,8 +282,12 @@ def test_headless_export_from_mode_export_serves_pooled_features_only(tmp_path, 
 def test_headless_export_with_tflite_is_refused_before_anything_is_written(tmp_path):
     config = tiny_config(tmp_path, str(tmp_path), **{"runtime.export_tflite": True, "runtime.export_headless": True})
     with pytest.raises(ValueError, match="headless export has no TFLite"):
-        export.export_saved_model(plan_of(config, NUM_CLASSES), str(tmp_path / "none.weights.h5"), str(tmp_path / "served"),
-                                  log=lambda line: None)
+        export.export_saved_model(
+            plan_of(config, NUM_CLASSES),
+            str(tmp_path / "none.weights.h5"),
+            str(tmp_path / "served"),
+            log=lambda line: None,
+        )
     assert sorted(os.listdir(tmp_path)) == []
 
 
@@ -253,8 +295,9 @@ def test_tflite_notices_are_filtered_from_stderr_and_real_lines_kept_also_before
     def noisy(fail):
         with tflite.quiet():
             os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
-            os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, "
-                        b"output_inference_type: UINT8\n")
+            os.write(
+                2, b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: UINT8\n"
+            )
             os.write(2, b"a real problem\n")
             if fail:
                 raise RuntimeError("conversion failed")

@@ -1,6 +1,7 @@
 """Faults around the bit-exact core (issue 16): weights that blow up are never saved, a refused command changes
 nothing, damaged checkpoint state files and leftovers of killed writes, a SIGTERM at a saved boundary, and the
 lock held through train_and_eval's final phase."""
+
 import os
 import signal
 
@@ -19,8 +20,12 @@ pytestmark = pytest.mark.slow
 
 # One host loop per step and a checkpoint after each: a step that blows the weights up is the last one before
 # a save (the case where checking the loss of the loop alone saved poisoned weights).
-EVERY_STEP = {"runtime.mode": "train", "train.iterations_per_loop": 1, "runtime.checkpoint_steps": 1,
-              "eval.steps_per_eval": 2}
+EVERY_STEP = {
+    "runtime.mode": "train",
+    "train.iterations_per_loop": 1,
+    "runtime.checkpoint_steps": 1,
+    "eval.steps_per_eval": 2,
+}
 
 
 def _files(model_dir):
@@ -73,8 +78,9 @@ def test_faults_on_resume_leave_the_run_as_it_was(tmp_path, demo_cache, capsys, 
     # saved; ckpt-3 stays the latest, unchanged, and a resume from it works.
     values = checkpoint_values(str(model_dir / "ckpt-3"))
     with pytest.raises(NumericalError, match="weights after step 4 are not finite"):
-        run.run(tiny_config(model_dir, demo_cache, **EVERY_STEP,
-                            **{"train.steps": 6, "train.base_learning_rate": 1e30}))
+        run.run(
+            tiny_config(model_dir, demo_cache, **EVERY_STEP, **{"train.steps": 6, "train.base_learning_rate": 1e30})
+        )
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-3")
     after = checkpoint_values(str(model_dir / "ckpt-3"))
     assert all(np.array_equal(values[k], after[k]) for k in values)

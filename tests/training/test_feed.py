@@ -1,5 +1,6 @@
-"""The trainer's input wiring (training/core/inputs.py, training/core/loop.py): the run's class count and data.augment_on_device reach the
-pipeline and the step."""
+"""The trainer's input wiring (training/core/inputs.py, training/core/loop.py): the run's class count and
+data.augment_on_device reach the pipeline and the step."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,8 +15,9 @@ from training.errors import UserError
 def _ctx(tmp_path, demo_cache, num_classes, **overrides):
     config = tiny_config(tmp_path, demo_cache, **overrides)
     source = sources.get_source(cache_dir=demo_cache)
-    return context.RunContext(plan=plan_of(config, num_classes, source=source),
-                              strategy=tf.distribute.get_strategy(), source=source, log=None)
+    return context.RunContext(
+        plan=plan_of(config, num_classes, source=source), strategy=tf.distribute.get_strategy(), source=source, log=None
+    )
 
 
 def test_labels_beyond_the_runs_class_count_are_counted_not_trained(tmp_path, demo_cache):
@@ -40,14 +42,19 @@ def test_augment_on_device_ships_seeds_and_reaches_the_step_config(tmp_path, dem
 
 def test_eval_skips_labels_beyond_the_runs_class_count(tmp_path, demo_cache):
     ctx = _ctx(tmp_path, demo_cache, 3)
-    labels = [int(label) for batch in inputs.eval_dataset(ctx, "minival")
-              for label, real in zip(batch["labels"], batch["mask"]) if real]
+    labels = [
+        int(label)
+        for batch in inputs.eval_dataset(ctx, "minival")
+        for label, real in zip(batch["labels"], batch["mask"])
+        if real
+    ]
     assert labels and max(labels) < 3 and len(labels) < ctx.source.num_examples("minival")
 
 
 def test_eval_bad_record_stop_is_one_line():
-    error = tf.errors.InvalidArgumentError(None, None, "{{node x}} assertion failed: [Too many bad records: 5 of "
-                                                       "the first 9 records were skipped]")
+    error = tf.errors.InvalidArgumentError(
+        None, None, "{{node x}} assertion failed: [Too many bad records: 5 of the first 9 records were skipped]"
+    )
     with pytest.raises(UserError) as caught, inputs.bad_records_as_user_error():
         raise error
     assert str(caught.value) == "Too many bad records: 5 of the first 9 records were skipped"

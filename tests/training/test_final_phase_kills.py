@@ -1,6 +1,7 @@
 """train_and_eval's final phase (validation evaluation, export) is as safe as training: the lock is held through
 it, a SIGTERM there exits 75 with a message, and a kill -9 there followed by a rerun ends with the same files as
 an uninterrupted run (one validation line). The signals are triggered by files appearing, not by timing."""
+
 import glob
 import json
 import os
@@ -41,6 +42,7 @@ def _act_when(actions):
 
 def _line_written(model_dir, split, step=None):
     """True once metrics.jsonl holds a `split` line (of `step`, if given)."""
+
     def written():
         path = os.path.join(model_dir, "metrics.jsonl")
         if not os.path.exists(path):
@@ -48,6 +50,7 @@ def _line_written(model_dir, split, step=None):
         with open(path) as f:
             records = [json.loads(line) for line in f if line.strip()]
         return any(r["split"] == split and step in (None, r["step"]) for r in records)
+
     return written
 
 
@@ -55,9 +58,13 @@ def test_final_phase_holds_the_lock_survives_sigterm_and_kill_9(tmp_path, demo_c
     reference, killed, terminated = tmp_path / "reference", tmp_path / "killed", tmp_path / "terminated"
     # Output goes to files: nothing reads a pipe while _act_when polls, and a child blocked on a full pipe would
     # never reach its kill point.
-    logs = {name: open(tmp_path / f"{name}.log", "w+", encoding="utf-8") for name in ("reference", "killed", "terminated")}
-    processes = {name: start_main(_flags(d, demo_cache), stdout=logs[name], stderr=subprocess.STDOUT) for name, d in
-                 (("reference", reference), ("killed", killed), ("terminated", terminated))}
+    logs = {
+        name: open(tmp_path / f"{name}.log", "w+", encoding="utf-8") for name in ("reference", "killed", "terminated")
+    }
+    processes = {
+        name: start_main(_flags(d, demo_cache), stdout=logs[name], stderr=subprocess.STDOUT)
+        for name, d in (("reference", reference), ("killed", killed), ("terminated", terminated))
+    }
 
     def refused_then_kill_9():  # between the validation line and the end of the export: the lock is held
         with pytest.raises(UserError, match="is in use by pid"):
@@ -66,9 +73,16 @@ def test_final_phase_holds_the_lock_survives_sigterm_and_kill_9(tmp_path, demo_c
         processes["killed"].send_signal(signal.SIGKILL)
 
     # SIGTERM once training is over (its last minival line is written): the final phase stops with exit 75.
-    _act_when([(processes["killed"], _line_written(str(killed), "validation"), refused_then_kill_9),
-               (processes["terminated"], _line_written(str(terminated), "minival", STEPS),
-                lambda: processes["terminated"].send_signal(signal.SIGTERM))])
+    _act_when(
+        [
+            (processes["killed"], _line_written(str(killed), "validation"), refused_then_kill_9),
+            (
+                processes["terminated"],
+                _line_written(str(terminated), "minival", STEPS),
+                lambda: processes["terminated"].send_signal(signal.SIGTERM),
+            ),
+        ]
+    )
 
     for process in processes.values():
         process.wait(timeout=900)

@@ -2,6 +2,7 @@
 
 Fast: no model is built and nothing is downloaded; tfds' labels.txt is located without importing tfds.
 """
+
 import importlib.util
 import os
 import re

@@ -1,5 +1,6 @@
 """model_dir's lock: a live holder is refused; a dead one is taken over however its file looks (empty after a
 full disk, a reused pid, pid 1 after a container restart)."""
+
 import json
 import os
 import signal
@@ -13,25 +14,36 @@ from training.errors import UserError
 from training.store import lock
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HOLD = ("import sys; from training.store import lock\n"
-        "with lock.ModelDirLock(sys.argv[1]):\n"
-        "    print('held', flush=True); sys.stdin.read()\n")
+HOLD = (
+    "import sys; from training.store import lock\n"
+    "with lock.ModelDirLock(sys.argv[1]):\n"
+    "    print('held', flush=True); sys.stdin.read()\n"
+)
 
 
 def _holder(model_dir):
     """A process holding model_dir's lock until its stdin closes; returns once it says it holds it."""
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(model_dir)], cwd=REPO, stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(model_dir)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert process.stdout.readline().strip() == "held"
     return process
 
 
-@pytest.mark.parametrize("content", [
-    "",  # the disk was full when the lock was written
-    "{\"pi",  # half-written
-    json.dumps({"pid": 1, "host": socket.gethostname(), "start_time": 1}),  # pid 1 after a container restart
-    json.dumps({"pid": os.getppid(), "host": socket.gethostname()}),  # a live pid reused by another process
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",  # the disk was full when the lock was written
+        '{"pi',  # half-written
+        json.dumps({"pid": 1, "host": socket.gethostname(), "start_time": 1}),  # pid 1 after a container restart
+        json.dumps({"pid": os.getppid(), "host": socket.gethostname()}),  # a live pid reused by another process
+    ],
+)
 def test_a_lock_whose_holder_is_gone_is_taken_over(tmp_path, content, capsys):
     (tmp_path / ".lock").write_text(content)
     with lock.ModelDirLock(str(tmp_path)):
@@ -82,12 +94,14 @@ def test_a_model_dir_that_is_a_file_is_one_line(tmp_path):
 def test_content_based_lock_on_object_stores_knows_reused_pids(tmp_path, monkeypatch):
     """gs:// has no flock: the recorded start time tells a reused pid from its holder."""
     monkeypatch.setattr(lock, "fcntl", None)
-    (tmp_path / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
-                                               "start_time": lock.process_start_time(os.getppid())}))
+    (tmp_path / ".lock").write_text(
+        json.dumps(
+            {"pid": os.getppid(), "host": socket.gethostname(), "start_time": lock.process_start_time(os.getppid())}
+        )
+    )
     with pytest.raises(UserError, match=f"in use by pid {os.getppid()}"):
         with lock.ModelDirLock(str(tmp_path)):
             pass
-    (tmp_path / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
-                                               "start_time": 1}))
+    (tmp_path / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "start_time": 1}))
     with lock.ModelDirLock(str(tmp_path)):
         assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()

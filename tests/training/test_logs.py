@@ -1,4 +1,5 @@
 """training/store/logs.py's TensorBoard layout (read back from the event files) and the progress lines of a run."""
+
 import glob
 import io
 import os
@@ -28,8 +29,7 @@ def _events(folder):
 def test_train_and_eval_runs_are_subdirectories_with_the_same_tags(tmp_path):
     log = logs.RunLog(str(tmp_path), stream=io.StringIO())
     log.scalars(3, {"loss": 2.0, "top_1": 0.5, "epoch": 0.25})
-    log.evaluation(logs.evaluation_record(3, "minival", {"top_1": 0.4, "top_5": 0.9, "loss": 2.5,
-                                                         "num_examples": 10}))
+    log.evaluation(logs.evaluation_record(3, "minival", {"top_1": 0.4, "top_5": 0.9, "loss": 2.5, "num_examples": 10}))
     train, _ = _events(tmp_path / logs.TENSORBOARD_DIR / "train")
     minival, _ = _events(tmp_path / logs.TENSORBOARD_DIR / "minival")
     assert train == {"loss": [(3, "scalars")], "top_1": [(3, "scalars")], "epoch": [(3, "scalars")]}
@@ -56,8 +56,10 @@ def _hparams_plugin_data(content):
     """{name: python value} decoded from HParamsPluginData bytes by a parser built from its .proto's field
     numbers (tensorboard/plugins/hparams/plugin_data.proto), independent of the encoder in training/store/logs.py."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, struct_pb2  # noqa: F401
-    file = descriptor_pb2.FileDescriptorProto(name="hparams_test.proto", package="hparams_test", syntax="proto3",
-                                              dependency=["google/protobuf/struct.proto"])
+
+    file = descriptor_pb2.FileDescriptorProto(
+        name="hparams_test.proto", package="hparams_test", syntax="proto3", dependency=["google/protobuf/struct.proto"]
+    )
     entry = descriptor_pb2.DescriptorProto(name="HparamsEntry", options=descriptor_pb2.MessageOptions(map_entry=True))
     entry.field.add(name="key", number=1, type=9, label=1)
     entry.field.add(name="value", number=2, type=11, label=1, type_name=".google.protobuf.Value")
@@ -86,11 +88,15 @@ def test_config_is_written_as_text_and_as_hparams_without_the_tensorboard_packag
     tags, _ = _events(tmp_path / logs.TENSORBOARD_DIR / "train")
     assert tags["config"] == [(0, "text")] and tags[logs.HPARAMS_TAG] == [(0, "hparams")]
     path = glob.glob(str(tmp_path / logs.TENSORBOARD_DIR / "train" / "events.out.tfevents.*"))[0]
-    value = next(v for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value
-                 if v.tag == logs.HPARAMS_TAG)
+    value = next(
+        v for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value if v.tag == logs.HPARAMS_TAG
+    )
     hparams = _hparams_plugin_data(value.metadata.plugin_data.content)
-    assert hparams == logs.flat_config(demo.get_config()) | {k: float(v) for k, v in logs.flat_config(
-        demo.get_config()).items() if isinstance(v, int) and not isinstance(v, bool)}
+    assert hparams == logs.flat_config(demo.get_config()) | {
+        k: float(v)
+        for k, v in logs.flat_config(demo.get_config()).items()
+        if isinstance(v, int) and not isinstance(v, bool)
+    }
     assert hparams["train.batch_size"] == 32.0 and hparams["data.augment_name"] == "none"
     assert hparams["runtime.export_at_end"] is True and hparams["model.image_size"] == 64.0
 
@@ -113,8 +119,7 @@ def test_busy_says_in_the_status_line_every_few_seconds_what_it_is_doing():
 def test_progress_line_has_epoch_train_top_1_elapsed_and_eta():
     stream = io.StringIO()
     log = logs.RunLog("unused", stream=stream, terminal=False)
-    log.progress(101, 1001, epoch=0.5, images_per_sec=100.0, loss=2.0, top_1=0.25, learning_rate=0.1,
-                 seconds_left=450)
+    log.progress(101, 1001, epoch=0.5, images_per_sec=100.0, loss=2.0, top_1=0.25, learning_rate=0.1, seconds_left=450)
     log.progress(1, 1001, epoch=0.0, images_per_sec=1.0, loss=2.0, learning_rate=0.1)
     first, second = stream.getvalue().splitlines()
     assert first.startswith("step 101/1001  epoch 0.50  100.0 images/s  loss 2.0000  top-1 0.250  lr 0.10000")
@@ -130,20 +135,38 @@ def test_train_log_keeps_everything_shown_across_restarts_with_a_line_per_start(
         log.progress(4, 6, epoch=0.1, images_per_sec=1.0, loss=2.0, top_1=0.5, learning_rate=0.1)  # throttled
         log.message(f"after {start}")
     lines = (tmp_path / logs.TRAIN_LOG).read_text().splitlines()
-    assert [line.split(": ", 1)[1] for line in lines if line.startswith("===== ")] == ["train started (0)",
-                                                                                        "train started (1)"]
+    assert [line.split(": ", 1)[1] for line in lines if line.startswith("===== ")] == [
+        "train started (0)",
+        "train started (1)",
+    ]
     assert [line for line in lines if not line.startswith("===== ")] == [
-        "before the lock 0", lines[2], "after 0", "before the lock 1", lines[6], "after 1"]
+        "before the lock 0",
+        lines[2],
+        "after 0",
+        "before the lock 1",
+        lines[6],
+        "after 1",
+    ]
     assert lines[2].startswith("step 3/6") and lines[6].startswith("step 3/6") and "\r" not in lines[2]
 
 
 def test_metrics_csv_has_the_training_curves_and_curves_png_is_drawn_at_each_evaluation(tmp_path):
     log = logs.RunLog(str(tmp_path), stream=io.StringIO())
     for step in (3, 6):
-        log.training(step, {"loss": 2.0 / step, "top_1": step / 10, "learning_rate": 0.01, "images_per_sec": 50.0,
-                            "bad_records": 0, "epoch": step / 12})
-    log.training(6, {"loss": 0.25, "top_1": 0.7, "learning_rate": 0.01, "images_per_sec": 50.0, "bad_records": 0,
-                     "epoch": 0.5})  # step 6 redone after a restart: the later row wins
+        log.training(
+            step,
+            {
+                "loss": 2.0 / step,
+                "top_1": step / 10,
+                "learning_rate": 0.01,
+                "images_per_sec": 50.0,
+                "bad_records": 0,
+                "epoch": step / 12,
+            },
+        )
+    log.training(
+        6, {"loss": 0.25, "top_1": 0.7, "learning_rate": 0.01, "images_per_sec": 50.0, "bad_records": 0, "epoch": 0.5}
+    )  # step 6 redone after a restart: the later row wins
     log.evaluation(logs.evaluation_record(6, "minival", {"top_1": 0.4, "top_5": 0.9, "loss": 2.5, "num_examples": 8}))
     rows = (tmp_path / logs.METRICS_CSV).read_text().splitlines()
     assert rows[0] == "step,epoch,loss,top_1,learning_rate,images_per_sec" and rows[1] == "3,0.25,0.666667,0.3,0.01,50"
@@ -155,6 +178,7 @@ def test_metrics_csv_has_the_training_curves_and_curves_png_is_drawn_at_each_eva
 
 def test_without_matplotlib_curves_png_is_skipped_with_one_note(tmp_path, monkeypatch):
     import builtins
+
     real_import = builtins.__import__
 
     def no_matplotlib(name, *args, **kwargs):
@@ -167,8 +191,9 @@ def test_without_matplotlib_curves_png_is_skipped_with_one_note(tmp_path, monkey
     log = logs.RunLog(str(tmp_path), stream=stream)
     log.training(3, {"loss": 2.0, "top_1": 0.1, "learning_rate": 0.01, "images_per_sec": 5.0, "epoch": 0.1})
     for step in (3, 6):
-        log.evaluation(logs.evaluation_record(step, "minival", {"top_1": 0.4, "top_5": 0.9, "loss": 2.5,
-                                                                 "num_examples": 8}))
+        log.evaluation(
+            logs.evaluation_record(step, "minival", {"top_1": 0.4, "top_5": 0.9, "loss": 2.5, "num_examples": 8})
+        )
     notes = [line for line in stream.getvalue().splitlines() if line.startswith("note:")]
     assert notes == ['note: curves.png not drawn: matplotlib is not installed (pip install -e ".[plots]")']
     assert not (tmp_path / logs.CURVES_PNG).exists() and (tmp_path / "metrics.jsonl").exists()
@@ -178,12 +203,17 @@ def test_without_matplotlib_curves_png_is_skipped_with_one_note(tmp_path, monkey
 def test_a_run_writes_tensorboard_and_says_what_it_is_doing(tmp_path, demo_cache, capsys):
     """ImageNet-like loops (iterations_per_loop 30 > the run's steps): the first step, then a short call, give
     a line with the time left long before the first host loop ends."""
-    config = tiny_config(tmp_path / "run", demo_cache, **{"train.steps": 30, "train.iterations_per_loop": 30,
-                                                          "eval.steps_per_eval": 30, "runtime.mode": "train"})
+    config = tiny_config(
+        tmp_path / "run",
+        demo_cache,
+        **{"train.steps": 30, "train.iterations_per_loop": 30, "eval.steps_per_eval": 30, "runtime.mode": "train"},
+    )
     run.run(config)
     out = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("... still ")]
-    assert out[0] == f"data: the generated demo data in {demo_cache}/v1 (train 1,120, minival 160, validation 320 " \
-                     "images; 8 classes)"
+    assert (
+        out[0] == f"data: the generated demo data in {demo_cache}/v1 (train 1,120, minival 160, validation 320 "
+        "images; 8 classes)"
+    )
     tracing = next(i for i, line in enumerate(out) if "tracing and compiling the train step" in line)
     assert out[tracing + 1].startswith("first step done in ")
     step_lines = [line for line in out if line.startswith("step ") and " eta " in line]
@@ -194,12 +224,21 @@ def test_a_run_writes_tensorboard_and_says_what_it_is_doing(tmp_path, demo_cache
     train, graphs = _events(board / "train")
     minival, _ = _events(board / "minival")
     assert graphs == 1
-    assert {"loss", "top_1", "epoch", "learning_rate", "images_per_sec", "bad_records", "config",
-            "augmented_images"} <= set(train)
+    assert {
+        "loss",
+        "top_1",
+        "epoch",
+        "learning_rate",
+        "images_per_sec",
+        "bad_records",
+        "config",
+        "augmented_images",
+    } <= set(train)
     assert train["loss"] == [(30, "scalars")] and train["augmented_images"] == [(0, "images")]
     assert {"loss", "top_1", "top_5"} <= set(minival) and minival["top_1"][0][0] == 30
     assert {logs.TRAIN_LOG, logs.METRICS_CSV, logs.CURVES_PNG} <= set(os.listdir(tmp_path / "run"))
     logged = (tmp_path / "run" / logs.TRAIN_LOG).read_text().splitlines()
     assert logged[0].startswith("===== ") and logged[0].endswith(": train started (pid {})".format(os.getpid()))
-    assert [line for line in logged[1:] if not line.startswith(("step ", "... still "))] == \
-        [line for line in out if not line.startswith("step ")]
+    assert [line for line in logged[1:] if not line.startswith(("step ", "... still "))] == [
+        line for line in out if not line.startswith("step ")
+    ]

@@ -1,4 +1,5 @@
 """config.train.optimizer (training/core/state.py build_optimizer) and the config checks of the new fields."""
+
 import dataclasses
 
 import numpy as np
@@ -19,8 +20,9 @@ _SCHEDULE = recipe.Schedule(steps_per_epoch=10, total_steps=20, steps_per_eval=1
 def _state(tmp_path, **overrides):
     config = tiny_config(tmp_path / "run", str(tmp_path / "cache"), **overrides)
     checks.validate_config(config)
-    return state_lib.build_state(dataclasses.replace(plan_of(config, 4), schedule=_SCHEDULE), tf.distribute.get_strategy(),
-                                 log=lambda _: None)
+    return state_lib.build_state(
+        dataclasses.replace(plan_of(config, 4), schedule=_SCHEDULE), tf.distribute.get_strategy(), log=lambda _: None
+    )
 
 
 def _one_step(state, seed=0):
@@ -30,9 +32,16 @@ def _one_step(state, seed=0):
     state.optimizer.apply_gradients(zip(grads, state.model.trainable_variables))
 
 
-@pytest.mark.parametrize("name, kind, momentum", [
-    ("rmsprop", optim.RMSPropTF, 0.8), ("momentum", optim.MomentumTF, 0.8), ("sgd", tf.keras.optimizers.SGD, 0.0),
-    ("lars", optim.LARS, 0.8), ("adamw", tf.keras.optimizers.AdamW, None)])
+@pytest.mark.parametrize(
+    "name, kind, momentum",
+    [
+        ("rmsprop", optim.RMSPropTF, 0.8),
+        ("momentum", optim.MomentumTF, 0.8),
+        ("sgd", tf.keras.optimizers.SGD, 0.0),
+        ("lars", optim.LARS, 0.8),
+        ("adamw", tf.keras.optimizers.AdamW, None),
+    ],
+)
 def test_each_optimizer_is_built_from_the_config(tmp_path, name, kind, momentum):
     state = _state(tmp_path, **{"train.optimizer": name, "train.momentum": 0.8})
     assert isinstance(state.optimizer, kind)
@@ -49,8 +58,9 @@ def test_lars_adapts_all_but_batchnorm_and_biases_as_the_originals_skip_list(tmp
 
 
 def test_adamw_decays_all_but_batchnorm(tmp_path):
-    state = _state(tmp_path, **{"train.optimizer": "adamw", "train.decoupled_weight_decay": 0.5,
-                                "train.warmup_epochs": 0.0})
+    state = _state(
+        tmp_path, **{"train.optimizer": "adamw", "train.decoupled_weight_decay": 0.5, "train.warmup_epochs": 0.0}
+    )
     decayed = {id(v) for v in losses.weight_decay_variables(state.model)}
     before = [v.numpy().copy() for v in state.model.trainable_variables]
     zeros = [tf.zeros_like(v) for v in state.model.trainable_variables]
@@ -79,15 +89,18 @@ def test_adamw_slots_resume_from_a_checkpoint(tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("field, value, match", [
-    ("train.optimizer", "adam", "optimizer='adam' is not one of rmsprop, momentum, sgd, lars, adamw"),
-    ("train.adam_beta_2", 1.0, "adam_beta_2 must be in"),
-    ("train.decoupled_weight_decay", -0.1, "decoupled_weight_decay must be >= 0"),
-    ("data.crop_area_range", (0.5, 0.2), "crop_area_range must be"),
-    ("data.crop_area_range", (0.5, 1.5), "crop_area_range must be"),
-    ("data.crop_area_range", (0.0, 1.0), "crop_area_range must be"),
-    ("data.crop_aspect_ratio_range", (2.0, 0.5), "crop_aspect_ratio_range must be"),
-])
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("train.optimizer", "adam", "optimizer='adam' is not one of rmsprop, momentum, sgd, lars, adamw"),
+        ("train.adam_beta_2", 1.0, "adam_beta_2 must be in"),
+        ("train.decoupled_weight_decay", -0.1, "decoupled_weight_decay must be >= 0"),
+        ("data.crop_area_range", (0.5, 0.2), "crop_area_range must be"),
+        ("data.crop_area_range", (0.5, 1.5), "crop_area_range must be"),
+        ("data.crop_area_range", (0.0, 1.0), "crop_area_range must be"),
+        ("data.crop_aspect_ratio_range", (2.0, 0.5), "crop_aspect_ratio_range must be"),
+    ],
+)
 def test_bad_optimizer_and_crop_fields_are_one_line_errors(tmp_path, field, value, match):
     config = tiny_config(tmp_path, str(tmp_path))
     section, key = field.split(".")

@@ -1,6 +1,7 @@
 """--mode=predict for real use (training/serving/predict.py), on a tiny model trained by main.py on a folder of photos:
 files, folders and globs, each file's own error, --top_k, --output as JSON lines or CSV, checks before the
 model is built."""
+
 import csv
 import json
 
@@ -19,8 +20,14 @@ from training.store import checkpoints
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--config=configs/tiny.py", "--train_steps=4", "--iterations_per_loop=2", "--steps_per_eval=2",
-        "--config.data.holdout_fraction=0.2", "--config.runtime.tensorboard_images=0"]
+TINY = [
+    "--config=configs/tiny.py",
+    "--train_steps=4",
+    "--iterations_per_loop=2",
+    "--steps_per_eval=2",
+    "--config.data.holdout_fraction=0.2",
+    "--config.runtime.tensorboard_images=0",
+]
 
 
 def _main(*args, timeout=600):
@@ -50,10 +57,17 @@ def _inputs(root):
     write_image(str(inputs / "globbed" / "g2.jpg"), 211)
     write_image(str(inputs / "single.png"), 212, "png")
     (inputs / "bad.jpg").write_bytes(b"not an image at all")
-    args = [str(inputs / "folder"), str(inputs / "globbed" / "*.jpg"), str(inputs / "single.png"),
-            str(inputs / "bad.jpg"), str(inputs / "missing.jpg"), str(inputs / "nothing*.png")]
-    good = sorted(str(p) for p in [*(inputs / "folder").iterdir(), *(inputs / "globbed").iterdir(),
-                                   inputs / "single.png"])
+    args = [
+        str(inputs / "folder"),
+        str(inputs / "globbed" / "*.jpg"),
+        str(inputs / "single.png"),
+        str(inputs / "bad.jpg"),
+        str(inputs / "missing.jpg"),
+        str(inputs / "nothing*.png"),
+    ]
+    good = sorted(
+        str(p) for p in [*(inputs / "folder").iterdir(), *(inputs / "globbed").iterdir(), inputs / "single.png"]
+    )
     return args, good
 
 
@@ -71,9 +85,15 @@ def _oracle(config, weights, paths):
 
 def test_every_file_predicted_or_its_own_error_and_outputs(trained, tmp_path, capsys):
     args, good = _inputs(tmp_path)
-    config = tiny_config(trained / "run", str(tmp_path / "unused"), **{
-        "runtime.mode": "predict", "runtime.predict_top_k": 2,
-        "runtime.predict_output": str(tmp_path / "out.jsonl")})
+    config = tiny_config(
+        trained / "run",
+        str(tmp_path / "unused"),
+        **{
+            "runtime.mode": "predict",
+            "runtime.predict_top_k": 2,
+            "runtime.predict_output": str(tmp_path / "out.jsonl"),
+        },
+    )
     summary = run.run(config, image_files=args)
     assert sorted(path for path, _ in summary["predictions"]) == good
     assert sorted(path for path, _ in summary["failed"]) == sorted(args[3:])
@@ -108,15 +128,20 @@ def test_files_checked_before_the_model_is_built(trained, tmp_path, monkeypatch)
     monkeypatch.setattr(scoring, "inference_model", no_model)
     config = tiny_config(trained / "run", str(tmp_path / "unused"), **{"runtime.mode": "predict"})
     (tmp_path / "bad.jpg").write_bytes(b"garbage")
-    for files, message in (([str(tmp_path / "missing.jpg"), str(tmp_path / "bad.jpg")], "no image to predict"),
-                           ([], "needs image files, folders or globs")):
+    for files, message in (
+        ([str(tmp_path / "missing.jpg"), str(tmp_path / "bad.jpg")], "no image to predict"),
+        ([], "needs image files, folders or globs"),
+    ):
         with pytest.raises(UserError, match=message):
             run.run(config, image_files=files)
-    for field, value, message in (("predict_top_k", 0, "--top_k must be a positive integer"),
-                                  ("predict_output", str(tmp_path / "out.txt"), "must end in .jsonl or .csv"),
-                                  ("predict_output", str(tmp_path / "no" / "out.csv"), "no such folder")):
-        broken = tiny_config(trained / "run", str(tmp_path / "unused"), **{"runtime.mode": "predict",
-                                                                           f"runtime.{field}": value})
+    for field, value, message in (
+        ("predict_top_k", 0, "--top_k must be a positive integer"),
+        ("predict_output", str(tmp_path / "out.txt"), "must end in .jsonl or .csv"),
+        ("predict_output", str(tmp_path / "no" / "out.csv"), "no such folder"),
+    ):
+        broken = tiny_config(
+            trained / "run", str(tmp_path / "unused"), **{"runtime.mode": "predict", f"runtime.{field}": value}
+        )
         with pytest.raises(UserError, match=message):
             run.run(broken, image_files=[str(tmp_path / "bad.jpg")])
 

@@ -1,5 +1,6 @@
-"""training/session/preemption.py through main.py: Ctrl-C in training (once: a checkpoint at the next boundary, exit 130;
-twice: at once), and SIGTERM/Ctrl-C to an eval job (exit 75/130, one line, what it finished kept)."""
+"""training/session/preemption.py through main.py: Ctrl-C in training (once: a checkpoint at the next boundary, exit
+130; twice: at once), and SIGTERM/Ctrl-C to an eval job (exit 75/130, one line, what it finished kept)."""
+
 import signal
 import subprocess
 
@@ -53,8 +54,10 @@ def test_a_second_ctrl_c_exits_at_once_and_the_run_resumes(tmp_path, demo_cache)
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-12")  # from its last checkpoint, if any
 
 
-@pytest.mark.parametrize("sig, code, cause", [(signal.SIGTERM, PREEMPTED_EXIT_CODE, "preempted"),
-                                              (signal.SIGINT, INTERRUPTED_EXIT_CODE, "interrupted")])
+@pytest.mark.parametrize(
+    "sig, code, cause",
+    [(signal.SIGTERM, PREEMPTED_EXIT_CODE, "preempted"), (signal.SIGINT, INTERRUPTED_EXIT_CODE, "interrupted")],
+)
 def test_a_signal_stops_an_eval_job_mid_evaluation_with_one_line(tmp_path, demo_cache, sig, code, cause):
     model_dir = tmp_path / "run"
     run.run(tiny_config(model_dir, demo_cache, **{"runtime.mode": "train", "eval.in_training": False}))

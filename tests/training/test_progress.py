@@ -1,5 +1,6 @@
 """training/store/progress.py: the status line in place on a terminal, throttled lines and heartbeats elsewhere, and
 the time left with evaluations and export."""
+
 import io
 
 import pytest
@@ -25,9 +26,15 @@ def test_a_terminal_gets_one_status_line_redrawn_under_each_message():
     display.end_status()
     display.heartbeat("... still exporting")  # after the last step: the notice alone, erased by what follows
     display.message("export: done")
-    assert stream.getvalue() == ("\r\x1b[Kstep 1/9" "\r\x1b[Kstep 2/9" "\r\x1b[Keval minival at step 2\nstep 2/9"
-                                 "\r\x1b[Kstep 2/9  ... still training" "\n"
-                                 "\r\x1b[K... still exporting" "\r\x1b[Kexport: done\n")
+    assert stream.getvalue() == (
+        "\r\x1b[Kstep 1/9"
+        "\r\x1b[Kstep 2/9"
+        "\r\x1b[Keval minival at step 2\nstep 2/9"
+        "\r\x1b[Kstep 2/9  ... still training"
+        "\n"
+        "\r\x1b[K... still exporting"
+        "\r\x1b[Kexport: done\n"
+    )
 
 
 def test_elsewhere_progress_lines_are_throttled_and_heartbeats_follow_a_silent_minute():
@@ -46,8 +53,7 @@ def test_elsewhere_progress_lines_are_throttled_and_heartbeats_follow_a_silent_m
 
 
 def test_time_left_counts_steps_evaluations_and_export():
-    eta = progress.Eta(batch_size=10, eval_images=30, evals_left=lambda step: 2, final_eval_images=60,
-                       export_traces=2)
+    eta = progress.Eta(batch_size=10, eval_images=30, evals_left=lambda step: 2, final_eval_images=60, export_traces=2)
     assert eta.seconds_left(0, 100) is None  # nothing timed but the tracing call
     eta.traced(5.0)
     eta.trained(10, 2.0)
@@ -68,9 +74,15 @@ def test_on_a_terminal_the_run_keeps_one_status_line_and_its_log_keeps_plain_lin
     import subprocess
 
     from tests.conftest import start_main, tiny_flags
+
     leader, follower = pty.openpty()
-    process = start_main(tiny_flags(tmp_path / "run", demo_cache, "--mode=train"), stdout=follower, stderr=follower,
-                         stdin=subprocess.DEVNULL, text=False)
+    process = start_main(
+        tiny_flags(tmp_path / "run", demo_cache, "--mode=train"),
+        stdout=follower,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+        text=False,
+    )
     os.close(follower)
     chunks = []
     while True:

@@ -6,6 +6,7 @@ tf.compat.v1.train.exponential_decay on the raw global step with decay_steps = s
 (utils.py:47-49), and the warm-up initial_lr · float(step) / float(int(warmup_epochs · steps_per_epoch)) below
 that step (utils.py:72-78).
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,14 +19,16 @@ IMAGENET_TRAIN = 1_281_167
 MINIVAL = 25_022
 
 
-def _original_learning_rates(base_lr, batch, num_train_images, steps, warmup_epochs=5, decay_epochs=2.4,
-                             decay_factor=0.97):
+def _original_learning_rates(
+    base_lr, batch, num_train_images, steps, warmup_epochs=5, decay_epochs=2.4, decay_factor=0.97
+):
     """tensorflow/tpu's learning rate at each of `steps` (int64 numpy vector), float32."""
     initial_lr = base_lr * (batch / 256.0)  # main.py:434
     steps_per_epoch = num_train_images / batch
     global_step = tf.constant(steps, tf.int64)
-    decayed = tf.compat.v1.train.exponential_decay(initial_lr, global_step, steps_per_epoch * decay_epochs,
-                                                   decay_factor, staircase=True)()
+    decayed = tf.compat.v1.train.exponential_decay(
+        initial_lr, global_step, steps_per_epoch * decay_epochs, decay_factor, staircase=True
+    )()
     warmup_steps = int(warmup_epochs * steps_per_epoch)
     warmup_lr = initial_lr * tf.cast(global_step, tf.float32) / tf.cast(warmup_steps, tf.float32)
     return np.where(steps < warmup_steps, warmup_lr.numpy(), decayed.numpy())
@@ -77,8 +80,7 @@ def test_fewer_images_than_one_batch_is_refused():
         recipe.Schedule.from_config(_config(4096), 4095)
 
 
-@pytest.mark.parametrize("cores, group", [(1, 1), (8, 1), (16, 8), (32, 8), (64, 8), (128, 16), (256, 32),
-                                          (2048, 256)])
+@pytest.mark.parametrize("cores, group", [(1, 1), (8, 1), (16, 8), (32, 8), (64, 8), (128, 16), (256, 32), (2048, 256)])
 def test_tpu_batchnorm_groups_follow_the_original_rule(cores, group):
     """utils.py:147-151: per core up to 8 shards, else max(8, num_shards // 8). A v3-32 slice at batch 4096
     normalizes over 8 cores · 128 images = 1,024."""
@@ -122,7 +124,10 @@ def test_the_plan_resolves_what_the_config_derives_once():
     assert plan.crop_fraction == pytest.approx(224 / (224 + 32))
     for settings in (plan.train_input, plan.eval_input):
         assert (settings.image_size, settings.crop_fraction, settings.resize_method) == (
-            224, plan.crop_fraction, "bilinear")
+            224,
+            plan.crop_fraction,
+            "bilinear",
+        )
     assert plan.train_input.training and not plan.eval_input.training
     assert plan.step.augment_name == plan.train_input.augment_name == "autoaugment"
     assert plan.selection_split == "minival" and plan.checkpoint_steps == plan.schedule.steps_per_eval

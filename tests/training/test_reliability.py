@@ -1,5 +1,6 @@
 """Reliability: kill -9 and resume bit-identically, SIGTERM checkpoints, corrupt-checkpoint fallback, NaN
 stop, one writer per model_dir, and a two-worker MultiWorkerMirroredStrategy run of main.py."""
+
 import json
 import os
 import signal
@@ -50,8 +51,11 @@ def test_kill9_at_random_points_then_resume_is_bit_identical(tmp_path, demo_cach
     # Kills at events, not at times (a faster machine moves a timed kill elsewhere): right after a host loop's
     # progress line (the checkpoint save follows), right after an evaluation line (the archive/metrics writes
     # follow or just ended), and right after "evaluating on" (mid-evaluation).
-    kill_points = [lambda line: line.startswith("step "), lambda line: line.startswith("eval minival"),
-                   lambda line: line.startswith("evaluating on minival")]
+    kill_points = [
+        lambda line: line.startswith("step "),
+        lambda line: line.startswith("eval minival"),
+        lambda line: line.startswith("evaluating on minival"),
+    ]
     for kill_point in kill_points:  # each kill must land: a run that reached its end would test nothing
         process = start_main(resumable_flags(interrupted, demo_cache, steps), stderr=subprocess.STDOUT)
         assert wait_for_line(process, kill_point) and process.poll() is None, "the run ended before its kill point"
@@ -137,9 +141,12 @@ def test_two_workers_train_together_with_identical_weights(tmp_path, demo_cache)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     model_dir = tmp_path / "run"
     processes = [
-        start_main(resumable_flags(model_dir, demo_cache, 4) + ["--config.model.batchnorm_group_size=all"],
-               env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
-        for i in range(2)]
+        start_main(
+            resumable_flags(model_dir, demo_cache, 4) + ["--config.model.batchnorm_group_size=all"],
+            env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+        )
+        for i in range(2)
+    ]
     results = [p.communicate(timeout=600) for p in processes]
     for process, (_, err) in zip(processes, results):
         assert process.returncode == 0, err[-3000:]

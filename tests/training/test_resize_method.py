@@ -1,6 +1,6 @@
-"""End to end: a Lite config's eval pipeline (training/core/inputs.py eval_dataset → data/pipeline.py) resizes with
-the compat.v1 bilinear kernel, a B0 config's with bicubic, pixel for pixel as the original's port; the serving
-signature's preprocessing (training/serving/export.py eval_preprocessing) and --mode=predict's reader use the run's kernel."""
+"""End to end: a Lite config's eval pipeline (training/core/inputs.py eval_dataset → data/pipeline.py) resizes with the
+compat.v1 bilinear kernel, a B0 config's with bicubic, pixel for pixel as the original's port; the serving signature's
+preprocessing (training/serving/export.py eval_preprocessing) and --mode=predict's reader use the run's kernel."""
 
 import numpy as np
 import pytest
@@ -36,8 +36,9 @@ def test_eval_dataset_resizes_with_the_variants_kernel(photo_records, variant, m
     config.runtime.mode = "eval"  # only evaluates: no training schedule to plan
     assert plan_of(config).resize_method == method
     source = sources.get_source(data_dir=directory, holdout_shards=0, num_classes=len(SIZES))
-    ctx = context.RunContext(plan=plan_of(config, source=source), strategy=tf.distribute.get_strategy(),
-                             source=source, log=None)
+    ctx = context.RunContext(
+        plan=plan_of(config, source=source), strategy=tf.distribute.get_strategy(), source=source, log=None
+    )
     seen = 0
     for batch in inputs.eval_dataset(ctx, "validation"):
         for image, label, mask in zip(batch["images"].numpy(), batch["labels"].numpy(), batch["mask"].numpy()):

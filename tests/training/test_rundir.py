@@ -1,5 +1,6 @@
 """training/store/rundir.py: a training command may resume a model_dir only with the network and optimizer its
 checkpoints hold (fast: no model is built; an index file stands for the checkpoint)."""
+
 import json
 
 import pytest
@@ -23,10 +24,12 @@ def trained_dir(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("section, field, value", [
-    ("model", "num_classes", 5), ("model", "variant", "b1"), ("train", "optimizer", "adamw")])
-def test_a_resume_with_another_network_or_optimizer_is_refused_before_anything_is_written(trained_dir, section,
-                                                                                           field, value):
+@pytest.mark.parametrize(
+    "section, field, value", [("model", "num_classes", 5), ("model", "variant", "b1"), ("train", "optimizer", "adamw")]
+)
+def test_a_resume_with_another_network_or_optimizer_is_refused_before_anything_is_written(
+    trained_dir, section, field, value
+):
     before = (trained_dir / rundir.CONFIG_FILE).read_bytes()
     config = tiny.get_config()
     config[section][field] = value
@@ -62,25 +65,32 @@ def test_every_changed_field_is_listed_and_input_fields_restart_the_input(traine
     config = tiny.get_config()
     config.train.batch_size, config.train.base_learning_rate, config.data.shuffle_buffer = 16, 0.5, 64
     changes = rundir.check_resumable(config, str(trained_dir), _resolution(config))
-    assert sorted(changes) == [("data.shuffle_buffer", 10_000, 64), ("train.base_learning_rate", 0.016, 0.5),
-                               ("train.batch_size", 8, 16)]
+    assert sorted(changes) == [
+        ("data.shuffle_buffer", 10_000, 64),
+        ("train.base_learning_rate", 0.016, 0.5),
+        ("train.batch_size", 8, 16),
+    ]
     assert sorted(rundir.restarts_input(changes)) == ["data.shuffle_buffer", "train.batch_size"]
     assert rundir.restarts_input([("train.base_learning_rate", 0.016, 0.5)]) == []
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("changed", [{"train.batch_size": 16}, {"data.augment_name": "autoaugment"},
-                                     {"data.shuffle_buffer": 64}])
-def test_a_resume_with_other_input_settings_restarts_the_input_and_records_the_change(tmp_path, demo_cache, capsys,
-                                                                                       changed):
+@pytest.mark.parametrize(
+    "changed", [{"train.batch_size": 16}, {"data.augment_name": "autoaugment"}, {"data.shuffle_buffer": 64}]
+)
+def test_a_resume_with_other_input_settings_restarts_the_input_and_records_the_change(
+    tmp_path, demo_cache, capsys, changed
+):
     from training.session import run  # pylint: disable=import-outside-toplevel  (builds models)
+
     common = {"runtime.mode": "train", "data.augment_name": "none"}
     run.run(tiny_config(tmp_path, demo_cache, **common))
     capsys.readouterr()
-    run.run(tiny_config(tmp_path, demo_cache, **{**common, **changed, "train.steps": 9,
-                                                  "train.base_learning_rate": 0.5}))
+    run.run(
+        tiny_config(tmp_path, demo_cache, **{**common, **changed, "train.steps": 9, "train.base_learning_rate": 0.5})
+    )
     out = capsys.readouterr().out
-    (dotted, now), = changed.items()
+    ((dotted, now),) = changed.items()
     assert f"note: resuming {tmp_path} at step 6 with changed settings" in out
     assert "train.base_learning_rate: 0.016 -> 0.5" in out and "the input pipeline starts afresh" in out
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-9")
@@ -95,13 +105,19 @@ def test_a_resume_with_other_input_settings_restarts_the_input_and_records_the_c
 @pytest.mark.slow
 def test_a_resume_with_other_hyperparameters_keeps_the_input_position_and_notes_them(tmp_path, demo_cache, capsys):
     from training.session import run  # pylint: disable=import-outside-toplevel
+
     run.run(tiny_config(tmp_path, demo_cache, **{"runtime.mode": "train"}))
     capsys.readouterr()
-    run.run(tiny_config(tmp_path, demo_cache, **{"runtime.mode": "train", "train.steps": 9,
-                                                  "train.base_learning_rate": 0.5}))
+    run.run(
+        tiny_config(
+            tmp_path, demo_cache, **{"runtime.mode": "train", "train.steps": 9, "train.base_learning_rate": 0.5}
+        )
+    )
     out = capsys.readouterr().out
-    assert "with changed settings (train.steps: 6 -> 9; train.base_learning_rate: 0.016 -> 0.5)" in out or \
-        "with changed settings (train.base_learning_rate: 0.016 -> 0.5; train.steps: 6 -> 9)" in out
+    assert (
+        "with changed settings (train.steps: 6 -> 9; train.base_learning_rate: 0.016 -> 0.5)" in out
+        or "with changed settings (train.base_learning_rate: 0.016 -> 0.5; train.steps: 6 -> 9)" in out
+    )
     assert "starts afresh" not in out
     history = [json.loads(line) for line in (tmp_path / rundir.HISTORY_FILE).read_text().splitlines()]
     assert history[0]["changed"] == {"train.steps": [6, 9], "train.base_learning_rate": [0.016, 0.5]}
@@ -112,5 +128,6 @@ def test_every_data_field_is_classified_for_a_resume():
     """A new data field must say whether a resume that changes it restarts the input pipeline: all of them do
     except these three, which neither shape the training elements nor their order."""
     from configs import base
+
     unclassified = {f"data.{field}" for field in base.get_config().data} - set(rundir.INPUT_FIELDS)
     assert unclassified == {"data.eval_split", "data.num_train_images", "data.num_eval_images"}

@@ -1,4 +1,5 @@
 """Model selection around the archive: recovery of an archive whose update was interrupted, and early stopping."""
+
 import json
 import os
 
@@ -46,8 +47,15 @@ def test_early_stopping_ends_the_run_after_evaluations_without_improvement(tmp_p
     patience 1 stops the run there, long before its 12 steps, and a rerun does not train further. Deterministic,
     so that the BatchNorm statistics (which move whatever the learning rate) give the same outcome every time."""
     model_dir = tmp_path / "run"
-    fields = {"runtime.mode": "train", "train.steps": 12, "eval.steps_per_eval": 2, "train.iterations_per_loop": 2,
-              "train.base_learning_rate": 1e-20, "eval.early_stopping_evals": 1, "train.deterministic": True}
+    fields = {
+        "runtime.mode": "train",
+        "train.steps": 12,
+        "eval.steps_per_eval": 2,
+        "train.iterations_per_loop": 2,
+        "train.base_learning_rate": 1e-20,
+        "eval.early_stopping_evals": 1,
+        "train.deterministic": True,
+    }
     run.run(tiny_config(model_dir, demo_cache, **fields))
     records = logs.read_metrics(str(model_dir))
     assert [r["step"] for r in records] == [2, 4]

@@ -1,4 +1,5 @@
 """--mode=eval as a sidecar of a training process on the same model_dir, and what eval inherits from a run."""
+
 import json
 import os
 import shutil
@@ -41,10 +42,22 @@ def sidecar_run(tmp_path_factory, demo_cache):
     is paused (SIGSTOP) at its first checkpoint until the sidecar has recorded it, so the sidecar provably
     evaluates checkpoints as they appear, not only the last one."""
     model_dir = str(tmp_path_factory.mktemp("sidecar") / "run")
-    trainer = start_main([f"--model_dir={model_dir}", f"--config.data.cache_dir={demo_cache}", "--mode=train",
-                      "--config.model.width_coefficient=0.1", "--config.model.depth_coefficient=0.1",
-                      "--image_size=32", "--train_batch_size=8", "--eval_batch_size=32", "--iterations_per_loop=2",
-                      "--steps_per_eval=2", f"--train_steps={STEPS}", "--config.eval.in_training=false"])
+    trainer = start_main(
+        [
+            f"--model_dir={model_dir}",
+            f"--config.data.cache_dir={demo_cache}",
+            "--mode=train",
+            "--config.model.width_coefficient=0.1",
+            "--config.model.depth_coefficient=0.1",
+            "--image_size=32",
+            "--train_batch_size=8",
+            "--eval_batch_size=32",
+            "--iterations_per_loop=2",
+            "--steps_per_eval=2",
+            f"--train_steps={STEPS}",
+            "--config.eval.in_training=false",
+        ]
+    )
     sidecar = start_main(["--mode=eval", f"--model_dir={model_dir}", "--eval_timeout=300"])
     try:
         _wait(lambda: tf.train.latest_checkpoint(model_dir) is not None, 300, "no checkpoint from the trainer")
@@ -80,6 +93,7 @@ def test_sidecar_evaluates_new_checkpoints_keeps_the_best_and_stops_at_the_final
 
 def _eval_config(model_dir, *args):
     import ml_collections  # pylint: disable=import-outside-toplevel
+
     config, _, user_fields = resolve_command_line(["--mode=eval", f"--model_dir={model_dir}", *args])
     return ml_collections.ConfigDict(config), user_fields
 

@@ -1,5 +1,6 @@
 """Temporaries that name their writer (training/store/temporaries.py): only a dead writer's are swept, by the trainer
 and by an eval job alike, and a live writer's archive.old-* is never put back under it (#25 row 9)."""
+
 import os
 import subprocess
 import sys
@@ -43,8 +44,9 @@ def test_names_carry_the_writer_and_tell_live_from_dead(tmp_path, live_writer):
     assert os.path.basename(own).startswith("archive.tmp-") and str(os.getpid()) in own
     live = _make(str(tmp_path / "a.tmp"), temporaries.token(pid=live_writer))
     dead = _make(str(tmp_path / "b.tmp"), temporaries.token(pid=_dead_pid()))
-    reused = _make(str(tmp_path / "c.tmp"), temporaries.token(pid=live_writer, host=temporaries._host(),
-                                                               start_time=1))  # the pid now runs another process
+    reused = _make(
+        str(tmp_path / "c.tmp"), temporaries.token(pid=live_writer, host=temporaries._host(), start_time=1)
+    )  # the pid now runs another process
     legacy = _make(str(tmp_path / "d.tmp"), "1a2b3c4d")
     foreign = _make(str(tmp_path / "e.tmp"), temporaries.token(pid=1, host="elsewhere", start_time=5))
     assert temporaries.writer_alive(own)
@@ -59,11 +61,15 @@ def test_names_carry_the_writer_and_tell_live_from_dead(tmp_path, live_writer):
 def test_a_sweep_removes_only_dead_writers_temporaries(tmp_path, live_writer):
     model_dir = str(tmp_path)
     os.makedirs(os.path.join(model_dir, checkpoints.ARCHIVE_DIR))
-    live = [_make(os.path.join(model_dir, "archive.tmp"), temporaries.token(pid=live_writer), folder=True),
-            _make(os.path.join(model_dir, "metrics.jsonl.tmp"), temporaries.token(pid=live_writer))]
-    dead = [_make(os.path.join(model_dir, "archive.tmp"), temporaries.token(pid=_dead_pid()), folder=True),
-            _make(os.path.join(model_dir, "metrics.jsonl.tmp"), "12345"),  # an earlier version's name
-            _make(os.path.join(model_dir, "config.json.tmp"), temporaries.token(pid=_dead_pid()))]
+    live = [
+        _make(os.path.join(model_dir, "archive.tmp"), temporaries.token(pid=live_writer), folder=True),
+        _make(os.path.join(model_dir, "metrics.jsonl.tmp"), temporaries.token(pid=live_writer)),
+    ]
+    dead = [
+        _make(os.path.join(model_dir, "archive.tmp"), temporaries.token(pid=_dead_pid()), folder=True),
+        _make(os.path.join(model_dir, "metrics.jsonl.tmp"), "12345"),  # an earlier version's name
+        _make(os.path.join(model_dir, "config.json.tmp"), temporaries.token(pid=_dead_pid())),
+    ]
     staging = os.path.join(model_dir, "ckpt-3_temp")
     os.makedirs(staging)
     messages = []

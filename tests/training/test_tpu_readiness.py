@@ -4,6 +4,7 @@ run per host call, and the training input pipeline contains no Python function o
 XLA on CPU is slow for real models (docs/recipe.md §7), so the model is a tiny custom row of the table (width and
 depth 0.1) at 32 px; the structure (MBConv, SE, stochastic depth, BN, EMA, RMSPropTF) is the full one.
 """
+
 import dataclasses
 
 import numpy as np
@@ -43,7 +44,13 @@ def demo_source():
 
 @pytest.fixture(scope="module")
 def train_dataset(demo_source):
-    return pipeline.make_dataset(demo_source, "train", recipe_input_settings(IMAGE_SIZE, True, augment_name="autoaugment"), batch_size=BATCH, seed=0)
+    return pipeline.make_dataset(
+        demo_source,
+        "train",
+        recipe_input_settings(IMAGE_SIZE, True, augment_name="autoaugment"),
+        batch_size=BATCH,
+        seed=0,
+    )
 
 
 def test_training_pipeline_has_static_shapes_and_no_py_function(train_dataset):
@@ -56,6 +63,7 @@ def test_training_pipeline_has_static_shapes_and_no_py_function(train_dataset):
 
 def test_py_function_detector_sees_a_py_function(train_dataset):
     """Positive control: the check above can fail when a py_function sneaks into the pipeline."""
+
     def through_python(batch):
         labels = tf.py_function(lambda x: x, [batch["labels"]], tf.int32)
         return {**batch, "labels": labels}
@@ -66,8 +74,7 @@ def test_py_function_detector_sees_a_py_function(train_dataset):
 def _xla_compiled_functions(concrete):
     """Names of the functions called from `concrete` (recursively) that carry the XLA must-compile flag."""
     library = concrete.graph.as_graph_def().library
-    return [f.signature.name for f in library.function
-            if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b]
+    return [f.signature.name for f in library.function if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b]
 
 
 @pytest.mark.slow
@@ -75,9 +82,18 @@ def test_full_train_step_runs_under_xla_several_steps_per_call(demo_source, trai
     state = _tiny_state(demo_source.num_classes)
     strategy = tf.distribute.get_strategy()
     metrics = steps.TrainMetrics()
-    cfg = steps.StepConfig(num_classes=demo_source.num_classes, global_batch_size=BATCH, label_smoothing=0.1,
-                           weight_decay=1e-5, jit_compile=True, augment_on_device=False, augment_name="none",
-                           randaugment_num_layers=2, randaugment_magnitude=10, mixup=False)
+    cfg = steps.StepConfig(
+        num_classes=demo_source.num_classes,
+        global_batch_size=BATCH,
+        label_smoothing=0.1,
+        weight_decay=1e-5,
+        jit_compile=True,
+        augment_on_device=False,
+        augment_name="none",
+        randaugment_num_layers=2,
+        randaugment_magnitude=10,
+        mixup=False,
+    )
     train_loop = steps.make_train_loop(state, strategy, cfg, metrics)
     iterator = iter(train_dataset)
     before = [v.numpy().copy() for v in state.model.trainable_variables]
@@ -106,16 +122,31 @@ def test_full_train_step_runs_under_xla_several_steps_per_call(demo_source, trai
 def test_device_augmentation_compiles_inside_the_xla_step(demo_source):
     """augment_on_device: uint8 batches and seeds go in, and the augmentation is part of the one XLA-compiled
     step function (as it must be on TPU), which trains. Mixup is on: its blend runs in the same step."""
-    dataset = pipeline.make_dataset(demo_source, "train", recipe_input_settings(IMAGE_SIZE, True, augment_name="autoaugment", augment_on_device=True, mixup_alpha=0.2), batch_size=BATCH, seed=0)
+    dataset = pipeline.make_dataset(
+        demo_source,
+        "train",
+        recipe_input_settings(IMAGE_SIZE, True, augment_name="autoaugment", augment_on_device=True, mixup_alpha=0.2),
+        batch_size=BATCH,
+        seed=0,
+    )
     assert dataset.element_spec["images"].dtype == tf.uint8
     assert dataset.element_spec["augment_seeds"].shape == (BATCH, 2)
     assert dataset.element_spec["mixup_weights"].shape == (BATCH,)
     assert not pipeline.has_py_function(dataset)
     state = _tiny_state(demo_source.num_classes)
     metrics = steps.TrainMetrics()
-    cfg = steps.StepConfig(num_classes=demo_source.num_classes, global_batch_size=BATCH, label_smoothing=0.1,
-                           weight_decay=1e-5, jit_compile=True, augment_on_device=True, augment_name="autoaugment",
-                           randaugment_num_layers=2, randaugment_magnitude=10, mixup=True)
+    cfg = steps.StepConfig(
+        num_classes=demo_source.num_classes,
+        global_batch_size=BATCH,
+        label_smoothing=0.1,
+        weight_decay=1e-5,
+        jit_compile=True,
+        augment_on_device=True,
+        augment_name="autoaugment",
+        randaugment_num_layers=2,
+        randaugment_magnitude=10,
+        mixup=True,
+    )
     train_loop = steps.make_train_loop(state, tf.distribute.get_strategy(), cfg, metrics)
     iterator = iter(dataset)
     train_loop(iterator, tf.constant(2))

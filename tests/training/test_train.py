@@ -3,6 +3,7 @@
 These run the real loop (training/session/run.py) in-process on a tiny network; the SavedModel is checked in a fresh
 process against the in-process model.
 """
+
 import json
 import os
 import subprocess
@@ -69,15 +70,17 @@ def test_saved_model_signatures_agree_with_the_model_in_a_fresh_process(trained,
     export_dir = summary["export_dir"]
     jpegs = _validation_jpegs(demo_cache, 4)
     images = np.stack([preprocessing.preprocess_for_eval(j, 32).numpy() for j in jpegs])
-    model = scoring.inference_model(plan_of(config).network.inference(8), checkpoints.archived_prefix(config.runtime.model_dir))
+    model = scoring.inference_model(
+        plan_of(config).network.inference(8), checkpoints.archived_prefix(config.runtime.model_dir)
+    )
     expected = tf.nn.softmax(model(images, training=False)).numpy()
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "jpegs.npy", np.array(jpegs, dtype=object), allow_pickle=True)
     script = textwrap.dedent(f"""
         import numpy as np, tensorflow as tf
         loaded = tf.saved_model.load({export_dir!r})
-        jpegs = np.load({str(tmp_path / 'jpegs.npy')!r}, allow_pickle=True)
-        images = np.load({str(tmp_path / 'images.npy')!r})
+        jpegs = np.load({str(tmp_path / "jpegs.npy")!r}, allow_pickle=True)
+        images = np.load({str(tmp_path / "images.npy")!r})
         by_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(list(jpegs)))
         by_images = loaded.signatures["serving_images"](images=tf.constant(images))
         try:  # undecodable bytes fail that request only
@@ -87,7 +90,7 @@ def test_saved_model_signatures_agree_with_the_model_in_a_fresh_process(trained,
             bad_request = "rejected"
         again = loaded.signatures["serving_default"](image_bytes=tf.constant(list(jpegs)))["probabilities"]
         assert bad_request == "rejected" and np.array_equal(again.numpy(), by_bytes["probabilities"].numpy())
-        np.savez({str(tmp_path / 'out.npz')!r}, p1=by_bytes["probabilities"].numpy(),
+        np.savez({str(tmp_path / "out.npz")!r}, p1=by_bytes["probabilities"].numpy(),
                  c1=by_bytes["classes"].numpy(), p2=by_images["probabilities"].numpy())
     """)
     subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
@@ -114,19 +117,28 @@ def _final_weights(model_dir, config):
 
 def test_two_replicas_match_one_device_for_the_same_global_batch(tmp_path, demo_cache):
     """Same global batch over 2 logical CPUs (cross-replica BN) and over 1 device: the same weights."""
-    common = {"train.steps": 3, "runtime.mode": "train", "model.batchnorm_group_size": "all", "model.dropout_rate": 0.0,
-              "model.survival_prob": 1.0, "train.deterministic": True, "eval.steps_per_eval": 3}
+    common = {
+        "train.steps": 3,
+        "runtime.mode": "train",
+        "model.batchnorm_group_size": "all",
+        "model.dropout_rate": 0.0,
+        "model.survival_prob": 1.0,
+        "train.deterministic": True,
+        "eval.steps_per_eval": 3,
+    }
     one = tiny_config(tmp_path / "one", demo_cache, **common)
     run.run(one, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs the two logical CPU devices configured in tests/conftest.py")
     two = tiny_config(tmp_path / "two", demo_cache, **common)
-    mirrored = tf.distribute.MirroredStrategy([d.name for d in devices[:2]],
-                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+    mirrored = tf.distribute.MirroredStrategy(
+        [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     run.run(two, strategy=mirrored)
-    np.testing.assert_allclose(_final_weights(str(tmp_path / "two"), two),
-                               _final_weights(str(tmp_path / "one"), one), atol=2e-5)
+    np.testing.assert_allclose(
+        _final_weights(str(tmp_path / "two"), two), _final_weights(str(tmp_path / "one"), one), atol=2e-5
+    )
 
 
 def test_augmentation_in_the_step_trains_the_same_weights_as_on_the_host(tmp_path, demo_cache):
@@ -137,13 +149,19 @@ def test_augmentation_in_the_step_trains_the_same_weights_as_on_the_host(tmp_pat
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs the two logical CPU devices configured in tests/conftest.py")
-    common = {"train.steps": 3, "runtime.mode": "train", "data.augment_name": "autoaugment",
-              "train.deterministic": True, "eval.steps_per_eval": 3}
+    common = {
+        "train.steps": 3,
+        "runtime.mode": "train",
+        "data.augment_name": "autoaugment",
+        "train.deterministic": True,
+        "eval.steps_per_eval": 3,
+    }
     weights = {}
     for on_device in (False, True):
         config = tiny_config(tmp_path / str(on_device), demo_cache, **common, **{"data.augment_on_device": on_device})
-        mirrored = tf.distribute.MirroredStrategy([d.name for d in devices[:2]],
-                                                  cross_device_ops=tf.distribute.ReductionToOneDevice())
+        mirrored = tf.distribute.MirroredStrategy(
+            [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice()
+        )
         run.run(config, strategy=mirrored)
         weights[on_device] = _final_weights(str(tmp_path / str(on_device)), config)
     np.testing.assert_array_equal(weights[True], weights[False])
@@ -152,8 +170,9 @@ def test_augmentation_in_the_step_trains_the_same_weights_as_on_the_host(tmp_pat
 def test_eval_mode_records_the_step_of_the_checkpoint_it_scores(trained, demo_cache):
     config, _ = trained
     model_dir = config.runtime.model_dir
-    evaluating = tiny_config(model_dir, demo_cache, **{"runtime.mode": "eval",
-                                                      "runtime.init_checkpoint": f"{model_dir}/ckpt-6"})
+    evaluating = tiny_config(
+        model_dir, demo_cache, **{"runtime.mode": "eval", "runtime.init_checkpoint": f"{model_dir}/ckpt-6"}
+    )
     summary = run.run(evaluating)
     assert summary["final_eval"]["step"] == 6 and summary["final_eval"]["split"] == "validation"
     assert _metrics_lines(model_dir)[-1] == summary["final_eval"]

@@ -1,4 +1,5 @@
 """Keras weight files for --init_checkpoint on remote file systems and with either HDF5 suffix (eager, fast)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -42,6 +43,7 @@ def test_weights_on_a_remote_file_system_load_like_local_ones(tmp_path, suffix):
 def _save_keras2_style(model, path):
     """The Keras 2 HDF5 layout of the published efficientnetb0.h5 ... b7 files (layer_names / weight_names)."""
     import h5py  # pylint: disable=import-outside-toplevel
+
     with h5py.File(path, "w") as h5:
         layers = [layer for layer in model.layers if layer.weights]
         h5.attrs["layer_names"] = [layer.name.encode() for layer in layers]
@@ -68,6 +70,7 @@ def test_ema_weights_of_a_frozen_backbone_run_load_for_export_and_warm_start(tmp
     EMA shadows than a full run's. Loading reads the shadow count, so both kinds load, with the averages."""
     from efficientnet import ema as ema_lib  # pylint: disable=import-outside-toplevel
     from training.store import checkpoints  # pylint: disable=import-outside-toplevel
+
     trained = _model(5, seed=1)
     warm_start.freeze_backbone(trained)
     ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(trained))
@@ -86,6 +89,7 @@ def test_ema_weights_of_a_frozen_backbone_run_load_for_export_and_warm_start(tmp
 def test_a_truncated_weight_file_for_training_is_one_line_and_writes_no_run(tmp_path, demo_cache):
     from tests.conftest import tiny_config  # pylint: disable=import-outside-toplevel
     from training.session import run  # pylint: disable=import-outside-toplevel
+
     whole = str(tmp_path / "whole.weights.h5")
     _model(10, seed=1).save_weights(whole)
     truncated = tmp_path / "truncated.weights.h5"

@@ -2,6 +2,7 @@
 (training/session/run.py `setup`) and passed down. Frozen: the training session derives the context it runs
 with (`dataclasses.replace`) instead of changing this one.
 """
+
 import dataclasses
 
 import tensorflow as tf
@@ -26,6 +27,7 @@ class RunContext:
       stored (training/serving/scoring.py), else None.
     resume_changes: the fields a resume changes (training/store/rundir.py `resume_changes`).
     """
+
     plan: recipe.Plan
     strategy: tf.distribute.Strategy
     source: object

@@ -2,6 +2,7 @@
 one best-checkpoint selector shared by the trainer (training/core/loop.py) and the eval job beside it
 (training/session/sidecar.py).
 """
+
 import tensorflow as tf
 
 from training.core import inputs, steps
@@ -23,8 +24,9 @@ def evaluate(ctx, model, split, eval_step=None):
     if int(round(count)) > expected or count == 0:
         raise RuntimeError(f"evaluation on {split} scored {count:.0f} examples of {expected}")
     if int(round(count)) < expected:  # the pipeline skips undecodable records; say how many
-        ctx.log.message(f"warning: {expected - int(round(count))} of {expected} {split} records were unreadable "
-                        "and not scored")
+        ctx.log.message(
+            f"warning: {expected - int(round(count))} of {expected} {split} records were unreadable and not scored"
+        )
     return {"top_1": hit_1 / count, "top_5": hit_5 / count, "loss": loss_sum / count, "num_examples": count}
 
 
@@ -44,8 +46,11 @@ class BestSelector:
         self.split = split
         self.best = checkpoints.read_best(model_dir)
         # Evaluations after the best (early stopping survives restarts through metrics.jsonl).
-        self.evals_since_best = 0 if not self.best else sum(
-            1 for r in logs.read_metrics(model_dir) if r["split"] == split and r["step"] > self.best["step"])
+        self.evals_since_best = (
+            0
+            if not self.best
+            else sum(1 for r in logs.read_metrics(model_dir) if r["split"] == split and r["step"] > self.best["step"])
+        )
 
     def consider(self, record, archive_dir, model, ema):
         """Takes `record` as the best (archiving model and EMA into archive_dir) when it beats the best so far;

@@ -3,6 +3,7 @@
 
 The pipeline itself is data/pipeline.py; its settings are the run plan's (training/core/recipe.py).
 """
+
 import contextlib
 import dataclasses
 
@@ -27,13 +28,20 @@ def bad_records_as_user_error():
         text = str(e)
         if "Too many bad records" not in text:
             raise
-        raise UserError(first_line(text[text.index("Too many bad records"):]).rstrip("]")) from None
+        raise UserError(first_line(text[text.index("Too many bad records") :]).rstrip("]")) from None
 
 
 def _train_dataset_fn(ctx, seed):
     def dataset_fn(input_context, batch_size):
-        return pipeline.make_dataset(ctx.source, "train", ctx.plan.train_input, batch_size=batch_size, seed=seed,
-                                     input_context=input_context, num_classes=ctx.num_classes)
+        return pipeline.make_dataset(
+            ctx.source,
+            "train",
+            ctx.plan.train_input,
+            batch_size=batch_size,
+            seed=seed,
+            input_context=input_context,
+            num_classes=ctx.num_classes,
+        )
 
     return dataset_fn
 
@@ -43,8 +51,15 @@ def augmented_sample(ctx, count, step):
     small shuffle buffer (filling the run's 10,000-record buffer would take long on ImageNet). Augmented on the
     host even when the run augments on the device: the same images."""
     settings = dataclasses.replace(ctx.plan.train_input, shuffle_buffer=count, augment_on_device=False)
-    dataset = pipeline.make_dataset(ctx.source, "train", settings, batch_size=count,
-                                    seed=ctx.config.train.seed + step, num_classes=ctx.num_classes, num_batches=1)
+    dataset = pipeline.make_dataset(
+        ctx.source,
+        "train",
+        settings,
+        batch_size=count,
+        seed=ctx.config.train.seed + step,
+        num_classes=ctx.num_classes,
+        num_batches=1,
+    )
     return next(iter(dataset))["images"].numpy()
 
 
@@ -87,7 +102,7 @@ class HostBatches:
 
         def replica_slice(value_context):
             i = value_context.replica_id_in_sync_group % self.local_replicas
-            return {key: value[i * size:(i + 1) * size] for key, value in batch.items()}
+            return {key: value[i * size : (i + 1) * size] for key, value in batch.items()}
 
         return self.strategy.experimental_distribute_values_from_function(replica_slice)
 
@@ -107,12 +122,14 @@ def train_batches(ctx, resume_step=0, restart_input=False):
     if isinstance(strategy, tf.distribute.TPUStrategy):
         dataset_fn = _train_dataset_fn(ctx, ctx.config.train.seed + resume_step)
         distributed = strategy.distribute_datasets_from_function(
-            lambda ic: dataset_fn(ic, ic.get_per_replica_batch_size(global_batch)), input_options())
+            lambda ic: dataset_fn(ic, ic.get_per_replica_batch_size(global_batch)), input_options()
+        )
         return iter(distributed), None
     index, count = worker_index_and_count(strategy)
     replicas = strategy.num_replicas_in_sync
-    input_context = tf.distribute.InputContext(num_input_pipelines=count, input_pipeline_id=index,
-                                               num_replicas_in_sync=replicas)
+    input_context = tf.distribute.InputContext(
+        num_input_pipelines=count, input_pipeline_id=index, num_replicas_in_sync=replicas
+    )
     seed = ctx.config.train.seed + (resume_step if restart_input else 0)
     dataset = _train_dataset_fn(ctx, seed)(input_context, global_batch // count)
     if pipeline.has_py_function(dataset):
@@ -132,8 +149,13 @@ def eval_dataset(ctx, split):
     def dataset_fn(input_context):
         local_replicas = strategy.num_replicas_in_sync // input_context.num_input_pipelines
         return pipeline.make_dataset(
-            ctx.source, split, ctx.plan.eval_input,
+            ctx.source,
+            split,
+            ctx.plan.eval_input,
             batch_size=input_context.get_per_replica_batch_size(config.eval.batch_size),
-            input_context=input_context, num_batches=num_steps * local_replicas, num_classes=ctx.num_classes)
+            input_context=input_context,
+            num_batches=num_steps * local_replicas,
+            num_classes=ctx.num_classes,
+        )
 
     return strategy.distribute_datasets_from_function(dataset_fn, input_options())

@@ -2,6 +2,7 @@
 evaluation of the EMA weights, the best-checkpoint archive and early stopping. Importable; tests call it directly.
 Its input comes from training/core/inputs.py, its settings from the run plan (training/core/recipe.py), its
 evaluations and best-checkpoint rule from training/core/evaluation.py."""
+
 import math
 import time
 
@@ -21,6 +22,7 @@ def make_finite_check(variables):
     which are as lost: the L2 term of the next step's loss is infinite. Run before each checkpoint on the
     weights and EMA shadows; one L2Loss op per variable keeps its tracing short beside the train loop's.
     """
+
     @tf.function(autograph=False)
     def all_finite():
         return tf.math.is_finite(tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in variables]))
@@ -44,9 +46,12 @@ class Trainer:
         parts = dict(model=state.model, optimizer=state.optimizer, ema=state.ema, random=seed_states(state.model))
         ckpt = tf.train.Checkpoint(**parts, **tracked)
         # Input settings changed: the stored iterator (other shapes, another stream) is not restored.
-        self.checkpoints = checkpoints.Checkpoints(ckpt, ctx.checkpoint_dir,
-                                                   max_to_keep=ctx.config.runtime.checkpoints_to_keep,
-                                                   restore_from=tf.train.Checkpoint(**parts) if restart_input else None)
+        self.checkpoints = checkpoints.Checkpoints(
+            ckpt,
+            ctx.checkpoint_dir,
+            max_to_keep=ctx.config.runtime.checkpoints_to_keep,
+            restore_from=tf.train.Checkpoint(**parts) if restart_input else None,
+        )
         self.split = ctx.plan.selection_split
         self.selector = evaluation.BestSelector(ctx.model_dir, self.split)
         self.preempted = False
@@ -54,8 +59,9 @@ class Trainer:
         self._traced = False  # the current train loop has run once (traced and compiled)
         self._seconds_per_step, self._last_call = None, (1, 0.0)  # training speed, for the progress lines
         self.eta = progress.run_eta(ctx.config, ctx.source, self.schedule, self.split)  # the time left on screen
-        self.weights_finite = make_finite_check([v for v in state.ema.averaged_variables if v.dtype.is_floating]
-                                                + list(state.ema.shadows))
+        self.weights_finite = make_finite_check(
+            [v for v in state.ema.averaged_variables if v.dtype.is_floating] + list(state.ema.shadows)
+        )
 
     def run(self):
         """Trains to the configured number of steps (resuming if a checkpoint exists); returns the best."""
@@ -65,10 +71,13 @@ class Trainer:
         if restored and self.ctx.resume_changes:
             self.ctx.log.message(rundir.resume_note(self.ctx.model_dir, self.state.step, self.ctx.resume_changes))
         if self.ctx.is_chief:  # only now: a refused or failed start leaves the run's config.json as it was
-            rundir.record_start(self.ctx.config, self.ctx.model_dir, self.state.step,
-                                self.ctx.resume_changes if restored else [])
+            rundir.record_start(
+                self.ctx.config, self.ctx.model_dir, self.state.step, self.ctx.resume_changes if restored else []
+            )
             rundir.write_class_names(self.ctx.source, self.ctx.model_dir)
-        evaluating = self.ctx.config.eval.in_training  # False: a --mode=eval sidecar evaluates (training/session/sidecar.py)
+        evaluating = (
+            self.ctx.config.eval.in_training
+        )  # False: a --mode=eval sidecar evaluates (training/session/sidecar.py)
         if self.split == "validation" and evaluating:
             self.ctx.log.message("warning: no minival holdout; selecting checkpoints on the validation split")
         self._tensorboard_start()
@@ -78,8 +87,10 @@ class Trainer:
             boundary = self._next_boundary()
             self._train_until(boundary)
             if not bool(self.weights_finite()):
-                raise NumericalError(f"the weights after step {self.state.step} are not finite (or overflow "
-                                     "float32); stopped without saving, the last good checkpoint is kept")
+                raise NumericalError(
+                    f"the weights after step {self.state.step} are not finite (or overflow "
+                    "float32); stopped without saving, the last good checkpoint is kept"
+                )
             # A SIGTERM right after a save (or a restore) trains nothing: the checkpoint of this step is on disk
             # already and is not rewritten during the grace period.
             path = self.checkpoints.save(self.state.step)
@@ -138,13 +149,13 @@ class Trainer:
         head_only = self.ctx.config.train.freeze_backbone or self.state.step < self.schedule.head_only_steps
         if head_only != self._head_only:
             loading.set_backbone_trainable(self.state.model, not head_only)
-            self._train_loop = steps.make_train_loop(self.state, self.ctx.strategy, self.ctx.plan.step,
-                                                     self.metrics)
+            self._train_loop = steps.make_train_loop(self.state, self.ctx.strategy, self.ctx.plan.step, self.metrics)
             self._head_only = head_only
             self._traced = False
             if self.schedule.head_only_steps:
-                self.ctx.log.message(f"step {self.state.step}: training "
-                                     f"{'the classifier only' if head_only else 'every layer'}")
+                self.ctx.log.message(
+                    f"step {self.state.step}: training {'the classifier only' if head_only else 'every layer'}"
+                )
         return self._train_loop
 
     def _train_until(self, boundary):
@@ -161,8 +172,10 @@ class Trainer:
             result = self.metrics.result()  # reading the metrics waits for the loop to finish
             elapsed = time.monotonic() - start
             if not math.isfinite(result["loss"]):
-                raise NumericalError(f"loss is {result['loss']} in the steps up to {self.state.step}; "
-                                     f"stopped without saving, the last good checkpoint is kept")
+                raise NumericalError(
+                    f"loss is {result['loss']} in the steps up to {self.state.step}; "
+                    f"stopped without saving, the last good checkpoint is kept"
+                )
             self._report(num_steps, elapsed, result)
 
     def _chunks(self, num_steps):
@@ -179,11 +192,15 @@ class Trainer:
         chunks = self._chunks(num_steps)
         for i, chunk in enumerate(chunks):
             if not self._traced and i == 0:
-                log.message(f"tracing and compiling the train step (the first call, step {self.state.step + 1}, "
-                            "includes it)")
+                log.message(
+                    f"tracing and compiling the train step (the first call, step {self.state.step + 1}, includes it)"
+                )
             start = time.monotonic()
-            what = f"step {self.state.step + 1}" if chunk == 1 else \
-                f"steps {self.state.step + 1}-{self.state.step + chunk}"
+            what = (
+                f"step {self.state.step + 1}"
+                if chunk == 1
+                else f"steps {self.state.step + 1}-{self.state.step + chunk}"
+            )
             with log.busy(f"training {what}" if self._traced else f"tracing and compiling, then training {what}"):
                 loop(self.batches, tf.constant(chunk))
                 result = self.metrics.result()  # reading the metrics waits for the loop to finish
@@ -192,8 +209,9 @@ class Trainer:
             if not self._traced:
                 self._traced = True
                 self.eta.traced(seconds)
-                log.message(f"first step done in {seconds:.1f} s (tracing and compilation included); "
-                            f"elapsed {log.elapsed()}")
+                log.message(
+                    f"first step done in {seconds:.1f} s (tracing and compilation included); elapsed {log.elapsed()}"
+                )
             else:
                 self._seconds_per_step = seconds / chunk
                 self.eta.trained(chunk, seconds)
@@ -208,21 +226,33 @@ class Trainer:
 
     def _progress(self, result):
         step = self.state.step
-        self.ctx.log.progress(step, self.schedule.total_steps, epoch=step / self.schedule.steps_per_epoch,
-                              images_per_sec=self._images_per_sec(), loss=result["loss"], top_1=result["top_1"],
-                              learning_rate=state_lib.current_learning_rate(self.state),
-                              seconds_left=self.eta.seconds_left(step, self.schedule.total_steps))
+        self.ctx.log.progress(
+            step,
+            self.schedule.total_steps,
+            epoch=step / self.schedule.steps_per_epoch,
+            images_per_sec=self._images_per_sec(),
+            loss=result["loss"],
+            top_1=result["top_1"],
+            learning_rate=state_lib.current_learning_rate(self.state),
+            seconds_left=self.eta.seconds_left(step, self.schedule.total_steps),
+        )
 
     def _report(self, num_steps, elapsed, result):
         """The step line and train scalars after a host loop (speed: its last call, free of tracing)."""
         del num_steps, elapsed  # the speed comes from _run_steps, which knows which call traced
         step = self.state.step
         self._progress(result)
-        self.ctx.log.training(step, {"loss": result["loss"], "top_1": result["top_1"],
-                                    "learning_rate": state_lib.current_learning_rate(self.state),
-                                    "images_per_sec": self._images_per_sec(),
-                                    "bad_records": result["bad_records"],
-                                    "epoch": step / self.schedule.steps_per_epoch})
+        self.ctx.log.training(
+            step,
+            {
+                "loss": result["loss"],
+                "top_1": result["top_1"],
+                "learning_rate": state_lib.current_learning_rate(self.state),
+                "images_per_sec": self._images_per_sec(),
+                "bad_records": result["bad_records"],
+                "epoch": step / self.schedule.steps_per_epoch,
+            },
+        )
 
     def _evaluate_and_select(self):
         """Evaluates the EMA weights; archives them when they beat the best so far (evaluation.BestSelector)."""

@@ -6,6 +6,7 @@ the checkpoint cadence, the selection split and what the mode needs. Training, e
 the sidecar read these values from the plan and never from the config again, so they agree. The numbers are the
 recipe's (docs/recipe.md), the fields configs/base.py's.
 """
+
 import dataclasses
 import math
 
@@ -22,8 +23,11 @@ from training.errors import UserError
 def variant(config):
     """The config's row of the scaling table, with width/depth replaced when the config overrides them."""
     row = efficientnet.get_variant(config.model.variant)
-    changes = {field: config.model[field] for field in ("width_coefficient", "depth_coefficient")
-               if config.model[field] is not None}
+    changes = {
+        field: config.model[field]
+        for field in ("width_coefficient", "depth_coefficient")
+        if config.model[field] is not None
+    }
     return dataclasses.replace(row, **changes) if changes else row
 
 
@@ -46,8 +50,10 @@ def batchnorm_group_size(config, strategy):
     else:
         size = replicas if setting == "all" else int(setting)
     if replicas % size:  # the original raises here too (utils.py:132-134)
-        raise UserError(f"model.batchnorm_group_size {size} does not divide the {replicas} replicas; set "
-                        "--config.model.batchnorm_group_size to a divisor, all or 1")
+        raise UserError(
+            f"model.batchnorm_group_size {size} does not divide the {replicas} replicas; set "
+            "--config.model.batchnorm_group_size to a divisor, all or 1"
+        )
     return size
 
 
@@ -58,6 +64,7 @@ class Network:
     batchnorm_group_size: the training network's BatchNorm groups; `inference()` is the same network with
     per-replica statistics, for scoring and export (a network that only infers never computes them).
     """
+
     variant: efficientnet.Variant
     num_classes: int
     image_size: int
@@ -71,9 +78,14 @@ class Network:
 
     def build(self):
         """The Keras model (under the current strategy scope and dtype policy)."""
-        return efficientnet.build_model(self.variant, num_classes=self.num_classes, image_size=self.image_size,
-                                        dropout_rate=self.dropout_rate, survival_prob=self.survival_prob,
-                                        batchnorm_group_size=self.batchnorm_group_size)
+        return efficientnet.build_model(
+            self.variant,
+            num_classes=self.num_classes,
+            image_size=self.image_size,
+            dropout_rate=self.dropout_rate,
+            survival_prob=self.survival_prob,
+            batchnorm_group_size=self.batchnorm_group_size,
+        )
 
 
 def crop_fraction(config, image_size):
@@ -93,14 +105,22 @@ def input_settings(config, training, image_size, crop, resize_method):
     """The pipeline settings (data/pipeline.py InputSettings) of the config, for training or for evaluation."""
     data = config.data
     return pipeline.InputSettings(
-        image_size=image_size, training=training, crop_fraction=crop, resize_method=resize_method,
-        max_bad_fraction=data.max_bad_fraction, deterministic=config.train.deterministic and training,
-        augment_name=data.augment_name, randaugment_num_layers=data.randaugment_num_layers,
-        randaugment_magnitude=data.randaugment_magnitude, area_range=tuple(data.crop_area_range),
+        image_size=image_size,
+        training=training,
+        crop_fraction=crop,
+        resize_method=resize_method,
+        max_bad_fraction=data.max_bad_fraction,
+        deterministic=config.train.deterministic and training,
+        augment_name=data.augment_name,
+        randaugment_num_layers=data.randaugment_num_layers,
+        randaugment_magnitude=data.randaugment_magnitude,
+        area_range=tuple(data.crop_area_range),
         aspect_ratio_range=tuple(data.crop_aspect_ratio_range),
         uint8_wraparound=True,  # the original's Solarize/Posterize on uint8 (data/autoaugment.py cites the lines)
-        shuffle_buffer=data.shuffle_buffer, augment_on_device=augments_on_device(config) and training,
-        mixup_alpha=data.mixup_alpha if training else 0.0)
+        shuffle_buffer=data.shuffle_buffer,
+        augment_on_device=augments_on_device(config) and training,
+        mixup_alpha=data.mixup_alpha if training else 0.0,
+    )
 
 
 def recipe_input_settings(image_size, training, **changes):
@@ -124,6 +144,7 @@ class Schedule:
       int(350 · 1281167 / 2048)).
     head_only_steps: the first steps train only the classifier (config.train.freeze_backbone_epochs).
     """
+
     steps_per_epoch: float
     total_steps: int
     steps_per_eval: int
@@ -132,8 +153,10 @@ class Schedule:
     @classmethod
     def from_config(cls, config, num_train_examples):
         if num_train_examples < config.train.batch_size:
-            raise ValueError(f"the training split has {num_train_examples} images, fewer than one global batch "
-                             f"of {config.train.batch_size}")
+            raise ValueError(
+                f"the training split has {num_train_examples} images, fewer than one global batch "
+                f"of {config.train.batch_size}"
+            )
         steps_per_epoch = num_train_examples / config.train.batch_size
         total = config.train.steps
         if total is None:
@@ -152,13 +175,24 @@ def learning_rate_schedule(config, schedule):
     if train.lr_schedule == "cosine":
         return schedules.WarmupCosineDecay(initial, schedule.steps_per_epoch, total, warmup_epochs=train.warmup_epochs)
     if train.lr_schedule == "poly":
-        return schedules.WarmupPolynomialDecay(initial, schedule.steps_per_epoch, total, train.warmup_epochs,
-                                               train.poly_end_learning_rate, train.poly_power)
+        return schedules.WarmupPolynomialDecay(
+            initial,
+            schedule.steps_per_epoch,
+            total,
+            train.warmup_epochs,
+            train.poly_end_learning_rate,
+            train.poly_power,
+        )
     if train.lr_schedule == "constant":
         return schedules.WarmupConstant(initial, schedule.steps_per_epoch, train.warmup_epochs)
     return schedules.WarmupExponentialDecay(
-        initial, schedule.steps_per_epoch, warmup_epochs=train.warmup_epochs,
-        decay_epochs=train.lr_decay_epochs, decay_rate=train.lr_decay_rate, staircase=True)
+        initial,
+        schedule.steps_per_epoch,
+        warmup_epochs=train.warmup_epochs,
+        decay_epochs=train.lr_decay_epochs,
+        decay_rate=train.lr_decay_rate,
+        staircase=True,
+    )
 
 
 def eval_steps(num_examples, global_batch):
@@ -171,9 +205,12 @@ class Plan:
     """Everything a run derives from its config, resolved once (`make_plan`); `config` is the locked config
     itself, for the fields read as they are (optimizer, paths, export options).
 
-    schedule: the run's length (training, and an eval job beside training; None otherwise); checkpoint_steps: steps between checkpoints; selection_split: where the best checkpoint is
-      chosen (minival, else validation; None without data).
+    schedule: the run's length (training, and an eval job beside training; None otherwise).
+    checkpoint_steps: steps between checkpoints.
+    selection_split: where the best checkpoint is chosen (minival, else validation; None without a schedule:
+      nothing is selected).
     """
+
     config: object
     mode: base.Mode
     model_dir: str
@@ -215,27 +252,45 @@ def make_plan(config, *, source=None, strategy=None, jit_compile=False, follows_
     row = variant(config)
     image_size = config.model.image_size or row.resolution
     num_classes = config.model.num_classes or (source.num_classes if source is not None else None)
-    network = Network(variant=row, num_classes=num_classes, image_size=image_size,
-                      dropout_rate=config.model.dropout_rate, survival_prob=config.model.survival_prob,
-                      batchnorm_group_size=batchnorm_group_size(config, strategy))
+    network = Network(
+        variant=row,
+        num_classes=num_classes,
+        image_size=image_size,
+        dropout_rate=config.model.dropout_rate,
+        survival_prob=config.model.survival_prob,
+        batchnorm_group_size=batchnorm_group_size(config, strategy),
+    )
     crop, method = crop_fraction(config, image_size), config.data.resize_method or row.resize_method
     train, mode = config.train, base.MODE_TABLE[config.runtime.mode]
-    step = steps.StepConfig(num_classes=num_classes, global_batch_size=train.batch_size,
-                            label_smoothing=train.label_smoothing, weight_decay=train.weight_decay,
-                            jit_compile=bool(jit_compile), augment_on_device=augments_on_device(config),
-                            augment_name=config.data.augment_name,
-                            randaugment_num_layers=config.data.randaugment_num_layers,
-                            randaugment_magnitude=config.data.randaugment_magnitude,
-                            mixup=config.data.mixup_alpha > 0)
+    step = steps.StepConfig(
+        num_classes=num_classes,
+        global_batch_size=train.batch_size,
+        label_smoothing=train.label_smoothing,
+        weight_decay=train.weight_decay,
+        jit_compile=bool(jit_compile),
+        augment_on_device=augments_on_device(config),
+        augment_name=config.data.augment_name,
+        randaugment_num_layers=config.data.randaugment_num_layers,
+        randaugment_magnitude=config.data.randaugment_magnitude,
+        mixup=config.data.mixup_alpha > 0,
+    )
     planned = (mode.trains or follows_training) and source is not None  # without data: a network to build only
     schedule = _schedule(config, source) if planned else None
     checkpoint_steps = schedule and (config.runtime.checkpoint_steps or schedule.steps_per_eval)
-    return Plan(config=config, mode=mode, model_dir=config.runtime.model_dir, network=network,
-                crop_fraction=crop, resize_method=method,
-                train_input=input_settings(config, True, image_size, crop, method),
-                eval_input=input_settings(config, False, image_size, crop, method), step=step,
-                schedule=schedule, checkpoint_steps=checkpoint_steps,
-                selection_split=selection_split(source) if schedule is not None else None)
+    return Plan(
+        config=config,
+        mode=mode,
+        model_dir=config.runtime.model_dir,
+        network=network,
+        crop_fraction=crop,
+        resize_method=method,
+        train_input=input_settings(config, True, image_size, crop, method),
+        eval_input=input_settings(config, False, image_size, crop, method),
+        step=step,
+        schedule=schedule,
+        checkpoint_steps=checkpoint_steps,
+        selection_split=selection_split(source) if schedule is not None else None,
+    )
 
 
 def _schedule(config, source):

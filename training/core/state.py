@@ -1,8 +1,10 @@
 """Everything a training run carries between steps: model, optimizer (with its step counter), EMA shadows.
 
 Built once under the strategy's scope from the run plan (training/core/recipe.py); for training only (scoring
-and export load their model through training/serving/scoring.py). Checkpointed together so that a restart continues with the same step, learning rate, optimizer slots and averages.
+and export load their model through training/serving/scoring.py). Checkpointed together so that a restart
+continues with the same step, learning rate, optimizer slots and averages.
 """
+
 import dataclasses
 
 import keras
@@ -43,18 +45,27 @@ def build_optimizer(config, learning_rate, model):
     if train.optimizer == "momentum":
         return optim.MomentumTF(learning_rate, momentum=train.momentum)
     if train.optimizer == "lars":
-        optimizer = optim.LARS(learning_rate, momentum=train.momentum, weight_decay=train.lars_weight_decay,
-                               eeta=train.lars_eeta, epsilon=train.lars_epsilon)
+        optimizer = optim.LARS(
+            learning_rate,
+            momentum=train.momentum,
+            weight_decay=train.lars_weight_decay,
+            eeta=train.lars_eeta,
+            epsilon=train.lars_epsilon,
+        )
         # The original's skip list ['batch_normalization', 'bias', 'beta', 'gamma'] (utils.py:106-111).
-        optimizer.exclude_from_adaptation([v for v in model.trainable_variables
-                                           if id(v) not in decayed or v.name == "bias"])
+        optimizer.exclude_from_adaptation(
+            [v for v in model.trainable_variables if id(v) not in decayed or v.name == "bias"]
+        )
         return optimizer
     if train.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=train.decoupled_weight_decay,
-                                           beta_1=train.adam_beta_1, beta_2=train.adam_beta_2,
-                                           epsilon=train.adam_epsilon)
-        optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables
-                                                      if id(v) not in decayed])
+        optimizer = keras.optimizers.AdamW(
+            learning_rate,
+            weight_decay=train.decoupled_weight_decay,
+            beta_1=train.adam_beta_1,
+            beta_2=train.adam_beta_2,
+            epsilon=train.adam_epsilon,
+        )
+        optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if id(v) not in decayed])
         return optimizer
     return optim.RMSPropTF(learning_rate, rho=train.rmsprop_decay, momentum=train.momentum, epsilon=train.epsilon)
 
@@ -82,8 +93,7 @@ def build_state(plan, strategy, init_checkpoint=None, log=print):
             log(warning)
         optimizer = build_optimizer(config, learning_rate, model)
         optimizer.build(model.trainable_variables)
-        ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model),
-                                               decay=config.train.moving_average_decay)
+        ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model), decay=config.train.moving_average_decay)
     return TrainState(model=model, optimizer=optimizer, ema=ema, learning_rate=learning_rate)
 
 

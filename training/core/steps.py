@@ -3,6 +3,7 @@
 No number inside these functions is a hyperparameter: label smoothing, weight decay, batch sizes and the
 class count come from the run plan's `StepConfig` (training/core/recipe.py), which has no defaults of its own.
 """
+
 import dataclasses
 
 import keras
@@ -38,16 +39,20 @@ class TrainMetrics:
         self.top_1 = keras.metrics.SparseCategoricalAccuracy(name="top_1")
         # The input pipeline's running count of skipped records; the same counter feeds every local
         # replica, so the first replica's value is the worker's value.
-        self.bad_records = tf.Variable(0.0, trainable=False, name="bad_records",
-                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.bad_records = tf.Variable(
+            0.0, trainable=False, name="bad_records", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
+        )
 
     def reset(self):
         self.loss.reset_state()
         self.top_1.reset_state()
 
     def result(self):
-        return {"loss": float(self.loss.result()), "top_1": float(self.top_1.result()),
-                "bad_records": int(self.bad_records.numpy())}
+        return {
+            "loss": float(self.loss.result()),
+            "top_1": float(self.top_1.result()),
+            "bad_records": int(self.bad_records.numpy()),
+        }
 
 
 def step_inputs(batch, cfg):
@@ -56,8 +61,9 @@ def step_inputs(batch, cfg):
     then one-hot distributions)."""
     images = batch["images"]
     if cfg.augment_on_device:  # inside the compiled step: the batched ops are XLA-exact (data/device_augment.py)
-        images = device_augment.augment_batch(images, batch["augment_seeds"], cfg.augment_name,
-                                              cfg.randaugment_num_layers, cfg.randaugment_magnitude)
+        images = device_augment.augment_batch(
+            images, batch["augment_seeds"], cfg.augment_name, cfg.randaugment_num_layers, cfg.randaugment_magnitude
+        )
     # The input pipeline ships uint8 when it augments (a quarter of the bytes); the model takes float pixels
     # in [0, 255] (a no-op for float32 batches).
     images = tf.cast(images, tf.float32)
@@ -81,12 +87,15 @@ def make_train_loop(state, strategy, cfg, metrics):
         images, labels = step_inputs(batch, cfg)
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
-            per_example = losses.classification_loss(labels, logits, cfg.num_classes,
-                                                     label_smoothing=cfg.label_smoothing)
+            per_example = losses.classification_loss(
+                labels, logits, cfg.num_classes, label_smoothing=cfg.label_smoothing
+            )
             # Sum over this replica's examples / global batch: the optimizer sums gradients over replicas.
             # The L2 term is the same on every replica, hence divided by their number.
-            loss = (tf.reduce_sum(per_example) / cfg.global_batch_size
-                    + losses.l2_loss(decay_variables, cfg.weight_decay) / replicas)
+            loss = (
+                tf.reduce_sum(per_example) / cfg.global_batch_size
+                + losses.l2_loss(decay_variables, cfg.weight_decay) / replicas
+            )
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         ema.apply(optimizer.iterations)
@@ -122,8 +131,14 @@ def make_eval_step(model, strategy, cfg):
         per_example = losses.classification_loss(labels, logits, cfg.num_classes, label_smoothing=0.0)
         hit_1 = tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)
         hit_k = tf.cast(tf.math.in_top_k(labels, logits, top_k), tf.float32)
-        return tf.stack([tf.reduce_sum(hit_1 * mask), tf.reduce_sum(hit_k * mask),
-                         tf.reduce_sum(per_example * mask), tf.reduce_sum(mask)])
+        return tf.stack(
+            [
+                tf.reduce_sum(hit_1 * mask),
+                tf.reduce_sum(hit_k * mask),
+                tf.reduce_sum(per_example * mask),
+                tf.reduce_sum(mask),
+            ]
+        )
 
     @tf.function
     def eval_step(batch):

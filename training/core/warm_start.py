@@ -4,6 +4,7 @@ Any weight file training/store/weight_files.py reads is accepted. Every layer is
 when the class counts differ; the new classifier keeps the reference initialization (uniform
 ±1/sqrt(num_classes), docs/recipe.md §2).
 """
+
 import tensorflow as tf
 
 import efficientnet

@@ -31,6 +31,7 @@ The export is written into a temporary directory and renamed into place, so expo
 previous complete export or the new complete one. With config.runtime.export_tflite, the .tflite files
 (training/serving/tflite.py) are written into its `tflite/` folder before the rename.
 """
+
 import contextlib
 import os
 import shutil
@@ -57,8 +58,7 @@ def checked_images(images, size):
     shape_ok = tf.logical_and(tf.equal(tf.size(shape), 4), tf.reduce_all(tf.equal(padded[1:4], [size, size, 3])))
     shape_check = tf.debugging.Assert(shape_ok, [f"images must be float32 [N, {size}, {size}, 3]; got shape", shape])
     with tf.control_dependencies([shape_check]):
-        finite_check = tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(images)),
-                                           ["images hold NaN or Inf values"])
+        finite_check = tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(images)), ["images hold NaN or Inf values"])
     with tf.control_dependencies([finite_check]):
         return tf.ensure_shape(tf.identity(images), [None, size, size, 3])
 
@@ -67,8 +67,12 @@ def outputs(model, images, top_k):
     """The serving outputs of a float32 batch (see the module docstring)."""
     probabilities = tf.nn.softmax(tf.cast(model(images, training=False), tf.float32))
     top = tf.math.top_k(probabilities, k=top_k)
-    return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
-            "top_k_classes": top.indices, "top_k_probabilities": top.values}
+    return {
+        "probabilities": probabilities,
+        "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
+        "top_k_classes": top.indices,
+        "top_k_probabilities": top.values,
+    }
 
 
 def pooled_features(model):
@@ -90,8 +94,13 @@ def eval_preprocessing(plan):
 
 def _names_table(names_file, num_classes):
     initializer = tf.lookup.TextFileInitializer(
-        names_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-        vocab_size=num_classes)
+        names_file,
+        tf.int64,
+        tf.lookup.TextFileIndex.LINE_NUMBER,
+        tf.string,
+        tf.lookup.TextFileIndex.WHOLE_LINE,
+        vocab_size=num_classes,
+    )
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
@@ -109,13 +118,20 @@ def build_archive(model, plan, num_classes, names_file):
     archive.track(model)
     archive.track(table)
     archive.add_endpoint("serving_default", serve_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")])
-    archive.add_endpoint("serving_images", lambda images: outputs(model, checked_images(images, size), top_k),
-                         [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
-    archive.add_endpoint("class_names", lambda: {"class_names": table.lookup(tf.range(num_classes, dtype=tf.int64))},
-                         [])
+    archive.add_endpoint(
+        "serving_images",
+        lambda images: outputs(model, checked_images(images, size), top_k),
+        [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")],
+    )
+    archive.add_endpoint(
+        "class_names", lambda: {"class_names": table.lookup(tf.range(num_classes, dtype=tf.int64))}, []
+    )
     features = pooled_features(model)
-    archive.add_endpoint("serving_features", lambda images: feature_outputs(features, checked_images(images, size)),
-                         [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    archive.add_endpoint(
+        "serving_features",
+        lambda images: feature_outputs(features, checked_images(images, size)),
+        [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")],
+    )
     return archive
 
 
@@ -132,8 +148,11 @@ def build_headless_archive(model, plan):
     archive = keras.export.ExportArchive()
     archive.track(features)
     archive.add_endpoint("serving_default", serve_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")])
-    archive.add_endpoint("serving_features", lambda images: feature_outputs(features, checked_images(images, size)),
-                         [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    archive.add_endpoint(
+        "serving_features",
+        lambda images: feature_outputs(features, checked_images(images, size)),
+        [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")],
+    )
     return archive
 
 
@@ -142,8 +161,7 @@ def _check_names(class_names, num_classes):
         raise ValueError(f"need {num_classes} one-line class names, got {len(class_names)}")
 
 
-def export_saved_model(plan, weights_prefix, export_dir, *, num_classes=None, class_names=None, source=None,
-                       log=print):
+def export_saved_model(plan, weights_prefix, export_dir, *, num_classes=None, class_names=None, source=None, log=print):
     """Writes the SavedModel of `weights_prefix`'s EMA weights to export_dir; returns export_dir.
 
     num_classes: the weights' class count when it is not the plan's (published weights exported as stored).
@@ -158,8 +176,10 @@ def export_saved_model(plan, weights_prefix, export_dir, *, num_classes=None, cl
     config, num_classes = plan.config, num_classes or plan.num_classes
     headless = config.runtime.export_headless
     if headless and config.runtime.export_tflite:
-        raise ValueError("a headless export has no TFLite files (they are checked on class probabilities); drop "
-                         "runtime.export_tflite or runtime.export_headless")
+        raise ValueError(
+            "a headless export has no TFLite files (they are checked on class probabilities); drop "
+            "runtime.export_tflite or runtime.export_headless"
+        )
     if config.runtime.export_tflite:
         tflite.check_can_convert(config, source)
     if not headless:
@@ -219,8 +239,10 @@ def export_published(ctx, path):
     """Exports a .h5 file or an original tensorflow/tpu checkpoint as stored, with its own class count."""
     stored = scoring.stored_num_classes(path)
     if ctx.num_classes not in (None, stored):
-        raise UserError(f"--init_checkpoint {path} has {stored} classes, not {ctx.num_classes}; "
-                        "drop --num_label_classes or use the data those weights were trained on")
+        raise UserError(
+            f"--init_checkpoint {path} has {stored} classes, not {ctx.num_classes}; "
+            "drop --num_label_classes or use the data those weights were trained on"
+        )
     return _export(ctx, path, stored)
 
 
@@ -230,7 +252,8 @@ def _export(ctx, weights, num_classes):
         return None
     _check_writable_parent(export_dir)
     try:
-        return export_saved_model(ctx.plan, weights, export_dir, num_classes=num_classes, source=ctx.source,
-                                  log=ctx.log)
+        return export_saved_model(
+            ctx.plan, weights, export_dir, num_classes=num_classes, source=ctx.source, log=ctx.log
+        )
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError, AssertionError) as e:
         raise UserError(f"cannot export {weights}: {first_line(e)}") from None

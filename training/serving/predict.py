@@ -8,6 +8,7 @@ the bytes data/folders.py `canonical_jpeg` gives (PNG, GIF, BMP and CMYK as RGB 
 preprocessing. Results are printed one block per file and, with --output, written as JSON lines or CSV
 (replaced by rename, never half-written). Class names: training/store/labels.py.
 """
+
 import csv
 import io
 import json
@@ -77,9 +78,15 @@ def read_checked(paths):
 
 def _pixels(encoded, size, crop_fraction, resize_method):
     """Batches of eval pixels of the encoded images, in order."""
-    return tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string)).map(
-        lambda data: preprocessing.preprocess_for_eval(data, size, crop_fraction=crop_fraction,
-                                                       resize_method=resize_method)).batch(_BATCH)
+    return (
+        tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string))
+        .map(
+            lambda data: preprocessing.preprocess_for_eval(
+                data, size, crop_fraction=crop_fraction, resize_method=resize_method
+            )
+        )
+        .batch(_BATCH)
+    )
 
 
 def _read_images(paths, size, crop_fraction, resize_method):
@@ -93,8 +100,10 @@ def _read_images(paths, size, crop_fraction, resize_method):
 def check_request(image_arguments, top_k, output):
     """The command's own mistakes, before anything is read: one UserError line."""
     if not image_arguments:
-        raise UserError("--mode=predict needs image files, folders or globs as positional arguments: python "
-                        "main.py --mode=predict --init_checkpoint=WEIGHTS photo.jpg photos/ 'more/*.png'")
+        raise UserError(
+            "--mode=predict needs image files, folders or globs as positional arguments: python "
+            "main.py --mode=predict --init_checkpoint=WEIGHTS photo.jpg photos/ 'more/*.png'"
+        )
     if not isinstance(top_k, int) or top_k < 1:
         raise UserError(f"--top_k must be a positive integer, got {top_k!r}")
     if output:
@@ -107,8 +116,12 @@ def check_request(image_arguments, top_k, output):
 
 def _output_text(path, results, failed):
     if path.lower().endswith(".jsonl"):
-        lines = [json.dumps({"path": p, "top_k": [{"class": n, "probability": round(q, 6)} for n, q in top]},
-                            ensure_ascii=False) for p, top in results]
+        lines = [
+            json.dumps(
+                {"path": p, "top_k": [{"class": n, "probability": round(q, 6)} for n, q in top]}, ensure_ascii=False
+            )
+            for p, top in results
+        ]
         lines += [json.dumps({"path": p, "error": e}, ensure_ascii=False) for p, e in failed]
         return "".join(line + "\n" for line in lines)
     buffer = io.StringIO()
@@ -146,7 +159,7 @@ def predict(plan, source, weights_path, image_arguments, *, top_k, output=None):
     rows = np.concatenate([tf.nn.softmax(tf.cast(model(b, training=False), tf.float32)).numpy() for b in batches])
     results = []
     for path, row in zip(readable, rows):
-        best = np.argsort(-row, kind="stable")[:min(top_k, num_classes)]
+        best = np.argsort(-row, kind="stable")[: min(top_k, num_classes)]
         results.append((path, [(names[i], float(row[i])) for i in best]))
         print(path + "\n" + "\n".join(f"  {p:7.2%}  {name}" for name, p in results[-1][1]), flush=True)
     if output:
@@ -160,5 +173,11 @@ def predict_run(ctx, image_files):
     weights = ctx.config.runtime.init_checkpoint or checkpoints.find_weights(ctx.model_dir)
     if not weights:
         raise UserError("--mode=predict needs --init_checkpoint (a .h5 file or checkpoint) or --model_dir")
-    return predict(ctx.plan, ctx.source, weights, list(image_files), top_k=ctx.config.runtime.predict_top_k,
-                   output=ctx.config.runtime.predict_output)
+    return predict(
+        ctx.plan,
+        ctx.source,
+        weights,
+        list(image_files),
+        top_k=ctx.config.runtime.predict_top_k,
+        output=ctx.config.runtime.predict_output,
+    )

@@ -5,6 +5,7 @@ as stored) alike. No optimizer, no schedule: nothing is trained (training/core/s
 Published weights given to eval, export or predict are recognised here too, and their class count is checked
 against the data.
 """
+
 import contextlib
 import os
 
@@ -55,8 +56,10 @@ def check_num_classes(ctx, path):
             fix = f"evaluate them on data with {stored} classes"
         raise UserError(f"--init_checkpoint {path} has {stored} classes but the data has {data}; {fix}")
     if stored != ctx.num_classes:
-        raise UserError(f"--init_checkpoint {path} has {stored} classes but --num_label_classes is "
-                        f"{ctx.num_classes}; drop --num_label_classes")
+        raise UserError(
+            f"--init_checkpoint {path} has {stored} classes but --num_label_classes is "
+            f"{ctx.num_classes}; drop --num_label_classes"
+        )
 
 
 def load_weights(model, weights):
@@ -122,9 +125,15 @@ def evaluate_run(ctx, split, weights_prefix=None, *, once=False):
         step = best["step"]
     name, settings = checkpoints.weights_name(ctx.model_dir, prefix), ctx.plan.eval_settings()
     # The same evaluation: these weights on this split with the same input (another crop is a new evaluation).
-    recorded = once and [r for r in logs.read_metrics(ctx.model_dir) if r["step"] == step and r["split"] == split
-                         and r.get("ema") and r.get("weights") == name
-                         and all(r.get(key) == value for key, value in settings.items())]
+    recorded = once and [
+        r
+        for r in logs.read_metrics(ctx.model_dir)
+        if r["step"] == step
+        and r["split"] == split
+        and r.get("ema")
+        and r.get("weights") == name
+        and all(r.get(key) == value for key, value in settings.items())
+    ]
     if recorded:
         ctx.log.message(f"{split} at step {step} is already in metrics.jsonl; not evaluated again")
         return recorded[-1]

@@ -17,6 +17,7 @@ are not converted) and written to `tflite/` inside the export:
 The original (tensorflow/tpu models/official/efficientnet/lite and edgetpu) shipped float and int8 TFLite
 files of its Lite and EdgeTPU models; this does the same for every variant.
 """
+
 import contextlib
 import dataclasses
 import json
@@ -40,9 +41,11 @@ _BATCH = 32  # images per interpreter and Keras call while checking
 # line of a full-integer conversion (fully_quantize: 0, inference_type: ...), the interpreter's "INFO: Created
 # TensorFlow Lite XNNPACK delegate for CPU." and the lines of tf.lite.Interpreter's deprecation warning when a
 # warnings filter does not catch it first.
-_NOISE = re.compile(r"^fully_quantize: \d|XNNPACK delegate for CPU|tf\.lite\.Interpreter is deprecated"
-                    r"|^\s*TF 2\.20\. Please use the LiteRT|^\s*See the \[migration guide\]|^\s*for details\.\s*$"
-                    r"|^\s*$|warnings\.warn\(_INTERPRETER_DELETION_WARNING\)")
+_NOISE = re.compile(
+    r"^fully_quantize: \d|XNNPACK delegate for CPU|tf\.lite\.Interpreter is deprecated"
+    r"|^\s*TF 2\.20\. Please use the LiteRT|^\s*See the \[migration guide\]|^\s*for details\.\s*$"
+    r"|^\s*$|warnings\.warn\(_INTERPRETER_DELETION_WARNING\)"
+)
 
 
 @contextlib.contextmanager
@@ -58,8 +61,10 @@ def check_can_convert(config, source):
     """Fails before any work when the TFLite export cannot run."""
     checks.check_tflite_counts(config)  # validate_config checked them at start; a caller may have changed them
     if source is None:
-        raise UserError("the TFLite export needs data (--data_dir, --dataset or the demo data): training images "
-                        "calibrate the int8 model and held-out images check every file")
+        raise UserError(
+            "the TFLite export needs data (--data_dir, --dataset or the demo data): training images "
+            "calibrate the int8 model and held-out images check every file"
+        )
 
 
 def interpreter_class():
@@ -79,7 +84,7 @@ def sample_images(plan, source, split, count):
     images, total = [], 0
     for batch in dataset:
         keep = batch["images"].numpy()[batch["mask"].numpy() > 0]
-        images.append(keep[:count - total])
+        images.append(keep[: count - total])
         total += len(images[-1])
         if total >= count:
             break
@@ -123,15 +128,19 @@ def run_file(content, images):
     input_details, output_details = runner.get_input_details()["images"], runner.get_output_details()["probabilities"]
     probabilities, classes = [], []
     for start in range(0, len(images), _BATCH):
-        out = runner(images=_quantize(images[start:start + _BATCH], input_details))
+        out = runner(images=_quantize(images[start : start + _BATCH], input_details))
         probabilities.append(_dequantize(out["probabilities"], output_details))
         classes.append(out["classes"])
     return np.concatenate(probabilities), np.concatenate(classes)
 
 
 def keras_probabilities(model, images):
-    return np.concatenate([tf.nn.softmax(tf.cast(model(images[i:i + _BATCH], training=False), tf.float32)).numpy()
-                           for i in range(0, len(images), _BATCH)])
+    return np.concatenate(
+        [
+            tf.nn.softmax(tf.cast(model(images[i : i + _BATCH], training=False), tf.float32)).numpy()
+            for i in range(0, len(images), _BATCH)
+        ]
+    )
 
 
 def compare(content, reference, images, resolution=0.0):
@@ -149,9 +158,12 @@ def compare(content, reference, images, resolution=0.0):
     top_two = np.sort(reference, axis=1)[:, -2:] if reference.shape[1] > 1 else np.zeros([len(reference), 2])
     near_tie = (top_two[:, 1] - top_two[:, 0]) < resolution
     clear = agree[~near_tie]
-    return {"max_probability_difference": float(np.max(np.abs(got - reference))),
-            "top1_agreement": float(np.mean(agree)), "near_ties": int(near_tie.sum()),
-            "top1_agreement_without_near_ties": float(np.mean(clear)) if clear.size else None}
+    return {
+        "max_probability_difference": float(np.max(np.abs(got - reference))),
+        "top1_agreement": float(np.mean(agree)),
+        "near_ties": int(near_tie.sum()),
+        "top1_agreement_without_near_ties": float(np.mean(clear)) if clear.size else None,
+    }
 
 
 def resolution(content):
@@ -162,14 +174,18 @@ def resolution(content):
 
 
 def _check_line(kind, size, split, figures):
-    text = (f"tflite: {kind}.tflite {size / 2**20:.2f} MiB; against the Keras model on the {split} images: max "
-            f"probability difference {figures['max_probability_difference']:.2e}, top-1 agreement "
-            f"{figures['top1_agreement']:.2%}")
+    text = (
+        f"tflite: {kind}.tflite {size / 2**20:.2f} MiB; against the Keras model on the {split} images: max "
+        f"probability difference {figures['max_probability_difference']:.2e}, top-1 agreement "
+        f"{figures['top1_agreement']:.2%}"
+    )
     if figures["near_ties"]:
         rest = figures["top1_agreement_without_near_ties"]
-        text += (f" ({figures['near_ties']} near ties, images whose two highest Keras probabilities differ by less "
-                 f"than the file's step of {figures['resolution']:.4f}: its argmax takes the lower class there"
-                 + (f"; {rest:.2%} on the other images)" if rest is not None else ")"))
+        text += (
+            f" ({figures['near_ties']} near ties, images whose two highest Keras probabilities differ by less "
+            f"than the file's step of {figures['resolution']:.4f}: its argmax takes the lower class there"
+            + (f"; {rest:.2%} on the other images)" if rest is not None else ")")
+        )
     return text
 
 
@@ -182,25 +198,36 @@ def write_tflite_files(saved_model_dir, model, plan, source, log=print):
     check record."""
     runtime = plan.config.runtime
     split = _held_out_split(source)
-    log(f"tflite: reading up to {runtime.tflite_calibration_images} training and {runtime.tflite_check_images} "
-        f"{split} images")
+    log(
+        f"tflite: reading up to {runtime.tflite_calibration_images} training and {runtime.tflite_check_images} "
+        f"{split} images"
+    )
     representative = sample_images(plan, source, "train", runtime.tflite_calibration_images)
     held_out = sample_images(plan, source, split, runtime.tflite_check_images)
-    log(f"tflite: {len(representative)} training images calibrate the full-integer file; every file is checked "
-        f"on {len(held_out)} {split} images" + ("" if len(held_out) == runtime.tflite_check_images else
-                                                 " (all the split's readable images: fewer than asked)"))
+    log(
+        f"tflite: {len(representative)} training images calibrate the full-integer file; every file is checked "
+        f"on {len(held_out)} {split} images"
+        + (
+            ""
+            if len(held_out) == runtime.tflite_check_images
+            else " (all the split's readable images: fewer than asked)"
+        )
+    )
     reference = keras_probabilities(model, held_out)
     out_dir = os.path.join(saved_model_dir, TFLITE_DIR)
     tf.io.gfile.makedirs(out_dir)
-    record = {"split": split, "images": int(len(held_out)), "calibration_images": int(len(representative)),
-              "files": {}}
+    record = {"split": split, "images": int(len(held_out)), "calibration_images": int(len(representative)), "files": {}}
     for kind in KINDS:
         log(f"tflite: converting {kind}")
         with quiet():
             content = convert(saved_model_dir, kind, representative)
             step = resolution(content)
-            figures = {"file": f"{kind}.tflite", "bytes": len(content), "resolution": step,
-                       **compare(content, reference, held_out, step)}
+            figures = {
+                "file": f"{kind}.tflite",
+                "bytes": len(content),
+                "resolution": step,
+                **compare(content, reference, held_out, step),
+            }
         with tf.io.gfile.GFile(os.path.join(out_dir, f"{kind}.tflite"), "wb") as f:
             f.write(content)
         record["files"][kind] = figures

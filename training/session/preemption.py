@@ -8,6 +8,7 @@ in sysexits.h: "try again later"), which job restarters can tell apart from succ
 numerical failures (3). Under multi-worker strategies the workers agree through an all-reduce of their flags,
 so every worker stops after the same step and writes the same checkpoint.
 """
+
 import os
 import signal
 import sys
@@ -54,8 +55,11 @@ class PreemptionWatcher:
     def _on_signal(self, signum, frame):
         del frame
         if self._signum == signal.SIGINT and signum == signal.SIGINT:
-            print("interrupted again: exiting at once (a rerun resumes from the last checkpoint)", file=sys.stderr,
-                  flush=True)
+            print(
+                "interrupted again: exiting at once (a rerun resumes from the last checkpoint)",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(INTERRUPTED_EXIT_CODE)  # pylint: disable=protected-access  (no teardown: it can hang in TF)
         self._signum = self._signum or signum
         self._local_request = True
@@ -65,8 +69,10 @@ class PreemptionWatcher:
             raise error
         what = "Ctrl-C" if signum == signal.SIGINT else f"signal {signum}"
         again = "; Ctrl-C again exits at once" if signum == signal.SIGINT else ""
-        print(f"received {what}: stopping at the next step boundary (a training run saves a checkpoint there)"
-              f"{again}", flush=True)
+        print(
+            f"received {what}: stopping at the next step boundary (a training run saves a checkpoint there){again}",
+            flush=True,
+        )
 
     def _all_reduce_flag(self, flag):
         per_replica = self._strategy.run(lambda: tf.identity(flag))

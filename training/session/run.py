@@ -4,6 +4,7 @@ layers below (training/core for training, training/serving for evaluation of sto
 
 `run(config)` is what main.py calls; tests call it directly with a config from configs/.
 """
+
 import tensorflow as tf
 
 from configs import base
@@ -24,11 +25,14 @@ def train(ctx):
     init = config.runtime.init_checkpoint
     if init and resuming:
         ctx.log.message(f"resuming from {ctx.model_dir}; --init_checkpoint {init} is not used again")
-    state = state_lib.build_state(ctx.plan, ctx.strategy, init_checkpoint=None if resuming else init,
-                                  log=ctx.log.message)
-    ctx.log.message(f"training {config.model.variant} at {ctx.plan.image_size} px for "
-                    f"{schedule.total_steps} steps ({schedule.steps_per_epoch:.2f} per epoch) on "
-                    f"{ctx.strategy.num_replicas_in_sync} replica(s); model_dir {ctx.model_dir}")
+    state = state_lib.build_state(
+        ctx.plan, ctx.strategy, init_checkpoint=None if resuming else init, log=ctx.log.message
+    )
+    ctx.log.message(
+        f"training {config.model.variant} at {ctx.plan.image_size} px for "
+        f"{schedule.total_steps} steps ({schedule.steps_per_epoch:.2f} per epoch) on "
+        f"{ctx.strategy.num_replicas_in_sync} replica(s); model_dir {ctx.model_dir}"
+    )
     return loop.Trainer(ctx, state).run()
 
 
@@ -70,8 +74,10 @@ def _eval_mode(ctx, image_files):
 def _evaluate(ctx):
     split = ctx.config.data.eval_split
     if ctx.external_weights:
-        return {"weights": ctx.external_weights,
-                "final_eval": scoring.evaluate_published(ctx, split, ctx.external_weights)}
+        return {
+            "weights": ctx.external_weights,
+            "final_eval": scoring.evaluate_published(ctx, split, ctx.external_weights),
+        }
     if sidecar.is_sidecar(ctx.config):  # beside a training job: every checkpoint, then the best once at the end
         finished = sidecar.Sidecar(ctx).run()
         if finished and ctx.source.num_examples(split) > 0:  # once: a restarted eval job adds no second line
@@ -95,8 +101,13 @@ def _predict_mode(ctx, image_files):
 
 # --mode -> what it runs after set-up (what each needs: configs/base.py MODE_TABLE); each returns its part of the
 # run's summary.
-MODE_HANDLERS = {"train": _train_mode, "train_and_eval": _train_mode, "eval": _eval_mode, "export": _export_mode,
-                 "predict": _predict_mode}
+MODE_HANDLERS = {
+    "train": _train_mode,
+    "train_and_eval": _train_mode,
+    "eval": _eval_mode,
+    "export": _export_mode,
+    "predict": _predict_mode,
+}
 assert set(MODE_HANDLERS) == set(base.MODE_TABLE), "every mode of the table has a handler"
 
 
@@ -108,8 +119,10 @@ def run(config, strategy=None, image_files=(), user_fields=()):
     user_fields: the "section.field" names set on the command line (see `startup.setup`).
     """
     if sidecar.is_sidecar(config) and not sidecar.wait_for_run(config):
-        raise UserError(f"no training run appeared in {config.runtime.model_dir} within --eval_timeout "
-                        f"{config.eval.timeout_seconds} s")
+        raise UserError(
+            f"no training run appeared in {config.runtime.model_dir} within --eval_timeout "
+            f"{config.eval.timeout_seconds} s"
+        )
     ctx = startup.setup(config, strategy, user_fields)
     mode = config.runtime.mode
     try:

@@ -15,6 +15,7 @@ evaluation to it (--config.eval.in_training=false, so one process writes metrics
 When --mode=eval is a sidecar: with --eval_timeout, or when the run in model_dir evaluates outside training
 (its config.json says eval.in_training=false). Otherwise --mode=eval scores the archived best once.
 """
+
 import os
 import time
 
@@ -93,9 +94,11 @@ class Sidecar:
 
     def __init__(self, ctx):
         if ctx.config.eval.in_training:
-            raise UserError(f"the training job of {ctx.model_dir} evaluates its own checkpoints; to evaluate beside "
-                            "it, start it with --config.eval.in_training=false (or drop --eval_timeout to score "
-                            "its best once)")
+            raise UserError(
+                f"the training job of {ctx.model_dir} evaluates its own checkpoints; to evaluate beside "
+                "it, start it with --config.eval.in_training=false (or drop --eval_timeout to score "
+                "its best once)"
+            )
         self.ctx = ctx
         self.final_step = ctx.plan.schedule.total_steps
         # The raw weights and the EMA shadows of each checkpoint, as the trainer holds them: the best is archived
@@ -115,10 +118,12 @@ class Sidecar:
     def run(self, poll_seconds=POLL_SECONDS):
         """Evaluates new checkpoints until the final step (returns True) or the timeout (returns False)."""
         ctx = self.ctx
-        ctx.log.message(f"evaluating each new checkpoint of {ctx.model_dir} on {self.split} until step "
-                        f"{self.final_step}")
-        for prefix in _new_checkpoints(ctx.model_dir, ctx.config.eval.timeout_seconds, poll_seconds,
-                                       check_stop=ctx.stop_if_requested):
+        ctx.log.message(
+            f"evaluating each new checkpoint of {ctx.model_dir} on {self.split} until step {self.final_step}"
+        )
+        for prefix in _new_checkpoints(
+            ctx.model_dir, ctx.config.eval.timeout_seconds, poll_seconds, check_stop=ctx.stop_if_requested
+        ):
             step = checkpoints.checkpoint_step(prefix)
             if not ctx.log.recorded(step, self.split):
                 self._evaluate(prefix, step)
@@ -141,7 +146,8 @@ class Sidecar:
             self.eval_step = steps.make_eval_step(self.model, self.ctx.strategy, self.ctx.plan.step)
         with self.ema.swapped():
             metrics = evaluation.evaluate(self.ctx, self.model, self.split, self.eval_step)
-        record = evaluation.record(self.ctx.plan, step, self.split, metrics,
-                                   weights=checkpoints.weights_name(self.ctx.model_dir, prefix))
+        record = evaluation.record(
+            self.ctx.plan, step, self.split, metrics, weights=checkpoints.weights_name(self.ctx.model_dir, prefix)
+        )
         self.selector.consider(record, self.ctx.model_dir, self.model, self.ema)
         self.ctx.log.evaluation(record)

@@ -2,6 +2,7 @@
 plan and RunContext (training/core/context.py) every stage shares; and the training session, what a training
 command holds from its first write to its last.
 """
+
 import contextlib
 import dataclasses
 import os
@@ -24,8 +25,9 @@ from training.store import checkpoints, lock, logs, progress, rundir
 def _strategy_and_kind(config, strategy=None):
     if strategy is None:
         try:
-            strategy = tpu.resolve_strategy(config.runtime.tpu, zone=config.runtime.tpu_zone,
-                                            project=config.runtime.gcp_project)
+            strategy = tpu.resolve_strategy(
+                config.runtime.tpu, zone=config.runtime.tpu_zone, project=config.runtime.gcp_project
+            )
         except (tpu.TPUUnreachableError, ValueError) as e:
             raise UserError(str(e)) from None
     return strategy, tpu.device_kind(strategy)
@@ -33,13 +35,16 @@ def _strategy_and_kind(config, strategy=None):
 
 def _open_source(config, mode):
     try:
-        source = sources.get_source(config.data.data_dir, config.data.dataset,
-                                    holdout_shards=config.data.holdout_shards,
-                                    include_background=config.data.include_background,
-                                    cache_dir=config.data.cache_dir, tfds_data_dir=config.data.tfds_data_dir,
-                                    holdout_fraction=config.data.holdout_fraction
-                                    if config.data.dataset or config.data.data_dir else None,
-                                    num_classes=config.model.num_classes if config.data.data_dir else None)
+        source = sources.get_source(
+            config.data.data_dir,
+            config.data.dataset,
+            holdout_shards=config.data.holdout_shards,
+            include_background=config.data.include_background,
+            cache_dir=config.data.cache_dir,
+            tfds_data_dir=config.data.tfds_data_dir,
+            holdout_fraction=config.data.holdout_fraction if config.data.dataset or config.data.data_dir else None,
+            num_classes=config.model.num_classes if config.data.data_dir else None,
+        )
         # The split the mode reads first, so that unreadable data fails here and not after minutes of work.
         # AssertionError: TFDS asserts that a dataset was prepared (download_and_prepare) before reading it.
         if mode.first_split:
@@ -52,13 +57,17 @@ def _open_source(config, mode):
 def _check_counts(config, mode, source, log):
     """The original's --num_train_images/--num_eval_images, when given, are checked against the records counted:
     epochs here always count the actual records (train + minival is the original's num_train_images)."""
-    for given, splits, flag in ((config.data.num_train_images, ("train", "minival"), "num_train_images"),
-                                (config.data.num_eval_images, ("validation",), "num_eval_images")):
+    for given, splits, flag in (
+        (config.data.num_train_images, ("train", "minival"), "num_train_images"),
+        (config.data.num_eval_images, ("validation",), "num_eval_images"),
+    ):
         if given is not None and mode.first_split:
             counted = sum(source.num_examples(split) for split in splits)
             if counted != given:
-                log.message(f"warning: --{flag}={given} but the data has {counted} ({' + '.join(splits)}); "
-                            f"using the {counted} records")
+                log.message(
+                    f"warning: --{flag}={given} but the data has {counted} ({' + '.join(splits)}); "
+                    f"using the {counted} records"
+                )
 
 
 def _check_stored_run(config, mode, external, user_fields):
@@ -68,8 +77,10 @@ def _check_stored_run(config, mode, external, user_fields):
         if not config.runtime.model_dir:
             raise UserError(f"--mode={config.runtime.mode} needs --model_dir (the directory of a training run)")
         if not config.runtime.init_checkpoint and not rundir.holds_trained_network(config.runtime.model_dir):
-            raise UserError(f"no training run to {config.runtime.mode} in {config.runtime.model_dir} "
-                            f"(no {rundir.CONFIG_FILE} with a checkpoint)")
+            raise UserError(
+                f"no training run to {config.runtime.mode} in {config.runtime.model_dir} "
+                f"(no {rundir.CONFIG_FILE} with a checkpoint)"
+            )
     if external or not mode.scores_stored:
         return []
     return rundir.inherit_run_settings(config, user_fields, needs_data=mode.needs_data)
@@ -112,11 +123,16 @@ def setup(config, strategy=None, user_fields=()):
         log.message(note)
     if source is not None:
         _check_counts(config, mode, source, log)
-    plan = recipe.make_plan(config, source=source, strategy=strategy,
-                            jit_compile=tpu.use_xla(kind, config.runtime.jit_compile, strategy.num_replicas_in_sync),
-                            follows_training=sidecar.is_sidecar(config))
-    return context.RunContext(plan=plan, strategy=strategy, source=source, log=log, is_chief=is_chief,
-                              external_weights=external)
+    plan = recipe.make_plan(
+        config,
+        source=source,
+        strategy=strategy,
+        jit_compile=tpu.use_xla(kind, config.runtime.jit_compile, strategy.num_replicas_in_sync),
+        follows_training=sidecar.is_sidecar(config),
+    )
+    return context.RunContext(
+        plan=plan, strategy=strategy, source=source, log=log, is_chief=is_chief, external_weights=external
+    )
 
 
 @contextlib.contextmanager

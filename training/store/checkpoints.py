@@ -14,6 +14,7 @@
 - archive/ holds the best checkpoint (model and EMA only) with best_eval.json. It is written into a temporary
   directory first and swapped in by rename, so a kill at any moment leaves either the old or the new best.
 """
+
 import json
 import os
 import re
@@ -33,8 +34,17 @@ STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's state file
 _CKPT_INDEX = re.compile(r"ckpt-(\d+)\.index$")
 # What interrupted writes leave in model_dir: TF's checkpoint staging folders, our archive/export/metrics
 # temporaries (replace_dir, export.export_saved_model, logs._append_line) and checks.check_writable_dir's probe.
-_LEFTOVERS = (f"{ARCHIVE_DIR}.tmp-*", "export.tmp-*", "metrics.jsonl.tmp-*", "metrics.csv.tmp-*", "train.log.tmp-*",
-              "curves.png.tmp-*", f"{STATE_FILE}.tmp-*", "config.json.tmp-*", "config_history.jsonl.tmp-*")
+_LEFTOVERS = (
+    f"{ARCHIVE_DIR}.tmp-*",
+    "export.tmp-*",
+    "metrics.jsonl.tmp-*",
+    "metrics.csv.tmp-*",
+    "train.log.tmp-*",
+    "curves.png.tmp-*",
+    f"{STATE_FILE}.tmp-*",
+    "config.json.tmp-*",
+    "config_history.jsonl.tmp-*",
+)
 # TF's own checkpoint staging folders and checks.check_writable_dir's probe (named before TensorFlow loads) carry
 # no writer's identity; only the trainer writes them, and it sweeps them once it holds the lock.
 _TRAINER_LEFTOVERS = ("ckpt-*_temp*", ".write-test-*")
@@ -50,7 +60,7 @@ def checkpoints_on_disk(directory):
     for path in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
         match = _CKPT_INDEX.search(path)
         if match:
-            found.append((int(match.group(1)), path[:-len(".index")]))
+            found.append((int(match.group(1)), path[: -len(".index")]))
     return [prefix for _, prefix in sorted(found)]
 
 
@@ -91,8 +101,9 @@ def repair_state(directory, log=print):
         log(f"warning: {path} {problem} and there are no checkpoint files; removed it, starting from step 0")
         tf.io.gfile.remove(path)
     else:
-        raise CheckpointError(f"{path} {problem} and {directory} has no ckpt-N files; restore them, or delete "
-                              f"{path} to train from step 0")
+        raise CheckpointError(
+            f"{path} {problem} and {directory} has no ckpt-N files; restore them, or delete {path} to train from step 0"
+        )
 
 
 def _write_state(directory, prefixes):
@@ -101,8 +112,7 @@ def _write_state(directory, prefixes):
     rename so that a kill leaves the old or the new one."""
     lines = [f'model_checkpoint_path: "{os.path.basename(prefixes[-1])}"']
     lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in prefixes]
-    lines += [f"all_model_checkpoint_timestamps: {tf.io.gfile.stat(p + '.index').mtime_nsec / 1e9}"
-              for p in prefixes]
+    lines += [f"all_model_checkpoint_timestamps: {tf.io.gfile.stat(p + '.index').mtime_nsec / 1e9}" for p in prefixes]
     tmp_path = temporaries.name(os.path.join(directory, STATE_FILE))
     with tf.io.gfile.GFile(tmp_path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -121,10 +131,15 @@ def sweep_leftovers(model_dir, log=print, holds_lock=True):
     """Removes what killed writes left in model_dir: temporaries whose writer no longer runs, and with
     `holds_lock` (the trainer) TF's checkpoint staging folders as well."""
     recover_archive(model_dir)  # archive.old-* may be the only copy of the best: put it back first
-    patterns = _LEFTOVERS + ((f"{ARCHIVE_DIR}.old-*",) if tf.io.gfile.exists(os.path.join(model_dir, ARCHIVE_DIR))
-                             else ())
-    found = [p for pattern in patterns for p in tf.io.gfile.glob(os.path.join(model_dir, pattern))
-             if not temporaries.writer_alive(p)]
+    patterns = _LEFTOVERS + (
+        (f"{ARCHIVE_DIR}.old-*",) if tf.io.gfile.exists(os.path.join(model_dir, ARCHIVE_DIR)) else ()
+    )
+    found = [
+        p
+        for pattern in patterns
+        for p in tf.io.gfile.glob(os.path.join(model_dir, pattern))
+        if not temporaries.writer_alive(p)
+    ]
     if holds_lock:
         found += [p for pattern in _TRAINER_LEFTOVERS for p in tf.io.gfile.glob(os.path.join(model_dir, pattern))]
     for path in found:
@@ -133,8 +148,10 @@ def sweep_leftovers(model_dir, log=print, holds_lock=True):
         else:
             tf.io.gfile.remove(path)
     if found:
-        log(f"removed {len(found)} leftover(s) of interrupted writes: "
-            f"{', '.join(sorted(os.path.basename(p) for p in found))}")
+        log(
+            f"removed {len(found)} leftover(s) of interrupted writes: "
+            f"{', '.join(sorted(os.path.basename(p) for p in found))}"
+        )
 
 
 class Checkpoints:
@@ -144,8 +161,9 @@ class Checkpoints:
         """restore_from: the part of `checkpoint` to restore (default: all of it)."""
         self._checkpoint = checkpoint
         self._restore_from = restore_from
-        self.manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
-                                                  checkpoint_name="ckpt")
+        self.manager = tf.train.CheckpointManager(
+            checkpoint, directory, max_to_keep=max_to_keep, checkpoint_name="ckpt"
+        )
         self._current = None  # the path of the checkpoint this process restored or saved last
 
     def restore_latest(self):
@@ -169,8 +187,11 @@ class Checkpoints:
             self._current = path
             return path
         if failures:
-            raise CheckpointError("no checkpoint in {} could be restored: {}".format(
-                self.manager.directory, "; ".join(f"{p}: {r}" for p, r in failures)))
+            raise CheckpointError(
+                "no checkpoint in {} could be restored: {}".format(
+                    self.manager.directory, "; ".join(f"{p}: {r}" for p, r in failures)
+                )
+            )
         return None
 
     def save(self, step):
@@ -181,8 +202,10 @@ class Checkpoints:
             return self._current
         # Deleted under the run (before or during this save): TF would recreate it holding one checkpoint and
         # nothing else of the run, or fail in SaveV2 with NotFoundError.
-        deleted = UserError(f"{self.manager.directory} was deleted while the run wrote to it; the checkpoint of "
-                            f"step {step} was not saved")
+        deleted = UserError(
+            f"{self.manager.directory} was deleted while the run wrote to it; the checkpoint of "
+            f"step {step} was not saved"
+        )
         if self._current and not tf.io.gfile.isdir(self.manager.directory):  # it held our last checkpoint
             raise deleted
         try:
@@ -260,7 +283,7 @@ def weights_name(model_dir, prefix):
     """How an evaluation record names the weights it scored: relative to model_dir for the run's own
     checkpoints (e.g. "archive/best", "ckpt-400": runs can be moved and compared), else the path as given."""
     base = model_dir.rstrip("/") + "/"
-    return prefix[len(base):] if prefix.startswith(base) else prefix
+    return prefix[len(base) :] if prefix.startswith(base) else prefix
 
 
 def find_weights(model_dir, path=None):

@@ -4,6 +4,7 @@ Drawn with matplotlib, an optional dependency (setup.py's "plots" extra): withou
 RunLog says so once. Only matplotlib's object API is used (Figure and the Agg canvas, no pyplot): no global
 figure state, no display needed.
 """
+
 import io
 
 
@@ -18,7 +19,7 @@ def draw(train, evaluations):
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=import-outside-toplevel
         from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
     except ImportError:
-        raise MatplotlibMissing("matplotlib is not installed (pip install -e \".[plots]\")") from None
+        raise MatplotlibMissing('matplotlib is not installed (pip install -e ".[plots]")') from None
     figure = Figure(figsize=(12, 3.6), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     loss, top_1, learning_rate = figure.subplots(1, 3)
@@ -26,8 +27,9 @@ def draw(train, evaluations):
     top_1.plot(train["step"], train["top_1"], label="train")
     splits = sorted({r["split"] for r in evaluations if r.get("ema", True)})
     for split in splits:
-        records = sorted((r for r in evaluations if r["split"] == split and r.get("ema", True)),
-                         key=lambda r: r["step"])
+        records = sorted(
+            (r for r in evaluations if r["split"] == split and r.get("ema", True)), key=lambda r: r["step"]
+        )
         steps = [r["step"] for r in records]
         loss.plot(steps, [r["loss"] for r in records], marker="o", label=f"{split} (EMA)")
         top_1.plot(steps, [r["top_1"] for r in records], marker="o", label=f"{split} (EMA)")

@@ -1,8 +1,8 @@
 """Class names in label order: the data's own, those a training run left in model_dir, or ImageNet's.
 
-Predict prints them, the export carries them as an asset. ImageNet class names come from data/imagenet_class_names.txt, read from the source tree like the rest of the
-application (setup.py installs only `efficientnet`; the application runs from the repository root). Format:
-exactly 1000 lines, no header, line i (from 0) = label i = "synset<TAB>names", e.g.
+Predict prints them, the export carries them as an asset. ImageNet class names come from data/imagenet_class_names.txt,
+read from the source tree like the rest of the application (setup.py installs only `efficientnet`; the application runs
+from the repository root). Format: exactly 1000 lines, no header, line i (from 0) = label i = "synset<TAB>names", e.g.
 
     n01440764<TAB>tench, Tinca tinca
 
@@ -10,6 +10,7 @@ where synset is the WordNet id at position i of tensorflow-datasets' imagenet201
 our ImageNet label order) and names are that synset's WordNet lemmas, comma-separated. The ids are kept so the
 mapping can be checked against labels.txt; data/make_imagenet_class_names.py regenerates the file.
 """
+
 import collections
 import os
 
@@ -18,8 +19,7 @@ import tensorflow as tf
 import data
 from data.sources import IMAGENET_NUM_CLASSES
 
-IMAGENET_CLASS_NAMES_FILE = os.path.join(os.path.dirname(os.path.abspath(data.__file__)),
-                                         "imagenet_class_names.txt")
+IMAGENET_CLASS_NAMES_FILE = os.path.join(os.path.dirname(os.path.abspath(data.__file__)), "imagenet_class_names.txt")
 
 
 def read_imagenet_synsets_and_names(path=IMAGENET_CLASS_NAMES_FILE):
@@ -28,8 +28,10 @@ def read_imagenet_synsets_and_names(path=IMAGENET_CLASS_NAMES_FILE):
         rows = [line.rstrip("\r\n").split("\t") for line in f if line.strip()]
     # A truncated or hand-edited file would shift every label after the damage, so accept only the exact shape.
     if len(rows) != IMAGENET_NUM_CLASSES or any(len(row) != 2 or not row[1].strip() for row in rows):
-        raise RuntimeError(f"{path} is not {IMAGENET_NUM_CLASSES} 'synset<TAB>names' lines; "
-                           f"regenerate it with data/make_imagenet_class_names.py")
+        raise RuntimeError(
+            f"{path} is not {IMAGENET_NUM_CLASSES} 'synset<TAB>names' lines; "
+            f"regenerate it with data/make_imagenet_class_names.py"
+        )
     return [(synset, names) for synset, names in rows]
 
 

@@ -14,6 +14,7 @@ longer runs, or runs a process started at another time (a reused pid) or before 
 not name a holder is stale. A lock held from another host is honoured: delete the file by hand if that host is
 gone.
 """
+
 import json
 import os
 import socket
@@ -89,8 +90,10 @@ def holder_stale_reason(holder):
 
 
 def _refusal(path, holder):
-    return UserError(f"{os.path.dirname(path)} is in use by pid {holder.get('pid', '?')} on "
-                     f"{holder.get('host', '?')} (lock file {path}); wait for it or use another --model_dir")
+    return UserError(
+        f"{os.path.dirname(path)} is in use by pid {holder.get('pid', '?')} on "
+        f"{holder.get('host', '?')} (lock file {path}); wait for it or use another --model_dir"
+    )
 
 
 class ModelDirLock:
@@ -99,9 +102,16 @@ class ModelDirLock:
     def __init__(self, model_dir):
         self.path = os.path.join(model_dir, LOCK_FILE)
         self._token = uuid.uuid4().hex
-        self._payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                    "start_time": process_start_time(os.getpid()), "boot_id": _boot_id(),
-                                    "token": self._token, "since": time.time()})
+        self._payload = json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "start_time": process_start_time(os.getpid()),
+                "boot_id": _boot_id(),
+                "token": self._token,
+                "since": time.time(),
+            }
+        )
         self._fd = None
 
     def __enter__(self):
@@ -139,8 +149,11 @@ class ModelDirLock:
             self._release_fd()  # written on another host whose lock this disk may not see
             raise _refusal(self.path, holder)
         if os.fstat(fd).st_size:
-            print(f"warning: taking over the stale lock {self.path} "
-                  f"({holder_stale_reason(holder) or 'its process ended without releasing it'})", flush=True)
+            print(
+                f"warning: taking over the stale lock {self.path} "
+                f"({holder_stale_reason(holder) or 'its process ended without releasing it'})",
+                flush=True,
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, self._payload.encode(), 0)
         os.fsync(fd)

@@ -7,6 +7,7 @@ augmented training images (`augmented_images`, at the start of every training pr
 (`config`, text, and as hparams) and the model graph (once, at step 0). Everything is written with TensorFlow
 alone: the tensorboard package is needed only to view it.
 """
+
 import contextlib
 import json
 import math
@@ -34,15 +35,16 @@ HPARAMS_TAG = "_hparams_/session_start_info"
 # files only need each plugin's name in the summary metadata (TF's own protos), so we write with core
 # tf.summary.write and TensorBoard (installed wherever it is used) shows the same data.
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-    data_class=summary_pb2.DATA_CLASS_SCALAR).SerializeToString()
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"), data_class=summary_pb2.DATA_CLASS_SCALAR
+).SerializeToString()
 # The images plugin reads a string tensor [width, height, PNG bytes...]; the text plugin a string tensor.
 _IMAGE_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="images"),
-    data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE).SerializeToString()
+    data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+).SerializeToString()
 _TEXT_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text"),
-    data_class=summary_pb2.DATA_CLASS_TENSOR).SerializeToString()
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text"), data_class=summary_pb2.DATA_CLASS_TENSOR
+).SerializeToString()
 
 
 def image_grid(images, columns=4):
@@ -53,12 +55,13 @@ def image_grid(images, columns=4):
     grid = np.zeros([rows * height, columns * width, channels], np.uint8)
     for i, image in enumerate(images):
         row, column = divmod(i, columns)
-        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = image
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
     return grid
 
 
 def _length_delimited(field, payload):
     """One protobuf wire-format field of type 2 (bytes, string or message): key, varint length, payload."""
+
     def varint(n):
         out = bytearray()
         while True:
@@ -66,6 +69,7 @@ def _length_delimited(field, payload):
             n >>= 7
             if not n:
                 return bytes(out)
+
     return varint(field << 3 | 2) + varint(len(payload)) + payload
 
 
@@ -87,11 +91,13 @@ def hparams_summary(config_dict):
             proto.number_value = float(value)
         else:
             proto.string_value = str(value)
-        entries += _length_delimited(1, _length_delimited(1, name.encode()) + _length_delimited(
-            2, proto.SerializeToString()))
+        entries += _length_delimited(
+            1, _length_delimited(1, name.encode()) + _length_delimited(2, proto.SerializeToString())
+        )
     content = _length_delimited(3, entries)  # HParamsPluginData{session_start_info: {hparams: entries}}
     metadata = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="hparams", content=content))
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="hparams", content=content)
+    )
     summary = summary_pb2.Summary()
     # The plugin needs only the metadata; an empty float vector is the smallest valid tensor to carry it.
     summary.value.add(tag=HPARAMS_TAG, metadata=metadata, tensor=tf.make_tensor_proto([], tf.float32))
@@ -175,8 +181,9 @@ class RunLog:
     terminal: whether `stream` is a terminal (None: ask it).
     """
 
-    def __init__(self, model_dir, *, enabled=True, stream=None, heartbeat_seconds=10.0, progress_seconds=0.0,
-                 terminal=None):
+    def __init__(
+        self, model_dir, *, enabled=True, stream=None, heartbeat_seconds=10.0, progress_seconds=0.0, terminal=None
+    ):
         self._model_dir = model_dir
         self._enabled = enabled
         self._writers = {}  # per TensorBoard run, created on first use: --mode=predict writes nothing
@@ -227,8 +234,9 @@ class RunLog:
         path = os.path.join(self._model_dir, METRICS_CSV)
         header = "" if tf.io.gfile.exists(path) else ",".join(CSV_COLUMNS) + "\n"
         row = {"step": int(step), **{k: float(v) for k, v in values.items()}}
-        _append_text(path, header + ",".join(f"{row[c]:.6g}" if c != "step" else str(row[c])
-                                             for c in CSV_COLUMNS) + "\n")
+        _append_text(
+            path, header + ",".join(f"{row[c]:.6g}" if c != "step" else str(row[c]) for c in CSV_COLUMNS) + "\n"
+        )
 
     def images(self, step, tag, grid, run="train"):
         """One uint8 [h, w, 3] image (e.g. image_grid of augmented samples) in TensorBoard's images tab."""
@@ -247,8 +255,9 @@ class RunLog:
         text = "``\n" + json.dumps(json.loads(config.to_json()), indent=1, sort_keys=True) + "\n``"
         with self._writer(run).as_default(step=int(step)):
             tf.summary.write("config", tf.constant(text), metadata=_TEXT_METADATA)
-            tf.summary.experimental.write_raw_pb(hparams_summary(flat_config(config)).SerializeToString(),
-                                                 step=int(step))
+            tf.summary.experimental.write_raw_pb(
+                hparams_summary(flat_config(config)).SerializeToString(), step=int(step)
+            )
         self._writer(run).flush()
 
     def graph(self, graph_def, run="train"):
@@ -265,12 +274,17 @@ class RunLog:
         if not self._enabled:
             return record
         step, split = record["step"], record["split"]
-        metrics = {k: v for k, v in record.items()
-                   if k not in ("step", "split", "ema", "weights", "image_size", "crop_fraction")}
+        metrics = {
+            k: v
+            for k, v in record.items()
+            if k not in ("step", "split", "ema", "weights", "image_size", "crop_fraction")
+        }
         _append_line(f"{self._model_dir}/metrics.jsonl", json.dumps(record))
         self.scalars(step, {k: v for k, v in metrics.items() if k != "num_examples"}, run=split)
-        self.message(f"eval {split} at step {step}: top-1 {metrics['top_1']:.4f}  top-5 {metrics['top_5']:.4f}  "
-                     f"loss {metrics['loss']:.4f}  ({int(metrics['num_examples'])} images)")
+        self.message(
+            f"eval {split} at step {step}: top-1 {metrics['top_1']:.4f}  top-5 {metrics['top_5']:.4f}  "
+            f"loss {metrics['loss']:.4f}  ({int(metrics['num_examples'])} images)"
+        )
         self.draw_curves()
         return record
 
@@ -279,6 +293,7 @@ class RunLog:
         if not self._enabled or not tf.io.gfile.exists(os.path.join(self._model_dir, METRICS_CSV)):
             return
         from training.store import curves  # pylint: disable=import-outside-toplevel  (matplotlib only when drawing)
+
         try:
             png = curves.draw(read_csv(self._model_dir), read_metrics(self._model_dir))
         except curves.MatplotlibMissing as e:
@@ -295,8 +310,7 @@ class RunLog:
         """True when metrics.jsonl already holds an evaluation of `split` at `step` (a resumed run)."""
         return any(r["step"] == step and r["split"] == split for r in read_metrics(self._model_dir))
 
-    def progress(self, step, total_steps, *, epoch, images_per_sec, loss, learning_rate, top_1=None,
-                 seconds_left=None):
+    def progress(self, step, total_steps, *, epoch, images_per_sec, loss, learning_rate, top_1=None, seconds_left=None):
         """The status after a host loop: step/total, epoch, images/s, loss, train top-1, learning rate, time
         elapsed and left (seconds_left: evaluations and export included; None: not measured yet, e.g. the first
         host loop, whose time is mostly tracing and compilation)."""
@@ -304,8 +318,10 @@ class RunLog:
             return
         eta = _format_duration(seconds_left) if seconds_left is not None else "?"
         accuracy = f"  top-1 {top_1:.3f}" if top_1 is not None else ""
-        text = (f"step {step}/{total_steps}  epoch {epoch:.2f}  {images_per_sec:,.1f} images/s  loss {loss:.4f}"
-                f"{accuracy}  lr {learning_rate:.5f}  elapsed {self.elapsed()}  eta {eta}")
+        text = (
+            f"step {step}/{total_steps}  epoch {epoch:.2f}  {images_per_sec:,.1f} images/s  loss {loss:.4f}"
+            f"{accuracy}  lr {learning_rate:.5f}  elapsed {self.elapsed()}  eta {eta}"
+        )
         last = step >= total_steps
         self._screen.status(text, force=last)
         if self._file is not None:

@@ -5,6 +5,7 @@ A terminal gets every host loop's figures in the status line and "still ..." hea
 stream that is not a terminal gets a progress line at most every `interval_seconds` (and always the run's last
 step), and a heartbeat only after a minute without any line.
 """
+
 import time
 
 from configs import base
@@ -145,11 +146,13 @@ def run_eta(config, source, schedule, split):
 
     final = base.MODE_TABLE[config.runtime.mode].final_phase
     exporting = final and bool(config.runtime.export_dir or config.runtime.export_at_end)
-    return Eta(batch_size=config.train.batch_size,
-               eval_images=source.num_examples(split) if evaluating else 0, evals_left=evals_left,
-               final_eval_images=source.num_examples(config.data.eval_split) if final else 0,
-               export_traces=(EXPORT_TRACES + (TFLITE_TRACES if config.runtime.export_tflite else 0))
-               if exporting else 0)
+    return Eta(
+        batch_size=config.train.batch_size,
+        eval_images=source.num_examples(split) if evaluating else 0,
+        evals_left=evals_left,
+        final_eval_images=source.num_examples(config.data.eval_split) if final else 0,
+        export_traces=(EXPORT_TRACES + (TFLITE_TRACES if config.runtime.export_tflite else 0)) if exporting else 0,
+    )
 
 
 # The export's time in units of the first train call's tracing time, rough figures that keep the time left from
@@ -162,8 +165,9 @@ TFLITE_TRACES = 15
 def data_line(config, source):
     """The run's first line: which data it trains on, where it lives and the size of each split."""
     if config.data.dataset:
-        where = f"TFDS {config.data.dataset}" + (f" in {config.data.tfds_data_dir}" if config.data.tfds_data_dir
-                                                  else "")
+        where = f"TFDS {config.data.dataset}" + (
+            f" in {config.data.tfds_data_dir}" if config.data.tfds_data_dir else ""
+        )
     elif config.data.data_dir:
         where = config.data.data_dir
     else:

@@ -1,6 +1,7 @@
 """A run's model_dir as later commands see it: the config.json a training run writes, what eval/export/predict
 take from it, whether a training command may resume it, and the class names kept beside it.
 """
+
 import datetime
 import json
 import os
@@ -35,15 +36,35 @@ def write_config(config, model_dir):
 
 # What eval/export/predict take from the run whose checkpoints they read (its model_dir/config.json).
 # The network a checkpoint holds always comes from the run; a flag saying otherwise is reported and ignored.
-NETWORK_FIELDS = ("model.variant", "model.width_coefficient", "model.depth_coefficient", "model.num_classes",
-                   "model.dropout_rate", "model.survival_prob", "train.freeze_backbone")
+NETWORK_FIELDS = (
+    "model.variant",
+    "model.width_coefficient",
+    "model.depth_coefficient",
+    "model.num_classes",
+    "model.dropout_rate",
+    "model.survival_prob",
+    "train.freeze_backbone",
+)
 # The data and evaluation settings it trained with come from the run unless the user sets them: evaluating a
 # finished run needs no flag repeated, and a flag still chooses another resolution, crop, split or data.
 # The train length fields let a --mode=eval sidecar know the run's final step.
-RUN_FIELDS = ("model.image_size", "data.data_dir", "data.dataset", "data.tfds_data_dir", "data.cache_dir",
-               "data.holdout_shards", "data.holdout_fraction", "data.include_background", "data.crop_fraction",
-               "data.eval_split", "eval.batch_size", "train.steps", "train.epochs", "train.batch_size",
-               "eval.in_training")
+RUN_FIELDS = (
+    "model.image_size",
+    "data.data_dir",
+    "data.dataset",
+    "data.tfds_data_dir",
+    "data.cache_dir",
+    "data.holdout_shards",
+    "data.holdout_fraction",
+    "data.include_background",
+    "data.crop_fraction",
+    "data.eval_split",
+    "eval.batch_size",
+    "train.steps",
+    "train.epochs",
+    "train.batch_size",
+    "eval.in_training",
+)
 
 
 # A resumed run must keep what its checkpoints hold: the network, and the optimizer whose slots they store; and
@@ -52,12 +73,29 @@ RESUME_FIELDS = NETWORK_FIELDS + ("train.optimizer", "model.image_size")
 # What the checkpointed training input position depends on (the per-worker batch, the record stream, the
 # preprocessing, the shuffle buffer): a resume changing one of these starts a new input pipeline, reseeded by
 # the step, instead of restoring an iterator of other shapes or another stream.
-INPUT_FIELDS = tuple(f"data.{f}" for f in (
-    "data_dir", "dataset", "tfds_data_dir", "cache_dir", "holdout_shards", "holdout_fraction", "include_background",
-    "augment_name", "randaugment_num_layers", "randaugment_magnitude", "augment_on_device", "crop_fraction",
-    "resize_method", "max_bad_fraction", "crop_area_range", "crop_aspect_ratio_range", "shuffle_buffer",
-    "mixup_alpha")) + (
-    "train.batch_size", "train.seed", "train.deterministic")
+INPUT_FIELDS = tuple(
+    f"data.{f}"
+    for f in (
+        "data_dir",
+        "dataset",
+        "tfds_data_dir",
+        "cache_dir",
+        "holdout_shards",
+        "holdout_fraction",
+        "include_background",
+        "augment_name",
+        "randaugment_num_layers",
+        "randaugment_magnitude",
+        "augment_on_device",
+        "crop_fraction",
+        "resize_method",
+        "max_bad_fraction",
+        "crop_area_range",
+        "crop_aspect_ratio_range",
+        "shuffle_buffer",
+        "mixup_alpha",
+    )
+) + ("train.batch_size", "train.seed", "train.deterministic")
 # Per-invocation settings that are not the run's (never listed as a change).
 _NOT_COMPARED = ("runtime.model_dir",)
 # Where the run's data was: predict reads no data (the class names are in model_dir), so it never opens it.
@@ -67,9 +105,14 @@ DATA_PLACES = ("data.data_dir", "data.dataset", "data.tfds_data_dir", "data.cach
 def holds_trained_network(model_dir):
     """True when model_dir has a checkpoint of a training run (ckpt-N or archive/), not just a config.json
     (--mode=eval of published weights writes one)."""
-    return bool(model_dir) and tf.io.gfile.exists(os.path.join(model_dir, CONFIG_FILE)) and (
-        tf.train.latest_checkpoint(model_dir) is not None
-        or tf.io.gfile.exists(checkpoints.archived_prefix(model_dir) + ".index"))
+    return (
+        bool(model_dir)
+        and tf.io.gfile.exists(os.path.join(model_dir, CONFIG_FILE))
+        and (
+            tf.train.latest_checkpoint(model_dir) is not None
+            or tf.io.gfile.exists(checkpoints.archived_prefix(model_dir) + ".index")
+        )
+    )
 
 
 def read_run_config(model_dir):
@@ -92,8 +135,10 @@ def inherit_run_settings(config, user_fields=(), *, needs_data=True):
         if dotted in user_fields and dotted in RUN_FIELDS:
             continue
         if dotted in user_fields and config[section][field] != value:
-            notes.append(f"note: using {dotted}={value} of the run in {config.runtime.model_dir} (its checkpoints "
-                         f"hold that network), not {config[section][field]}")
+            notes.append(
+                f"note: using {dotted}={value} of the run in {config.runtime.model_dir} (its checkpoints "
+                f"hold that network), not {config[section][field]}"
+            )
         config[section][field] = value
     return notes
 
@@ -130,8 +175,10 @@ def check_resumable(config, model_dir, variant_resolution):
     changes = resume_changes(config, model_dir, variant_resolution)
     refused = [f"{dotted}: {before!r} -> {now!r}" for dotted, before, now in changes if dotted in RESUME_FIELDS]
     if refused:
-        raise UserError(f"{model_dir} holds checkpoints of another network or optimizer ({'; '.join(refused)}); "
-                        "resume it with its own settings or train into another --model_dir")
+        raise UserError(
+            f"{model_dir} holds checkpoints of another network or optimizer ({'; '.join(refused)}); "
+            "resume it with its own settings or train into another --model_dir"
+        )
     return changes
 
 
@@ -146,8 +193,10 @@ def resume_note(model_dir, step, changes):
     note = f"note: resuming {model_dir} at step {step} with changed settings ({listed})"
     restarted = restarts_input(changes)
     if restarted:
-        note += (f"; the input pipeline starts afresh, reseeded by the step ({', '.join(restarted)} changed what "
-                 "the checkpointed input position means)")
+        note += (
+            f"; the input pipeline starts afresh, reseeded by the step ({', '.join(restarted)} changed what "
+            "the checkpointed input position means)"
+        )
     return note
 
 
@@ -155,9 +204,14 @@ def record_start(config, model_dir, step, changes):
     """After a successful restore (or a fresh start): the changes appended to config_history.jsonl, then
     config.json rewritten with the settings this run uses now."""
     if changes:
-        line = json.dumps({"step": step, "changed": {dotted: [before, now] for dotted, before, now in changes},
-                           "input_restarted": bool(restarts_input(changes)),
-                           "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+        line = json.dumps(
+            {
+                "step": step,
+                "changed": {dotted: [before, now] for dotted, before, now in changes},
+                "input_restarted": bool(restarts_input(changes)),
+                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
         # By rename, as metrics.jsonl: a kill leaves the old or the new file.
         logs._append_line(os.path.join(model_dir, HISTORY_FILE), line)  # pylint: disable=protected-access
     write_config(config, model_dir)

@@ -8,6 +8,7 @@ sweeper removes only those whose writer is gone (training/store/lock.py's test o
 host cannot be checked from here: its temporaries are removed once they are older than FOREIGN_STALE_SECONDS
 (a write takes seconds). Names without an identity (from earlier versions) count as a dead writer's.
 """
+
 import os
 import re
 import socket
@@ -58,6 +59,5 @@ def writer_alive(path, now=None):
         except tf.errors.OpError:  # a folder on an object store has no stat: keep it
             return True
         return age < FOREIGN_STALE_SECONDS
-    holder = {"host": socket.gethostname(), "pid": pid,
-              "start_time": int(start_time) if start_time.isdigit() else None}
+    holder = {"host": socket.gethostname(), "pid": pid, "start_time": int(start_time) if start_time.isdigit() else None}
     return lock.holder_stale_reason(holder) is None

@@ -7,6 +7,7 @@ Three kinds, told apart by their content:
   scored, exported and warm-started from;
 - an original tensorflow/tpu checkpoint (variables under efficientnet-bX/, EMA shadows preferred).
 """
+
 import contextlib
 import os
 import tempfile
@@ -57,6 +58,7 @@ def weights_num_classes(path):
     """The class count stored in a weight file or checkpoint (its classifier's output width)."""
     if weights_lib.is_h5_file(path):
         import h5py  # pylint: disable=import-outside-toplevel
+
         try:
             with local_copy(path) as local, h5py.File(local, "r") as h5:
                 stored = weights_lib.read_h5_weights(h5, path)
@@ -81,8 +83,11 @@ def load_ema_weights(model, prefix):
     scope: the averages are read into plain variables, and assigning them to a distributed model sets every
     replica."""
     reader = tf.train.load_checkpoint(prefix)
-    stored = sum(1 for key in reader.get_variable_to_shape_map()
-                 if key.startswith("ema/shadows/") and key.endswith("VARIABLE_VALUE"))
+    stored = sum(
+        1
+        for key in reader.get_variable_to_shape_map()
+        if key.startswith("ema/shadows/") and key.endswith("VARIABLE_VALUE")
+    )
     frozen = stored != len(ema_lib.ema_variables(model))
     loading.set_backbone_trainable(model, not frozen)
     ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model))
