@@ -108,7 +108,7 @@ def png_bomb(side):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-def eval_pixels(source, split, size):
+def eval_pixels(source, size, split):
     """([image], [label]) of every real (unpadded) example of `split` through the eval pipeline at `size` px."""
     from data import pipeline  # pylint: disable=import-outside-toplevel
     from training.core.recipe import recipe_input_settings  # pylint: disable=import-outside-toplevel
