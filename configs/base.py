@@ -15,7 +15,9 @@ from ml_collections import config_dict
 class Mode:
     """What one --mode does and needs; training/session/run.py maps each to its handler.
 
-    trains: writes checkpoints (under model_dir's lock); final_phase: after training, scores the archived best
+    trains: writes checkpoints (under model_dir's lock); evaluates_in_training: what an unset eval.in_training
+    means (whether the training job itself evaluates minival and archives the best); final_phase: after training,
+    scores the archived best
     on data.eval_split and exports it; scores_stored: reads weights already written (a run's model_dir or
     published weights given as --init_checkpoint) and takes the network from them; needs_run: needs a model_dir
     holding a trained network unless published weights are given; needs_data: opens the data source (the demo
@@ -26,6 +28,7 @@ class Mode:
     beside a training job (training/session/sidecar.py says when).
     """
     trains: bool = False
+    evaluates_in_training: bool = False
     final_phase: bool = False
     scores_stored: bool = False
     needs_run: bool = False
@@ -36,9 +39,11 @@ class Mode:
 
 
 MODE_TABLE = {
+    # The original's --mode=train only trains and checkpoints, and its --mode=eval job beside it evaluates each
+    # checkpoint (tensorflow/tpu models/official/efficientnet/main.py at 7dc921f, lines 771-839).
     "train": Mode(trains=True, first_split="train"),
     "eval": Mode(scores_stored=True, needs_run=True, first_split="eval", follows_training=True),
-    "train_and_eval": Mode(trains=True, final_phase=True, first_split="train"),
+    "train_and_eval": Mode(trains=True, evaluates_in_training=True, final_phase=True, first_split="train"),
     "export": Mode(scores_stored=True, needs_run=True),
     "predict": Mode(scores_stored=True, needs_data=False, takes_files=True),
 }
@@ -147,8 +152,10 @@ def _eval():
         steps_per_eval=config_dict.placeholder(int), # None: every epochs_per_eval epochs
         epochs_per_eval=5.0,
         early_stopping_evals=0,                      # stop after N evaluations without a better top-1; 0: never
-        in_training=True,                            # False: the training job only saves checkpoints and a
-                                                     # --mode=eval sidecar evaluates them (the original's pairing)
+        # True: the training job evaluates minival every steps_per_eval steps and archives the best; False: it only
+        # saves checkpoints and a --mode=eval job beside it evaluates them (the original's pairing). None: by mode
+        # (MODE_TABLE evaluates_in_training: train_and_eval evaluates, train does not).
+        in_training=config_dict.placeholder(bool),
         timeout_seconds=config_dict.placeholder(int),  # sidecar: stop after this long without a new checkpoint
     ))
 
@@ -166,6 +173,8 @@ def _runtime():
         checkpoint_steps=config_dict.placeholder(int),  # None: at every evaluation (steps_per_eval)
         export_dir=config_dict.placeholder(str),       # train_and_eval exports here at the end when set
         export_at_end=False,                            # ... or to model_dir/export when this is True
+        export_versioned=True,                          # into a new export_dir/<version>/ (TF Serving's layout);
+                                                        # False: into export_dir itself, replacing it
         # The export also writes float32, dynamic-range int8 and full-integer int8 .tflite files into its
         # tflite/ folder, each checked against the Keras model (training/serving/tflite.py).
         export_tflite=False,

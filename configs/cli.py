@@ -92,7 +92,9 @@ FLAGS = (
     Flag("tflite", "runtime.export_tflite", "bool",
          "With the export, also write float32, dynamic-range int8 and full-integer int8 .tflite files, each "
          "checked against the Keras model on held-out images."),
-    Flag("export_dir", "runtime.export_dir", "string", "Where to write the SavedModel."),
+    Flag("export_dir", "runtime.export_dir", "string",
+         "Where to write the SavedModel: a new numeric version folder inside it (TF Serving's layout; "
+         "--config.runtime.export_versioned=false: the folder itself)."),
     Flag("init_checkpoint", "runtime.init_checkpoint", "string", "Weights to start from, evaluate or export."),
     Flag("top_k", "runtime.predict_top_k", "integer", "--mode=predict: classes shown per image."),
     Flag("output", "runtime.predict_output", "string",
@@ -335,11 +337,14 @@ def _base_comments():
 
 # What each --mode runs (--help prints these; training/session/run.py MODE_HANDLERS is the code).
 MODE_HELP = {
-    "train": "train (resuming from model_dir), evaluating the EMA weights on minival and archiving the best",
-    "train_and_eval": "train, then score the archived best on the validation split and export it when "
-                      "--export_dir or runtime.export_at_end is set (the demo config sets it)",
-    "eval": "score model_dir's best (or --init_checkpoint, or published weights) on data.eval_split; with "
-            "--eval_timeout, follow a training job and evaluate each new checkpoint",
+    "train": "train and checkpoint only (resuming from model_dir), as the original's training job; a "
+             "--mode=eval job beside it evaluates (--config.eval.in_training=true: evaluate minival here)",
+    "train_and_eval": "train, evaluating the EMA weights on minival and archiving the best, then score the "
+                      "archived best on the validation split and export it when --export_dir or "
+                      "runtime.export_at_end is set (the demo config sets it)",
+    "eval": "beside (or after) a --mode=train job: evaluate each new checkpoint of model_dir, keep the best, "
+            "stop after the last step (or --eval_timeout s without one) and score it on data.eval_split; on a "
+            "run that evaluated itself, or published weights (--init_checkpoint): score once",
     "export": "write model_dir's best (or --init_checkpoint) as a SavedModel (--tflite: also .tflite files)",
     "predict": "classify the image files, folders and globs given after the flags with model_dir's best or "
                "--init_checkpoint (--top_k, --output)",

@@ -27,7 +27,12 @@ CASES = [
 SLOW_CASES = [
     (["--model_dir={tmp}/a_file"], "error: --model_dir {tmp}/a_file exists and is not a directory"),
     (["--model_dir=/proc/efficientnet-run"], "error: cannot write to /proc:"),  # read-only even for root
-    (["--mode=eval", "--model_dir=/proc/efficientnet-run"], "error: no training run to eval in /proc/efficientnet-run"),
+    # An eval job waits for its training job to appear, but not in a place it could never write to.
+    (["--mode=eval", "--model_dir=/proc/efficientnet-run"], "error: cannot write to /proc:"),
+    (
+        ["--mode=export", "--model_dir=/proc/efficientnet-run"],
+        "error: no training run to export in /proc/efficientnet-run",
+    ),
     (
         ["--config=configs/transfer.py:cifar10", "--config.data.tfds_data_dir={tmp}/no_tfds"],
         "error: Dataset cifar10: could not find data in",

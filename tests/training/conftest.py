@@ -59,12 +59,14 @@ def metrics_records(model_dir):
 
 
 def resumable_flags(model_dir, cache_dir, steps):
-    """The tiny run (tests/conftest.py tiny_flags) as the kill and resume tests run it: --mode=train, `steps`
-    steps in host loops of 2, a checkpoint every 2 steps and minival every 4, deterministic with seed 7."""
+    """The tiny run (tests/conftest.py tiny_flags) as the kill and resume tests run it: --mode=train evaluating
+    minival in the training job (every 4 steps), `steps` steps in host loops of 2, a checkpoint every 2 steps,
+    deterministic with seed 7."""
     return tiny_flags(
         model_dir,
         cache_dir,
         "--mode=train",
+        "--config.eval.in_training=true",
         "--iterations_per_loop=2",
         "--steps_per_eval=4",
         "--config.runtime.checkpoint_steps=2",

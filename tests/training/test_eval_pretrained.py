@@ -108,9 +108,12 @@ def test_export_of_published_weights_needs_neither_data_nor_model_dir(tmp_path, 
 
     summary = run.run(config)
 
-    assert summary["export_dir"] == export_dir and not os.path.exists(tmp_path / "no_demo_data")
+    version = os.path.basename(summary["export_dir"])  # a numeric version folder, as TF Serving watches
+    assert os.path.dirname(summary["export_dir"]) == export_dir and version.isdigit()
+    assert os.listdir(export_dir) == [version]
+    assert not os.path.exists(tmp_path / "no_demo_data")
     images = tf.random.uniform([2, 32, 32, 3], 0, 255, seed=1)
-    served = tf.saved_model.load(export_dir).signatures["serving_images"](images=images)["probabilities"]
+    served = tf.saved_model.load(summary["export_dir"]).signatures["serving_images"](images=images)["probabilities"]
     np.testing.assert_allclose(served.numpy(), tf.nn.softmax(model(images, training=False)).numpy(), atol=1e-6)
 
 

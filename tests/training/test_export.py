@@ -262,6 +262,7 @@ def test_headless_export_from_mode_export_serves_pooled_features_only(tmp_path, 
             "runtime.init_checkpoint": weights,
             "runtime.export_headless": True,
             "runtime.export_dir": str(tmp_path / "served"),
+            "runtime.export_versioned": False,  # the explicit option: into export_dir itself
         },
     )
     model = _weights(config, weights)
@@ -318,3 +319,14 @@ def test_near_ties_are_counted_and_left_out_of_the_second_agreement(monkeypatch)
     assert figures["top1_agreement_without_near_ties"] == pytest.approx(1 / 2)  # rows 0 and 2: row 2 disagrees
     line = tflite._check_line("full_integer_int8", 2**20, "validation", {**figures, "resolution": 1 / 64})
     assert "1 near ties" in line and "50.00% on the other images" in line
+
+
+def test_a_new_version_is_the_time_or_one_above_the_highest_and_dead_temporaries_go(tmp_path):
+    for name in ("5", "17", "notes", "18.tmp-otherhost~1~2~3"):
+        (tmp_path / name).mkdir()
+    assert export.version_dir(str(tmp_path), now=10) == f"{tmp_path}/18"  # a clock behind the last version
+    assert export.version_dir(str(tmp_path), now=1_800_000_000) == f"{tmp_path}/1800000000"
+    dead = tmp_path / "19.tmp-x"  # no writer identity: an interrupted export of an earlier version
+    dead.mkdir()
+    export._sweep_dead_temporaries(str(tmp_path))  # pylint: disable=protected-access
+    assert not dead.exists() and (tmp_path / "18.tmp-otherhost~1~2~3").exists()  # another host's: too young

@@ -134,4 +134,8 @@ def test_final_phase_holds_the_lock_and_a_rerun_adds_no_second_line(tmp_path, de
     second = run.run(tiny_config(model_dir, demo_cache, **config))  # as after a kill -9 during the export
     assert metrics_records(model_dir) == lines
     assert second["final_eval"] == first["final_eval"]
-    assert (model_dir / "export" / "saved_model.pb").exists()
+    # Each run's export is a complete version folder of its own (a rerun after a kill during the export
+    # writes a new one; the killed one's temporary is not a version).
+    versions = sorted(os.listdir(model_dir / "export"))
+    assert [str(model_dir / "export" / v) for v in versions] == [first["export_dir"], second["export_dir"]]
+    assert all((model_dir / "export" / v / "saved_model.pb").exists() for v in versions)

@@ -21,7 +21,11 @@ STEPS = 8
 
 
 def _flags(model_dir, cache_dir):
-    flags = [f for f in resumable_flags(model_dir, cache_dir, STEPS) if f != "--mode=train"]
+    flags = [
+        f
+        for f in resumable_flags(model_dir, cache_dir, STEPS)
+        if f not in ("--mode=train", "--config.eval.in_training=true")
+    ]
     return flags + ["--mode=train_and_eval", "--config.runtime.export_at_end=True"]
 
 

@@ -206,7 +206,13 @@ def test_a_run_writes_tensorboard_and_says_what_it_is_doing(tmp_path, demo_cache
     config = tiny_config(
         tmp_path / "run",
         demo_cache,
-        **{"train.steps": 30, "train.iterations_per_loop": 30, "eval.steps_per_eval": 30, "runtime.mode": "train"},
+        **{
+            "train.steps": 30,
+            "train.iterations_per_loop": 30,
+            "eval.steps_per_eval": 30,
+            "runtime.mode": "train",
+            "eval.in_training": True,
+        },
     )
     run.run(config)
     out = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("... still ")]

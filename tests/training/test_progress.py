@@ -77,7 +77,7 @@ def test_on_a_terminal_the_run_keeps_one_status_line_and_its_log_keeps_plain_lin
 
     leader, follower = pty.openpty()
     process = start_main(
-        tiny_flags(tmp_path / "run", demo_cache, "--mode=train"),
+        tiny_flags(tmp_path / "run", demo_cache, "--mode=train", "--config.eval.in_training=true"),
         stdout=follower,
         stderr=follower,
         stdin=subprocess.DEVNULL,
@@ -115,6 +115,7 @@ def test_a_runs_time_left_counts_its_remaining_evaluations_the_final_one_and_the
 
     config = tiny.get_config()  # train_and_eval with the export, 6 steps, minival every 3
     config.runtime.export_at_end = True
+    config.eval.in_training = True  # as set-up resolves it for train_and_eval
     schedule = recipe.Schedule(steps_per_epoch=10.0, total_steps=7, steps_per_eval=3)  # evaluations at 3, 6, 7
     eta = progress.run_eta(config, _Source(), schedule, "minival")
     eta.traced(4.0)
@@ -122,7 +123,7 @@ def test_a_runs_time_left_counts_its_remaining_evaluations_the_final_one_and_the
     per_image = 1 / 8 / 3
     assert eta.seconds_left(2, 7) == pytest.approx(5 + (3 * 16 + 32) * per_image + progress.EXPORT_TRACES * 4.0)
     assert eta.seconds_left(6, 7) == pytest.approx(1 + (1 * 16 + 32) * per_image + progress.EXPORT_TRACES * 4.0)
-    config.runtime.mode = "train"  # neither the final evaluation nor the export
+    config.runtime.mode = "train"  # neither the final evaluation nor the export (minival still evaluated)
     training_only = progress.run_eta(config, _Source(), schedule, "minival")
     training_only.traced(4.0)
     training_only.trained(8, 8.0)

@@ -88,7 +88,12 @@ def test_sigterm_saves_at_a_step_boundary_and_exits_75(tmp_path, demo_cache):
 
 def test_truncated_latest_checkpoint_falls_back_and_nan_keeps_the_last_good(tmp_path, demo_cache, capsys):
     model_dir = tmp_path / "run"
-    common = {"runtime.mode": "train", "runtime.checkpoint_steps": 2, "eval.steps_per_eval": 4}
+    common = {
+        "runtime.mode": "train",
+        "eval.in_training": True,
+        "runtime.checkpoint_steps": 2,
+        "eval.steps_per_eval": 4,
+    }
     run.run(tiny_config(model_dir, demo_cache, **common, **{"train.steps": 4}))
     data_file = model_dir / "ckpt-4.data-00000-of-00001"
     data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])

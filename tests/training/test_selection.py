@@ -49,6 +49,7 @@ def test_early_stopping_ends_the_run_after_evaluations_without_improvement(tmp_p
     model_dir = tmp_path / "run"
     fields = {
         "runtime.mode": "train",
+        "eval.in_training": True,
         "train.steps": 12,
         "eval.steps_per_eval": 2,
         "train.iterations_per_loop": 2,

@@ -14,7 +14,7 @@ import tensorflow as tf
 from tests.conftest import resolve_command_line, start_main
 from training.errors import UserError
 from training.session import run, sidecar, startup
-from training.store import checkpoints, logs, temporaries
+from training.store import checkpoints, logs, rundir, temporaries
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,10 +38,12 @@ def _wait(condition, timeout, what):
 
 @pytest.fixture(scope="module")
 def sidecar_run(tmp_path_factory, demo_cache):
-    """A training process (in_training=false) and an eval sidecar started together on one model_dir. The trainer
-    is paused (SIGSTOP) at its first checkpoint until the sidecar has recorded it, so the sidecar provably
-    evaluates checkpoints as they appear, not only the last one."""
+    """The original's pair of jobs as written: `--mode=eval --model_dir=D`, started first (D does not exist yet),
+    and `--mode=train` into D, which only trains. The trainer is paused (SIGSTOP) at its first checkpoint until
+    the eval job has recorded it, so the eval job provably evaluates checkpoints as they appear, not only the
+    last one."""
     model_dir = str(tmp_path_factory.mktemp("sidecar") / "run")
+    sidecar = start_main(["--mode=eval", f"--model_dir={model_dir}"])
     trainer = start_main(
         [
             f"--model_dir={model_dir}",
@@ -55,10 +57,8 @@ def sidecar_run(tmp_path_factory, demo_cache):
             "--iterations_per_loop=2",
             "--steps_per_eval=2",
             f"--train_steps={STEPS}",
-            "--config.eval.in_training=false",
         ]
     )
-    sidecar = start_main(["--mode=eval", f"--model_dir={model_dir}", "--eval_timeout=300"])
     try:
         _wait(lambda: tf.train.latest_checkpoint(model_dir) is not None, 300, "no checkpoint from the trainer")
         trainer.send_signal(signal.SIGSTOP)
@@ -87,6 +87,8 @@ def test_sidecar_evaluates_new_checkpoints_keeps_the_best_and_stops_at_the_final
     best = checkpoints.read_best(model_dir)
     assert best["top_1"] == max(r["top_1"] for r in minival) and best in minival
     assert "eval " not in trainer_out  # the training job left evaluation to the sidecar
+    assert rundir.read_run_config(model_dir)["eval"]["in_training"] is False  # what --mode=train means
+    assert sidecar_out.startswith(f"waiting for a training run to checkpoint into {model_dir} (no limit)")
     assert "done: eval" in sidecar_out
     assert tf.io.gfile.glob(os.path.join(model_dir, logs.TENSORBOARD_DIR, "minival", "events.out.tfevents.*"))
 
@@ -126,7 +128,7 @@ def test_an_eval_job_run_again_after_it_finished_adds_no_second_line(sidecar_run
     killed.wait()
     leftover = os.path.join(model_dir, "archive.tmp-" + temporaries.token(pid=killed.pid))
     os.makedirs(leftover)
-    config, user_fields = _eval_config(model_dir, "--eval_timeout=300")  # the same command, restarted
+    config, user_fields = _eval_config(model_dir)  # the same command, restarted
     summary = run.run(config, user_fields=user_fields)
     assert _records(model_dir) == before and summary["final_eval"] == before[-1]
     out = capsys.readouterr().out

@@ -54,6 +54,7 @@ def test_train_and_eval_writes_metrics_archive_and_config(trained):
     with open(os.path.join(model_dir, "config.json")) as f:
         written = json.load(f)
     assert written["train"]["steps"] == 6 and written["model"]["num_classes"] == 8
+    assert written["eval"]["in_training"] is True  # what train_and_eval means (--mode=train: False)
     assert not os.path.exists(os.path.join(model_dir, ".lock"))
 
 
@@ -101,9 +102,25 @@ def test_saved_model_signatures_agree_with_the_model_in_a_fresh_process(trained,
     assert out["c1"].shape == (4,)
 
 
+def test_each_export_is_a_new_numbered_version_and_is_recorded(trained, demo_cache):
+    """What TF Serving's --model_base_path watches: model_dir/export/<version>/, a higher version each time."""
+    config, summary = trained
+    model_dir = config.runtime.model_dir
+    first = summary["export_dir"]
+    again = run.run(tiny_config(model_dir, demo_cache, **{"runtime.mode": "export"}))["export_dir"]
+    versions = sorted(os.listdir(os.path.join(model_dir, "export")), key=int)
+    assert [os.path.join(model_dir, "export", v) for v in versions] == [first, again]
+    with open(os.path.join(model_dir, "exports.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert [(r["export_dir"], r["version"]) for r in records] == [(first, int(versions[0])), (again, int(versions[1]))]
+    assert records[0]["weights"] == records[1]["weights"] == checkpoints.archived_prefix(model_dir)
+
+
 def test_resume_continues_at_the_saved_step(trained, demo_cache):
     config, _ = trained
-    resumed = tiny_config(config.runtime.model_dir, demo_cache, **{"train.steps": 9, "runtime.mode": "train"})
+    resumed = tiny_config(
+        config.runtime.model_dir, demo_cache, **{"train.steps": 9, "runtime.mode": "train", "eval.in_training": True}
+    )
     run.run(resumed)
     lines = _metrics_lines(config.runtime.model_dir)
     assert [(r["step"], r["split"]) for r in lines[-1:]] == [(9, "minival")]
@@ -175,7 +192,10 @@ def test_eval_mode_records_the_step_of_the_checkpoint_it_scores(trained, demo_ca
     )
     summary = run.run(evaluating)
     assert summary["final_eval"]["step"] == 6 and summary["final_eval"]["split"] == "validation"
-    assert _metrics_lines(model_dir)[-1] == summary["final_eval"]
+    lines = _metrics_lines(model_dir)
+    assert lines[-1] == summary["final_eval"]
+    assert run.run(evaluating)["final_eval"] == summary["final_eval"]  # the same evaluation again: reported,
+    assert _metrics_lines(model_dir) == lines  # not appended twice
 
 
 def test_a_condconv_run_trains_evaluates_and_exports_a_model_that_serves_any_batch(tmp_path, demo_cache):

@@ -27,8 +27,17 @@ Bad requests fail that call with InvalidArgumentError and the server keeps servi
 serving_images a batch of the wrong rank or size, or holding NaN/Inf (checked in the graph: the converters keep
 only the model, the checks are not part of a .tflite file).
 
-The export is written into a temporary directory and renamed into place, so export_dir is always either the
-previous complete export or the new complete one. With config.runtime.export_tflite, the .tflite files
+Where: a run's export goes to a new numeric version folder, export_dir/<version>/ (default export_dir: model_dir/
+export), the layout TF Serving's --model_base_path watches (it serves the highest version); the version is the
+Unix time in seconds, as the original's Estimator export_saved_model named its folders (tensorflow/tpu
+models/official/efficientnet/main.py at 7dc921f, line 657), or one above the highest version already there.
+config.runtime.export_versioned=false writes into export_dir itself, replacing what is there. Each export is
+recorded in model_dir/exports.jsonl (folder, version, weights). `export_saved_model` writes into the folder
+it is given.
+
+The export is written into a temporary directory and renamed into place, so the target is always either the
+previous complete export or the new complete one (a killed export's temporary is not a number: TF Serving
+ignores it; the next export removes it). With config.runtime.export_tflite, the .tflite files
 (training/serving/tflite.py) are written into its `tflite/` folder before the rename.
 """
 
@@ -36,6 +45,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 
 import keras
 import tensorflow as tf
@@ -226,6 +236,22 @@ def _check_writable_parent(path):
         raise UserError(f"cannot write the export to {path}: it exists and is not a directory")
 
 
+def version_dir(export_dir, now=None):
+    """export_dir/<version> for a new export: the Unix time in seconds, or one more than the highest version
+    already in export_dir (two exports within a second, or a clock set back)."""
+    existing = [int(n.rstrip("/")) for n in tf.io.gfile.listdir(export_dir) if n.rstrip("/").isdigit()] or [0]
+    version = max(int(time.time() if now is None else now), max(existing) + 1)
+    return f"{export_dir.rstrip('/')}/{version}"
+
+
+def _sweep_dead_temporaries(export_dir):
+    """Removes the temporaries of killed exports in export_dir (a live writer's stay)."""
+    for pattern in ("*.tmp-*", "*.old-*"):
+        for path in tf.io.gfile.glob(os.path.join(export_dir, pattern)):
+            if not temporaries.writer_alive(path):
+                checkpoints.remove_tree(path)
+
+
 def export_run(ctx, weights_prefix=None):
     """Exports the run's archived best (or the given checkpoint) to config.runtime.export_dir (default
     model_dir/export); returns the directory (None on a non-chief worker, which writes nothing)."""
@@ -251,9 +277,15 @@ def _export(ctx, weights, num_classes):
     if not ctx.is_chief:
         return None
     _check_writable_parent(export_dir)
+    versioned = ctx.config.runtime.export_versioned
+    if versioned:
+        tf.io.gfile.makedirs(export_dir)
+        _sweep_dead_temporaries(export_dir)
+    target = version_dir(export_dir) if versioned else export_dir
     try:
-        return export_saved_model(
-            ctx.plan, weights, export_dir, num_classes=num_classes, source=ctx.source, log=ctx.log
-        )
+        written = export_saved_model(ctx.plan, weights, target, num_classes=num_classes, source=ctx.source, log=ctx.log)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError, AssertionError) as e:
         raise UserError(f"cannot export {weights}: {first_line(e)}") from None
+    version = int(os.path.basename(written)) if versioned else None
+    ctx.log.exported({"export_dir": written, "version": version, "weights": weights})
+    return written

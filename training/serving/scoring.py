@@ -110,6 +110,22 @@ def _check_writable(ctx):
         checks.check_writable_dir(ctx.model_dir)
 
 
+def _recorded(ctx, step, split, weights, *, ema):
+    """The last record of metrics.jsonl for the same evaluation (these weights on this split with the same
+    input: another crop is a new evaluation), else None."""
+    settings = ctx.plan.eval_settings()
+    same = [
+        r
+        for r in logs.read_metrics(ctx.model_dir)
+        if r["step"] == step
+        and r["split"] == split
+        and bool(r.get("ema")) == ema
+        and r.get("weights") == weights
+        and all(r.get(key) == value for key, value in settings.items())
+    ]
+    return same[-1] if same else None
+
+
 def evaluate_run(ctx, split, weights_prefix=None, *, once=False):
     """Evaluates the run's archived best (or the given checkpoint) on `split`; appends it to metrics.jsonl.
 
@@ -123,20 +139,11 @@ def evaluate_run(ctx, split, weights_prefix=None, *, once=False):
     best = checkpoints.read_best(ctx.model_dir)
     if best and prefix == checkpoints.archived_prefix(ctx.model_dir):
         step = best["step"]
-    name, settings = checkpoints.weights_name(ctx.model_dir, prefix), ctx.plan.eval_settings()
-    # The same evaluation: these weights on this split with the same input (another crop is a new evaluation).
-    recorded = once and [
-        r
-        for r in logs.read_metrics(ctx.model_dir)
-        if r["step"] == step
-        and r["split"] == split
-        and r.get("ema")
-        and r.get("weights") == name
-        and all(r.get(key) == value for key, value in settings.items())
-    ]
+    name = checkpoints.weights_name(ctx.model_dir, prefix)
+    recorded = once and _recorded(ctx, step, split, name, ema=True)
     if recorded:
         ctx.log.message(f"{split} at step {step} is already in metrics.jsonl; not evaluated again")
-        return recorded[-1]
+        return recorded
     try:
         model = load_model(ctx.plan.network.inference(), prefix, ctx.strategy)
     except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
@@ -147,9 +154,13 @@ def evaluate_run(ctx, split, weights_prefix=None, *, once=False):
 
 def evaluate_published(ctx, split, path):
     """Scores a .h5 file or an original tensorflow/tpu checkpoint as stored on `split`; appends it to
-    metrics.jsonl."""
+    metrics.jsonl, unless metrics.jsonl holds this evaluation already (then returns that record)."""
     _check_writable(ctx)
     check_num_classes(ctx, path)
+    recorded = _recorded(ctx, 0, split, path, ema=False)
+    if recorded:
+        ctx.log.message(f"{path} on {split} is already in metrics.jsonl; not evaluated again")
+        return recorded
     model = load_model(ctx.plan.network.inference(), path, ctx.strategy)
     ctx.log.message(f"evaluating the weights of {path} as stored")
     metrics = evaluation.evaluate(ctx, model, split)

@@ -8,6 +8,7 @@ layers below (training/core for training, training/serving for evaluation of sto
 import tensorflow as tf
 
 from configs import base
+from training import checks
 from training.core import loop
 from training.core import state as state_lib
 from training.errors import UserError
@@ -83,7 +84,8 @@ def _evaluate(ctx):
         if finished and ctx.source.num_examples(split) > 0:  # once: a restarted eval job adds no second line
             return {"final_eval": scoring.evaluate_run(ctx, split, once=True)}
         return {}
-    return {"final_eval": scoring.evaluate_run(ctx, split, ctx.config.runtime.init_checkpoint)}
+    # once: an evaluation metrics.jsonl already holds (same weights, split and input) is reported, not redone
+    return {"final_eval": scoring.evaluate_run(ctx, split, ctx.config.runtime.init_checkpoint, once=True)}
 
 
 def _export_mode(ctx, image_files):
@@ -118,11 +120,19 @@ def run(config, strategy=None, image_files=(), user_fields=()):
     image_files: the files to classify with --mode=predict (main.py's positional arguments).
     user_fields: the "section.field" names set on the command line (see `startup.setup`).
     """
-    if sidecar.is_sidecar(config) and not sidecar.wait_for_run(config):
-        raise UserError(
-            f"no training run appeared in {config.runtime.model_dir} within --eval_timeout "
-            f"{config.eval.timeout_seconds} s"
-        )
+    if sidecar.is_sidecar(config):
+        if config.runtime.model_dir:  # an unwritable model_dir fails now, not after the wait
+            checks.check_writable_dir(config.runtime.model_dir)
+        if not sidecar.wait_for_run(config):
+            raise UserError(
+                f"no training run appeared in {config.runtime.model_dir} within --eval_timeout "
+                f"{config.eval.timeout_seconds} s"
+            )
+        if not sidecar.is_sidecar(config):  # the run that appeared evaluates its own checkpoints
+            raise UserError(
+                f"the training job of {config.runtime.model_dir} evaluates its own checkpoints "
+                "(--mode=train_and_eval or eval.in_training=true); score its best with --mode=eval once it ends"
+            )
     ctx = startup.setup(config, strategy, user_fields)
     mode = config.runtime.mode
     try:

@@ -12,8 +12,10 @@ evaluation to it (--config.eval.in_training=false, so one process writes metrics
 - it stops after the run's final step, then scores the archived best on data.eval_split once (what
   train_and_eval does at its end), or after eval.timeout_seconds (--eval_timeout) without a new checkpoint.
 
-When --mode=eval is a sidecar: with --eval_timeout, or when the run in model_dir evaluates outside training
-(its config.json says eval.in_training=false). Otherwise --mode=eval scores the archived best once.
+When --mode=eval is a sidecar: with --eval_timeout, when the run in model_dir evaluates outside training (its
+config.json says eval.in_training=false, what --mode=train writes), or when model_dir holds no run yet: the eval
+job started before (or beside) its training job waits for it, as the original's did. Otherwise --mode=eval
+scores the archived best once.
 """
 
 import os
@@ -46,7 +48,7 @@ def is_sidecar(config):
     if config.eval.timeout_seconds is not None:
         return True
     trained = _run_config(runtime.model_dir)
-    return trained is not None and trained.get("eval", {}).get("in_training", True) is False
+    return trained is None or trained.get("eval", {}).get("in_training", True) is False
 
 
 def _waited_too_long(since, timeout_seconds):
@@ -57,6 +59,9 @@ def wait_for_run(config, poll_seconds=POLL_SECONDS):
     """Waits until model_dir holds the training job's config.json and a first checkpoint (the sidecar may start
     first); True when they appeared, False after eval.timeout_seconds."""
     model_dir, since = config.runtime.model_dir, time.monotonic()
+    if _run_config(model_dir) is None or tf.train.latest_checkpoint(model_dir) is None:
+        limit = f"up to --eval_timeout {config.eval.timeout_seconds} s" if config.eval.timeout_seconds else "no limit"
+        print(f"waiting for a training run to checkpoint into {model_dir} ({limit})", flush=True)
     while _run_config(model_dir) is None or tf.train.latest_checkpoint(model_dir) is None:
         if _waited_too_long(since, config.eval.timeout_seconds):
             return False

@@ -115,6 +115,8 @@ def setup(config, strategy=None, user_fields=()):
     if source is not None:
         config.model.num_classes = config.model.num_classes or source.num_classes
     config.runtime.model_dir = config.runtime.model_dir or rundir.default_model_dir(config)
+    if mode.trains and config.eval.in_training is None:  # written resolved: an eval job reads it (sidecar.py)
+        config.eval.in_training = mode.evaluates_in_training
     is_chief = inputs.is_chief(strategy)
     log = logs.RunLog(config.runtime.model_dir, enabled=is_chief, progress_seconds=config.runtime.progress_seconds)
     if source is not None and mode.trains:

@@ -38,6 +38,7 @@ _LEFTOVERS = (
     f"{ARCHIVE_DIR}.tmp-*",
     "export.tmp-*",
     "metrics.jsonl.tmp-*",
+    "exports.jsonl.tmp-*",
     "metrics.csv.tmp-*",
     "train.log.tmp-*",
     "curves.png.tmp-*",

@@ -27,6 +27,7 @@ from training.store import temporaries
 TENSORBOARD_DIR = "tensorboard"
 TRAIN_LOG = "train.log"
 METRICS_CSV = "metrics.csv"
+EXPORTS_FILE = "exports.jsonl"
 CSV_COLUMNS = ("step", "epoch", "loss", "top_1", "learning_rate", "images_per_sec")
 CURVES_PNG = "curves.png"
 HPARAMS_TAG = "_hparams_/session_start_info"
@@ -286,6 +287,12 @@ class RunLog:
             f"loss {metrics['loss']:.4f}  ({int(metrics['num_examples'])} images)"
         )
         self.draw_curves()
+        return record
+
+    def exported(self, record):
+        """Appends an export's record (its folder, version and weights) to model_dir/exports.jsonl."""
+        if self._enabled and tf.io.gfile.isdir(self._model_dir):
+            _append_line(f"{self._model_dir}/{EXPORTS_FILE}", json.dumps(record))
         return record
 
     def draw_curves(self):
