@@ -108,5 +108,7 @@ def test_final_phase_holds_the_lock_survives_sigterm_and_kill_9(tmp_path, demo_c
         assert metrics_records(model_dir) == metrics_records(reference)
         assert [r["split"] for r in metrics_records(model_dir)].count("validation") == 1
         assert checkpoints.read_best(str(model_dir)) == checkpoints.read_best(str(reference))
-        assert (model_dir / "export" / "saved_model.pb").exists()
+        # One complete version folder: the killed export's temporary is gone, it never was a version.
+        (version,) = os.listdir(model_dir / "export")
+        assert version.isdigit() and (model_dir / "export" / version / "saved_model.pb").exists()
         assert not glob.glob(str(model_dir / "*.tmp-*")) and not (model_dir / ".lock").exists()
