@@ -75,6 +75,29 @@ def start_main(args, env=None, **popen):
     return subprocess.Popen([sys.executable, "main.py", *args], **kwargs)
 
 
+def run_script(script, args, timeout, env=None):
+    """Runs a root script (`python eval_ckpt_main.py ARGS`) from the repository root to its end: a
+    CompletedProcess with its stdout and stderr as text; env: variables added to this process's."""
+    return subprocess.run(
+        [sys.executable, script, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def without_tensorflow(directory):
+    """Environment variables under which `import tensorflow` fails (a stand-in package first on PYTHONPATH): a
+    command that still succeeds or reports its one line did not load TensorFlow."""
+    package = os.path.join(str(directory), "tensorflow")
+    os.makedirs(package, exist_ok=True)
+    with open(os.path.join(package, "__init__.py"), "w") as f:
+        f.write('raise ImportError("tensorflow was imported")\n')
+    return {"PYTHONPATH": os.pathsep.join([str(directory), REPO, os.environ.get("PYTHONPATH", "")])}
+
+
 def run_main(args, timeout, env=None):
     """Runs main.py with `args` to its end: a CompletedProcess with its stdout and stderr (read while it runs)."""
     return run_concurrently([args], timeout, env=env)[0]
