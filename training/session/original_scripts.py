@@ -385,7 +385,10 @@ def export_model(request, base_config=None, out=print):
     user_fields = {"model.image_size"} | ({"model.variant"} if "model_name" in request.given else set())
     if request.quantize:
         config.data.data_dir = request.data_dir
-        user_fields.add("data.data_dir")
+        # Calibration reads a split whole: no minival is held out (the recipe's 20 of 1024 ImageNet shards would
+        # not even fit smaller data).
+        config.data.holdout_shards = 0
+        user_fields |= {"data.data_dir", "data.holdout_shards"}
     try:
         run_dir = _locate(request.ckpt_dir, config)
         if run_dir is None:  # the weights' own class count, not the calibration data's (setup's default)
