@@ -1,6 +1,8 @@
 """eval_ckpt_main.py as a command: the original's flags and defaults, its output lines on this project's model_dir
 (top 5 against a plain Keras call on the same pixels), and one-line refusals before TensorFlow loads."""
 
+import json
+
 import numpy as np
 import pytest
 from absl import flags
@@ -42,9 +44,17 @@ def test_examples_prints_the_originals_lines_with_the_models_top_5(tiny_run, tmp
     model_dir, raw, _ = tiny_run
     image = str(tmp_path / "panda.jpg")
     write_image(image, 41)
+    labels_map = tmp_path / "labels_map.json"
+    labels_map.write_text(json.dumps({str(i): f"label {i}" for i in range(8)}))
     process = run_script(
         "eval_ckpt_main.py",
-        [f"--ckpt_dir={model_dir}", f"--example_img={image}", "--enable_ema=false", f"--export_ckpt={tmp_path / 'w'}"],
+        [
+            f"--ckpt_dir={model_dir}",
+            f"--example_img={image}",
+            f"--labels_map_file={labels_map}",
+            "--enable_ema=false",
+            f"--export_ckpt={tmp_path / 'w'}",
+        ],
         timeout=300,
     )
     assert process.returncode == 0, process.stderr[-2000:]
@@ -56,7 +66,7 @@ def test_examples_prints_the_originals_lines_with_the_models_top_5(tiny_run, tmp
     assert lines[1] == f"predicted class for image {image}: "
     for j, (line, index) in enumerate(zip(lines[2:], order)):
         head, name = line.split("): ")
-        assert head.startswith(f"  -> top_{j} (") and name == f"shape {index}  "
+        assert head.startswith(f"  -> top_{j} (") and name == f"label {index}  "
         assert abs(float(head.split("(")[1].rstrip("%")) - 100 * expected[index]) < 0.006
     assert len(lines) == 7
 

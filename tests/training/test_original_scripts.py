@@ -3,6 +3,7 @@ root scripts' own flag definitions) on this project's model_dir and on an origin
 weights each give their own model's probabilities; the .tflite files run in the TFLite interpreter against
 Keras; every refusal is one line."""
 
+import dataclasses
 import json
 import os
 
@@ -65,14 +66,20 @@ def _check_top5(lines, probabilities, names):
     np.testing.assert_allclose(got_percents, 100 * probabilities[order], atol=0.006)
 
 
-def test_ema_and_raw_weights_of_our_run_each_give_their_models_top5(tiny_run, image):
+def _default_labels_map(request, tmp_path):
+    """`request` as if --labels_map_file were left at a default path where no file is (the real default,
+    /tmp/labels_map.txt, may hold one on this machine)."""
+    assert "labels_map_file" not in request.given
+    return dataclasses.replace(request, labels_map_file=str(tmp_path / "labels_map.txt"))
+
+
+def test_ema_and_raw_weights_of_our_run_each_give_their_models_top5(tiny_run, image, tmp_path):
     model_dir, raw, averaged = tiny_run
     results = {}
     for flag in ("--enable_ema=true", "--enable_ema=false"):
         lines = []
-        summary = original_scripts.eval_ckpt(
-            _eval_request(f"--ckpt_dir={model_dir}", f"--example_img={image}", flag), out=lines.append
-        )
+        request = _eval_request(f"--ckpt_dir={model_dir}", f"--example_img={image}", flag)
+        summary = original_scripts.eval_ckpt(_default_labels_map(request, tmp_path), out=lines.append)
         assert lines[0] == f"predicted class for image {image}: " and len(lines) == 6
         results[flag] = (lines, summary["predictions"][0])
     names = {i: f"shape {i}" for i in range(8)}  # the run's class_names.txt: the labels map is left at its default
@@ -155,7 +162,9 @@ def test_original_checkpoint_directory_loads_its_latest_checkpoint_ema_or_raw(tm
     for flag, model in (("--enable_ema=true", averaged), ("--enable_ema=false", raw)):
         lines = []
         original_scripts.eval_ckpt(
-            _eval_request(f"--ckpt_dir={tmp_path / 'ckpt'}", f"--example_img={image}", flag),
+            _default_labels_map(
+                _eval_request(f"--ckpt_dir={tmp_path / 'ckpt'}", f"--example_img={image}", flag), tmp_path
+            ),
             base_config=tiny_config(tmp_path / "unused", str(tmp_path / "cache")),
             out=lines.append,
         )
