@@ -270,16 +270,6 @@ def _note_missing_shadows(ctx, weights, use_ema):
         ctx.log.message(f"note: {weights} holds no ExponentialMovingAverage shadows; its raw weights are used")
 
 
-def _set_up(config, run_dir, user_fields):
-    """startup.setup with the request's config; the fields the request sets win over a run's config.json."""
-    from training.session import startup  # pylint: disable=import-outside-toplevel
-
-    try:
-        return startup.setup(config, user_fields=frozenset(user_fields))
-    except UserError as e:
-        raise _named(e) from None
-
-
 def eval_ckpt(request, base_config=None, out=print):
     """eval_ckpt_main.py: runmode examples prints the top 5 classes of --example_img, runmode imagenet the
     running and final top-1/top-5 of the glob's first --num_images files (training/serving/ckpt_eval.py); with
@@ -291,7 +281,8 @@ def eval_ckpt(request, base_config=None, out=print):
     config = _config(_variant(request.model_name), base_config)
     try:
         run_dir = _locate(request.ckpt_dir, config)
-        ctx = _set_up(config, run_dir, {"model.variant"} if "model_name" in request.given else ())
+        # The fields the request sets win over a run's config.json (a different network only gets a note).
+        ctx = startup.setup(config, user_fields=frozenset({"model.variant"} if "model_name" in request.given else ()))
         try:
             with startup.watched(ctx, immediate=True):
                 return _eval(ctx, request, run_dir, out)
@@ -302,6 +293,7 @@ def eval_ckpt(request, base_config=None, out=print):
 
 
 def _eval(ctx, request, run_dir, out):
+    """eval_ckpt's work once set up: its inputs checked, the names, the model, then the run mode."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from training.serving import ckpt_eval  # pylint: disable=import-outside-toplevel
@@ -393,7 +385,7 @@ def export_model(request, base_config=None, out=print):
         run_dir = _locate(request.ckpt_dir, config)
         if run_dir is None:  # the weights' own class count, not the calibration data's (setup's default)
             config.model.num_classes = scoring.stored_num_classes(config.runtime.init_checkpoint)
-        ctx = _set_up(config, run_dir, user_fields)
+        ctx = startup.setup(config, user_fields=frozenset(user_fields))
         try:
             with startup.watched(ctx, immediate=True):
                 return _export(ctx, request, run_dir, out)
@@ -406,6 +398,8 @@ def export_model(request, base_config=None, out=print):
 
 
 def _export(ctx, request, run_dir, out):
+    """export_model's work once set up: its outputs and endpoint checked, the SavedModel the converter reads (the
+    requested one, or a temporary), then the one .tflite file."""
     from training.serving import export, tflite  # pylint: disable=import-outside-toplevel
     from training.store import labels  # pylint: disable=import-outside-toplevel
 
