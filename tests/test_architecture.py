@@ -19,7 +19,11 @@ ALLOWED = {
     "configs": set(),
     "training": {"efficientnet", "data", "tpu", "configs"},
     "main": {"training", "configs"},
+    "eval_ckpt_main": {"training", "configs"},
+    "export_model": {"training", "configs"},
 }
+# The entry points at the repository root: main.py and the original's two other scripts.
+ROOT_SCRIPTS = ("main", "eval_ckpt_main", "export_model")
 
 
 # training/ in layers, lowest first (docs/architecture.md): a module imports modules of its own layer or below.
@@ -48,8 +52,8 @@ def _layer(module):
 
 
 def _project_modules():
-    """{module name: path} for main.py and every .py file of the application packages."""
-    modules = {"main": os.path.join(REPO, "main.py")}
+    """{module name: path} for the root scripts and every .py file of the application packages."""
+    modules = {name: os.path.join(REPO, f"{name}.py") for name in ROOT_SCRIPTS}
     for package in PACKAGES:
         for root, _, files in os.walk(os.path.join(REPO, package)):
             for name in files:
@@ -87,6 +91,14 @@ def test_imports_follow_the_dependency_direction():
             if target_package != package and target_package not in ALLOWED[package]:
                 violations.append(f"{module} imports {target}")
     assert not violations, violations
+
+
+def test_the_root_scripts_are_checked_and_import_only_training_and_configs():
+    """Positive control: the root scripts are in the graph above, and each imports the layer that does its work."""
+    graph = _graph()
+    assert set(ROOT_SCRIPTS) <= set(graph)
+    assert "training.session.original_scripts" in graph["eval_ckpt_main"] & graph["export_model"]
+    assert all(target.split(".")[0] in ("training", "configs") for name in ROOT_SCRIPTS for target in graph[name])
 
 
 def test_every_training_module_is_in_a_layer():

@@ -19,6 +19,10 @@ A headless export (config.runtime.export_headless, for embedding use) holds only
 (image bytes, preprocessed as above) and serving_features, both returning `features`; no classifier, no class
 names, no TFLite files.
 
+For export_model.py's --endpoint_name, `build_endpoint_archive` holds one endpoint of the classifier (a feature
+map or the pooled features) under the signature the TFLite converter reads; it is a converter's input, not an
+export of its own.
+
 Class names travel as the asset file `assets/class_names.txt` (one name per line, line i = class i; the
 ImageNet names for 1000/1001-class models, the data's names otherwise, see training/store/labels.py `class_names`);
 the class_names signature reads it through a lookup table, so a client needs nothing but the SavedModel.
@@ -50,6 +54,7 @@ import time
 import keras
 import tensorflow as tf
 
+import efficientnet
 from data import preprocessing
 from training.errors import UserError, first_line
 from training.serving import scoring, tflite
@@ -166,15 +171,51 @@ def build_headless_archive(model, plan):
     return archive
 
 
+def endpoint_layers(variant):
+    """{tensorflow/tpu endpoint name: the layer of our classifier whose output it is}: the multi-scale maps of
+    efficientnet.endpoint_table (reduction_1..5, features, head_1x1) and `pooled_features`, the embedding the
+    classifier reads. tensorflow/tpu efficientnet_model.py Model.call (lines 639-704 at 7dc921f) names these and
+    more; its stem, block_N, the blocks' expansion outputs, global_pool and head are not exposed here."""
+    layers = {endpoint.name: endpoint.layer for endpoint in efficientnet.endpoint_table(variant)}
+    layers["pooled_features"] = "avg_pool"
+    return layers
+
+
+def endpoint_model(model, variant, name):
+    """The classifier's endpoint `name` (`endpoint_layers`) as a model on the same variables; UserError for a
+    name this project does not expose."""
+    layers = endpoint_layers(variant)
+    if name not in layers:
+        raise UserError(f"endpoint {name!r} is not available here; the endpoints are {', '.join(layers)}")
+    return keras.Model(model.input, model.get_layer(layers[name]).output, name=f"{model.name}-{name}")
+
+
+def build_endpoint_archive(model, plan, name):
+    """The export archive of one endpoint of `model` under tflite.SIGNATURE, the signature the TFLite converter
+    reads: images float32 [N, size, size, 3] in [0, 255] -> {name: the endpoint's output as float32}."""
+    size, endpoint = plan.image_size, endpoint_model(model, plan.network.variant, name)
+    archive = keras.export.ExportArchive()
+    archive.track(endpoint)
+    archive.add_endpoint(
+        tflite.SIGNATURE,
+        lambda images: {name: tf.cast(endpoint(images, training=False), tf.float32)},
+        [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")],
+    )
+    return archive
+
+
 def _check_names(class_names, num_classes):
     if len(class_names) != num_classes or any("\n" in name or "\r" in name for name in class_names):
         raise ValueError(f"need {num_classes} one-line class names, got {len(class_names)}")
 
 
-def export_saved_model(plan, weights_prefix, export_dir, *, num_classes=None, class_names=None, source=None, log=print):
+def export_saved_model(
+    plan, weights_prefix, export_dir, *, num_classes=None, class_names=None, source=None, log=print, use_ema=True
+):
     """Writes the SavedModel of `weights_prefix`'s EMA weights to export_dir; returns export_dir.
 
     num_classes: the weights' class count when it is not the plan's (published weights exported as stored).
+    use_ema: False exports the raw trained variables instead (training/serving/scoring.py `load_weights`).
 
     class_names: one per class (default: training/store/labels.py `class_names` of the run's model_dir).
     source: the data source; needed with config.runtime.export_tflite (calibration and check images).
@@ -196,7 +237,7 @@ def export_saved_model(plan, weights_prefix, export_dir, *, num_classes=None, cl
         class_names = class_names or labels.class_names(source, num_classes, config.runtime.model_dir)
         _check_names(class_names, num_classes)
     log(f"export: loading {weights_prefix}")
-    model = scoring.inference_model(plan.network.inference(num_classes), weights_prefix)
+    model = scoring.inference_model(plan.network.inference(num_classes), weights_prefix, use_ema=use_ema)
     export_dir = export_dir.rstrip("/")
     tmp_dir = temporaries.name(export_dir)
     names_dir = tempfile.mkdtemp(prefix="export-names-")

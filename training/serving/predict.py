@@ -76,8 +76,9 @@ def read_checked(paths):
     return images, failed
 
 
-def _pixels(encoded, size, crop_fraction, resize_method):
-    """Batches of eval pixels of the encoded images, in order."""
+def pixels(encoded, size, crop_fraction, resize_method):
+    """Batches of eval pixels of the encoded images, in order (the eval preprocessing: center crop, resize with
+    the run's kernel)."""
     return (
         tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string))
         .map(
@@ -94,7 +95,7 @@ def _read_images(paths, size, crop_fraction, resize_method):
     images, failed = read_checked(paths)
     if failed:
         raise UserError(f"{failed[0][0]}: {failed[0][1]}")
-    return tf.concat(list(_pixels([images[p] for p in paths], size, crop_fraction, resize_method)), axis=0)
+    return tf.concat(list(pixels([images[p] for p in paths], size, crop_fraction, resize_method)), axis=0)
 
 
 def check_request(image_arguments, top_k, output):
@@ -155,7 +156,7 @@ def predict(plan, source, weights_path, image_arguments, *, top_k, output=None):
     model = scoring.inference_model(plan.network.inference(num_classes), weights_path)
     names = labels.class_names(source, num_classes, plan.model_dir)
     readable = [p for p in paths if p in images]
-    batches = _pixels([images[p] for p in readable], plan.image_size, plan.crop_fraction, plan.resize_method)
+    batches = pixels([images[p] for p in readable], plan.image_size, plan.crop_fraction, plan.resize_method)
     rows = np.concatenate([tf.nn.softmax(tf.cast(model(b, training=False), tf.float32)).numpy() for b in batches])
     results = []
     for path, row in zip(readable, rows):

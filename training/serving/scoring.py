@@ -62,14 +62,22 @@ def check_num_classes(ctx, path):
         )
 
 
-def load_weights(model, weights):
+def load_weights(model, weights, *, use_ema=True):
     """Puts the weights to score into `model`: a checkpoint of ours (model_dir, archive/ or ckpt-N) gives its EMA
     weights, a published file its stored weights. Call outside any strategy scope (assigning a distributed
-    model sets every replica). Errors of reading are the caller's to name (a checkpoint may vanish mid-read)."""
+    model sets every replica). Errors of reading are the caller's to name (a checkpoint may vanish mid-read).
+
+    use_ema=False: the raw trained variables instead of the averages, from our checkpoints and original
+    tensorflow/tpu checkpoints alike (a Keras .h5 file holds one set of weights and is refused, UserError).
+    """
     if weight_files.is_our_checkpoint(weights):
-        weight_files.load_ema_weights(model, checkpoints.checkpoint_prefix(weights))
+        prefix = checkpoints.checkpoint_prefix(weights)
+        if use_ema:
+            weight_files.load_ema_weights(model, prefix)
+        else:
+            weight_files.load_raw_weights(model, prefix)
     else:
-        weight_files.load_as_stored(model, weights)
+        weight_files.load_as_stored(model, weights, use_ema=use_ema)
 
 
 @contextlib.contextmanager
@@ -84,12 +92,12 @@ def _float32_policy():
         keras.config.set_dtype_policy(previous)
 
 
-def inference_model(network, weights):
-    """A float32 model of `network` (outside any strategy) holding the weights to serve (`load_weights`): what
-    the export writes and predict runs."""
+def inference_model(network, weights, *, use_ema=True):
+    """A float32 model of `network` (outside any strategy) holding the weights to serve (`load_weights`, with
+    its `use_ema`): what the export writes and predict runs."""
     with _float32_policy():
         model = network.build()
-    load_weights(model, weights)
+    load_weights(model, weights, use_ema=use_ema)
     return model
 
 

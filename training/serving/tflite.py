@@ -15,7 +15,8 @@ are not converted) and written to `tflite/` inside the export:
   rate, plus the file size. The same figures are printed.
 
 The original (tensorflow/tpu models/official/efficientnet/lite and edgetpu) shipped float and int8 TFLite
-files of its Lite and EdgeTPU models; this does the same for every variant.
+files of its Lite and EdgeTPU models; this does the same for every variant. `write_file` converts and writes one
+file of one kind (the original's export_model.py writes one), calibrated, if full-integer, on `StreamedImages`.
 """
 
 import contextlib
@@ -77,25 +78,43 @@ def interpreter_class():
     return Interpreter
 
 
-def sample_images(plan, source, split, count):
-    """float32 [min(count, examples), size, size, 3]: the first images of `split`, eval-preprocessed."""
+def iter_images(plan, source, split, count):
+    """The first `count` images of `split`, eval-preprocessed, one float32 [size, size, 3] array at a time."""
     settings = dataclasses.replace(plan.eval_input, deterministic=True)
     dataset = pipeline.make_dataset(source, split, settings, batch_size=min(count, _BATCH))
-    images, total = [], 0
+    total = 0
     for batch in dataset:
-        keep = batch["images"].numpy()[batch["mask"].numpy() > 0]
-        images.append(keep[: count - total])
-        total += len(images[-1])
+        for image in batch["images"].numpy()[batch["mask"].numpy() > 0][: count - total]:
+            yield image.astype(np.float32)
+            total += 1
         if total >= count:
-            break
-    if not total:
+            return
+
+
+def sample_images(plan, source, split, count):
+    """float32 [min(count, examples), size, size, 3]: the first images of `split`, eval-preprocessed."""
+    images = list(iter_images(plan, source, split, count))
+    if not images:
         raise UserError(f"the TFLite export found no readable {split} images")
-    return np.concatenate(images).astype(np.float32)
+    return np.stack(images)
 
 
-def convert(saved_model_dir, kind, representative=None):
-    """The .tflite bytes of `kind` (one of KINDS); full_integer_int8 needs `representative` images."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE])
+class StreamedImages:
+    """`iter_images` as a representative dataset for `convert` that reads the split again on every pass instead
+    of holding the images (2000 calibration images at 224 px are 1.2 GB as float32). The caller checks that the
+    split has images: an empty pass would reach the converter as an empty dataset."""
+
+    def __init__(self, plan, source, split, count):
+        self._args = (plan, source, split, count)
+
+    def __iter__(self):
+        return iter_images(*self._args)
+
+
+def convert(saved_model_dir, kind, representative=None, signature=SIGNATURE):
+    """The .tflite bytes of `kind` (one of KINDS) converted from the SavedModel's `signature` (its input named
+    "images"); full_integer_int8 needs `representative` images (any iterable of [size, size, 3] arrays)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[signature])
     if kind != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if kind == "full_integer_int8":
@@ -104,6 +123,18 @@ def convert(saved_model_dir, kind, representative=None):
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
     return converter.convert()
+
+
+def write_file(saved_model_dir, kind, path, representative=None, signature=SIGNATURE):
+    """Converts one file of `kind` (`convert`, its notices filtered) and writes it to `path` by rename: a kill
+    leaves no half-written file. Returns the number of bytes written."""
+    with quiet():
+        content = convert(saved_model_dir, kind, representative, signature)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(temporary, "wb") as f:
+        f.write(content)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+    return len(content)
 
 
 def _quantize(values, details):

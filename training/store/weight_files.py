@@ -4,8 +4,9 @@ Three kinds, told apart by their content:
 - a Keras weight file (.h5/.hdf5: the published efficientnetb0.h5 ... b7, or a Keras 3 .weights.h5), local or
   on any file system TensorFlow reads (gs://: copied to a local temporary file, h5py reads only local files);
 - a checkpoint of this project (a model_dir, its archive/, or a ckpt-N prefix): its EMA weights are the ones
-  scored, exported and warm-started from;
-- an original tensorflow/tpu checkpoint (variables under efficientnet-bX/, EMA shadows preferred).
+  scored, exported and warm-started from (`load_raw_weights` reads the trained variables instead);
+- an original tensorflow/tpu checkpoint (variables under efficientnet-bX/, EMA shadows preferred unless
+  use_ema=False).
 """
 
 import contextlib
@@ -96,14 +97,32 @@ def load_ema_weights(model, prefix):
     loading.set_backbone_trainable(model, True)
 
 
-def load_as_stored(model, path):
-    """Loads every layer, classifier included, from a .h5 file or an original tensorflow/tpu checkpoint."""
+def load_raw_weights(model, prefix):
+    """Restores the trained variables of one of our checkpoints (training or archive) into `model`, not their EMA
+    averages: the original's --enable_ema=false (tensorflow/tpu utils.py:427-429 restores the variables
+    themselves). Every model variable must match; the EMA shadows, optimizer slots and iterator are not read."""
+    status = tf.train.Checkpoint(model=model).read(prefix)
+    status.expect_partial()
+    status.assert_existing_objects_matched()
+
+
+def load_as_stored(model, path, *, use_ema=True):
+    """Loads every layer, classifier included, from a .h5 file or an original tensorflow/tpu checkpoint.
+
+    use_ema=False: an original checkpoint's raw variables instead of their ExponentialMovingAverage shadows. A
+    Keras file holds one set of weights, so it is refused then (UserError) rather than loaded as if raw.
+    """
+    if not use_ema and weights_lib.is_h5_file(path):
+        raise UserError(
+            f"{path} is a Keras weight file: it holds one set of weights, no raw weights beside their averages "
+            "to choose from (a checkpoint has both)"
+        )
     try:
         if weights_lib.is_h5_file(path):
             with local_copy(path) as local:
                 efficientnet.load_weights(model, local)
         else:
-            efficientnet.load_weights(model, checkpoints.checkpoint_prefix(path))
+            efficientnet.load_weights(model, checkpoints.checkpoint_prefix(path), use_ema=use_ema)
     except (ValueError, OSError, NotImplementedError, tf.errors.OpError) as e:  # OSError: h5py's truncated file
         raise UserError(f"cannot load {path}: {first_line(e)}") from None
 
