@@ -40,7 +40,8 @@ class Flag:
 
 
 def _variant_name(value):
-    """tensorflow/tpu's model names ("efficientnet-b4", "efficientnet-edgetpu-S") -> our variant keys ("b4")."""
+    """tensorflow/tpu's model names ("efficientnet-b4", "efficientnet-edgetpu-S", "efficientnet-x-tpu-b3") -> our
+    variant keys ("b4", "edgetpu-s", "x-tpu-b3")."""
     key = value.strip().lower()
     return key[len("efficientnet-"):] if key.startswith("efficientnet-") else key
 
@@ -54,7 +55,9 @@ _TF1 = "a TF1 Estimator/TPUEstimator setting; tf.distribute and tf.data choose t
 
 FLAGS = (
     # Ours (most keep the original's name).
-    Flag("model", "model.variant", "string", "Variant: b0 ... b7, b8, l2, edgetpu-s/m/l, lite0 ... lite4."),
+    Flag("model", "model.variant", "string",
+         "Variant: b0 ... b7, b8, l2, edgetpu-s/m/l, lite0 ... lite4, condconv-b0-4e/8e/8e-depth, "
+         "x-b0 ... x-b7, h-b5 ... h-b7, x-tpu-b0 ... x-tpu-b7, h-tpu-b5 ... h-tpu-b7, x-gpu-b0 ... x-gpu-b7."),
     Flag("tpu", "runtime.tpu", "string", "Cloud TPU name, grpc://host:port, or 'local' on a TPU VM."),
     Flag("data_dir", "data.data_dir", "string",
          "ImageNet-format TFRecords (train-*-of-*, validation-*-of-*); with neither this nor --dataset: demo data."),

@@ -1,5 +1,5 @@
-"""EfficientNet B0-B7 (and b8, l2, EdgeTPU S/M/L, Lite0-4) for TensorFlow 2 / Keras 3: variants, model builder,
-weight loading (Keras HDF5 files and the original tensorflow/tpu checkpoints).
+"""EfficientNet B0-B7 (and b8, l2, EdgeTPU S/M/L, Lite0-4, CondConv, EfficientNet-X/H) for TensorFlow 2 / Keras 3:
+variants, model builder, weight loading (Keras HDF5 files and the original tensorflow/tpu checkpoints).
 
 The package depends on nothing else in the project (docs/architecture.md): it never imports data/, tpu/, training/ or
 configs/. The scaling table (`VARIANTS`, `get_variant`, ...) imports without TensorFlow, so command-line tools

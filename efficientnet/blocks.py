@@ -549,6 +549,13 @@ class MBConvConfig:
     filters). `fused` selects the fused MBConv of EdgeTPU (`fused_mbconv_block`); `id_skip` False removes the
     residual (tensorflow/tpu "noskip"); `num_experts` > 0 makes the expand, depthwise and project convs CondConv
     layers with that many experts, routed per example from the block's input (`CondConvRouting`).
+
+    `fused_conv` (EfficientNet-X's "f1") replaces the 1x1 expand conv and the depthwise conv with one kxk conv at
+    the block's stride to the expanded width, squeeze-excite kept. `space_to_depth` (the first block of
+    EfficientNet-X's "d1" stage) starts the block with a learned space-to-depth: a 2x2 stride-2 conv from the
+    input's channels to `input_filters` (four times the stage's width), BN and activation; its squeeze-excite
+    width is a quarter of the usual, since the ratio is meant for the width before space-to-depth
+    (tensorflow/tpu efficientnet_model.py lines 190-202, 257-263 and 355-360 at 7dc921f).
     """
 
     input_filters: int
@@ -563,6 +570,8 @@ class MBConvConfig:
     fused: bool = False
     id_skip: bool = True
     num_experts: int = 0
+    fused_conv: bool = False
+    space_to_depth: bool = False
 
     @property
     def expanded_filters(self) -> int:
@@ -570,7 +579,19 @@ class MBConvConfig:
 
     @property
     def has_residual(self) -> bool:
-        return self.id_skip and self.strides == 1 and self.input_filters == self.output_filters
+        # A space-to-depth block halves the map, so its output never meets its input.
+        return (
+            self.id_skip and self.strides == 1 and not self.space_to_depth and self.input_filters == self.output_filters
+        )
+
+    @property
+    def se_filters(self) -> int:
+        """Squeeze-excite width: int(input_filters * se_ratio), a quarter of it after space-to-depth, at least 1
+        (tensorflow/tpu efficientnet_model.py lines 254-263 at 7dc921f); 0 without squeeze-excite."""
+        if not self.se_ratio:
+            return 0
+        reduced = int(self.input_filters * self.se_ratio)
+        return max(1, reduced // 4 if self.space_to_depth else reduced)
 
 
 def batch_norm(name: str, activation: Optional[str], group_size: int) -> BatchNormActivation:
@@ -595,24 +616,35 @@ def mbconv_block(inputs, config: MBConvConfig, prefix: str):
     """Applies one MBConv block to the symbolic tensor `inputs`; layer names start with `prefix` ("block2b_").
 
     expand 1x1 (if expand_ratio != 1) -> depthwise kxk stride s -> SE -> project 1x1 -> residual with
-    stochastic depth when strides == 1 and input == output filters (docs/recipe.md §2).
+    stochastic depth when strides == 1 and input == output filters (docs/recipe.md §2). With `fused_conv` one
+    kxk conv at stride s takes the place of the expand and depthwise convs; with `space_to_depth` a 2x2
+    stride-2 conv, BN and activation come first (see `MBConvConfig`).
     """
     c = config
     if c.kernel_size < 1 or c.strides < 1 or c.expand_ratio < 1:
         raise ValueError(f"{prefix}: kernel_size, strides and expand_ratio must be >= 1, got {c}")
     if c.fused:
         return fused_mbconv_block(inputs, c, prefix)
+    if c.num_experts and (c.fused_conv or c.space_to_depth):
+        raise ValueError(f"{prefix}: fused_conv and space_to_depth blocks have no CondConv variant")
     conv, depthwise = _block_convs(inputs, c, prefix)
     x = inputs
-    if c.expand_ratio != 1:
-        x = conv(c.expanded_filters, 1, 1, prefix + "expand_conv", x)
+    if c.space_to_depth:
+        x = conv2d(c.input_filters, 2, 2, prefix + "space2depth_conv")(x)
+        x = batch_norm(prefix + "space2depth_bn", c.activation, c.batchnorm_group_size)(x)
+    if c.fused_conv:
+        # Named as Keras' EfficientNetV2 fused block names its kxk conv (stride on it, as here).
+        x = conv(c.expanded_filters, c.kernel_size, c.strides, prefix + "expand_conv", x)
         x = batch_norm(prefix + "expand_bn", c.activation, c.batchnorm_group_size)(x)
-    x = depthwise(x)
-    x = batch_norm(prefix + "bn", c.activation, c.batchnorm_group_size)(x)
+    else:
+        if c.expand_ratio != 1:
+            x = conv(c.expanded_filters, 1, 1, prefix + "expand_conv", x)
+            x = batch_norm(prefix + "expand_bn", c.activation, c.batchnorm_group_size)(x)
+        x = depthwise(x)
+        x = batch_norm(prefix + "bn", c.activation, c.batchnorm_group_size)(x)
     if c.se_ratio:
         # SE width counts from the block's input filters, not the expanded ones (docs/recipe.md §2).
-        se_filters = max(1, int(c.input_filters * c.se_ratio))
-        reduced = SqueezeExciteReduce(se_filters, activation=c.activation, name=prefix + "se_reduce")(x)
+        reduced = SqueezeExciteReduce(c.se_filters, activation=c.activation, name=prefix + "se_reduce")(x)
         x = SqueezeExciteExpand(c.expanded_filters, name=prefix + "se_expand")([x, reduced])
     x = conv(c.output_filters, 1, 1, prefix + "project_conv", x)
     x = batch_norm(prefix + "project_bn", None, c.batchnorm_group_size)(x)
@@ -668,6 +700,8 @@ def fused_mbconv_block(inputs, config: MBConvConfig, prefix: str):
         raise ValueError(f"{prefix}: a fused block has no squeeze-excite; got se_ratio={c.se_ratio!r}")
     if c.num_experts:
         raise ValueError(f"{prefix}: a fused block has no CondConv variant; got num_experts={c.num_experts!r}")
+    if c.fused_conv or c.space_to_depth:
+        raise ValueError(f"{prefix}: a fused block has no fused_conv or space_to_depth variant")
     x = inputs
     if c.expand_ratio != 1:
         x = conv2d(c.expanded_filters, c.kernel_size, 1, prefix + "expand_conv")(x)

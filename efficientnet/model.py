@@ -56,7 +56,8 @@ def build_model(
 ) -> keras.Model:
     """Builds an EfficientNet.
 
-    variant: "b0".."b7", "b8", "l2", "edgetpu-s/m/l", "lite0".."lite4" (see `get_variant`) or a `Variant`
+    variant: "b0".."b7", "b8", "l2", "edgetpu-s/m/l", "lite0".."lite4", "condconv-b0-4e", "x-b0", "h-b5",
+      "x-tpu-b3", "x-gpu-b1", ... (see `get_variant`) or a `Variant`
       (e.g. from `custom_variant`).
     num_classes: classifier width; default the variant's (1000; 1001 for EdgeTPU). Ignored when include_top
       is False.
@@ -145,12 +146,18 @@ def build_feature_model(
 def endpoint_table(variant: Union[str, Variant]) -> List[Endpoint]:
     """The variant's endpoints in order, by tensorflow/tpu's rule (efficientnet_model.py, Model.call, lines
     641-678 at 7dc921f): a level `reduction_i` ends at the last block before a stride-2 block, and at the last
-    block; `features` is the last block's output; `head_1x1` the 1x1 head conv after its BN and activation."""
+    block; `features` is the last block's output; `head_1x1` the 1x1 head conv after its BN and activation.
+    When the first block starts with space-to-depth (EfficientNet-X), the stem's output is `reduction_1` and
+    that block ends no level (lines 646-648)."""
     v = get_variant(variant)
     configs = block_configs(v)
     table, stride = [], 2  # the stem conv has stride 2
     for idx, (prefix, config) in enumerate(configs):
-        stride *= config.strides
+        if idx == 0 and config.space_to_depth:
+            table.append(Endpoint("reduction_1", stride, v.stem_width, "stem_bn"))
+        stride *= config.strides * (2 if config.space_to_depth else 1)  # the space-to-depth conv halves too
+        if idx == 0 and config.space_to_depth:
+            continue  # as the original's elif: that block ends no level
         if idx == len(configs) - 1 or configs[idx + 1][1].strides > 1:
             table.append(
                 Endpoint(
@@ -225,7 +232,7 @@ def _trunk(inputs, v: Variant, survival_prob, batchnorm_group_size, head: bool):
     x = blocks.InputNormalization(mean, stddev, name="input_normalization")(inputs)
     x = blocks.conv2d(v.stem_width, 3, 2, "stem_conv")(x)
     x = blocks.batch_norm("stem_bn", v.activation, batchnorm_group_size)(x)
-    by_layer = {}
+    by_layer = {"stem_bn": x}
     for prefix, config in block_configs(v, survival_prob=survival_prob, batchnorm_group_size=batchnorm_group_size):
         x = blocks.mbconv_block(x, config, prefix)
         by_layer[_block_output_layer(prefix, config)] = x
@@ -265,23 +272,38 @@ def block_configs(
     survival_prob = v.survival_prob if survival_prob is None else survival_prob
     scaled = []
     for stage_index, stage in enumerate(v.stages, start=1):
+        # Space-to-depth (tensorflow/tpu efficientnet_model.py lines 553-576 at 7dc921f): a d1 stage (stride 1)
+        # runs at four times its scaled widths with kernels ceil(k/2), its first block starting with the 2x2
+        # stride-2 space-to-depth conv; a d2 stage (stride 2) takes its input already reduced and drops the
+        # stride of its first block. The widths are scaled first and multiplied after, as there.
+        factor = 4 if stage.space_to_depth == 1 else 1
+        kernel_size = (stage.kernel_size + 1) // 2 if factor > 1 else stage.kernel_size
+        first_strides = 1 if stage.space_to_depth == 2 else stage.strides
+        # se_coefficient scales the ratio before it meets the filters: int(filters * (ratio * coefficient)),
+        # efficientnet_model.py lines 254-256.
+        se_ratio = stage.se_ratio * v.se_coefficient if stage.se_ratio else stage.se_ratio
         for j in range(v.stage_repeats(stage_index - 1)):
             first = j == 0
             scaled.append(
                 (
                     f"block{stage_index}{_block_letter(j)}_",
                     blocks.MBConvConfig(
-                        input_filters=v.round_filters(stage.input_filters if first else stage.output_filters),
-                        output_filters=v.round_filters(stage.output_filters),
-                        kernel_size=stage.kernel_size,
-                        strides=stage.strides if first else 1,
+                        input_filters=factor * v.round_filters(stage.input_filters if first else stage.output_filters),
+                        output_filters=factor * v.round_filters(stage.output_filters),
+                        kernel_size=kernel_size,
+                        strides=first_strides if first else 1,
                         expand_ratio=stage.expand_ratio,
-                        se_ratio=stage.se_ratio,
-                        activation=v.activation,
+                        se_ratio=se_ratio,
+                        activation=stage.activation or v.activation,
                         batchnorm_group_size=batchnorm_group_size,
                         fused=stage.fused,
-                        id_skip=stage.id_skip,
+                        # The first block of a d2 stage receives four times its nominal input_filters (the
+                        # space-to-depth stage's output): the original's residual test compares the actual
+                        # channels (efficientnet_model.py lines 387-390) and never adds one there.
+                        id_skip=stage.id_skip and not (first and stage.space_to_depth == 2),
                         num_experts=v.condconv_num_experts if stage.condconv else 0,
+                        fused_conv=stage.fused_conv,
+                        space_to_depth=first and stage.space_to_depth == 1,
                     ),
                 )
             )

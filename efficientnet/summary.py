@@ -3,13 +3,15 @@
     python -m efficientnet.summary            # every variant in VARIANTS (l2 takes a minute and ~2 GB)
     python -m efficientnet.summary --model=b4
     python -m efficientnet.summary --model=edgetpu-s --model=lite0
+    python -m efficientnet.summary --model=x-b0 --model=h-b5   # EfficientNet-X/H (x-tpu-b7, h-tpu-b7 ~200M)
 
 Each variant is built with its default number of classes (1000; 1001 for EdgeTPU), shown in the last column.
 
 Multiply-adds are counted analytically from the built (never run) model's layers: convolutions, depthwise
-convolutions, the squeeze-excite 1x1 convs, the classifier, and for CondConv the routing layer and the mixing
-of each example's kernels from the experts. BatchNorm, activations, pooling and the SE
-multiply are elementwise and not counted, as in the paper's FLOPs column (docs/recipe.md §1).
+convolutions (EfficientNet-X's space-to-depth and fused convs among them), the squeeze-excite 1x1 convs, the
+classifier, and for CondConv the routing layer and the mixing of each example's kernels from the experts.
+BatchNorm, activations, pooling and the SE multiply are elementwise and not counted, as in the paper's FLOPs
+column (docs/recipe.md §1).
 """
 
 from __future__ import annotations

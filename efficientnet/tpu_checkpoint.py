@@ -55,6 +55,14 @@ FIXED_NAMES = {
     "predictions": "head/dense",
 }
 
+# EfficientNet-X's space-to-depth conv and its BN are called in a nested "space2depth" scope, so they count on
+# their own and shift no other name of the block (efficientnet_model.py lines 355-360 at 7dc921f; the names as
+# the original's graph creates them under tf.compat.v1: blocks_0/space2depth/conv2d/kernel, ...).
+_SPACE_TO_DEPTH_NAMES = {
+    "space2depth_conv": "space2depth/conv2d",
+    "space2depth_bn": "space2depth/tpu_batch_normalization",
+}
+
 # Block layer suffix -> name inside blocks_N, per block type (fused?, has expand conv?), in TPU call order.
 BLOCK_NAMES = {
     # MBConvBlock, expand_ratio != 1: expand conv, bn0, depthwise, bn1, [se], project conv, bn2.
@@ -67,9 +75,11 @@ BLOCK_NAMES = {
         "se_expand": "se/conv2d_1",
         "project_conv": "conv2d_1",
         "project_bn": "tpu_batch_normalization_2",
+        **_SPACE_TO_DEPTH_NAMES,
     },
     # MBConvBlock, expand_ratio == 1: no expand conv is called, so every later name shifts down by one.
     (False, False): {
+        **_SPACE_TO_DEPTH_NAMES,
         "dwconv": "depthwise_conv2d",
         "bn": "tpu_batch_normalization",
         "se_reduce": "se/conv2d",
@@ -77,10 +87,14 @@ BLOCK_NAMES = {
         "project_conv": "conv2d",
         "project_bn": "tpu_batch_normalization_1",
     },
-    # MBConvBlockWithoutDepthwise (EdgeTPU fused): kxk expand conv, bn0, 1x1 strided project conv, bn1.
+    # MBConvBlockWithoutDepthwise (EdgeTPU fused): kxk expand conv, bn0, 1x1 strided project conv, bn1. An
+    # EfficientNet-X "f1" block (MBConvBlock with fused_conv) calls the same convs and BNs in the same order,
+    # kxk conv, bn1, [se], project conv, bn2, so it takes the same names, plus its SE convs.
     (True, True): {
         "expand_conv": "conv2d",
         "expand_bn": "tpu_batch_normalization",
+        "se_reduce": "se/conv2d",
+        "se_expand": "se/conv2d_1",
         "project_conv": "conv2d_1",
         "project_bn": "tpu_batch_normalization_1",
     },

@@ -9,6 +9,10 @@ EdgeTPU S/M/L and Lite0-4 (docs/recipe.md §1) are further rows of the same tabl
 (`EDGETPU_STAGES`, `LITE_STAGES`) and the fields that B0-B7 leave at their defaults (activation, no SE, fused
 MBConv, unscaled stem/head, inception-style mean/std, 1001 classes). Their numbers come from tensorflow/tpu
 models/official/efficientnet/edgetpu/efficientnet_edgetpu_builder.py and lite/efficientnet_lite_builder.py.
+
+EfficientNet-X/H (x-b0..b7, h-b5..b7, x-tpu-*, h-tpu-*, x-gpu-*) are rows too: B0's stage table with the block
+options of tensorflow/tpu models/official/efficientnet/tpu/efficientnet_x_builder.py (space-to-depth, fused
+convs that keep squeeze-excite, a per-stage activation), ReLU elsewhere, and a per-variant `se_coefficient`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ IMAGENET_STDDEV_RGB = (0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0)
 INCEPTION_MEAN_RGB = (127.0, 127.0, 127.0)
 INCEPTION_STDDEV_RGB = (128.0, 128.0, 128.0)
 
-# Activations the builder knows by name: swish for B0-B7, relu for EdgeTPU, relu6 for Lite.
+# Activations the builder knows by name: swish for B0-B7, relu for EdgeTPU and EfficientNet-X, relu6 for Lite.
 ACTIVATIONS = ("swish", "relu", "relu6")
 
 # Image resize kernels of the input pipeline (both with tf.compat.v1 semantics, data/preprocessing.py).
@@ -47,6 +51,17 @@ class StageSpec:
     declared input_filters differ from the stem's width). `condconv` marks a stage whose expand, depthwise and
     project convs are conditionally parameterized (tensorflow/tpu's "_cc" block option; the variant's
     `condconv_num_experts` says how many experts).
+
+    EfficientNet-X's block options (tensorflow/tpu efficientnet_builder.py BlockDecoder, lines 84-88 at 7dc921f):
+    `fused_conv` is the original's "f1": inside an ordinary MBConv block one kxk conv at the block's stride
+    replaces the 1x1 expand conv and the kxk depthwise conv, and squeeze-excite stays (efficientnet_model.py
+    lines 214-222 and 362-365); it is not `fused` (the original's "c1", EdgeTPU's block without depthwise conv
+    or squeeze-excite). `space_to_depth` is the original's "d": 1 on a stride-1 first stage makes its first
+    block start with a learned space-to-depth, a 2x2 stride-2 conv to four times the stage's input width, and
+    the whole stage runs at four times its widths with kernels ceil(k/2); 2 on the stride-2 stage after it
+    drops that stage's stride, which the space-to-depth already took (efficientnet_model.py lines 553-576).
+    `activation` is the original's "a" (a0 relu, a1 swish, efficientnet_builder.py lines 87-88); None means
+    the variant's.
     """
 
     kernel_size: int
@@ -59,8 +74,28 @@ class StageSpec:
     fused: bool = False
     id_skip: bool = True
     condconv: bool = False
+    fused_conv: bool = False
+    space_to_depth: int = 0
+    activation: Optional[str] = None
 
     def __post_init__(self):
+        if self.activation is not None and self.activation not in ACTIVATIONS:
+            raise ValueError(f"stage activation must be None or one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.fused_conv and (self.fused or self.condconv):
+            # No published variant combines the "f1" option with "c1" or "_cc"; the builder has no such block.
+            raise ValueError("a fused_conv stage cannot also be fused or condconv: no such block is built")
+        if self.space_to_depth not in (0, 1, 2):
+            raise ValueError(f"space_to_depth must be 0, 1 or 2 (the original's d0/d1/d2), got {self.space_to_depth!r}")
+        if self.space_to_depth and (self.fused or self.condconv):
+            raise ValueError("a space_to_depth stage cannot be fused or condconv: no such block is built")
+        # The original's Model._build has branches for d1 on a stride-2 stage and d2 on a stride-1 one
+        # (efficientnet_model.py lines 556-576 at 7dc921f) that no published variant uses; only EfficientNet-X's
+        # two (d1 on its stride-1 first stage, d2 on the stride-2 stage after it) are built here.
+        if self.space_to_depth and self.strides != self.space_to_depth:  # d1 needs stride 1, d2 stride 2
+            raise ValueError(
+                f"space_to_depth={self.space_to_depth} is built on a stride-{self.space_to_depth} stage only "
+                f"(as in EfficientNet-X), got strides={self.strides}"
+            )
         if self.fused and self.condconv:
             # tensorflow/tpu's fused block (MBConvBlockWithoutDepthwise) builds plain tf.layers.Conv2D and
             # ignores the "_cc" option; no published variant combines the two.
@@ -137,6 +172,29 @@ CONDCONV_STAGES: Tuple[StageSpec, ...] = B0_STAGES[:4] + tuple(
 )
 
 
+# EfficientNet-X (version 1) and EfficientNet-H (version 2, the "-h-" names): tensorflow/tpu
+# models/official/efficientnet/tpu/efficientnet_x_builder.py lines 81-100 at 7dc921f, version 1:
+# 'r1_k3_s11_e1_i32_o16_se0.25_d1_a0', 'r2_k3_s22_e6_i16_o24_se0.25_f1_d2_a1', 'r2_k5_s22_e6_i24_o40_se0.25_f1_a1',
+# 'r3_k3_s22_e6_i40_o80_se0.25_a0', 'r3_k5_s11_e6_i80_o112_se0.25_a0', 'r4_k5_s22_e6_i112_o192_se0.25_a0',
+# 'r1_k3_s11_e6_i192_o320_se0.25_a0'; version 2 expands by 4 instead of 6 in the second to fourth stages.
+# Kernels, strides, widths and repeats are B0's.
+_X_OPTIONS = (
+    dict(space_to_depth=1, activation="relu"),
+    dict(fused_conv=True, space_to_depth=2, activation="swish"),
+    dict(fused_conv=True, activation="swish"),
+    dict(activation="relu"),
+    dict(activation="relu"),
+    dict(activation="relu"),
+    dict(activation="relu"),
+)
+X_STAGES: Tuple[StageSpec, ...] = tuple(
+    dataclasses.replace(stage, **options) for stage, options in zip(B0_STAGES, _X_OPTIONS)
+)
+H_STAGES: Tuple[StageSpec, ...] = tuple(
+    dataclasses.replace(stage, expand_ratio=4) if index in (1, 2, 3) else stage for index, stage in enumerate(X_STAGES)
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """One row of the scaling table plus the architecture-wide settings that a variant may change.
@@ -158,6 +216,8 @@ class Variant:
       num_classes: default classifier width (1001 for EdgeTPU: class 0 is "background").
       condconv_num_experts: experts of every CondConv layer (stages with `condconv`); None for variants
         without CondConv stages.
+      se_coefficient: multiplies every stage's se_ratio (EfficientNet-X: 4 for b0, 2 for b1, 1 above, so
+        B0-sized X models squeeze less), as tensorflow/tpu efficientnet_model.py lines 254-256 at 7dc921f.
       resize_method: the input pipeline's resize kernel, one of RESIZE_METHODS: "bicubic" for B0-B7/B8/L2,
         "bilinear" for EdgeTPU and Lite (tensorflow/tpu models/official/efficientnet/main.py picks
         ResizeMethod.BILINEAR for "efficientnet-lite*" and "efficientnet-edgetpu*" names, "for easier
@@ -181,9 +241,11 @@ class Variant:
     num_classes: int = 1000
     resize_method: str = "bicubic"
     condconv_num_experts: Optional[int] = None
+    se_coefficient: float = 1
 
     def __post_init__(self):
         _check_positive("width_coefficient", self.width_coefficient)
+        _check_positive("se_coefficient", self.se_coefficient)
         _check_positive("depth_coefficient", self.depth_coefficient)
         if not isinstance(self.resolution, int) or isinstance(self.resolution, bool) or self.resolution <= 0:
             raise ValueError(f"resolution must be a positive int, got {self.resolution!r}")
@@ -199,6 +261,15 @@ class Variant:
             raise ValueError(f"resize_method must be one of {RESIZE_METHODS}, got {self.resize_method!r}")
         if not self.stages:
             raise ValueError(f"variant {self.name!r} has no stages")
+        for index, stage in enumerate(self.stages):
+            # The original's stem becomes the first endpoint when the first block has space-to-depth
+            # (efficientnet_model.py lines 646-648 at 7dc921f): d1 belongs to the first stage, d2 right after it.
+            if stage.space_to_depth == 1 and index != 0:
+                raise ValueError(f"variant {self.name!r}: space_to_depth=1 is built on the first stage only")
+            if stage.space_to_depth == 2 and (index == 0 or self.stages[index - 1].space_to_depth != 1):
+                raise ValueError(
+                    f"variant {self.name!r}: a space_to_depth=2 stage must follow the space_to_depth=1 stage"
+                )
         experts = self.condconv_num_experts
         if any(stage.condconv for stage in self.stages) and (
             isinstance(experts, bool) or not isinstance(experts, int) or experts < 1
@@ -304,6 +375,23 @@ def _condconv(name, width, depth, resolution, dropout, experts) -> Variant:
     )
 
 
+def _x(name, width, depth, resolution, dropout, se_coefficient) -> Variant:
+    """An EfficientNet-X/H row: version 2 block strings for the "h-" names (efficientnet_x_builder.py lines
+    125-130 at 7dc921f), ReLU as the global activation with the stages' own (lines 115, 82-100), ImageNet
+    mean/std (lines 31-32), momentum 0.99 / epsilon 1e-3 and 1000 classes (lines 104-110) as B0, bicubic
+    resizing (main.py picks bilinear only for Lite and EdgeTPU names)."""
+    return Variant(
+        name=name,
+        width_coefficient=width,
+        depth_coefficient=depth,
+        resolution=resolution,
+        dropout_rate=dropout,
+        stages=H_STAGES if name.startswith("h-") else X_STAGES,
+        activation="relu",
+        se_coefficient=se_coefficient,
+    )
+
+
 # The scaling table (docs/recipe.md §1). l2 is also used at 475; 800 is its native size. EdgeTPU and Lite rows:
 # (width, depth, resolution, dropout) from efficientnet_edgetpu_params / efficientnet_lite_params of
 # tensorflow/tpu; Lite4 keeps dropout 0.3 (not b4's 0.4) and Lite3 runs at 280 (not b3's 300).
@@ -332,12 +420,43 @@ VARIANTS: Mapping[str, Variant] = {
         _condconv("condconv-b0-4e", 1.0, 1.0, 224, 0.25, 4),
         _condconv("condconv-b0-8e", 1.0, 1.0, 224, 0.25, 8),
         _condconv("condconv-b0-8e-depth", 1.0, 1.1, 224, 0.25, 8),
+        # (width, depth, resolution, dropout, se_coefficient) from efficientnet_x_params (tensorflow/tpu
+        # models/official/efficientnet/tpu/efficientnet_x_builder.py lines 37-70 at 7dc921f). The original's
+        # get_model_input_size has no branch for "efficientnet-h-*" names (model_builder_factory.py lines
+        # 44-64: they fall through to efficientnet_builder's table and fail), so its main.py needs
+        # --input_image_size for them; here the table's resolution is their default as for every row.
+        _x("x-b0", 1.0, 1.0, 224, 0.2, 4),
+        _x("x-b1", 1.0, 1.1, 240, 0.2, 2),
+        _x("x-b2", 1.1, 1.2, 260, 0.3, 1),
+        _x("x-b3", 1.2, 1.4, 300, 0.3, 1),
+        _x("x-b4", 1.4, 1.8, 380, 0.4, 1),
+        _x("x-b5", 1.6, 2.2, 456, 0.4, 1),
+        _x("x-b6", 1.8, 2.6, 528, 0.5, 1),
+        _x("x-b7", 2.0, 3.1, 600, 0.5, 1),
+        _x("h-b5", 1.92, 2.2, 456, 0.4, 1),
+        _x("h-b6", 2.16, 2.6, 528, 0.5, 1),
+        _x("h-b7", 2.4, 3.1, 600, 0.5, 1),
+        _x("x-tpu-b0", 1.0, 1.0, 224, 0.2, 4),
+        _x("x-tpu-b1", 1.05, 1.09, 229, 0.2, 2),
+        _x("x-tpu-b2", 1.13, 1.29, 244, 0.3, 1),
+        _x("x-tpu-b3", 1.27, 1.62, 263, 0.3, 1),
+        _x("x-tpu-b4", 1.54, 2.38, 299, 0.4, 1),
+        _x("x-tpu-b5", 1.96, 2.76, 332, 0.4, 1),
+        _x("x-tpu-b6", 2.75, 3.01, 328, 0.5, 1),
+        _x("x-tpu-b7", 3.26, 3.44, 350, 0.5, 1),
+        _x("h-tpu-b5", 2.3, 2.76, 332, 0.4, 1),
+        _x("h-tpu-b6", 3.0, 3.01, 328, 0.5, 1),
+        _x("h-tpu-b7", 3.6, 3.44, 350, 0.5, 1),
+        _x("x-gpu-b0", 1.0, 1.0, 224, 0.2, 4),
+        _x("x-gpu-b1", 1.05, 1.09, 229, 0.2, 2),
+        _x("x-gpu-b2", 1.13, 1.24, 237, 0.3, 1),
+        _x("x-gpu-b3", 1.31, 1.63, 255, 0.3, 1),
+        _x("x-gpu-b4", 1.63, 2.4, 282, 0.4, 1),
+        _x("x-gpu-b5", 1.94, 3.29, 306, 0.4, 1),
+        _x("x-gpu-b6", 2.25, 4.28, 328, 0.5, 1),
+        _x("x-gpu-b7", 2.58, 5.46, 350, 0.5, 1),
     )
 }
-
-
-# Name prefixes of the original's families this project does not build (after "efficientnet-").
-_ABSENT_FAMILIES = ("x-", "h-")
 
 
 def _table_key(name: str) -> str:
@@ -345,30 +464,16 @@ def _table_key(name: str) -> str:
     return key[len("efficientnet-") :] if key.startswith("efficientnet-") else key
 
 
-def not_built_reason(name: str) -> Optional[str]:
-    """Why `name` names one of the original's models that this project does not build, or None."""
-    key = _table_key(name)
-    if key in VARIANTS or not key.startswith(_ABSENT_FAMILIES):
-        return None
-    return (
-        f"EfficientNet-X/H ({name!r}, tensorflow/tpu models/official/efficientnet/tpu/efficientnet_x_builder.py) "
-        "is not implemented here: "
-        "its space-to-depth and fused-with-squeeze-excite blocks have no builder yet"
-    )
-
-
 def get_variant(name_or_variant: Union[str, Variant]) -> Variant:
     """Returns the Variant for "b0".."b7", "b8", "l2", "edgetpu-s/m/l", "lite0".."lite4", "condconv-b0-4e",
-    "condconv-b0-8e", "condconv-b0-8e-depth" (also with the tensorflow/tpu prefix, e.g. "efficientnet-b0",
-    "efficientnet-edgetpu-S"; any case), or a Variant as is."""
+    "condconv-b0-8e", "condconv-b0-8e-depth", "x-b0".."x-b7", "h-b5".."h-b7", "x-tpu-b0".."x-tpu-b7",
+    "h-tpu-b5".."h-tpu-b7", "x-gpu-b0".."x-gpu-b7" (also with the tensorflow/tpu prefix, e.g. "efficientnet-b0",
+    "efficientnet-edgetpu-S", "efficientnet-x-tpu-b3"; any case), or a Variant as is."""
     if isinstance(name_or_variant, Variant):
         return name_or_variant
     if not isinstance(name_or_variant, str):
         raise ValueError(f"variant must be a name or a Variant, got {type(name_or_variant).__name__}")
     key = _table_key(name_or_variant)
-    reason = not_built_reason(name_or_variant)
-    if reason:
-        raise ValueError(reason)
     if key not in VARIANTS:
         raise ValueError(f"unknown EfficientNet variant {name_or_variant!r}; valid: {', '.join(VARIANTS)}")
     return VARIANTS[key]

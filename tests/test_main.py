@@ -1,14 +1,15 @@
 """main.py as users run it: every user mistake is one line on stderr and exit status 2.
 
 The flag and config mistakes are caught before TensorFlow loads, so those processes take about a second; the
-data/TPU/model_dir cases load TensorFlow and take a few seconds each (they run concurrently).
+data/TPU/model_dir cases load TensorFlow and take a few seconds each (they run concurrently). The original's model
+names of every family resolve (EfficientNet-X/H here, parsed as main.py parses them).
 """
 
 import os
 
 import pytest
 
-from tests.conftest import run_concurrently
+from tests.conftest import resolve_command_line, run_concurrently
 
 CASES = [
     (["--model=b9"], "error: unknown model 'b9'; choose one of b0"),
@@ -18,12 +19,7 @@ CASES = [
     (["--config.train.nope=1"], "error: unknown config field --config.train.nope; did you mean"),
     (["--config.trian.steps=1"], "error: unknown config field --config.trian.steps; did you mean --config.train.steps"),
     (["--model_name=efficientnet-b9"], "error: unknown model 'b9'"),
-    (
-        ["--model_name=efficientnet-x-b0"],
-        "error: EfficientNet-X/H ('x-b0', tensorflow/tpu "
-        "models/official/efficientnet/tpu/efficientnet_x_builder.py) "
-        "is not implemented here",
-    ),
+    (["--model_name=efficientnet-x-b8"], "error: unknown model 'x-b8'; choose one of b0"),
     (["--mixup_alpha=-0.2"], "error: mixup_alpha must be a finite number >= 0, got -0.2"),
     (["--model=b0", "--model_name=efficientnet-b4"], "error: --model=b0 and --model_name=b4 set the same thing"),
     (["--flagfile=/nonexistent/flags"], "Unable to open flagfile"),
@@ -65,3 +61,20 @@ def test_user_mistakes_are_one_line_and_exit_2(cases, tmp_path):
 def test_flag_mistakes_print_exactly_one_line_before_tensorflow_loads(tmp_path):
     for (args, _), (_, _, stderr) in zip(CASES, _run_all(CASES, tmp_path)):
         assert len(stderr.strip().splitlines()) == 1, (args, stderr)
+
+
+@pytest.mark.parametrize(
+    "args, variant",
+    [
+        (["--model_name=efficientnet-x-b0"], "x-b0"),
+        (["--model_name=efficientnet-x-tpu-b3"], "x-tpu-b3"),
+        (["--model_name=efficientnet-h-b5"], "h-b5"),
+        (["--model_name=EfficientNet-X-GPU-B1"], "x-gpu-b1"),
+        (["--model=h-tpu-b7"], "h-tpu-b7"),
+    ],
+)
+def test_efficientnet_x_and_h_names_are_accepted(args, variant):
+    """The original's spellings of EfficientNet-X/H resolve to their rows and pass the config's validation,
+    parsed as main.py parses them (no TensorFlow run)."""
+    config, _, _ = resolve_command_line(args)
+    assert config["model"]["variant"] == variant

@@ -70,10 +70,6 @@ def check_tflite_counts(config):
 def validate_config(config):
     """Raises UserError for the first bad value found; returns nothing when the config is usable."""
     _require(
-        efficientnet.variants.not_built_reason(config.model.variant) is None,
-        efficientnet.variants.not_built_reason(config.model.variant),
-    )
-    _require(
         config.model.variant in efficientnet.VARIANTS,
         f"unknown model {config.model.variant!r}; choose one of {', '.join(efficientnet.VARIANTS)}",
     )

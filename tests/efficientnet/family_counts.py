@@ -1,6 +1,7 @@
 """An independent parameter count of the EfficientNet families from tensorflow/tpu's block strings and scaling
-rules (docs/recipe.md §2, fix_head_stem for Lite): the oracle of tests/efficientnet/test_family.py and
-test_condconv.py, written without the project's builder."""
+rules (docs/recipe.md §2, fix_head_stem for Lite; for EfficientNet-X/H the rules of the original's Model._build
+and MBConvBlock): the oracle of tests/efficientnet/test_family.py, test_condconv.py and test_effx.py, written
+without the project's builder."""
 
 import math
 import re
@@ -53,6 +54,9 @@ def decode_block(block_string):
         out=int(fields["o"]),
         se=float(fields.get("se", 0)),
         fused=fields.get("c") == "1",
+        fused_conv=fields.get("f") == "1",
+        space2depth=int(fields.get("d", 0)),
+        activation={"0": "relu", "1": "swish"}.get(fields.get("a"), None),
     )
 
 
@@ -92,3 +96,124 @@ def analytic_params(name, num_classes=1000):
             )
             cin = out
     return total + cin * head + 2 * head + head * num_classes + num_classes
+
+
+# EfficientNet-X/H: tensorflow/tpu models/official/efficientnet/tpu/efficientnet_x_builder.py at 7dc921f, block
+# strings of version 1 (lines 82-90) and version 2 (lines 92-100, names with "-h-", lines 125-130).
+X_V1_BLOCKS = [
+    "r1_k3_s11_e1_i32_o16_se0.25_d1_a0",
+    "r2_k3_s22_e6_i16_o24_se0.25_f1_d2_a1",
+    "r2_k5_s22_e6_i24_o40_se0.25_f1_a1",
+    "r3_k3_s22_e6_i40_o80_se0.25_a0",
+    "r3_k5_s11_e6_i80_o112_se0.25_a0",
+    "r4_k5_s22_e6_i112_o192_se0.25_a0",
+    "r1_k3_s11_e6_i192_o320_se0.25_a0",
+]
+X_V2_BLOCKS = [
+    "r1_k3_s11_e1_i32_o16_se0.25_d1_a0",
+    "r2_k3_s22_e4_i16_o24_se0.25_f1_d2_a1",
+    "r2_k5_s22_e4_i24_o40_se0.25_f1_a1",
+    "r3_k3_s22_e4_i40_o80_se0.25_a0",
+    "r3_k5_s11_e6_i80_o112_se0.25_a0",
+    "r4_k5_s22_e6_i112_o192_se0.25_a0",
+    "r1_k3_s11_e6_i192_o320_se0.25_a0",
+]
+# The original's model name: (width, depth, resolution, dropout, se_coefficient), efficientnet_x_params (lines
+# 37-70).
+X_FAMILY = {
+    "efficientnet-x-b0": (1.0, 1.0, 224, 0.2, 4),
+    "efficientnet-x-b1": (1.0, 1.1, 240, 0.2, 2),
+    "efficientnet-x-b2": (1.1, 1.2, 260, 0.3, 1),
+    "efficientnet-x-b3": (1.2, 1.4, 300, 0.3, 1),
+    "efficientnet-x-b4": (1.4, 1.8, 380, 0.4, 1),
+    "efficientnet-x-b5": (1.6, 2.2, 456, 0.4, 1),
+    "efficientnet-x-b6": (1.8, 2.6, 528, 0.5, 1),
+    "efficientnet-x-b7": (2.0, 3.1, 600, 0.5, 1),
+    "efficientnet-h-b5": (1.92, 2.2, 456, 0.4, 1),
+    "efficientnet-h-b6": (2.16, 2.6, 528, 0.5, 1),
+    "efficientnet-h-b7": (2.4, 3.1, 600, 0.5, 1),
+    "efficientnet-x-tpu-b0": (1.0, 1.0, 224, 0.2, 4),
+    "efficientnet-x-tpu-b1": (1.05, 1.09, 229, 0.2, 2),
+    "efficientnet-x-tpu-b2": (1.13, 1.29, 244, 0.3, 1),
+    "efficientnet-x-tpu-b3": (1.27, 1.62, 263, 0.3, 1),
+    "efficientnet-x-tpu-b4": (1.54, 2.38, 299, 0.4, 1),
+    "efficientnet-x-tpu-b5": (1.96, 2.76, 332, 0.4, 1),
+    "efficientnet-x-tpu-b6": (2.75, 3.01, 328, 0.5, 1),
+    "efficientnet-x-tpu-b7": (3.26, 3.44, 350, 0.5, 1),
+    "efficientnet-h-tpu-b5": (2.3, 2.76, 332, 0.4, 1),
+    "efficientnet-h-tpu-b6": (3, 3.01, 328, 0.5, 1),
+    "efficientnet-h-tpu-b7": (3.6, 3.44, 350, 0.5, 1),
+    "efficientnet-x-gpu-b0": (1.0, 1.0, 224, 0.2, 4),
+    "efficientnet-x-gpu-b1": (1.05, 1.09, 229, 0.2, 2),
+    "efficientnet-x-gpu-b2": (1.13, 1.24, 237, 0.3, 1),
+    "efficientnet-x-gpu-b3": (1.31, 1.63, 255, 0.3, 1),
+    "efficientnet-x-gpu-b4": (1.63, 2.4, 282, 0.4, 1),
+    "efficientnet-x-gpu-b5": (1.94, 3.29, 306, 0.4, 1),
+    "efficientnet-x-gpu-b6": (2.25, 4.28, 328, 0.5, 1),
+    "efficientnet-x-gpu-b7": (2.58, 5.46, 350, 0.5, 1),
+}
+
+
+def x_blocks(model_name):
+    """The blocks the original builds for an EfficientNet-X/H name, each a dict: `cin` (the channels that
+    actually arrive), `inp` / `out` / `kernel` / `stride` / `space2depth` after Model._build's rewriting
+    (efficientnet_model.py lines 532-583 at 7dc921f), `expand`, `fused_conv`, `activation` ("relu" for a0,
+    "swish" for a1, the global relu otherwise), `se` (the squeeze-excite width of MBConvBlock._build, lines
+    253-263) and `residual` (MBConvBlock.call's test on the strides and the actual channels, lines 387-390)."""
+    width, depth, _, _, se_coefficient = X_FAMILY[model_name]
+    strings = X_V2_BLOCKS if "-h-" in model_name else X_V1_BLOCKS
+    built, cin = [], _round_filters(32, width)
+    for b in map(decode_block, strings):
+        inp, out = _round_filters(b["inp"], width), _round_filters(b["out"], width)
+        args = dict(b, inp=inp, out=out, repeats=math.ceil(depth * b["repeats"]))
+        if b["space2depth"]:
+            factor = 4 // (b["stride"] * b["stride"])
+            args.update(inp=inp * factor, out=out * factor)
+            if factor > 1:
+                args["kernel"] = (b["kernel"] + 1) // 2
+            if b["stride"] == 2:
+                stage = [dict(args, stride=1)]
+                args = dict(args, stride=1, space2depth=0, inp=inp, out=out, kernel=b["kernel"])
+            elif b["space2depth"] == 1:
+                stage = [dict(args)]
+                args["space2depth"] = 2
+            else:
+                stage = [dict(args)]
+        else:
+            stage = [dict(args)]
+        stage += [dict(args, inp=args["out"], stride=1) for _ in range(args["repeats"] - 1)]
+        for block in stage:
+            reduced = int(block["inp"] * (block["se"] * se_coefficient))
+            block["se"] = max(1, reduced // 4 if block["space2depth"] == 1 else reduced)
+            block["activation"] = block["activation"] or "relu"
+            block["cin"] = cin
+            block["residual"] = block["stride"] == 1 and cin == block["out"]
+            cin = block["out"]
+        built += stage
+    return built
+
+
+def x_analytic_params(model_name, num_classes=1000):
+    """Independent trainable-parameter count of an EfficientNet-X/H name: conv kernels (no bias), BatchNorm
+    gamma and beta, squeeze-excite convs with bias, the classifier with bias."""
+    width = X_FAMILY[model_name][0]
+    stem, head = _round_filters(32, width), _round_filters(1280, width)
+    total = 3 * 3 * 3 * stem + 2 * stem
+    for b in x_blocks(model_name):
+        channels = b["cin"]
+        if b["space2depth"] == 1:  # the 2x2 stride-2 conv to the block's input filters, then BN
+            total += 2 * 2 * channels * b["inp"] + 2 * b["inp"]
+            channels = b["inp"]
+        filters = b["inp"] * b["expand"]
+        if b["fused_conv"]:
+            total += b["kernel"] ** 2 * channels * filters + 2 * filters
+            channels = filters
+        else:
+            if b["expand"] != 1:
+                total += channels * filters + 2 * filters
+                channels = filters
+            total += b["kernel"] ** 2 * channels + 2 * channels
+        total += channels * b["se"] + b["se"] + b["se"] * filters + filters
+        total += channels * b["out"] + 2 * b["out"]
+    last = x_blocks(model_name)[-1]["out"]
+    return total + last * head + 2 * head + head * num_classes + num_classes

@@ -3,9 +3,11 @@
 Independent of efficientnet.tpu_checkpoint's tables: the names are not spelled out here but produced by TF1's
 own mechanism, as tensorflow/tpu's model produced them. Our model's layers are walked in call order (a block's
 layers are created in the order the TPU block calls them: expand conv, BN, depthwise, BN, SE reduce, SE expand,
-project conv, BN; a fused block: expand conv, BN, project conv, BN); each opens, like a tf.layers layer on its
-first call, `variable_scope(None, default_name=<layer class base name>)` inside "stem", "blocks_<N>" (+ "se" for
-the SE convs) or "head", under the model scope, and TF1 uniquifies the default names (conv2d, conv2d_1, ...).
+project conv, BN; a fused block: expand conv, BN, project conv, BN; EfficientNet-X's space-to-depth conv and BN
+come first); each opens, like a tf.layers layer on its first call, `variable_scope(None, default_name=<layer
+class base name>)` inside "stem", "blocks_<N>" (+ "se" for the SE convs, + "space2depth" for the space-to-depth
+conv and its BN, as efficientnet_model.py MBConvBlock.call opens them) or "head", under the model scope, and TF1
+uniquifies the default names (conv2d, conv2d_1, ...).
 Shadow and slot suffixes are read from tf.compat.v1.train.ExponentialMovingAverage and RMSPropOptimizer. The
 files are written by the SaveV2 op (what tf.compat.v1.train.Saver runs) and the state file by
 tf.compat.v1.train.update_checkpoint_state: building the whole TF1 graph took ~15 s a checkpoint on 2 cores.
@@ -25,18 +27,20 @@ _BLOCK = re.compile(r"^(block\d+[a-z]+)_")
 
 
 def _tf1_kind(layer):
-    """(tf.layers base name, [(variable leaf, attribute)], inside the 'se' scope?) of one of our layers."""
+    """(tf.layers base name, [(variable leaf, attribute)], the nested scope it is called in or None) of one of
+    our layers."""
+    inner = "space2depth" if "_space2depth_" in layer.name else None
     if isinstance(layer, keras.layers.BatchNormalization):
         leaves = ["gamma", "beta", "moving_mean", "moving_variance"]
-        return "tpu_batch_normalization", [(leaf, leaf) for leaf in leaves], False
+        return "tpu_batch_normalization", [(leaf, leaf) for leaf in leaves], inner
     if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return "depthwise_conv2d", [("depthwise_kernel", "kernel")], False
+        return "depthwise_conv2d", [("depthwise_kernel", "kernel")], inner
     if isinstance(layer, keras.layers.Conv2D):
-        return "conv2d", [("kernel", "kernel")], False
+        return "conv2d", [("kernel", "kernel")], inner
     if isinstance(layer, (blocks.SqueezeExciteReduce, blocks.SqueezeExciteExpand)):
-        return "conv2d", [("kernel", "kernel"), ("bias", "bias")], True
+        return "conv2d", [("kernel", "kernel"), ("bias", "bias")], "se"
     if isinstance(layer, keras.layers.Dense):
-        return "dense", [("kernel", "kernel"), ("bias", "bias")], False
+        return "dense", [("kernel", "kernel"), ("bias", "bias")], inner
     raise AssertionError(f"no TF1 counterpart for {layer.name}")
 
 
@@ -75,8 +79,8 @@ def _tf1_names(model, scope):
     with tf.Graph().as_default(), tf.compat.v1.variable_scope(scope):
         for outer, group in itertools.groupby(weighted, key=lambda layer: _outer_scope(layer.name, state)):
             with tf.compat.v1.variable_scope(outer):
-                for in_se, run in itertools.groupby(group, key=lambda layer: _tf1_kind(layer)[2]):
-                    with tf.compat.v1.variable_scope("se") if in_se else contextlib.nullcontext():
+                for inner, run in itertools.groupby(group, key=lambda layer: _tf1_kind(layer)[2]):
+                    with tf.compat.v1.variable_scope(inner) if inner else contextlib.nullcontext():
                         for layer in run:
                             base, leaves, _ = _tf1_kind(layer)
                             with tf.compat.v1.variable_scope(None, default_name=base) as layer_scope:

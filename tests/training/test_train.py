@@ -211,3 +211,21 @@ def test_a_condconv_run_trains_evaluates_and_exports_a_model_that_serves_any_bat
     one = loaded.signatures["serving_default"](image_bytes=tf.constant(jpegs[1:2]))["probabilities"].numpy()
     assert three.shape == (3, 8) and np.allclose(three.sum(axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(one[0], three[1], atol=1e-5)  # per-example routing: no mixing across the batch
+
+
+def test_an_efficientnet_x_run_trains_evaluates_and_exports(tmp_path, demo_cache):
+    """The whole path with the tiny config's width and depth on the x-b0 row (space-to-depth, fused convs with
+    squeeze-excite, ReLU and swish stages): the trainer, minival, the archive and the SavedModel, whose serving
+    signature gives the archived network's probabilities."""
+    config = tiny_config(tmp_path / "run", demo_cache, **{"model.variant": "x-b0"})
+    summary = run.run(config)
+    assert "top_1" in summary["final_eval"]
+    loaded = tf.saved_model.load(summary["export_dir"])
+    jpegs = _validation_jpegs(demo_cache, 3)
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant(jpegs))["probabilities"].numpy()
+    images = np.stack([preprocessing.preprocess_for_eval(j, 32).numpy() for j in jpegs])
+    model = scoring.inference_model(
+        plan_of(config).network.inference(8), checkpoints.archived_prefix(config.runtime.model_dir)
+    )
+    assert model.get_layer("block1a_space2depth_conv") is not None
+    np.testing.assert_allclose(served, tf.nn.softmax(model(images, training=False)).numpy(), atol=1e-5)
