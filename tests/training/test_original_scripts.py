@@ -190,7 +190,6 @@ def test_refusals_are_one_line(tiny_run, image, tmp_path):
         (["--advprop_preprocessing"], "not implemented"),
         (["--runmode=train"], "must specify runmode: examples or imagenet"),
         (["--runmode=imagenet"], "needs --imagenet_eval_glob"),
-        (["--model_name=efficientnet-x-b0"], "EfficientNet-X/H .* is not implemented here"),
         (["--model_name=efficientnet-b9"], "unknown --model_name .*efficientnet-b0, efficientnet-b1"),
     ):
         with pytest.raises(UserError, match=message) as error:

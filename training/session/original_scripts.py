@@ -49,9 +49,6 @@ ADVPROP_REFUSED = (
 def _variant(model_name):
     """Our variant key of an original model name ("efficientnet-b4" -> "b4", configs/cli.py), checked."""
     variant = cli.BY_NAME["model_name"].convert(model_name or "")
-    reason = efficientnet.variants.not_built_reason(variant)
-    if reason:
-        raise UserError(reason)
     if variant not in efficientnet.VARIANTS:
         known = ", ".join(f"efficientnet-{name}" for name in efficientnet.VARIANTS)
         raise UserError(f"unknown --model_name {model_name!r}; choose one of {known}")
