@@ -3,7 +3,8 @@
 The original's evaluation job (tensorflow/tpu models/official/efficientnet/main.py, mode 'eval': a loop over
 tf.train.checkpoints_iterator(model_dir, timeout=eval_timeout) that evaluates each checkpoint, archives the best
 and stops once a checkpoint's step reaches train_steps). Here it pairs with a training job that leaves
-evaluation to it (--config.eval.in_training=false, so one process writes metrics.jsonl and archive/):
+evaluation to it (--mode=train, whose config.json says eval.in_training=false), so that one process writes
+metrics.jsonl and archive/:
 
 - each new latest checkpoint's EMA weights are evaluated on the selection split (minival, else validation), the
   record goes to metrics.jsonl and TensorBoard, and the best is archived as the training job would have;
