@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402  (after the environment is set)
 
 from configs import base, cli  # noqa: E402
-from training import checks, errors  # noqa: E402  (no TensorFlow: bad flags fail before it loads)
+from training import checks, errors, preflight  # noqa: E402  (no TensorFlow: bad flags fail before it loads)
 
 cli.define_flags(flags.FLAGS)
 
@@ -102,6 +102,14 @@ def _main(argv):
         _user_error(errors.config_file_error(e))
     for note in notes:
         print(note, file=sys.stderr)
+    preflight.complete_model_dir(config)
+    try:
+        preflight.check_remote_names(config, image_files)
+    except errors.UserError as e:
+        _user_error(e)
+    # On stdout beside the progress lines, but on stderr for predict, whose stdout is its results.
+    stream = sys.stderr if base.MODE_TABLE[config.runtime.mode].takes_files else sys.stdout
+    print(preflight.first_line(config, cli.preset_label(flags.FLAGS, config), image_files), file=stream, flush=True)
     with errors.startup_lines_filtered():
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
 

@@ -30,6 +30,7 @@ ROOT_SCRIPTS = ("main", "eval_ckpt_main", "export_model")
 TRAINING_LAYERS = (
     "training.errors",
     "training.checks",
+    "training.preflight",
     "training.store",
     "training.core",
     "training.serving",
@@ -38,6 +39,7 @@ TRAINING_LAYERS = (
 _LAYER_RANK = {
     "training.errors": 0,
     "training.checks": 0,
+    "training.preflight": 0,
     "training.store": 1,
     "training.core": 2,
     "training.serving": 3,

@@ -387,7 +387,11 @@ def test_the_originals_command_lines_run_up_to_reading_data(command, stub_tpu, t
 
 def test_tensorflow_start_up_noise_is_filtered(tmp_path):
     """On this CPU-only machine TensorFlow prints 3-7 lines while loading (the cuInit error, oneDNN and
-    cudart_stub notices); main.py's output keeps only its own line."""
+    cudart_stub notices); main.py's output keeps only its own lines: predict's first line (on stderr, since its
+    stdout is its results) and the error."""
     process, _ = _main("--mode=predict", f"--init_checkpoint={tmp_path / 'missing.h5'}", "cat.jpg")
     assert process.returncode == 2
-    assert process.stderr.strip().splitlines() == [f"error: --init_checkpoint {tmp_path / 'missing.h5'}: no such file"]
+    assert process.stderr.strip().splitlines() == [
+        f"predict: the published weights {tmp_path / 'missing.h5'} (b0), 1 image path(s); loading TensorFlow",
+        f"error: --init_checkpoint {tmp_path / 'missing.h5'}: no such file",
+    ]

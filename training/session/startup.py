@@ -14,7 +14,7 @@ import tpu
 from configs import base
 from data import demo as demo_data
 from data import sources
-from training import checks
+from training import checks, preflight
 from training.core import context, inputs, recipe
 from training.errors import UserError, first_line
 from training.serving import scoring
@@ -114,7 +114,7 @@ def setup(config, strategy=None, user_fields=()):
     source = _open_source(config, mode) if needs_data or config.data.data_dir or config.data.dataset else None
     if source is not None:
         config.model.num_classes = config.model.num_classes or source.num_classes
-    config.runtime.model_dir = config.runtime.model_dir or rundir.default_model_dir(config)
+    config.runtime.model_dir = config.runtime.model_dir or preflight.default_model_dir(config)
     if mode.trains and config.eval.in_training is None:  # written resolved: an eval job reads it (sidecar.py)
         config.eval.in_training = mode.evaluates_in_training
     is_chief = inputs.is_chief(strategy)

@@ -16,11 +16,6 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "config_history.jsonl"
 
 
-def default_model_dir(config):
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", f"{config.model.variant}-{stamp}")
-
-
 def _config_dict(config):
     return json.loads(config.to_json())
 
