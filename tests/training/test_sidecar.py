@@ -88,7 +88,9 @@ def test_sidecar_evaluates_new_checkpoints_keeps_the_best_and_stops_at_the_final
     assert best["top_1"] == max(r["top_1"] for r in minival) and best in minival
     assert "eval " not in trainer_out  # the training job left evaluation to the sidecar
     assert rundir.read_run_config(model_dir)["eval"]["in_training"] is False  # what --mode=train means
-    assert sidecar_out.startswith(f"waiting for a training run to checkpoint into {model_dir} (no limit)")
+    first, waiting = sidecar_out.splitlines()[:2]  # main.py's first line, then the wait for the trainer
+    assert first == f"eval: the run in {model_dir} on the run's data; loading TensorFlow"
+    assert waiting.startswith(f"waiting for a training run to checkpoint into {model_dir} (no limit)")
     assert "done: eval" in sidecar_out
     assert tf.io.gfile.glob(os.path.join(model_dir, logs.TENSORBOARD_DIR, "minival", "events.out.tfevents.*"))
 
