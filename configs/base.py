@@ -52,6 +52,8 @@ AUGMENTATIONS = ("autoaugment", "randaugment", "none")
 LR_SCHEDULES = ("exponential", "cosine", "poly", "constant")  # tensorflow/tpu utils.py build_learning_rate
 # The first four as tensorflow/tpu's (training/core/state.py builds them).
 OPTIMIZERS = ("rmsprop", "momentum", "sgd", "lars", "adamw")
+# Keras dtype policies a run trains in (tpu/strategy.py picks one by device); mixed_float16 scales the loss.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def _model():
@@ -136,6 +138,11 @@ def _train():
         adam_beta_2=0.999,
         adam_epsilon=1e-7,
         decoupled_weight_decay=0.0,
+        # mixed_float16 only: the dynamic loss scale starts here, halves at every step with non-finite
+        # gradients (the step is skipped) and doubles after this many finite ones (Keras LossScaleOptimizer's
+        # defaults, as NVIDIA's and Model Garden's float16 runs use).
+        loss_scale_initial=2.0**15,
+        loss_scale_growth_steps=2000,
         label_smoothing=0.1,
         moving_average_decay=0.9999,     # EMA with (1 + t) / (10 + t) warm-up
         seed=0,
@@ -167,7 +174,11 @@ def _runtime():
         tpu=config_dict.placeholder(str),            # TPU name, grpc://host:port or "local"
         tpu_zone=config_dict.placeholder(str),       # zone of a TPU given by name (None: the VM's metadata)
         gcp_project=config_dict.placeholder(str),    # its GCP project (None: the VM's metadata)
-        use_bfloat16=config_dict.placeholder(bool),  # None: on TPU only
+        use_bfloat16=config_dict.placeholder(bool),  # the original's switch: true mixed_bfloat16, false float32
+        # float32, mixed_bfloat16 or mixed_float16 (with dynamic loss scaling); None: by device, see
+        # tpu/strategy.py (TPU and GPUs from compute capability 8.0 bfloat16, 7.x float16, else float32).
+        # Written resolved into config.json: a resume in or out of float16 is refused (its checkpoints differ).
+        precision=config_dict.placeholder(str),
         jit_compile=config_dict.placeholder(bool),   # None: XLA on TPU/GPU, not on CPU (docs/recipe.md §7)
         checkpoints_to_keep=3,
         checkpoint_steps=config_dict.placeholder(int),  # None: at every evaluation (steps_per_eval)

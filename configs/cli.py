@@ -91,7 +91,11 @@ FLAGS = (
     Flag("depth_coefficient", "model.depth_coefficient", "float", "Depth scaling (default: the variant's)."),
     Flag("randaug_num_layers", "data.randaugment_num_layers", "integer", "RandAugment: ops per image."),
     Flag("randaug_magnitude", "data.randaugment_magnitude", "integer", "RandAugment: magnitude."),
-    Flag("use_bfloat16", "runtime.use_bfloat16", "bool", "bfloat16 activations (default: on TPU only)."),
+    Flag("precision", "runtime.precision", "string",
+         "float32, mixed_bfloat16 or mixed_float16 (with dynamic loss scaling); default by device: bfloat16 on "
+         "TPUs and GPUs of compute capability 8.0+, float16 on 7.x, else float32."),
+    Flag("use_bfloat16", "runtime.use_bfloat16", "bool",
+         "The original's switch: true is --precision=mixed_bfloat16, false --precision=float32."),
     Flag("tflite", "runtime.export_tflite", "bool",
          "With the export, also write float32, dynamic-range int8 and full-integer int8 .tflite files, each "
          "checked against the Keras model on held-out images."),
@@ -359,7 +363,7 @@ HELP_GROUPS = (
                     "lr_warmup_epochs", "lr_decay_epoch", "lr_decay_factor", "optimizer", "lars_weight_decay",
                     "lars_epsilon", "moving_average_decay", "weight_decay", "label_smoothing", "dropout_rate",
                     "survival_prob", "width_coefficient", "depth_coefficient", "augment_name", "randaug_num_layers",
-                    "randaug_magnitude", "use_bfloat16", "seed", "deterministic")),
+                    "randaug_magnitude", "precision", "use_bfloat16", "seed", "deterministic")),
     ("data", ("data_dir", "dataset", "num_label_classes", "holdout_shards")),
     ("run control", ("mode", "model_dir", "eval_batch_size", "steps_per_eval", "iterations_per_loop",
                      "init_checkpoint", "export_dir", "tflite", "top_k", "output", "eval_timeout")),

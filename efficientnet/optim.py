@@ -266,3 +266,21 @@ class LARS(keras.optimizers.Optimizer):
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="efficientnet")
+class LossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """Keras' dynamic loss scaling (for float16 training), with a skipped step still counted as a step.
+
+    As Keras': the loss is multiplied by the scale before differentiation, the gradients divided by it after;
+    a step with non-finite gradients is skipped (weights and slots untouched) and halves the scale, and
+    `dynamic_growth_steps` finite steps in a row double it. The scale and that count are optimizer variables,
+    so a checkpoint holds them. One difference: Keras 3 leaves `iterations` unchanged on a skipped step, while
+    tf.keras 2's LossScaleOptimizer incremented it there too (its do_not_apply_fn), as TF1's global step did.
+    Here step N is always the N-th batch, so the learning-rate schedule, the EMA's warm-up, the checkpoint and
+    evaluation steps and the checkpointed input position stay in step with the data whatever the scale did.
+    """
+
+    def _stateful_handle_non_finite_grads(self):
+        super()._stateful_handle_non_finite_grads()
+        self.iterations.assign_add(1)

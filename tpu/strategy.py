@@ -6,10 +6,17 @@ a GPU box or a laptop:
 | situation                         | strategy                       | precision default | XLA default |
 |-----------------------------------|--------------------------------|-------------------|-------------|
 | --tpu=NAME / grpc://h:p / local   | TPUStrategy                    | mixed_bfloat16    | on          |
-| TF_CONFIG in the environment      | MultiWorkerMirroredStrategy    | float32           | off         |
-| two or more local GPUs            | MirroredStrategy               | float32           | off         |
-| one GPU                           | the default strategy           | float32           | on          |
-| otherwise                         | the default strategy           | float32           | off on CPU  |
+| TF_CONFIG in the environment      | MultiWorkerMirroredStrategy    | by device (below) | off         |
+| two or more local GPUs            | MirroredStrategy               | by device (below) | off         |
+| one GPU                           | the default strategy           | by device (below) | on          |
+| otherwise                         | the default strategy           | float32 on CPU    | off on CPU  |
+
+Precision by device (`default_precision`), unless --precision (or the original's --use_bfloat16) sets it:
+TPUs and GPUs of compute capability 8.0 or more (Ampere on, which have bfloat16 tensor cores) run
+mixed_bfloat16; GPUs of 7.x (Volta, Turing: float16 tensor cores only) run mixed_float16 with dynamic loss
+scaling (efficientnet/optim.py LossScaleOptimizer); older GPUs, which have no tensor cores and which Keras' own
+mixed-precision check warns will run slowly in float16, and CPUs run float32. With several GPUs the oldest
+decides.
 
 XLA is off on CPU because it is 3.5-20x slower than plain TF for this model there (docs/recipe.md §7). It is off
 for Mirrored strategies with several local replicas because a jit_compile'd step inside MirroredStrategy.run
@@ -92,11 +99,45 @@ def device_kind(strategy):
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
 
 
-def precision_policy(kind, use_bfloat16=None):
-    """The Keras dtype policy name: bfloat16 activations on TPU by default (docs/recipe.md §5)."""
-    if use_bfloat16 is None:
-        use_bfloat16 = kind == "tpu"
-    return "mixed_bfloat16" if use_bfloat16 else "float32"
+def gpu_compute_capability():
+    """The lowest (major, minor) compute capability of this host's GPUs; None without GPUs (or without the
+    figure, which only CUDA devices report)."""
+    found = [
+        tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        for gpu in tf.config.list_physical_devices("GPU")
+    ]
+    found = [tuple(c) for c in found if c]
+    return min(found) if found else None
+
+
+def default_precision(kind, compute_capability=None):
+    """The precision a run on `kind` ('tpu', 'gpu', 'cpu') trains in unless set (the table in the docstring)."""
+    if kind == "tpu":  # the original's TPU default (docs/recipe.md §5)
+        return "mixed_bfloat16"
+    if kind == "gpu" and compute_capability is not None:
+        if compute_capability >= (8, 0):
+            return "mixed_bfloat16"
+        if compute_capability >= (7, 0):
+            return "mixed_float16"
+    return "float32"
+
+
+def precision_policy(kind, precision=None, use_bfloat16=None, compute_capability=None):
+    """The Keras dtype policy name of a run: `precision` when set, else the original's use_bfloat16 when set
+    (true: mixed_bfloat16, false: float32), else `default_precision`. compute_capability: the GPUs' lowest
+    (gpu_compute_capability()); read here when None on a GPU."""
+    if precision is not None:
+        return precision
+    if use_bfloat16 is not None:
+        return "mixed_bfloat16" if use_bfloat16 else "float32"
+    if kind == "gpu" and compute_capability is None:
+        compute_capability = gpu_compute_capability()
+    return default_precision(kind, compute_capability)
+
+
+def loss_scaled(precision):
+    """Whether a run in `precision` scales its loss (float16's range underflows small gradients)."""
+    return precision == "mixed_float16"
 
 
 def use_xla(kind, jit_compile=None, num_replicas=1):

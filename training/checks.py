@@ -21,6 +21,22 @@ def _check_choice(value, choices, name):
     _require(value in choices, f"{name}={value!r} is not one of {', '.join(choices)}")
 
 
+def _check_precision(config):
+    """--precision, and the original's --use_bfloat16 beside it only when they agree."""
+    runtime = config.runtime
+    _check_positive(config, ["train.loss_scale_initial", "train.loss_scale_growth_steps"])
+    if runtime.precision is None:
+        return
+    _check_choice(runtime.precision, base.PRECISIONS, "precision")
+    if runtime.use_bfloat16 is not None:
+        implied = "mixed_bfloat16" if runtime.use_bfloat16 else "float32"
+        _require(
+            runtime.precision == implied,
+            f"--precision={runtime.precision} contradicts --use_bfloat16={str(runtime.use_bfloat16).lower()} "
+            f"(which means {implied}); give one of them",
+        )
+
+
 def _check_positive(config, fields):
     for field in fields:
         section, key = field.split(".")
@@ -128,6 +144,7 @@ def validate_config(config):
     _require(config.eval.early_stopping_evals >= 0, "early_stopping_evals must be >= 0")
     _check_non_negative(config.train.freeze_backbone_epochs, "freeze_backbone_epochs")
     _check_data(config.data)
+    _check_precision(config)
     # keras.utils.set_random_seed (deterministic runs) and the tf.data seeds take 0 <= seed < 2**32.
     _require(0 <= config.train.seed < 2**32, f"seed must be in [0, 2**32), got {config.train.seed}")
     _require(

@@ -332,3 +332,122 @@ def test_lars_exclusion_after_build_is_refused_and_config_round_trips():
     assert (clone.momentum, clone.lars_weight_decay, clone.eeta, clone.lars_epsilon) == (0.8, 1e-5, 0.002, 1e-9)
     with pytest.raises(ValueError, match="momentum"):
         optim.MomentumTF(0.1, momentum=1.5)
+
+
+def _scaled_pair(initial_scale, growth_steps, learning_rate=0.05, strategy=None):
+    """(variables under dynamic loss scaling, LossScaleOptimizer, the same variables under the bare RMSPropTF,
+    that optimizer), from the same initial values."""
+    scope = strategy.scope() if strategy is not None else tf.init_scope()
+    with scope:
+        scaled_vars = [tf.Variable(v) for v in _initial_values()]
+        scaled = optim.LossScaleOptimizer(
+            optim.RMSPropTF(learning_rate), initial_scale=initial_scale, dynamic_growth_steps=growth_steps
+        )
+        scaled.build(scaled_vars)
+    plain_vars = [tf.Variable(v) for v in _initial_values()]
+    plain = optim.RMSPropTF(learning_rate)
+    plain.build(plain_vars)
+    return scaled_vars, scaled, plain_vars, plain
+
+
+def test_loss_scaling_changes_no_finite_step_and_grows_the_scale():
+    """Gradients of a loss scaled by a power of two are exactly scale x the true ones, so unscaling is exact: on
+    finite steps the wrapped optimizer equals the bare one bit for bit, while the scale doubles every
+    `growth_steps` steps."""
+    scaled_vars, scaled, plain_vars, plain = _scaled_pair(
+        2.0**10, growth_steps=3, learning_rate=_TableSchedule([0.05, 0.02, 0.08, 0.01, 0.05, 0.03, 0.07])
+    )
+    for step_grads in _gradients(7):
+        scale = float(scaled.dynamic_scale.numpy())
+        scaled.apply_gradients(zip([tf.constant(g * scale) for g in step_grads], scaled_vars))
+        plain.apply_gradients(zip([tf.constant(g) for g in step_grads], plain_vars))
+    for a, b in zip(scaled_vars, plain_vars):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert float(scaled.dynamic_scale.numpy()) == 2.0**12  # doubled after steps 3 and 6
+    assert int(scaled.iterations.numpy()) == 7
+
+
+def test_a_step_with_non_finite_gradients_is_skipped_halves_the_scale_and_still_counts():
+    """The weights and slots are untouched by the overflowed step, the scale halves, and the step counter moves
+    on (as tf.keras 2's LossScaleOptimizer): the next step uses the learning rate of its own step number."""
+    table = _TableSchedule([0.05, 0.5, 0.02, 0.3])
+    scaled_vars, scaled, plain_vars, plain = _scaled_pair(2.0**8, growth_steps=100, learning_rate=table)
+    grads = _gradients(4)
+    for step, step_grads in enumerate(grads):
+        if step == 1:
+            slots = [v.numpy().copy() for v in scaled.inner_optimizer.variables]
+            weights = [v.numpy().copy() for v in scaled_vars]
+            overflowed = [np.full_like(step_grads[0], np.inf), step_grads[1]]
+            scaled.apply_gradients(zip([tf.constant(g) for g in overflowed], scaled_vars))
+            for before, v in zip(weights, scaled_vars):
+                np.testing.assert_array_equal(before, v.numpy())
+            # The inner optimizer's variables are its iterations (moved on) and its slots (untouched).
+            changed = [
+                v.path
+                for before, v in zip(slots, scaled.inner_optimizer.variables)
+                if not np.array_equal(before, v.numpy())
+            ]
+            assert changed == [scaled.inner_optimizer.iterations.path]
+            assert float(scaled.dynamic_scale.numpy()) == 2.0**7
+            plain.iterations.assign_add(1)  # the bare optimizer skips step 1 the same way
+        else:
+            scale = float(scaled.dynamic_scale.numpy())
+            scaled.apply_gradients(zip([tf.constant(g * scale) for g in step_grads], scaled_vars))
+            plain.apply_gradients(zip([tf.constant(g) for g in step_grads], plain_vars))
+        assert int(scaled.iterations.numpy()) == step + 1
+    for a, b in zip(scaled_vars, plain_vars):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_loss_scaling_under_two_replicas_skips_and_counts_once():
+    """MirroredStrategy (the merge_call path of Keras' LossScaleOptimizer): one replica's overflow reaches both
+    through the all-reduce; the step is skipped on both, counted once, and the scale halves once."""
+    if len(tf.config.list_logical_devices("CPU")) < 2:
+        pytest.skip("needs the two logical CPU devices from tests/conftest.py")
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
+    scaled_vars, scaled, _, _ = _scaled_pair(2.0**4, growth_steps=100, strategy=strategy)
+
+    def replica_step(poison):
+        rid = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.float32)
+        with tf.GradientTape() as tape:
+            loss = tf.add_n([tf.reduce_sum(v) for v in scaled_vars]) * (1.0 + rid * poison)
+            scaled_loss = scaled.scale_loss(loss)
+        scaled.apply_gradients(zip(tape.gradient(scaled_loss, scaled_vars), scaled_vars))
+
+    train = tf.function(lambda poison: strategy.run(replica_step, args=(poison,)))
+    before = [strategy.experimental_local_results(v)[0].numpy().copy() for v in scaled_vars]
+    train(tf.constant(np.inf, tf.float32))  # replica 1's gradients are infinite
+    for v, b in zip(scaled_vars, before):
+        for replica_value in strategy.experimental_local_results(v):
+            np.testing.assert_array_equal(replica_value.numpy(), b)
+    assert int(scaled.iterations.numpy()) == 1
+    assert float(scaled.dynamic_scale.numpy()) == 2.0**3
+    train(tf.constant(0.0, tf.float32))
+    assert int(scaled.iterations.numpy()) == 2
+    for v, b in zip(scaled_vars, before):
+        values = [r.numpy() for r in strategy.experimental_local_results(v)]
+        np.testing.assert_array_equal(values[0], values[1])
+        assert not np.array_equal(values[0], b)
+
+
+def test_the_loss_scale_is_checkpointed_and_a_restore_continues_identically(tmp_path):
+    scaled_vars, scaled, _, _ = _scaled_pair(2.0**6, growth_steps=2)
+    grads = _gradients(6)
+    for step_grads in grads[:3]:  # finite, overflowed, finite: the scale and its count have both moved
+        scale = float(scaled.dynamic_scale.numpy())
+        given = [g * scale for g in step_grads] if step_grads is not grads[1] else [g * np.nan for g in step_grads]
+        scaled.apply_gradients(zip([tf.constant(g) for g in given], scaled_vars))
+    path = tf.train.Checkpoint(v=scaled_vars, optimizer=scaled).save(str(tmp_path / "ckpt"))
+    fresh_vars, fresh, _, _ = _scaled_pair(2.0**15, growth_steps=2)
+    tf.train.Checkpoint(v=fresh_vars, optimizer=fresh).restore(path).assert_consumed()
+    assert float(fresh.dynamic_scale.numpy()) == float(scaled.dynamic_scale.numpy()) == 2.0**5
+    assert int(fresh.step_counter.numpy()) == int(scaled.step_counter.numpy()) == 1
+    for step_grads in grads[3:]:
+        for opt, variables in ((scaled, scaled_vars), (fresh, fresh_vars)):
+            scale = float(opt.dynamic_scale.numpy())
+            opt.apply_gradients(zip([tf.constant(g * scale) for g in step_grads], variables))
+    assert float(fresh.dynamic_scale.numpy()) == 2.0**7  # doubled after the 1st and 3rd of these steps
+    for a, b in zip(scaled_vars, fresh_vars):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

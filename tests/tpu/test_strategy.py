@@ -41,17 +41,39 @@ def test_bad_tf_config_is_a_clear_error(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "kind,flag,expected",
+    "kind,capability,expected",
     [
         ("tpu", None, "mixed_bfloat16"),
         ("cpu", None, "float32"),
-        ("gpu", None, "float32"),
-        ("cpu", True, "mixed_bfloat16"),
-        ("tpu", False, "float32"),
+        ("gpu", (9, 0), "mixed_bfloat16"),  # H100
+        ("gpu", (8, 0), "mixed_bfloat16"),  # A100
+        ("gpu", (7, 5), "mixed_float16"),  # T4
+        ("gpu", (7, 0), "mixed_float16"),  # V100
+        ("gpu", (6, 0), "float32"),  # P100: no tensor cores
+        ("gpu", None, "float32"),  # no compute capability reported
     ],
 )
-def test_precision_policy(kind, flag, expected):
-    assert tpu.precision_policy(kind, flag) == expected
+def test_default_precision_by_device(kind, capability, expected):
+    assert tpu.strategy.default_precision(kind, capability) == expected
+    assert tpu.precision_policy(kind, compute_capability=capability) == expected
+
+
+@pytest.mark.parametrize(
+    "kind,precision,use_bfloat16,expected",
+    [
+        ("cpu", "mixed_float16", None, "mixed_float16"),
+        ("tpu", "float32", None, "float32"),
+        ("cpu", None, True, "mixed_bfloat16"),
+        ("tpu", None, False, "float32"),
+        ("gpu", None, False, "float32"),
+    ],
+)
+def test_precision_and_the_originals_use_bfloat16_override_the_device(kind, precision, use_bfloat16, expected):
+    assert tpu.precision_policy(kind, precision, use_bfloat16, compute_capability=(7, 0)) == expected
+
+
+def test_only_float16_scales_the_loss():
+    assert [tpu.loss_scaled(p) for p in ("float32", "mixed_bfloat16", "mixed_float16")] == [False, False, True]
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,13 @@ def _config(**overrides):
         ({"train__weight_decay": -1e-5}, "weight_decay must be >= 0"),
         ({"data__dataset": "imagenet2012"}, "--dataset must look like tfds:NAME"),
         ({"data__dataset": "tfds:mnist", "data__data_dir": "/data"}, "either --data_dir"),
+        ({"runtime__precision": "float16"}, "precision='float16' is not one of float32, mixed_bfloat16"),
+        (
+            {"runtime__precision": "mixed_float16", "runtime__use_bfloat16": True},
+            "--precision=mixed_float16 contradicts --use_bfloat16=true (which means mixed_bfloat16)",
+        ),
+        ({"runtime__precision": "mixed_bfloat16", "runtime__use_bfloat16": False}, "contradicts --use_bfloat16=false"),
+        ({"train__loss_scale_initial": 0.0}, "loss_scale_initial must be positive"),
     ],
 )
 def test_bad_values_are_one_line_user_errors(overrides, message):
@@ -52,6 +59,11 @@ def test_bad_values_are_one_line_user_errors(overrides, message):
 @pytest.mark.parametrize("get_config", [demo.get_config, imagenet.get_config])
 def test_shipped_configs_are_valid(get_config):
     checks.validate_config(get_config())
+
+
+def test_precision_and_use_bfloat16_that_agree_are_accepted():
+    checks.validate_config(_config(runtime__precision="mixed_bfloat16", runtime__use_bfloat16=True))
+    checks.validate_config(_config(runtime__precision="float32", runtime__use_bfloat16=False))
 
 
 def test_batch_must_divide_over_replicas():

@@ -242,17 +242,18 @@ class Trainer:
         del num_steps, elapsed  # the speed comes from _run_steps, which knows which call traced
         step = self.state.step
         self._progress(result)
-        self.ctx.log.training(
-            step,
-            {
-                "loss": result["loss"],
-                "top_1": result["top_1"],
-                "learning_rate": state_lib.current_learning_rate(self.state),
-                "images_per_sec": self._images_per_sec(),
-                "bad_records": result["bad_records"],
-                "epoch": step / self.schedule.steps_per_epoch,
-            },
-        )
+        values = {
+            "loss": result["loss"],
+            "top_1": result["top_1"],
+            "learning_rate": state_lib.current_learning_rate(self.state),
+            "images_per_sec": self._images_per_sec(),
+            "bad_records": result["bad_records"],
+            "epoch": step / self.schedule.steps_per_epoch,
+        }
+        scale = state_lib.loss_scale(self.state)
+        if scale is not None:  # float16: TensorBoard shows the dynamic loss scale (metrics.csv keeps its columns)
+            values["loss_scale"] = scale
+        self.ctx.log.training(step, values)
 
     def _evaluate_and_select(self):
         """Evaluates the EMA weights; archives them when they beat the best so far (evaluation.BestSelector)."""

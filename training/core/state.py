@@ -70,6 +70,17 @@ def build_optimizer(config, learning_rate, model):
     return optim.RMSPropTF(learning_rate, rho=train.rmsprop_decay, momentum=train.momentum, epsilon=train.epsilon)
 
 
+def with_loss_scaling(optimizer, model, train):
+    """`optimizer` wrapped in dynamic loss scaling (optim.LossScaleOptimizer, starting at
+    train.loss_scale_initial) when `model` computes in float16, whose range flushes small gradients to zero;
+    `optimizer` itself otherwise (float32 and bfloat16 need none)."""
+    if model.dtype_policy.compute_dtype != "float16":
+        return optimizer
+    return optim.LossScaleOptimizer(
+        optimizer, initial_scale=train.loss_scale_initial, dynamic_growth_steps=train.loss_scale_growth_steps
+    )
+
+
 def build_state(plan, strategy, init_checkpoint=None, log=print):
     """Creates model, optimizer and EMA of `plan` (its network and schedule) under `strategy`, with every
     variable built before the first step.
@@ -91,7 +102,7 @@ def build_state(plan, strategy, init_checkpoint=None, log=print):
         warning = schedules.warmup_not_reached(learning_rate, schedule.total_steps)
         if warning:
             log(warning)
-        optimizer = build_optimizer(config, learning_rate, model)
+        optimizer = with_loss_scaling(build_optimizer(config, learning_rate, model), model, config.train)
         optimizer.build(model.trainable_variables)
         ema = ema_lib.ExponentialMovingAverage(ema_lib.ema_variables(model), decay=config.train.moving_average_decay)
     return TrainState(model=model, optimizer=optimizer, ema=ema, learning_rate=learning_rate)
@@ -99,3 +110,10 @@ def build_state(plan, strategy, init_checkpoint=None, log=print):
 
 def current_learning_rate(state):
     return float(state.learning_rate(tf.cast(state.optimizer.iterations, tf.float32)))
+
+
+def loss_scale(state):
+    """The dynamic loss scale of a float16 run (with_loss_scaling); None for a run without one."""
+    if not isinstance(state.optimizer, optim.LossScaleOptimizer):
+        return None
+    return float(state.optimizer.dynamic_scale.numpy())

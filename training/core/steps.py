@@ -96,7 +96,10 @@ def make_train_loop(state, strategy, cfg, metrics):
                 tf.reduce_sum(per_example) / cfg.global_batch_size
                 + losses.l2_loss(decay_variables, cfg.weight_decay) / replicas
             )
-        grads = tape.gradient(loss, model.trainable_variables)
+            # Under float16 the optimizer scales the loss (training/core/state.py with_loss_scaling) and divides
+            # the gradients back, skipping a step whose gradients overflowed; otherwise this is the loss itself.
+            scaled_loss = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled_loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         ema.apply(optimizer.iterations)
         metrics.loss.update_state(loss * replicas)

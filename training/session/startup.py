@@ -86,6 +86,12 @@ def _check_stored_run(config, mode, external, user_fields):
     return rundir.inherit_run_settings(config, user_fields, needs_data=mode.needs_data)
 
 
+def _precision_line(precision, kind, chosen_by_device):
+    scaling = " with dynamic loss scaling" if tpu.loss_scaled(precision) else ""
+    origin = f"the {kind.upper()}'s default; --precision overrides" if chosen_by_device else "as set"
+    return f"precision: {precision}{scaling} ({origin})"
+
+
 def setup(config, strategy=None, user_fields=()):
     """Validates and completes the config, and builds the plan and RunContext (strategy, precision, data
     source, model_dir).
@@ -108,7 +114,10 @@ def setup(config, strategy=None, user_fields=()):
     if config.train.deterministic:
         keras.utils.set_random_seed(config.train.seed)
         tf.config.experimental.enable_op_determinism()
-    keras.config.set_dtype_policy(tpu.precision_policy(kind, config.runtime.use_bfloat16))
+    chosen_by_device = config.runtime.precision is None and config.runtime.use_bfloat16 is None
+    # Written resolved (config.json records what the run trained in; a resume compares it, rundir.py).
+    config.runtime.precision = tpu.precision_policy(kind, config.runtime.precision, config.runtime.use_bfloat16)
+    keras.config.set_dtype_policy(config.runtime.precision)
     # Exporting published weights needs no data either: the class count is the weights'.
     needs_data = mode.needs_data and not (external and mode.first_split is None)
     source = _open_source(config, mode) if needs_data or config.data.data_dir or config.data.dataset else None
@@ -123,6 +132,8 @@ def setup(config, strategy=None, user_fields=()):
         log.message(progress.data_line(config, source))
     for note in notes:
         log.message(note)
+    if config.runtime.precision != "float32" and mode.trains:
+        log.message(_precision_line(config.runtime.precision, kind, chosen_by_device))
     if source is not None:
         _check_counts(config, mode, source, log)
     plan = recipe.make_plan(

@@ -8,6 +8,7 @@ import os
 
 import tensorflow as tf
 
+import tpu
 from training.errors import UserError
 from training.store import checkpoints, labels, logs, temporaries
 
@@ -174,6 +175,15 @@ def check_resumable(config, model_dir, variant_resolution):
             f"{model_dir} holds checkpoints of another network or optimizer ({'; '.join(refused)}); "
             "resume it with its own settings or train into another --model_dir"
         )
+    for dotted, before, now in changes:
+        # float16's loss scale lives in the optimizer's checkpoint (state.py with_loss_scaling): its checkpoints
+        # and the others' are not interchangeable. float32 <-> mixed_bfloat16 keep the same checkpoint.
+        if dotted == "runtime.precision" and tpu.loss_scaled(before) != tpu.loss_scaled(now):
+            raise UserError(
+                f"{model_dir} was trained in {before} and this command would resume it in {now} (chosen by "
+                f"device unless --precision is given); float16's checkpoints hold a loss scale the others "
+                f"do not: resume with --precision={before} or train into another --model_dir"
+            )
     return changes
 
 
