@@ -7,8 +7,10 @@ run 2, ..., the order rotated by one each round) so that on a shared machine the
   randaugment      ... with RandAugment on the host
   device_host      ... with augment_on_device: the host part only (crop, resize, uint8, flip + seeds)
   eval             the eval pipeline (center crop, bicubic), repeated
-  plain_none       a plain tf.data chain doing the same decode/crop/resize/flip work with none of the
-                   pipeline's bookkeeping (records → map → batch → prefetch)
+  plain_uint8      the anchor outside the project: a plain TF2 chain (window decode, tf.image.resize bicubic,
+                   flip, uint8, batch) written with TensorFlow's own ops only
+  plain_none       a plain tf.data chain doing our decode/crop/resize/flip work (the original's compat.v1
+                   kernels, float32 out) with none of the pipeline's bookkeeping
   mg_none          Model Garden's classification training input (official/vision/dataloaders/
                    classification_input.py Decoder + Parser: window decode, random crop, flip, bilinear
                    resize, normalize) mapped as its InputReader does, on the same records
@@ -19,7 +21,9 @@ of this repository. Once at the end, the device-side augmentation: data.device_a
 from the device_host pipeline on this CPU, in a tf.function without XLA and with jit_compile=True (CPU ms per
 image each, or the error in one line).
 One JSON line per configuration: images_per_sec and cpu_ms_per_image are medians over --repeats runs of
---num_batches batches (after --warmup batches); load_avg is the 1-minute load average after each run.
+--num_batches batches (after --warmup batches); load_avg is the 1-minute load average after each run;
+ratio_to_ANCHOR is the median over the rounds of its rate / the anchor's rate in the same round (anchors:
+plain_uint8, and mg_autoaugment for autoaugment and randaugment).
 cpu_ms_per_image is process CPU time (user + system) per image: unlike wall time it barely moves when other jobs
 share the cores, and 1000 · cores / cpu_ms_per_image estimates the rate on an idle machine.
 
@@ -75,7 +79,21 @@ def measure(make, batch_size, num_batches, warmup):
     return images / seconds, 1000.0 * cpu_seconds / images
 
 
-CONFIGS = ("none", "autoaugment", "randaugment", "device_host", "eval", "plain_none", "mg_none", "mg_autoaugment")
+CONFIGS = (
+    "none",
+    "autoaugment",
+    "randaugment",
+    "device_host",
+    "eval",
+    "plain_uint8",
+    "plain_none",
+    "mg_none",
+    "mg_autoaugment",
+)
+# Each configuration's rate is also reported as a ratio to an anchor of the same run: the plain TF2 uint8
+# chain for the host's floor, Model Garden's AutoAugment pipeline for ours.
+ANCHORS = {"autoaugment": "mg_autoaugment", "randaugment": "mg_autoaugment"}
+DEFAULT_ANCHOR = "plain_uint8"
 
 
 def _import_model_garden(path):
@@ -160,6 +178,43 @@ def _plain_chain(args, source):
     )
 
 
+def _plain_uint8_chain(args, source):
+    """The anchor outside the project: what a user would write with TensorFlow 2's own ops and nothing of ours.
+    records → shuffle/repeat → one map (tf.io.parse_single_example; tf.image.sample_distorted_bounding_box and
+    tf.io.decode_and_crop_jpeg, the window decode; tf.image.resize bicubic; tf.image.random_flip_left_right;
+    tf.saturate_cast to uint8) → batch → prefetch, maps at AUTOTUNE and not deterministic (tf.data's advice for
+    speed, as ours run)."""
+    features = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+    }
+    whole_image = tf.constant([[[0.0, 0.0, 1.0, 1.0]]])
+
+    def process(record):
+        parsed = tf.io.parse_single_example(record, features)
+        begin, size, _ = tf.image.sample_distorted_bounding_box(
+            tf.io.extract_jpeg_shape(parsed["image/encoded"]),
+            bounding_boxes=whole_image,
+            min_object_covered=0.1,
+            aspect_ratio_range=(3 / 4, 4 / 3),
+            area_range=(0.08, 1.0),
+            max_attempts=10,
+            use_image_if_no_bounding_boxes=True,
+        )
+        window = tf.stack([begin[0], begin[1], size[0], size[1]])
+        image = tf.io.decode_and_crop_jpeg(parsed["image/encoded"], window, channels=3)
+        image = tf.image.resize(image, [args.image_size, args.image_size], method="bicubic")
+        image = tf.image.random_flip_left_right(image)
+        return {"images": tf.saturate_cast(image, tf.uint8), "labels": tf.cast(parsed["image/class/label"], tf.int32)}
+
+    records = source.records("train", training=True, seed=0).shuffle(args.shuffle_buffer, seed=0).repeat()
+    return (
+        records.map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .batch(args.batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
 def _maker(args, source, config, model_garden):
     """A function building a fresh pipeline of one configuration."""
 
@@ -170,6 +225,8 @@ def _maker(args, source, config, model_garden):
             ).repeat()
         if config == "plain_none":
             return _plain_chain(args, source)
+        if config == "plain_uint8":
+            return _plain_uint8_chain(args, source)
         if config in ("mg_none", "mg_autoaugment"):
             return _model_garden_chain(args, source, model_garden, config == "mg_autoaugment")
         return pipeline.make_dataset(
@@ -257,10 +314,16 @@ def run(args):
             )
             runs[config].append((rate, cpu_ms, os.getloadavg()[0]))
     for config, results in runs.items():
+        anchor = ANCHORS.get(config, DEFAULT_ANCHOR)
+        ratios = {}
+        if anchor in runs and anchor != config:  # per round (the same load), then the median of the rounds
+            per_round = [r / a for (r, _, _), (a, _, _) in zip(results, runs[anchor])]
+            ratios = {f"ratio_to_{anchor}": round(statistics.median(per_round), 3)}
         print(
             json.dumps(
                 {
                     "config": config,
+                    **ratios,
                     "image_size": args.image_size,
                     "batch_size": args.batch_size,
                     "images_per_sec": round(statistics.median(r for r, _, _ in results), 1),
@@ -290,7 +353,7 @@ def main(argv=None):
         "--configs",
         nargs="+",
         choices=CONFIGS,
-        default=["none", "plain_none", "mg_none", "autoaugment", "device_host", "mg_autoaugment"],
+        default=["none", "plain_uint8", "plain_none", "mg_none", "autoaugment", "device_host", "mg_autoaugment"],
     )
     parser.add_argument(
         "--model_garden_path",

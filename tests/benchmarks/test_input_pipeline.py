@@ -100,3 +100,19 @@ def test_model_garden_anchor_runs(bench, tiny_dir, capsys):
     lines = _lines(capsys)
     assert [line.get("config") for line in lines] == ["mg_none", "mg_autoaugment"]
     assert all(line["images_per_sec"] > 0 for line in lines)
+
+
+def test_the_plain_uint8_anchor_ships_uint8_batches_and_the_others_report_their_ratio_to_it(bench, tiny_dir, capsys):
+    from data import sources  # pylint: disable=import-outside-toplevel
+
+    args = bench.argparse.Namespace(image_size=16, batch_size=2, shuffle_buffer=4)
+    source = sources.get_source(data_dir=tiny_dir, holdout_shards=0)
+    batch = next(iter(bench._plain_uint8_chain(args, source)))  # pylint: disable=protected-access
+    assert batch["images"].dtype.name == "uint8" and tuple(batch["images"].shape) == (2, 16, 16, 3)
+    flags = ["--data_dir", tiny_dir, "--image_size", "16", "--batch_size", "2", "--num_batches", "1"]
+    bench.main([*flags, "--warmup", "1", "--repeats", "2", "--no_device_cost", "--configs", "none", "plain_uint8"])
+    none, anchor = _lines(capsys)
+    assert (none["config"], anchor["config"]) == ("none", "plain_uint8")
+    per_round = sorted(r / a for r, a in zip(none["runs"], anchor["runs"]))
+    assert none["ratio_to_plain_uint8"] == pytest.approx(sum(per_round) / 2, abs=5e-3)  # the median of two rounds
+    assert not any(key.startswith("ratio_to") for key in anchor)
