@@ -287,10 +287,8 @@ def version_dir(export_dir, now=None):
 
 def _sweep_dead_temporaries(export_dir):
     """Removes the temporaries of killed exports in export_dir (a live writer's stay)."""
-    for pattern in ("*.tmp-*", "*.old-*"):
-        for path in tf.io.gfile.glob(os.path.join(export_dir, pattern)):
-            if not temporaries.writer_alive(path):
-                checkpoints.remove_tree(path)
+    for path in temporaries.dead_temporaries(export_dir, ("*.tmp-*", "*.old-*")):
+        temporaries.remove(path)
 
 
 def export_run(ctx, weights_prefix=None):

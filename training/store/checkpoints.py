@@ -135,19 +135,11 @@ def sweep_leftovers(model_dir, log=print, holds_lock=True):
     patterns = _LEFTOVERS + (
         (f"{ARCHIVE_DIR}.old-*",) if tf.io.gfile.exists(os.path.join(model_dir, ARCHIVE_DIR)) else ()
     )
-    found = [
-        p
-        for pattern in patterns
-        for p in tf.io.gfile.glob(os.path.join(model_dir, pattern))
-        if not temporaries.writer_alive(p)
-    ]
+    found = temporaries.dead_temporaries(model_dir, patterns)
     if holds_lock:
         found += [p for pattern in _TRAINER_LEFTOVERS for p in tf.io.gfile.glob(os.path.join(model_dir, pattern))]
     for path in found:
-        if tf.io.gfile.isdir(path):
-            tf.io.gfile.rmtree(path)
-        else:
-            tf.io.gfile.remove(path)
+        temporaries.remove(path)
     if found:
         log(
             f"removed {len(found)} leftover(s) of interrupted writes: "

@@ -61,3 +61,23 @@ def writer_alive(path, now=None):
         return age < FOREIGN_STALE_SECONDS
     holder = {"host": socket.gethostname(), "pid": pid, "start_time": int(start_time) if start_time.isdigit() else None}
     return lock.holder_stale_reason(holder) is None
+
+
+def dead_temporaries(directory, patterns):
+    """The temporaries in `directory` matching any of the glob `patterns` whose writer is gone (writer_alive)."""
+    return [
+        path
+        for pattern in patterns
+        for path in tf.io.gfile.glob(os.path.join(directory, pattern))
+        if not writer_alive(path)
+    ]
+
+
+def remove(path):
+    """Removes a swept temporary, file or folder (gone already is fine: another sweeper was first)."""
+    if not tf.io.gfile.exists(path):
+        return
+    if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+    else:
+        tf.io.gfile.remove(path)
