@@ -22,7 +22,7 @@ def _no_traceback(err):
 
 def test_a_first_ctrl_c_while_tracing_saves_at_the_next_boundary_and_exits_130(tmp_path, demo_cache):
     model_dir = tmp_path / "run"
-    flags = resumable_flags(model_dir, demo_cache, 8)
+    flags = resumable_flags(model_dir, demo_cache, 4)  # the next boundary after tracing is step 2
     process = start_main(flags, stderr=subprocess.STDOUT)  # one stream: read while it runs, nothing blocks
     assert wait_for_line(process, lambda line: line.startswith("tracing and compiling"))
     process.send_signal(signal.SIGINT)
@@ -34,7 +34,7 @@ def test_a_first_ctrl_c_while_tracing_saves_at_the_next_boundary_and_exits_130(t
     resumed = start_main(flags)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
-    assert f"resumed from {saved}" in out and tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-8")
+    assert f"resumed from {saved}" in out and tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-4")
 
 
 def test_a_second_ctrl_c_exits_at_once_and_the_run_resumes(tmp_path, demo_cache):
