@@ -1,6 +1,7 @@
 """training/session/preemption.py through main.py: Ctrl-C in training (once: a checkpoint at the next boundary, exit
 130; twice: at once), and SIGTERM/Ctrl-C to an eval job (exit 75/130, one line, what it finished kept)."""
 
+import shutil
 import signal
 import subprocess
 
@@ -21,7 +22,7 @@ def _no_traceback(err):
 
 def test_a_first_ctrl_c_while_tracing_saves_at_the_next_boundary_and_exits_130(tmp_path, demo_cache):
     model_dir = tmp_path / "run"
-    flags = resumable_flags(model_dir, demo_cache, 8)
+    flags = resumable_flags(model_dir, demo_cache, 4)  # the next boundary after tracing is step 2
     process = start_main(flags, stderr=subprocess.STDOUT)  # one stream: read while it runs, nothing blocks
     assert wait_for_line(process, lambda line: line.startswith("tracing and compiling"))
     process.send_signal(signal.SIGINT)
@@ -33,7 +34,7 @@ def test_a_first_ctrl_c_while_tracing_saves_at_the_next_boundary_and_exits_130(t
     resumed = start_main(flags)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
-    assert f"resumed from {saved}" in out and tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-8")
+    assert f"resumed from {saved}" in out and tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-4")
 
 
 def test_a_second_ctrl_c_exits_at_once_and_the_run_resumes(tmp_path, demo_cache):
@@ -54,13 +55,22 @@ def test_a_second_ctrl_c_exits_at_once_and_the_run_resumes(tmp_path, demo_cache)
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-12")  # from its last checkpoint, if any
 
 
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory, demo_cache):
+    """A finished tiny --mode=train run (no evaluation yet), trained once for the eval-job tests, which each take
+    a copy (checkpoint names in its state file are relative to the directory)."""
+    model_dir = tmp_path_factory.mktemp("trained") / "run"
+    run.run(tiny_config(model_dir, demo_cache, **{"runtime.mode": "train", "eval.in_training": False}))
+    return model_dir
+
+
 @pytest.mark.parametrize(
     "sig, code, cause",
     [(signal.SIGTERM, PREEMPTED_EXIT_CODE, "preempted"), (signal.SIGINT, INTERRUPTED_EXIT_CODE, "interrupted")],
 )
-def test_a_signal_stops_an_eval_job_mid_evaluation_with_one_line(tmp_path, demo_cache, sig, code, cause):
+def test_a_signal_stops_an_eval_job_mid_evaluation_with_one_line(tmp_path, trained_dir, sig, code, cause):
     model_dir = tmp_path / "run"
-    run.run(tiny_config(model_dir, demo_cache, **{"runtime.mode": "train", "eval.in_training": False}))
+    shutil.copytree(trained_dir, model_dir)
     process = start_main(["--mode=eval", f"--model_dir={model_dir}", "--eval_timeout=600"], stderr=subprocess.STDOUT)
     assert wait_for_line(process, lambda line: line.startswith("evaluating on"))
     process.send_signal(sig)
