@@ -122,14 +122,11 @@ def default_precision(kind, compute_capability=None):
     return "float32"
 
 
-def precision_policy(kind, precision=None, use_bfloat16=None, compute_capability=None):
-    """The Keras dtype policy name of a run: `precision` when set, else the original's use_bfloat16 when set
-    (true: mixed_bfloat16, false: float32), else `default_precision`. compute_capability: the GPUs' lowest
-    (gpu_compute_capability()); read here when None on a GPU."""
+def precision_policy(kind, precision=None, compute_capability=None):
+    """The Keras dtype policy name of a run: `precision` when the command sets one, else `default_precision`.
+    compute_capability: the GPUs' lowest (gpu_compute_capability()); read here when None on a GPU."""
     if precision is not None:
         return precision
-    if use_bfloat16 is not None:
-        return "mixed_bfloat16" if use_bfloat16 else "float32"
     if kind == "gpu" and compute_capability is None:
         compute_capability = gpu_compute_capability()
     return default_precision(kind, compute_capability)

@@ -21,6 +21,18 @@ def _check_choice(value, choices, name):
     _require(value in choices, f"{name}={value!r} is not one of {', '.join(choices)}")
 
 
+def implied_precision(use_bfloat16):
+    """What the original's --use_bfloat16 means here: true mixed_bfloat16, false float32 (None: not given)."""
+    if use_bfloat16 is None:
+        return None
+    return "mixed_bfloat16" if use_bfloat16 else "float32"
+
+
+def requested_precision(runtime):
+    """The precision a command asks for (--precision, else --use_bfloat16's); None: chosen by device."""
+    return runtime.precision or implied_precision(runtime.use_bfloat16)
+
+
 def _check_precision(config):
     """--precision, and the original's --use_bfloat16 beside it only when they agree."""
     runtime = config.runtime
@@ -28,13 +40,12 @@ def _check_precision(config):
     if runtime.precision is None:
         return
     _check_choice(runtime.precision, base.PRECISIONS, "precision")
-    if runtime.use_bfloat16 is not None:
-        implied = "mixed_bfloat16" if runtime.use_bfloat16 else "float32"
-        _require(
-            runtime.precision == implied,
-            f"--precision={runtime.precision} contradicts --use_bfloat16={str(runtime.use_bfloat16).lower()} "
-            f"(which means {implied}); give one of them",
-        )
+    implied = implied_precision(runtime.use_bfloat16)
+    _require(
+        implied in (None, runtime.precision),
+        f"--precision={runtime.precision} contradicts --use_bfloat16={str(runtime.use_bfloat16).lower()} "
+        f"(which means {implied}); give one of them",
+    )
 
 
 def _check_positive(config, fields):

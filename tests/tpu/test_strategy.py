@@ -59,17 +59,16 @@ def test_default_precision_by_device(kind, capability, expected):
 
 
 @pytest.mark.parametrize(
-    "kind,precision,use_bfloat16,expected",
+    "kind,precision,expected",
     [
-        ("cpu", "mixed_float16", None, "mixed_float16"),
-        ("tpu", "float32", None, "float32"),
-        ("cpu", None, True, "mixed_bfloat16"),
-        ("tpu", None, False, "float32"),
-        ("gpu", None, False, "float32"),
+        ("cpu", "mixed_float16", "mixed_float16"),
+        ("tpu", "float32", "float32"),
+        ("cpu", "mixed_bfloat16", "mixed_bfloat16"),
+        ("gpu", "float32", "float32"),
     ],
 )
-def test_precision_and_the_originals_use_bfloat16_override_the_device(kind, precision, use_bfloat16, expected):
-    assert tpu.precision_policy(kind, precision, use_bfloat16, compute_capability=(7, 0)) == expected
+def test_a_requested_precision_overrides_the_device(kind, precision, expected):
+    assert tpu.precision_policy(kind, precision, compute_capability=(7, 0)) == expected
 
 
 def test_only_float16_scales_the_loss():

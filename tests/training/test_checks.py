@@ -66,6 +66,21 @@ def test_precision_and_use_bfloat16_that_agree_are_accepted():
     checks.validate_config(_config(runtime__precision="float32", runtime__use_bfloat16=False))
 
 
+@pytest.mark.parametrize(
+    "precision,use_bfloat16,expected",
+    [
+        (None, None, None),  # chosen by device (tpu/strategy.py)
+        (None, True, "mixed_bfloat16"),
+        (None, False, "float32"),
+        ("mixed_float16", None, "mixed_float16"),
+        ("float32", False, "float32"),
+    ],
+)
+def test_the_requested_precision_is_precision_else_what_use_bfloat16_means(precision, use_bfloat16, expected):
+    config = _config(runtime__precision=precision, runtime__use_bfloat16=use_bfloat16)
+    assert checks.requested_precision(config.runtime) == expected
+
+
 def test_batch_must_divide_over_replicas():
     checks.check_batch_divides(64, 8, "train_batch_size")
     with pytest.raises(UserError, match="train_batch_size=60 is not divisible by the 8 replicas"):

@@ -114,9 +114,9 @@ def setup(config, strategy=None, user_fields=()):
     if config.train.deterministic:
         keras.utils.set_random_seed(config.train.seed)
         tf.config.experimental.enable_op_determinism()
-    chosen_by_device = config.runtime.precision is None and config.runtime.use_bfloat16 is None
+    requested = checks.requested_precision(config.runtime)
     # Written resolved (config.json records what the run trained in; a resume compares it, rundir.py).
-    config.runtime.precision = tpu.precision_policy(kind, config.runtime.precision, config.runtime.use_bfloat16)
+    config.runtime.precision = tpu.precision_policy(kind, requested)
     keras.config.set_dtype_policy(config.runtime.precision)
     # Exporting published weights needs no data either: the class count is the weights'.
     needs_data = mode.needs_data and not (external and mode.first_split is None)
@@ -133,7 +133,7 @@ def setup(config, strategy=None, user_fields=()):
     for note in notes:
         log.message(note)
     if config.runtime.precision != "float32" and mode.trains:
-        log.message(_precision_line(config.runtime.precision, kind, chosen_by_device))
+        log.message(_precision_line(config.runtime.precision, kind, chosen_by_device=requested is None))
     if source is not None:
         _check_counts(config, mode, source, log)
     plan = recipe.make_plan(
