@@ -6,9 +6,13 @@
   decode_window   + decode of the random crop window (output reduced to 8×8 so no resize cost is added)
   plain_none      + bicubic resize and flip: the plain chain of the same image work (one map → batch, which
                   tf.data fuses into one map-and-batch)
-  plain_ignore_errors   + ignore_errors between the map and the batch (the pipeline's one per-record
-                  bookkeeping stage; it also keeps tf.data from fusing the map into the batch)
-  pipeline_none   data.pipeline.make_dataset (enumerate, label Assert, ignore_errors, per-batch bad-record count)
+  plain_ignore_errors   + ignore_errors between the map and the batch (it keeps tf.data from fusing the map
+                  into the batch)
+  plain_split     the same work as two maps, decode → ignore_errors → resize and flip (fused into the batch):
+                  the pipeline's shape without its label check and bad-record count
+  plain_uint8     the anchor outside the project (benchmarks/input_pipeline.py): a plain TF2 chain with uint8 out
+  pipeline_none   data.pipeline.make_dataset (enumerate, label Assert, decode map, ignore_errors, resize map,
+                  per-batch bad-record count)
   pipeline_autoaugment, pipeline_device_host   the pipeline with AutoAugment on the host / its host part only
 Interleaved like benchmarks/input_pipeline.py (order rotated each round, no garbage collection during the timed
 batches); medians over --repeats runs.
@@ -27,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import input_pipeline  # noqa: E402
 from data import pipeline, preprocessing, sources  # noqa: E402
 from training.core.recipe import recipe_input_settings  # noqa: E402
 
@@ -52,6 +57,16 @@ def _stages(source, size, batch):
     def plain(index, record):
         return preprocessing.preprocess_for_train(source.parse(record)[0], size, tf.stack([seed, index]), "none")
 
+    def split():
+        def decode(index, record):
+            return preprocessing.train_crop(source.parse(record)[0], size, tf.stack([seed, index]))
+
+        def finish(crop):
+            return preprocessing.train_pixels(crop, size, "bicubic")
+
+        decoded = records().map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+        return decoded.map(finish, num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=True)
+
     def made(**kwargs):
         settings = recipe_input_settings(size, True, shuffle_buffer=1024, **kwargs)
         return lambda: pipeline.make_dataset(source, "train", settings, batch_size=batch, seed=0)
@@ -68,6 +83,10 @@ def _stages(source, size, batch):
         "plain_none": lambda: mapped(plain),
         "plain_ignore_errors": lambda: (
             records().map(plain, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors().batch(batch, drop_remainder=True)
+        ),
+        "plain_split": split,
+        "plain_uint8": lambda: input_pipeline._plain_uint8_chain(
+            argparse.Namespace(image_size=size, batch_size=batch, shuffle_buffer=1024), source
         ),
         "pipeline_none": made(augment_name="none"),
         "pipeline_autoaugment": made(augment_name="autoaugment"),

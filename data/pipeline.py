@@ -1,5 +1,5 @@
-"""The tf.data input pipeline: source → shard per input pipeline → shuffle/repeat → check the label, decode, crop,
-augment → skip bad records → static-shape batches → count bad records per batch → prefetch.
+"""The tf.data input pipeline: source → shard per input pipeline → shuffle/repeat → check the label and decode the
+crop → skip bad records → resize, flip, augment → static-shape batches → count bad records per batch → prefetch.
 
 Training elements: {"images": [b, s, s, 3] in [0, 255], "labels": int32 [b], "bad_records": int64 [b]}
 (bad_records is this pipeline's running count of skipped records; take the max). Images are uint8 when the
@@ -10,13 +10,13 @@ augmentation. With augment_on_device the images are the augmentation's uint8 inp
 num_batches, whole extra batches) is padding with mask 0.
 
 Reproducibility: with a seed, every random choice is a stateless op keyed by (seed, the element's global
-position), the shuffle buffers are seeded, and the per-record map keeps its order, so with deterministic=True
+position), the shuffle buffers are seeded, and the per-record maps keep their order, so with deterministic=True
 the same seed gives the same batches and `tf.train.Checkpoint(iterator=iter(ds))` resumes exactly. No stateful
 variables and no tf.py_function anywhere (TPU hosts run graph ops only; has_py_function checks that).
 
 Bad records: a record whose bytes are not an image, fail to decode, or whose label lies outside
 [0, num_classes) is dropped and counted (num_classes: the run's class count, by default the source's). A bad
-label fails its element (an Assert in the per-record map) like a decode error does; both (and a truncated
+label fails its element (an Assert in the decoding map) like a decode error does; both (and a truncated
 file's unreadable tail, see data/sources.py) are dropped by ignore_errors and show up as a gap in the record
 positions, counted once per batch.
 When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the pipeline
@@ -40,64 +40,68 @@ def _check_positive_int(name, value, allow_none=False):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _record_fn(
-    source,
-    num_classes,
-    image_size,
-    training,
-    seed,
-    position_scale,
-    position_offset,
-    crop,
-    augment,
-    augment_on_device,
-    mixup_alpha,
-):
-    """The per-record map: parse, check the label, preprocess → {"images", "labels", "index" (the record's position)[,
-    "augment_seeds"][, "mixup_weights"]}. A label outside [0, num_classes) fails the element (Assert) and bytes that are
-    not an image fail to decode; ignore_errors drops either. No tf.cond around the preprocessing (it cost more than
-    decoding the rare record with a bad label, benchmarks/README.md) and no ok flag with a filter stage after the map (a
-    per-record function call in the consumer thread, benchmarks/README.md).
+def _decode_fn(source, num_classes, image_size, training, seed, position_scale, position_offset, crop, mixup_alpha):
+    """The first per-record map: parse, check the label, decode the crop → {"crop" (a preprocessing.TrainCrop, or
+    the eval center crop), "labels", "index" (the record's position)[, "mixup_weights"]}.
+
+    Everything that can fail on a bad record happens here, so that ignore_errors sits between this map and the
+    second (_finish_fn), which cannot fail, and tf.data fuses the second map into the batch (map-and-batch: each
+    worker writes its image straight into the batch). With ignore_errors between one whole-record map and the
+    batch there is no fusion and the batch copies every image once more in one thread, which cost about 8 % of
+    the throughput of a plain chain (benchmarks/README.md). A label outside [0, num_classes) fails the element
+    (Assert) like bytes that are not an image fail to decode; ignore_errors drops either and the gap in the
+    positions counts it. No tf.cond around the decode (it cost more than decoding the rare record with a bad
+    label, benchmarks/README.md) and no ok flag with a filter stage (a per-record function call)."""
+
+    def decode(index, record):
+        image, label = source.parse(record)
+        # 0 <= label < num_classes in one comparison: a negative label wraps to 2**31 or more as uint32.
+        check = tf.debugging.Assert(
+            tf.cast(label, tf.uint32) < num_classes,
+            ["label outside [0, num_classes): ", label, " num_classes: ", num_classes],
+        )
+        with tf.control_dependencies([check]):
+            label = tf.identity(label)
+        element = {"labels": label, "index": index}
+        if training:
+            example_seed = tf.stack([seed, index * position_scale + position_offset])
+            element["crop"] = preprocessing.train_crop(image, image_size, example_seed, **crop)
+            if mixup_alpha:  # the blend itself runs in the train step, on the replica's batch (data/mixup.py)
+                element["mixup_weights"] = mixup.mix_weight(example_seed, mixup_alpha)
+        else:
+            element["crop"] = preprocessing.eval_crop(image, image_size, crop["crop_fraction"])
+        return element
+
+    return decode
+
+
+def _finish_fn(image_size, training, resize_method, augment, augment_on_device):
+    """The second per-record map (it cannot fail): resize, flip, augment → the element with "images" for "crop"
+    [and "augment_seeds"].
 
     Images: training with augmentation → uint8 (the augmentation works on uint8, so nothing is lost; a quarter
     of the bytes of float32 through tf.data and the infeed), with augment_on_device the uint8 input of the
     augmentation plus its seed ("augment_seeds"); without augmentation and for eval → float32 (the resized
     pixels are not integers)."""
     augment_name = augment.get("augment_name", "none")
-    uint8_images = training and augment_name != "none"
 
-    def good(image, example_seed):
+    def finish(element):
+        element = dict(element)
+        crop = element.pop("crop")
         if not training:
-            return preprocessing.preprocess_for_eval(
-                image, image_size, crop["crop_fraction"], crop["resize_method"]
-            ), example_seed
-        if not uint8_images:
-            return preprocessing.preprocess_for_train(image, image_size, example_seed, "none", **crop), example_seed
-        pixels, augment_seed = preprocessing.augmentation_input(image, image_size, example_seed, **crop)
-        if not augment_on_device:
-            pixels = preprocessing.augment(pixels, augment_seed, **augment)
-        return pixels, tf.cast(augment_seed, tf.int64)
-
-    def process(index, record):
-        image, label = source.parse(record)
-        # A label outside the classes fails the element like undecodable bytes do: ignore_errors drops it and
-        # the gap in the positions counts it (no per-record flag and filter stage).
-        check = tf.debugging.Assert(
-            tf.logical_and(label >= 0, label < num_classes),
-            ["label outside [0, num_classes): ", label, " num_classes: ", num_classes],
-        )
-        with tf.control_dependencies([check]):
-            label = tf.identity(label)
-        example_seed = tf.stack([seed, index * position_scale + position_offset])
-        pixels, augment_seed = good(image, example_seed)
-        element = {"images": pixels, "labels": label, "index": index}
-        if augment_on_device:
-            element["augment_seeds"] = augment_seed
-        if mixup_alpha:  # the blend itself runs in the train step, on the replica's batch (data/mixup.py)
-            element["mixup_weights"] = mixup.mix_weight(example_seed, mixup_alpha)
+            element["images"] = preprocessing.eval_pixels(crop, image_size, resize_method)
+        elif augment_name == "none":
+            element["images"] = preprocessing.train_pixels(crop, image_size, resize_method)
+        else:
+            pixels = preprocessing.augmentation_pixels(crop, image_size, resize_method)
+            if augment_on_device:
+                element["augment_seeds"] = tf.cast(crop.augment_seed, tf.int64)
+            else:
+                pixels = preprocessing.augment(pixels, crop.augment_seed, **augment)
+            element["images"] = pixels
         return element
 
-    return process
+    return finish
 
 
 def _count_bad(max_bad_fraction, min_records):
@@ -140,6 +144,7 @@ def _examples(
     deterministic,
     input_context,
     crop,
+    resize_method,
     augment,
     augment_on_device,
     shuffle_buffer,
@@ -154,7 +159,7 @@ def _examples(
     )
     if training:
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    process = _record_fn(
+    decode = _decode_fn(
         source,
         num_classes,
         image_size,
@@ -163,14 +168,14 @@ def _examples(
         pipelines,
         pipeline_id,
         crop,
-        augment,
-        augment_on_device,
         mixup_alpha,
     )
-    # Keep the map ordered even when deterministic=False: bad-record counting reads gaps in the positions.
-    dataset = records.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # Keep the maps ordered even when deterministic=False: bad-record counting reads gaps in the positions.
+    dataset = records.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # Undecodable bytes and labels outside the classes: skipped here, counted by the gap in the positions.
-    return dataset.ignore_errors(log_warning=True)
+    dataset = dataset.ignore_errors(log_warning=True)
+    finish = _finish_fn(image_size, training, resize_method, augment, augment_on_device)
+    return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _pad_batch(batch, batch_size):
@@ -286,7 +291,7 @@ def make_dataset(
         raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")  # still stateless ops, just not reproducible
-    crop = {"crop_fraction": crop_fraction, "resize_method": resize_method}
+    crop = {"crop_fraction": crop_fraction}
     augment = {}
     if training:
         crop.update(area_range=tuple(s.area_range), aspect_ratio_range=tuple(s.aspect_ratio_range))
@@ -309,6 +314,7 @@ def make_dataset(
         deterministic=deterministic,
         input_context=input_context,
         crop=crop,
+        resize_method=resize_method,
         augment=augment,
         augment_on_device=augment_on_device,
         shuffle_buffer=s.shuffle_buffer,

@@ -21,6 +21,8 @@ All randomness is stateless and keyed by `seed`, so a given (image, size, seed) 
 it is the one intended difference from the original, which drew from stateful random ops.
 """
 
+import typing
+
 import tensorflow as tf
 
 from data import autoaugment
@@ -104,10 +106,10 @@ def center_crop_window(shape, crop_fraction):
     """[offset_h, offset_w, side, side] of the eval crop (tensorflow/tpu preprocessing.py
     `_decode_and_center_crop`): side = int(float32(fraction) · min(h, w)) computed in float32, offsets
     ((h − side) + 1) // 2. The side is kept >= 1 (the original would fail on a 1-pixel image instead)."""
-    height, width = shape[0], shape[1]
-    side = tf.cast(crop_fraction * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
-    side = tf.maximum(side, 1)
-    return tf.stack([(height - side + 1) // 2, (width - side + 1) // 2, side, side])
+    height_width = tf.cast(shape, tf.int32)[:2]
+    side = tf.cast(crop_fraction * tf.cast(tf.reduce_min(height_width), tf.float32), tf.int32)
+    sides = tf.fill([2], tf.maximum(side, 1))
+    return tf.concat([(height_width - sides + 1) // 2, sides], 0)
 
 
 def sample_crop_window(shape, seed, area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
@@ -123,7 +125,7 @@ def sample_crop_window(shape, seed, area_range=AREA_RANGE, aspect_ratio_range=AS
         max_attempts=MAX_ATTEMPTS,
         use_image_if_no_bounding_boxes=True,
     )
-    return tf.stack([begin[0], begin[1], size[0], size[1]])
+    return tf.concat([begin[:2], size[:2]], 0)
 
 
 def falls_back(shape, window):
@@ -131,8 +133,8 @@ def falls_back(shape, window):
     `_at_least_x_are_equal(original_shape, shape(crop), 3)`, i.e. the JPEG's [h, w, channels] equals the
     decoded crop's [h, w, 3] in all three dims. A grayscale (or CMYK) JPEG therefore never falls back, even
     when the sampler returned the whole image."""
-    crop_shape = tf.stack([window[2], window[3], 3])
-    return tf.reduce_all(tf.equal(tf.cast(shape[:3], tf.int32), crop_shape))
+    crop_shape = tf.concat([window[2:], [3]], 0)
+    return tf.reduce_all(tf.equal(tf.cast(shape, tf.int32), crop_shape))
 
 
 def random_crop_window(shape, seed, crop_fraction, area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
@@ -178,11 +180,10 @@ def header_pixels(image_bytes):
 
 
 def _within_pixel_limit(pixels):
-    """An Assert (fails the element, or the serving call) when `pixels` exceeds MAX_PIXELS."""
-    return tf.debugging.Assert(
-        pixels <= MAX_PIXELS,
-        [f"image exceeds the pixel limit of {MAX_PIXELS:,} (width x height from its header):", pixels],
-    )
+    """An Assert (fails the element, or the serving call) when `pixels` exceeds MAX_PIXELS. The raw op: for int64
+    data tf.debugging.Assert adds a tf.cond guard, a per-record function call on the hot path."""
+    message = f"image exceeds the pixel limit of {MAX_PIXELS:,} (width x height from its header):"
+    return tf.raw_ops.Assert(condition=pixels <= MAX_PIXELS, data=[message, pixels])
 
 
 def decode_and_crop(image, window_fn):
@@ -198,7 +199,7 @@ def decode_and_crop(image, window_fn):
 
     def jpeg():
         shape = tf.image.extract_jpeg_shape(image)
-        with tf.control_dependencies([_within_pixel_limit(tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64))]):
+        with tf.control_dependencies([_within_pixel_limit(tf.reduce_prod(tf.cast(shape[:2], tf.int64)))]):
             window, aux = window_fn(shape)
             return tf.image.decode_and_crop_jpeg(image, window, channels=3), aux
 
@@ -216,13 +217,13 @@ def resize(image, image_size, resize_method):
     `_resize_image` (compat.v1 resize_bicubic, or compat.v1 resize with BILINEAR): align_corners=False,
     half_pixel_centers=False, bicubic coefficient -0.75. Returns float32, NOT clipped (bicubic overshoots
     [0, 255] slightly; the original passes that on)."""
-    images = image[None]
+    images = tf.expand_dims(image, 0)
     size = tf.constant([image_size, image_size], tf.int32)
     if resize_method == "bicubic":
         resized = tf.raw_ops.ResizeBicubic(images=images, size=size, align_corners=False, half_pixel_centers=False)
     else:
         resized = tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=False, half_pixel_centers=False)
-    return resized[0]
+    return tf.squeeze(resized, [0])
 
 
 def preprocess_for_eval(image, image_size, crop_fraction=None, resize_method="bicubic"):
@@ -237,10 +238,21 @@ def preprocess_for_eval(image, image_size, crop_fraction=None, resize_method="bi
       resize_method: "bicubic" (B0-B7, B8, L2) or "bilinear" (EdgeTPU, Lite), compat.v1 semantics.
     Returns float32 [image_size, image_size, 3], not clipped (values slightly outside [0, 255] are possible).
     """
-    crop_fraction = check_size(image_size, crop_fraction)
     check_resize_method(resize_method)
+    return eval_pixels(eval_crop(image, image_size, crop_fraction), image_size, resize_method)
+
+
+def eval_crop(image, image_size, crop_fraction=None):
+    """The decoded center crop of preprocess_for_eval (uint8 [side, side, 3]): the part that reads the bytes, so
+    the only one that can fail on bad ones (data/pipeline.py maps it ahead of ignore_errors, eval_pixels after)."""
+    crop_fraction = check_size(image_size, crop_fraction)
     image = _check_image(image)
     cropped, _ = decode_and_crop(image, lambda shape: (center_crop_window(shape, crop_fraction), tf.constant(False)))
+    return cropped
+
+
+def eval_pixels(cropped, image_size, resize_method):
+    """The rest of preprocess_for_eval: resize the center crop → float32 [image_size, image_size, 3]."""
     return tf.ensure_shape(resize(cropped, image_size, resize_method), [image_size, image_size, 3])
 
 
@@ -283,26 +295,50 @@ def preprocess_for_train(
       uint8_wraparound: keep the original's Solarize/Posterize uint8 wrap-around (data/autoaugment.py).
     Returns float32 [image_size, image_size, 3]: with augmentation whole numbers in [0, 255]; with "none" the
     resized pixels as they are (not clipped, as in the original).
+
+    It is train_crop followed by train_pixels (no augmentation) or augmentation_pixels and augment.
     """
     check_augment_name(augment_name)
+    check_resize_method(resize_method)
+    crop = train_crop(image, image_size, seed, crop_fraction, area_range, aspect_ratio_range)
     if augment_name == "none":
-        pixels, flip_seed, _ = _crop_and_resize(
-            image, image_size, seed, crop_fraction, resize_method, area_range, aspect_ratio_range
-        )
-        pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
-        return tf.ensure_shape(pixels, [image_size, image_size, 3])
-    pixels, augment_seed = augmentation_input(
-        image, image_size, seed, crop_fraction, resize_method, area_range, aspect_ratio_range
-    )
+        return train_pixels(crop, image_size, resize_method)
+    pixels = augmentation_pixels(crop, image_size, resize_method)
     return tf.cast(
-        augment(pixels, augment_seed, augment_name, randaugment_num_layers, randaugment_magnitude, uint8_wraparound),
+        augment(
+            pixels, crop.augment_seed, augment_name, randaugment_num_layers, randaugment_magnitude, uint8_wraparound
+        ),
         tf.float32,
     )
 
 
-def _crop_and_resize(image, image_size, seed, crop_fraction, resize_method, area_range, aspect_ratio_range):
-    """The random crop, resized (float32, not clipped) → (pixels, flip seed, augmentation seed)."""
-    check_resize_method(resize_method)
+def derived_seeds(seed, count):
+    """[tf.random.experimental.stateless_fold_in(seed, i) for i in range(count)], with one random draw instead of
+    `count`: fold_in(seed, i) is stack([stateless_random_uniform([], seed, int32 full range), int32 i])
+    (tensorflow/python/ops/stateless_random_ops.py fold_in), whose first word does not depend on i. Same values
+    (tests/data/test_preprocessing.py compares them with fold_in); the per-record ops are the host's bookkeeping
+    cost (benchmarks/README.md)."""
+    key = tf.random.stateless_uniform([], seed=seed, minval=None, maxval=None, dtype=tf.int32)
+    return [tf.stack([key, tf.constant(i, tf.int32)]) for i in range(count)]
+
+
+class TrainCrop(typing.NamedTuple):
+    """A decoded training crop and what the rest of preprocess_for_train needs from its draw."""
+
+    pixels: tf.Tensor  # uint8 [h', w', 3]: the random window (or the fallback center crop), not resized
+    fallback: tf.Tensor  # bool: the sampler's window was the whole image, so this is the center crop
+    flip_seed: tf.Tensor  # int64 [2]
+    augment_seed: tf.Tensor  # int64 [2]
+
+
+def train_crop(
+    image, image_size, seed, crop_fraction=None, area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE
+):
+    """Draw and decode the random crop of preprocess_for_train (arguments as its) → TrainCrop.
+
+    The part of the training preprocessing that reads the encoded bytes, and so the only part that can fail on
+    bad ones: data/pipeline.py maps it ahead of ignore_errors and the resize after it (the reason is there).
+    """
     crop_fraction = check_size(image_size, crop_fraction)
     area_range = _check_range("area_range", area_range, upper=1.0)
     aspect_ratio_range = _check_range("aspect_ratio_range", aspect_ratio_range)
@@ -310,11 +346,31 @@ def _crop_and_resize(image, image_size, seed, crop_fraction, resize_method, area
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     if seed.shape != (2,):
         raise ValueError(f"seed must be an integer tensor of shape [2], got shape {seed.shape}")
-    crop_seed, flip_seed, augment_seed = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
+    crop_seed, flip_seed, augment_seed = derived_seeds(seed, 3)
     cropped, fallback = decode_and_crop(
         image, lambda shape: random_crop_window(shape, crop_seed, crop_fraction, area_range, aspect_ratio_range)
     )
-    return _train_resize(cropped, image_size, resize_method, fallback), flip_seed, augment_seed
+    return TrainCrop(cropped, fallback, flip_seed, augment_seed)
+
+
+def train_pixels(crop, image_size, resize_method):
+    """A TrainCrop resized and randomly flipped → float32 [image_size, image_size, 3], not clipped: the training
+    image without augmentation."""
+    pixels = _train_resize(crop.pixels, image_size, resize_method, crop.fallback)
+    pixels = tf.image.stateless_random_flip_left_right(pixels, crop.flip_seed)
+    return tf.ensure_shape(pixels, [image_size, image_size, 3])
+
+
+def augmentation_pixels(crop, image_size, resize_method):
+    """A TrainCrop as AutoAugment/RandAugment receive it: resized, clipped to [0, 255] and truncated to uint8
+    (tensorflow/tpu preprocess_for_train), randomly flipped → uint8 [image_size, image_size, 3]."""
+    pixels = _train_resize(crop.pixels, image_size, resize_method, crop.fallback)
+    # The original flips the float pixels, then clips and casts to uint8 (truncation). Elementwise clip and cast
+    # commute with the flip, and the same seed gives the same flip decision for any dtype, so the flip is done
+    # after the cast, on a quarter of the bytes (same output).
+    pixels = tf.cast(tf.clip_by_value(pixels, 0.0, 255.0), tf.uint8)
+    pixels = tf.image.stateless_random_flip_left_right(pixels, crop.flip_seed)
+    return tf.ensure_shape(pixels, [image_size, image_size, 3])
 
 
 def augmentation_input(
@@ -326,22 +382,15 @@ def augmentation_input(
     area_range=AREA_RANGE,
     aspect_ratio_range=ASPECT_RATIO_RANGE,
 ):
-    """The training image as AutoAugment/RandAugment receive it: random crop, resize, clip to [0, 255] and
-    truncate to uint8 (tensorflow/tpu preprocess_for_train), random flip → (uint8 [image_size, image_size, 3],
-    the augmentation's stateless seed [2]). Arguments as preprocess_for_train's.
+    """The training image as AutoAugment/RandAugment receive it → (uint8 [image_size, image_size, 3], the
+    augmentation's stateless seed [2]): train_crop, then augmentation_pixels. Arguments as preprocess_for_train's.
 
     Split out of preprocess_for_train so that the augmentation can run elsewhere (data/device_augment.py runs it
     in the train step) on exactly the pixels and seed the host path would use.
     """
-    pixels, flip_seed, augment_seed = _crop_and_resize(
-        image, image_size, seed, crop_fraction, resize_method, area_range, aspect_ratio_range
-    )
-    # The original flips the float pixels, then clips and casts to uint8 (truncation). Elementwise clip and cast
-    # commute with the flip, and the same seed gives the same flip decision for any dtype, so the flip is done
-    # after the cast, on a quarter of the bytes (same output).
-    pixels = tf.cast(tf.clip_by_value(pixels, 0.0, 255.0), tf.uint8)
-    pixels = tf.image.stateless_random_flip_left_right(pixels, flip_seed)
-    return tf.ensure_shape(pixels, [image_size, image_size, 3]), augment_seed
+    check_resize_method(resize_method)
+    crop = train_crop(image, image_size, seed, crop_fraction, area_range, aspect_ratio_range)
+    return augmentation_pixels(crop, image_size, resize_method), crop.augment_seed
 
 
 def augment(pixels, seed, augment_name, randaugment_num_layers=None, randaugment_magnitude=None, uint8_wraparound=True):

@@ -3,7 +3,7 @@
 A source knows its classes, its splits ("train" without the minival holdout, "minival", "validation") and their
 sizes, and yields raw records for one input pipeline; `parse` turns a raw record into (image, label) where
 image is the encoded bytes (or a uint8 image) and label an int32 in 0..num_classes−1. Parsing is lazy (done
-inside the pipeline's per-record map) so that a bad record is skipped and counted there, not here.
+inside the pipeline's decoding map) so that a bad record is skipped and counted there, not here.
 
 Minival (docs/recipe.md §3): for TFRecords the first `holdout_shards` train shards (tensorflow/tpu: 20 of 1024 =
 25,022 images); for TFDS the first examples of the train split by slicing. Either way it is disjoint from the

@@ -104,6 +104,17 @@ def test_train_output_range_shape_and_seed_determinism():
     assert len(crops) > 4
 
 
+@pytest.mark.parametrize("seed", [[0, 0], [5, 6], [-3, 2**40 + 7], [2**62, -(2**61)]])
+def test_derived_seeds_equal_tensorflows_fold_in(seed):
+    # One random draw instead of three: it must give exactly what TensorFlow's own fold_in gives, for the
+    # pipeline's int64 seeds (seed, position) and int32 ones.
+    for dtype in (tf.int64, tf.int32) if max(abs(v) for v in seed) < 2**31 else (tf.int64,):
+        parent = tf.constant(seed, dtype)
+        expected = [tf.random.experimental.stateless_fold_in(parent, i).numpy() for i in range(3)]
+        got = [derived.numpy() for derived in preprocessing.derived_seeds(parent, 3)]
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_bad_arguments_are_one_line_errors():
     with pytest.raises(ValueError, match="augment_name must be one of autoaugment, randaugment, none"):
         preprocessing.preprocess_for_train(PHOTO, 28, tf.constant([0, 0]), augment_name="mixup")
