@@ -65,6 +65,8 @@ def _model():
         num_classes=config_dict.placeholder(int),       # None: from the data source
         dropout_rate=config_dict.placeholder(float),    # None: the variant's (0.2 for b0 ... 0.5 for b7)
         survival_prob=0.8,                              # stochastic depth, every size (docs/recipe.md §2)
+        classifier_init="original",                     # a new classifier's kernel: the original's uniform
+                                                        # ±1/sqrt(classes), or "zeros" (configs/finetune.py)
         # BatchNorm statistics in training over groups of this many replicas: "auto" is the original's rule on
         # TPU (per core up to 8 cores, else groups of max(8, cores // 8); tensorflow/tpu utils.py) and per
         # replica on other strategies; "all" synchronizes every replica; a number is the group size (1: per

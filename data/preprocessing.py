@@ -327,8 +327,8 @@ class TrainCrop(typing.NamedTuple):
 
     pixels: tf.Tensor  # uint8 [h', w', 3]: the random window (or the fallback center crop), not resized
     fallback: tf.Tensor  # bool: the sampler's window was the whole image, so this is the center crop
-    flip_seed: tf.Tensor  # int64 [2]
-    augment_seed: tf.Tensor  # int64 [2]
+    flip_seed: tf.Tensor  # int32 [2] (stateless_fold_in of the example seed, as derived_seeds gives)
+    augment_seed: tf.Tensor  # int32 [2]
 
 
 def train_crop(

@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import keras
 
 from efficientnet import blocks
-from efficientnet.variants import Variant, get_variant
+from efficientnet.variants import CLASSIFIER_INITS, Variant, get_variant
 
 ImageSize = Union[int, Sequence[Optional[int]], None, str]
 
@@ -52,6 +52,7 @@ def build_model(
     dropout_rate: Optional[float] = None,
     survival_prob: Optional[float] = None,
     batchnorm_group_size: int = 1,
+    classifier_init: str = "original",
     name: Optional[str] = None,
 ) -> keras.Model:
     """Builds an EfficientNet.
@@ -79,9 +80,14 @@ def build_model(
       block (docs/recipe.md §2); default the variant's 0.8. 1 disables stochastic depth.
     batchnorm_group_size: in training, BatchNorm statistics over this many consecutive replicas together
       (blocks.group_moments): 1 per replica (the default), the replica count for synchronized BatchNorm.
+    classifier_init: the classifier kernel's initialization: "original" (uniform in ±1/sqrt(num_classes),
+      tensorflow/tpu efficientnet_model.py dense_kernel_initializer) or "zeros" (a new head for fine-tuning
+      that starts at uniform probabilities; configs/finetune.py). The bias starts at zero either way.
     name: model name; default "efficientnet-<variant name>".
     """
     v = get_variant(variant)
+    if classifier_init not in CLASSIFIER_INITS:
+        raise ValueError(f"classifier_init must be one of {', '.join(CLASSIFIER_INITS)}; got {classifier_init!r}")
     num_classes = v.num_classes if num_classes is None else num_classes
     dropout_rate = v.dropout_rate if dropout_rate is None else dropout_rate
     if not 0.0 <= dropout_rate < 1.0:
@@ -99,7 +105,7 @@ def build_model(
         # Classifier at the variables' precision: float32 logits (and loss) under mixed precision (docs/recipe.md §5).
         x = keras.layers.Dense(
             num_classes,
-            kernel_initializer=blocks.DenseKernelInitializer(),
+            kernel_initializer=blocks.DenseKernelInitializer() if classifier_init == "original" else "zeros",
             activation=classifier_activation,
             dtype=keras.config.dtype_policy().variable_dtype,
             name="predictions",

@@ -38,6 +38,10 @@ ACTIVATIONS = ("swish", "relu", "relu6")
 # Image resize kernels of the input pipeline (both with tf.compat.v1 semantics, data/preprocessing.py).
 RESIZE_METHODS = ("bicubic", "bilinear")
 
+# A new classifier kernel's initialization (build_model classifier_init): the original's uniform
+# ±1/sqrt(classes), or zeros for a fine-tuning head (configs/finetune.py says why).
+CLASSIFIER_INITS = ("original", "zeros")
+
 
 @dataclasses.dataclass(frozen=True)
 class StageSpec:

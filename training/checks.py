@@ -106,6 +106,7 @@ def validate_config(config):
         _check_choice(config.data.resize_method, efficientnet.variants.RESIZE_METHODS, "resize_method")
     _check_choice(config.train.lr_schedule, base.LR_SCHEDULES, "lr_schedule")
     _check_choice(config.train.optimizer, base.OPTIMIZERS, "optimizer")
+    _check_choice(config.model.classifier_init, efficientnet.variants.CLASSIFIER_INITS, "classifier_init")
     _check_range_pair(config.data.crop_area_range, "crop_area_range", upper=1.0)
     _check_range_pair(config.data.crop_aspect_ratio_range, "crop_aspect_ratio_range")
     _check_positive(

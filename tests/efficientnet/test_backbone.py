@@ -122,7 +122,9 @@ def _keras_notop_shape(variant, pooling, input_shape):
 
 @pytest.mark.parametrize("variant", ["b0", *(pytest.param(f"b{i}", marks=pytest.mark.slow) for i in range(1, 8))])
 def test_notop_and_pooling_shapes_equal_keras_applications(variant):
-    for pooling in (None, "avg", "max"):
+    # Every variant's feature map at an odd size and at any size; the poolings on b0 only: they act on the last
+    # map whatever the variant, and each build of b4-b7 costs seconds.
+    for pooling in (None, "avg", "max") if variant == "b0" else (None,):
         ours = build_model(variant, image_size=123, include_top=False, pooling=pooling)
         assert tuple(ours.output.shape) == _keras_notop_shape(variant, pooling, (123, 123, 3))
     ours = build_model(variant, image_size=None, include_top=False)

@@ -101,6 +101,17 @@ def test_batchnorm_group_size_reaches_every_batchnorm_and_survives_serialization
     assert all(l.group_size == 4 for l in clone.layers if isinstance(l, keras.layers.BatchNormalization))
 
 
+def test_classifier_init_is_the_originals_uniform_or_zeros():
+    bound = 1.0 / np.sqrt(10)  # tensorflow/tpu efficientnet_model.py dense_kernel_initializer: ±1/sqrt(classes)
+    small = custom_variant(width=0.1, depth=0.1, resolution=32, name="small")
+    original = build_model(small, num_classes=10).get_layer("predictions").kernel.numpy()
+    assert np.abs(original).max() <= bound and np.abs(original).max() > 0.9 * bound
+    zeros = build_model(small, num_classes=10, classifier_init="zeros").get_layer("predictions")
+    assert not np.any(zeros.kernel.numpy()) and not np.any(zeros.bias.numpy())
+    with pytest.raises(ValueError, match="classifier_init must be one of original, zeros; got 'glorot'"):
+        build_model(small, classifier_init="glorot")
+
+
 def test_logits_output_and_no_softmax(built):
     model = built("b0", image_size=64)
     logits = model(random_pixels(64), training=False).numpy()

@@ -22,6 +22,7 @@ def _config(**overrides):
         ({"runtime__mode": "fit"}, "mode='fit' is not one of"),
         ({"data__augment_name": "mixup"}, "augment_name='mixup'"),
         ({"train__lr_schedule": "linear"}, "lr_schedule='linear'"),
+        ({"model__classifier_init": "glorot"}, "classifier_init='glorot' is not one of original, zeros"),
         ({"train__batch_size": 0}, "train.batch_size must be positive"),
         ({"eval__batch_size": -8}, "eval.batch_size must be positive"),
         ({"train__steps": -1}, "train_steps must be >= 0"),

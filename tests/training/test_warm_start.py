@@ -55,6 +55,25 @@ def _save_keras2_style(model, path):
                 group.create_dataset(name.decode(), data=weight.numpy())
 
 
+def test_a_new_zero_classifier_stays_zero_while_every_other_layer_loads(tmp_path):
+    # configs/finetune.py: the published weights' 1000-way head does not fit 4 classes, so the new head keeps
+    # its initialization, here zeros (the first loss is then ln 4 whatever the features).
+    source = _model(10, seed=1)
+    path = str(tmp_path / "source.weights.h5")
+    source.save_weights(path)
+    tf.keras.utils.set_random_seed(2)
+    target = efficientnet.build_model(TINY, num_classes=4, classifier_init="zeros")
+    warm_start.warm_start(target, path, build_model=None)
+    for layer in target.layers:
+        for got, expected in zip(layer.weights, source.get_layer(layer.name).weights):
+            if layer.name == "predictions":
+                np.testing.assert_array_equal(got.numpy(), np.zeros(got.shape))
+            else:
+                np.testing.assert_array_equal(got.numpy(), expected.numpy(), err_msg=got.path)
+    logits = target(tf.random.uniform([2, 32, 32, 3], 0, 255), training=False)
+    np.testing.assert_array_equal(logits.numpy(), np.zeros([2, 4]))
+
+
 def test_a_missing_weight_file_is_one_line(tmp_path):
     for path in (str(tmp_path / "missing.hdf5"), "ram://warm_start_test/missing.h5"):
         with pytest.raises(UserError) as error:

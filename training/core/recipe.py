@@ -71,6 +71,7 @@ class Network:
     dropout_rate: float
     survival_prob: float
     batchnorm_group_size: int
+    classifier_init: str
 
     def inference(self, num_classes=None):
         """This network for inference, with `num_classes` classes if given (published weights' own count)."""
@@ -85,6 +86,7 @@ class Network:
             dropout_rate=self.dropout_rate,
             survival_prob=self.survival_prob,
             batchnorm_group_size=self.batchnorm_group_size,
+            classifier_init=self.classifier_init,
         )
 
 
@@ -259,6 +261,7 @@ def make_plan(config, *, source=None, strategy=None, jit_compile=False, follows_
         dropout_rate=config.model.dropout_rate,
         survival_prob=config.model.survival_prob,
         batchnorm_group_size=batchnorm_group_size(config, strategy),
+        classifier_init=config.model.classifier_init,
     )
     crop, method = crop_fraction(config, image_size), config.data.resize_method or row.resize_method
     train, mode = config.train, base.MODE_TABLE[config.runtime.mode]
