@@ -1,8 +1,8 @@
 """Starting a run from pretrained weights (--init_checkpoint): fine-tuning on another dataset.
 
 Any weight file training/store/weight_files.py reads is accepted. Every layer is loaded except the classifier
-when the class counts differ; the new classifier keeps the reference initialization (uniform
-±1/sqrt(num_classes), docs/recipe.md §2).
+when the class counts differ; the new classifier keeps its initialization (model.classifier_init: the
+reference's uniform ±1/sqrt(num_classes), docs/recipe.md §2, or zeros as configs/finetune.py sets).
 """
 
 import tensorflow as tf
