@@ -55,9 +55,9 @@ def _decode_fn(source, num_classes, image_size, training, seed, position_scale, 
 
     def decode(index, record):
         image, label = source.parse(record)
-        # 0 <= label < num_classes in one comparison: a negative label wraps to 2**31 or more as uint32.
+        # 0 <= label < num_classes in one comparison: a negative label (int32 or int64) wraps to 2**63 or more.
         check = tf.debugging.Assert(
-            tf.cast(label, tf.uint32) < num_classes,
+            tf.cast(label, tf.uint64) < num_classes,
             ["label outside [0, num_classes): ", label, " num_classes: ", num_classes],
         )
         with tf.control_dependencies([check]):

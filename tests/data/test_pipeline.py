@@ -198,3 +198,19 @@ def test_a_decompression_bomb_in_a_shard_is_a_bad_record(tmp_path):
     )
     counts = [int(tf.reduce_max(b["bad_records"])) for b in training.take(3)]  # 27 good: 3 epochs of 9
     assert counts[-1] >= 2  # the bomb skipped and counted in (at least) the two epochs read to their end
+
+
+def test_labels_outside_the_classes_are_bad_records_in_both_directions(tmp_path):
+    # Stored 1..N is label 0..N-1: stored 0 (label -1) and N + 1 (label N) and beyond are outside the classes,
+    # int32.max + 1 too (the source maps it to -1 rather than wrapping it).
+    stored = {3: 0, 6: 5, 9: 2**31, 12: 2**33 + 2}
+
+    def record(index):
+        return helpers.make_example(
+            helpers.encode_jpeg(helpers.id_image(index, 16, 16)), stored.get(index, 1 + index % 4)
+        )
+
+    helpers.write_shards(str(tmp_path), "train", [2, 14], record)
+    source = sources.get_source(data_dir=str(tmp_path), holdout_shards=1, num_classes=4)  # train: records 2..15
+    evaluation = pipeline.make_dataset(source, "train", recipe_input_settings(SIZE, False), batch_size=4)
+    assert sorted(_labels_of(evaluation)) == sorted(index % 4 for index in range(2, 16) if index not in stored)
