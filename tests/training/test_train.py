@@ -58,6 +58,15 @@ def test_train_and_eval_writes_metrics_archive_and_config(trained):
     assert not os.path.exists(os.path.join(model_dir, ".lock"))
 
 
+def test_the_last_line_names_the_weights_it_scored(trained):
+    """EMA weights by default; with train.moving_average_decay 0 (configs/finetune.py) the average is the trained
+    weights, and the line must not claim an average."""
+    config, summary = trained
+    validation = f"validation top-1 {summary['final_eval']['top_1']:.4f}"
+    assert f"{validation} (EMA weights)" in run.final_line(summary)
+    assert f"{validation} (trained weights, no EMA)" in run.final_line(summary, ema=False)
+
+
 def _validation_jpegs(cache_dir, count):
     source = sources.get_source(cache_dir=cache_dir)
     pattern = os.path.join(source.data_dir, "validation-*")

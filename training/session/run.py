@@ -140,18 +140,23 @@ def run(config, strategy=None, image_files=(), user_fields=()):
     finally:
         ctx.log.close()  # an error line after a run cut short starts on a line of its own
     if not ctx.plan.mode.takes_files:
-        ctx.log.message(final_line(summary))
+        ctx.log.message(final_line(summary, ema=config.train.moving_average_decay > 0))
     return summary
 
 
-def final_line(summary):
+def final_line(summary, ema=True):
+    """The run's last line. ema: whether its checkpoints' averaged weights differ from the trained ones (with
+    train.moving_average_decay 0 the average is the trained weights, which the line then says)."""
     parts = [f"done: {summary['mode']}"]
     best = summary.get("best")
     if best:
         parts.append(f"best {best['split']} top-1 {best['top_1']:.4f} at step {best['step']}")
     final = summary.get("final_eval")
     if final:
-        weights = f"weights of {summary['weights']}" if summary.get("weights") else "EMA weights"
+        if summary.get("weights"):
+            weights = f"weights of {summary['weights']}"
+        else:
+            weights = "EMA weights" if ema else "trained weights, no EMA"
         parts.append(f"{final['split']} top-1 {final['top_1']:.4f} ({weights})")
     if summary.get("export_dir"):
         parts.append(f"SavedModel in {summary['export_dir']}")
