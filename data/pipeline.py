@@ -10,15 +10,18 @@ augmentation. With augment_on_device the images are the augmentation's uint8 inp
 num_batches, whole extra batches) is padding with mask 0.
 
 Reproducibility: with a seed, every random choice is a stateless op keyed by (seed, the element's global
-position), the shuffle buffers are seeded, and the per-record maps keep their order, so with deterministic=True
-the same seed gives the same batches and `tf.train.Checkpoint(iterator=iter(ds))` resumes exactly. No stateful
-variables and no tf.py_function anywhere (TPU hosts run graph ops only; has_py_function checks that).
+position) and the shuffle buffers are seeded; with deterministic=True the per-record maps keep their order, so
+the same seed gives the same batches and `tf.train.Checkpoint(iterator=iter(ds))` resumes exactly. With
+deterministic=False (training) the maps run unordered: each example is still the same function of its record,
+but batches may mix neighbouring records differently. No stateful variables and no tf.py_function anywhere
+(TPU hosts run graph ops only; has_py_function checks that).
 
 Bad records: a record whose bytes are not an image, fail to decode, or whose label lies outside
 [0, num_classes) is dropped and counted (num_classes: the run's class count, by default the source's). A bad
 label fails its element (an Assert in the decoding map) like a decode error does; both (and a truncated
 file's unreadable tail, see data/sources.py) are dropped by ignore_errors and show up as a gap in the record
-positions, counted once per batch.
+positions, counted once per batch. With unordered maps a missing position counts as bad once the furthest
+position seen is REORDER_WINDOW past it (a record that arrives later lowers the count again).
 When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the pipeline
 raises InvalidArgumentError whose message contains "Too many bad records".
 """
@@ -104,17 +107,46 @@ def _finish_fn(image_size, training, resize_method, augment, augment_on_device):
     return finish
 
 
-def _count_bad(max_bad_fraction, min_records):
-    """scan() function over BATCHES of good records: carry the number of good records so far; bad = records
-    read − good, where the records read are the last good record's position + 1 (a record dropped by
-    ignore_errors, e.g. an undecodable JPEG or a truncated file's tail, leaves a gap in the positions).
-    Counting per batch instead of per record keeps the per-record chain as plain as map → ignore_errors →
-    batch."""
+# How far out of order a record may arrive when the per-record maps run unordered (deterministic=False, training):
+# a position still missing once the furthest position seen is this far past it counts as bad, so the bad-fraction
+# check starts after about bad_check_min_records + REORDER_WINDOW records. Not a recipe value: it should exceed
+# how many records overtake an ordinary one inside the maps (at most their parallelism, a few hundred on the
+# largest hosts). A very slow record (a huge JPEG) can still arrive later: it is counted bad meanwhile and its
+# arrival takes it back, a transient error of one record in thousands against a fraction of the records read.
+REORDER_WINDOW = 1024
 
-    def step(good_so_far, batch):
-        good = good_so_far + tf.cast(tf.shape(batch["index"])[0], tf.int64)
-        read = tf.reduce_max(batch["index"]) + 1
-        bad = read - good
+
+def _count_bad(max_bad_fraction, min_records, reorder_window=0):
+    """scan() function over BATCHES of good records → (state, batch with "bad_records").
+
+    A record dropped by ignore_errors (an undecodable JPEG, a label outside the classes, a truncated file's
+    tail) never arrives, which leaves a gap in the record positions. In order (reorder_window 0) the records
+    read are the last position + 1 and bad = read − good; the state is the number of good records. Out of
+    order (unordered maps), a position counts as read once the furthest position seen is reorder_window past
+    it: read = furthest + 1 − reorder_window, and bad = read − (good records at positions below read). The state
+    then also holds, per slot (position mod reorder_window), the latest position that arrived there, which
+    gives the good records inside the window [read, furthest]. Counting per batch instead of per record keeps
+    the per-record chain as plain as map → ignore_errors → batch."""
+
+    def step(state, batch):
+        positions = batch["index"]
+        furthest = tf.reduce_max(positions)
+        if reorder_window:
+            good_so_far, slots = state
+            good = good_so_far + tf.cast(tf.shape(positions)[0], tf.int64)
+            furthest = tf.maximum(furthest, tf.reduce_max(slots))  # the furthest position so far sits in a slot
+            read = tf.maximum(furthest + 1 - reorder_window, 0)  # positions below it count as read
+            # Each position of the window [read, furthest] has its own slot, so no two in a batch collide.
+            recent = tf.boolean_mask(positions, positions >= read)
+            slots = tf.tensor_scatter_nd_max(slots, tf.expand_dims(recent % reorder_window, 1), recent)
+            in_window = tf.reduce_sum(tf.cast(slots >= read, tf.int64))
+            bad = read - (good - in_window)  # a record arriving after it was counted bad lowers the count again
+            state = (good, slots)
+        else:
+            good = state + tf.cast(tf.shape(positions)[0], tf.int64)
+            read = furthest + 1
+            bad = read - good
+            state = good
         too_many = tf.logical_and(
             read >= min_records, tf.cast(bad, tf.float64) > max_bad_fraction * tf.cast(read, tf.float64)
         )
@@ -128,9 +160,16 @@ def _count_bad(max_bad_fraction, min_records):
             bad = tf.identity(bad)
         batch = {key: value for key, value in batch.items() if key != "index"}
         batch["bad_records"] = tf.fill(tf.shape(batch["labels"]), bad)
-        return good, batch
+        return state, batch
 
     return step
+
+
+def _count_bad_initial(reorder_window):
+    """The scan's initial state for _count_bad(…, reorder_window)."""
+    if reorder_window:
+        return (tf.constant(0, tf.int64), tf.fill([reorder_window], tf.constant(-1, tf.int64)))
+    return tf.constant(0, tf.int64)
 
 
 def _examples(
@@ -170,12 +209,20 @@ def _examples(
         crop,
         mixup_alpha,
     )
-    # Keep the maps ordered even when deterministic=False: bad-record counting reads gaps in the positions.
-    dataset = records.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # Unordered maps let a fast record overtake a slow one, which keeps the cores busy when other work takes one
+    # of them (benchmarks/README.md); make_dataset then counts bad records over a reorder window. Evaluation
+    # stays ordered (its batches are padded at the end of one pass).
+    ordered = _ordered(training, deterministic)
+    dataset = records.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
     # Undecodable bytes and labels outside the classes: skipped here, counted by the gap in the positions.
     dataset = dataset.ignore_errors(log_warning=True)
     finish = _finish_fn(image_size, training, resize_method, augment, augment_on_device)
-    return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
+
+
+def _ordered(training, deterministic):
+    """Whether the per-record maps keep the record order: always for evaluation, with deterministic for training."""
+    return deterministic or not training
 
 
 def _pad_batch(batch, batch_size):
@@ -320,8 +367,10 @@ def make_dataset(
         shuffle_buffer=s.shuffle_buffer,
         mixup_alpha=float(s.mixup_alpha) if training else 0.0,
     )
+    reorder_window = 0 if _ordered(training, deterministic) else REORDER_WINDOW
     batches = examples.batch(batch_size, drop_remainder=training).scan(
-        tf.constant(0, tf.int64), _count_bad(float(max_bad_fraction), s.bad_check_min_records)
+        _count_bad_initial(reorder_window),
+        _count_bad(float(max_bad_fraction), s.bad_check_min_records, reorder_window),
     )
     if training:
         dataset = batches if num_batches is None else batches.take(num_batches)

@@ -138,18 +138,76 @@ def test_bad_records_are_skipped_and_counted(bad_dir):
 
 
 @pytest.mark.slow
-def test_too_many_bad_records_fails_with_clear_message(bad_dir):
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_too_many_bad_records_fails_with_clear_message(bad_dir, monkeypatch, deterministic):
+    # Unordered maps (deterministic=False) count over a reorder window; a small one keeps the run short.
+    monkeypatch.setattr(pipeline, "REORDER_WINDOW", 16)
     source = sources.get_source(data_dir=bad_dir, holdout_shards=1, num_classes=1000)
     dataset = pipeline.make_dataset(
         source,
         "train",
-        recipe_input_settings(SIZE, True, max_bad_fraction=0.01, bad_check_min_records=20),
+        recipe_input_settings(SIZE, True, max_bad_fraction=0.01, bad_check_min_records=20, deterministic=deterministic),
         batch_size=4,
         seed=2,
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match="Too many bad records"):
-        for _ in dataset.take(20):
+        for _ in dataset.take(20):  # 80 good records: about 92 read, 12 of them bad
             pass
+
+
+def _arrival_order(num_records, bad, late, rng):
+    """Good positions below num_records in a shuffled order as parallel maps give it: most moved by a few places,
+    one in eight by 10 to 20 (around the test's window of 16), and the `late` ones held back to the very end."""
+    good = [p for p in range(num_records) if p not in bad and p not in late]
+    moves = np.where(rng.uniform(size=len(good)) < 0.125, rng.uniform(10, 20, len(good)), rng.uniform(0, 5, len(good)))
+    return [good[i] for i in np.argsort(np.arange(len(good)) + moves, kind="stable")] + sorted(late)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bad_record_count_over_a_reorder_window(seed):
+    # The windowed count against its definition: of the positions below read = furthest + 1 − window, those that
+    # have not arrived. A late record counts as bad until it arrives and not after.
+    window, bad, late = 16, {0, 7, 8, 40, 99, 150, 151, 152, 230}, {60, 61}
+    rng = np.random.default_rng(seed)
+    order = _arrival_order(260, bad, late, rng)
+    step = pipeline._count_bad(1.0, 1, window)  # pylint: disable=protected-access
+    state = pipeline._count_bad_initial(window)  # pylint: disable=protected-access
+    arrived, counts, expected = set(), [], []
+    for start in range(0, len(order), 6):
+        positions = order[start : start + 6]
+        batch = {"index": tf.constant(positions, tf.int64), "labels": tf.zeros([len(positions)], tf.int32)}
+        state, out = step(state, batch)
+        arrived.update(positions)
+        read = max(max(arrived) + 1 - window, 0)
+        counts.append(int(out["bad_records"][0]))
+        expected.append(sum(1 for p in range(read) if p not in arrived))
+        assert "index" not in out and out["bad_records"].shape == (len(positions),)
+    assert counts == expected
+    assert max(counts) >= len(bad) + len(late) and counts[-1] == len(bad)  # the late ones counted, then taken back
+
+
+def test_in_order_bad_record_count_is_the_gap_to_the_last_position():
+    step = pipeline._count_bad(1.0, 1)  # pylint: disable=protected-access
+    state, counts = pipeline._count_bad_initial(0), []  # pylint: disable=protected-access
+    for positions in ([0, 1, 3], [4, 5, 6], [9, 10, 11]):
+        batch = {"index": tf.constant(positions, tf.int64), "labels": tf.zeros([3], tf.int32)}
+        state, out = step(state, batch)
+        counts.append(int(out["bad_records"][0]))
+    assert counts == [1, 1, 3]
+
+
+def test_bad_fraction_check_with_a_reorder_window():
+    # Positions 2, 5 and 11 never arrive. The check sees only the positions below read = furthest + 1 − window.
+    step = pipeline._count_bad(0.1, 10, 8)  # pylint: disable=protected-access
+    state = pipeline._count_bad_initial(8)  # pylint: disable=protected-access
+
+    def batch(positions):
+        return {"index": tf.constant(positions, tf.int64), "labels": tf.zeros([len(positions)], tf.int32)}
+
+    state, out = step(state, batch([0, 1, 3, 4, 6, 7, 8, 9, 10, 12]))  # read 5: 1 bad, below min_records
+    assert int(out["bad_records"][0]) == 1
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Too many bad records: 2 of the first 11 records"):
+        step(state, batch([13, 14, 15, 16, 17, 18]))  # read 11: 2 bad > 10 %
 
 
 def test_has_py_function_detects_py_function():
