@@ -25,6 +25,8 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from data import branches
+
 MAX_LEVEL = 10.0  # tensorflow/tpu autoaugment.py _MAX_LEVEL
 FILL_VALUE = 128  # pixels exposed by geometric ops and Cutout (the original's replace_value [128, 128, 128])
 
@@ -486,11 +488,12 @@ def _op_branches(image, arg, negate, seed, integral_translate, uint8_wraparound)
 
 def _apply_op_by_index(image, op_index, arg, negate, seed, integral_translate, uint8_wraparound, candidates=OP_NAMES):
     """Apply candidates[op_index] through one switch_case; op_index == len(candidates) is the identity ("op
-    not applied", which saves a tf.cond per op slot). Only the chosen branch runs, but the switch is lowered
-    to Switch/Merge nodes and every node of the branches not taken is still visited, so a switch over fewer
-    candidates costs less."""
-    branches = _op_branches(image, arg, tf.cast(negate, tf.bool), seed, integral_translate, uint8_wraparound)
-    chosen = [branches[OP_NAMES.index(name)] for name in candidates] + [branches[-1]]
+    not applied", which saves a tf.cond per op slot). Only the chosen branch runs; the switch is lowered to
+    Switch/Merge nodes, and each branch not taken is still visited, one call node per candidate."""
+    ops = _op_branches(image, arg, tf.cast(negate, tf.bool), seed, integral_translate, uint8_wraparound)
+    # Each candidate op as one call node (data/branches.py): the ones not taken cost a node each instead of all
+    # of theirs. The identity stays inline (one node either way).
+    chosen = [branches.as_call(ops[OP_NAMES.index(name)]) for name in candidates] + [ops[-1]]
     result = tf.switch_case(op_index, chosen)
     return tf.ensure_shape(result, image.shape)
 
