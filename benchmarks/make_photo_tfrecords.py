@@ -60,14 +60,20 @@ def random_view(photo, rng):
     return tf.cast(tf.clip_by_value(tf.round(view), 0, 255), tf.uint8)
 
 
-def write_split(output_dir, split, num_records, num_shards, photos, rng, num_classes):
-    """Write num_records records in num_shards ImageNet-named shards (labels 1..num_classes)."""
+def photo_jpegs(photos, rng):
+    """make_jpeg for write_split: record `index` is a random view of photo index mod len(photos), quality 90."""
+    return lambda index: tf.io.encode_jpeg(random_view(photos[index % len(photos)], rng), quality=90).numpy()
+
+
+def write_split(output_dir, split, num_records, num_shards, make_jpeg, num_classes):
+    """Write num_records records in num_shards ImageNet-named shards: record i holds make_jpeg(i) (JPEG bytes)
+    and label 1 + i mod num_classes."""
     per_shard = np.array_split(np.arange(num_records), num_shards)
     for shard, indices in enumerate(per_shard):
         path = os.path.join(output_dir, f"{split}-{shard:05d}-of-{num_shards:05d}")
         with tf.io.TFRecordWriter(path) as writer:
             for index in indices:
-                jpeg = tf.io.encode_jpeg(random_view(photos[index % len(photos)], rng), quality=90).numpy()
+                jpeg = make_jpeg(index)
                 label = int(index % num_classes) + 1
                 example = tf.train.Example(
                     features=tf.train.Features(
@@ -93,8 +99,9 @@ def main(argv=None):
     photos = load_photos(args.photos_dir or default_photos_dir())
     os.makedirs(args.output_dir, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    write_split(args.output_dir, "train", args.num_train, args.num_shards, photos, rng, 1000)
-    write_split(args.output_dir, "validation", args.num_validation, max(1, args.num_shards // 4), photos, rng, 1000)
+    make_jpeg = photo_jpegs(photos, rng)
+    write_split(args.output_dir, "train", args.num_train, args.num_shards, make_jpeg, 1000)
+    write_split(args.output_dir, "validation", args.num_validation, max(1, args.num_shards // 4), make_jpeg, 1000)
     print(
         f"wrote {args.num_train} train and {args.num_validation} validation records from {len(photos)} photos "
         f"to {args.output_dir}"

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.data.ops import map_op  # noqa: E402  (private: map_call_inline only)
 
-from benchmarks import input_pipeline  # noqa: E402
+from benchmarks import input_pipeline, make_photo_tfrecords  # noqa: E402
 from data import sources  # noqa: E402
 
 PIPELINES = ("plain_uint8", "plain_none", "none", "device_host")
@@ -42,26 +42,14 @@ MICRO = ("range_batch", "map_call", "map_call_inline", "enumerate", "ignore_erro
 
 
 def write_tiny_records(directory, num_train=1024, num_validation=128, num_shards=8):
-    """ImageNet-format TFRecords of random 32×24 JPEGs, labels 1..10 (the layout data/sources.py reads)."""
+    """ImageNet-format TFRecords of random 32×24 JPEGs, labels 1..10 (make_photo_tfrecords.write_split)."""
     rng = np.random.default_rng(0)
 
-    def example(i):
-        pixels = rng.integers(0, 256, [24, 32, 3], dtype=np.uint8)
-        feature = {
-            "image/encoded": tf.train.Feature(
-                bytes_list=tf.train.BytesList(value=[tf.io.encode_jpeg(pixels, quality=90).numpy()])
-            ),
-            "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[1 + i % 10])),
-            "image/class/text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"class%d" % (i % 10)])),
-        }
-        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    def make_jpeg(_):
+        return tf.io.encode_jpeg(rng.integers(0, 256, [24, 32, 3], dtype=np.uint8), quality=90).numpy()
 
-    for split, count, shards in (("train", num_train, num_shards), ("validation", num_validation, 2)):
-        for shard in range(shards):
-            path = os.path.join(directory, f"{split}-{shard:05d}-of-{shards:05d}")
-            with tf.io.TFRecordWriter(path) as writer:
-                for i in range(shard, count, shards):
-                    writer.write(example(i))
+    make_photo_tfrecords.write_split(directory, "train", num_train, num_shards, make_jpeg, 10)
+    make_photo_tfrecords.write_split(directory, "validation", num_validation, 2, make_jpeg, 10)
 
 
 def _add_one(x):
