@@ -12,6 +12,11 @@ rounds and medians. Configurations:
                    (a private constructor, tensorflow/python/data/ops/map_op.py _MapDataset; shown to locate the
                    cost of a call, not used by the project: the single-threaded executor it selects refuses
                    lowered tf.cond, which the preprocessing uses)
+  parallel_map_call         range → map(x + 1, num_parallel_calls=AUTOTUNE, deterministic=False) → batch, as the
+                            pipeline's maps run
+  parallel_map_call_inline  the same parallel map with use_inter_op_parallelism=False and the default
+                            optimizations off (private _ParallelMapDataset): whether the single-threaded executor
+                            saves anything once the calls run on tf.data's worker threads
   enumerate, ignore_errors   range → that stage → batch
   plain_uint8, plain_none, none, device_host   benchmarks/input_pipeline.py's configurations on the tiny records
 The last four are also printed as µs per record over plain_uint8 (the plain TF2 chain, one map call per record).
@@ -32,13 +37,22 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from tensorflow.python.data.ops import map_op  # noqa: E402  (private: map_call_inline only)
+from tensorflow.python.data.ops import map_op  # noqa: E402  (private: the *_inline configurations only)
 
 from benchmarks import input_pipeline, make_photo_tfrecords  # noqa: E402
 from data import sources  # noqa: E402
 
 PIPELINES = ("plain_uint8", "plain_none", "none", "device_host")
-MICRO = ("range_batch", "map_call", "map_call_inline", "enumerate", "ignore_errors")
+MICRO = (
+    "range_batch",
+    "map_call",
+    "map_call_inline",
+    "parallel_map_call",
+    "parallel_map_call_inline",
+    "enumerate",
+    "ignore_errors",
+)
+_NO_DEFAULT_OPTIMIZATIONS = ("map_call_inline", "parallel_map_call_inline")
 
 
 def write_tiny_records(directory, num_train=1024, num_validation=128, num_shards=8):
@@ -64,12 +78,23 @@ def _micro(config, batch_size):
         dataset = map_op._MapDataset(  # pylint: disable=protected-access
             dataset, _add_one, use_inter_op_parallelism=False, preserve_cardinality=True
         )
+    elif config == "parallel_map_call":
+        dataset = dataset.map(_add_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    elif config == "parallel_map_call_inline":
+        dataset = map_op._ParallelMapDataset(  # pylint: disable=protected-access
+            dataset,
+            _add_one,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=False,
+            use_inter_op_parallelism=False,
+            preserve_cardinality=True,
+        )
     elif config == "enumerate":
         dataset = dataset.enumerate()
     elif config == "ignore_errors":
         dataset = dataset.ignore_errors()
     dataset = dataset.batch(batch_size)
-    if config == "map_call_inline":
+    if config in _NO_DEFAULT_OPTIMIZATIONS:
         options = tf.data.Options()
         options.experimental_optimization.apply_default_optimizations = False
         dataset = dataset.with_options(options)
