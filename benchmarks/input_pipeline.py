@@ -5,7 +5,8 @@ run 2, ..., the order rotated by one each round) so that on a shared machine the
   none             data.pipeline.make_dataset, training, no augmentation (float32 images)
   autoaugment      ... with AutoAugment on the host (uint8 images)
   randaugment      ... with RandAugment on the host
-  device_host      ... with augment_on_device: the host part only (crop, resize, uint8, flip + seeds)
+  device_host      ... with augment_on_device: the host part only (crop, resize, uint8 + seeds; the flip and
+                   the augmentation run in the train step)
   eval             the eval pipeline (center crop, bicubic), repeated
   plain_uint8      the anchor outside the project: a plain TF2 chain (window decode, tf.image.resize bicubic,
                    flip, uint8, batch) written with TensorFlow's own ops only
@@ -17,7 +18,7 @@ run 2, ..., the order rotated by one each round) so that on a shared machine the
   mg_autoaugment   ... with its AutoAugment v0 (official/vision/ops/augment.py, distort on uint8)
 The mg_ configurations need --model_garden_path (a directory holding Model Garden's official/, see
 benchmarks/README.md) and are skipped with a note otherwise. Model Garden is not a dependency and is never part
-of this repository. Once at the end, the device-side augmentation: data.device_augment.augment_batch on batches
+of this repository. Once at the end, the device-side augmentation: data.device_augment.finish_batch on batches
 from the device_host pipeline on this CPU, in a tf.function without XLA and with jit_compile=True (CPU ms per
 image each, or the error in one line).
 One JSON line per configuration: images_per_sec and cpu_ms_per_image are medians over --repeats runs of
@@ -260,7 +261,7 @@ def _augment_cpu_ms(augment, batches, repeats):
 
 
 def device_augment_cost(args, source):
-    """CPU ms per image of device_augment.augment_batch(images, seeds, "autoaugment") on this machine on batches
+    """CPU ms per image of device_augment.finish_batch(images, seeds, "autoaugment") on this machine on batches
     of the device_host pipeline prepared beforehand: in a tf.function without XLA and with jit_compile=True
     (median over --repeats runs of --num_batches batches each). A build or compile failure of either is
     reported in one line instead."""
@@ -281,7 +282,7 @@ def device_augment_cost(args, source):
     result = {"device_augment": "autoaugment", "where": "this CPU", "batch_size": args.batch_size}
     for key, jit_compile in (("tf_function", False), ("xla", True)):
         augment = tf.function(
-            lambda images, seeds: device_augment.augment_batch(images, seeds, "autoaugment"), jit_compile=jit_compile
+            lambda images, seeds: device_augment.finish_batch(images, seeds, "autoaugment"), jit_compile=jit_compile
         )
         try:
             result[key] = _augment_cpu_ms(augment, batches, args.repeats)

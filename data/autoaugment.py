@@ -153,15 +153,17 @@ def _color(image, factor):
     0.2989/0.5870/0.1140 on x/255, back to uint8 by ·255.5 and truncation). The grey values equal
     tf.image.rgb_to_grayscale's for all 2**24 RGB triples (checked exhaustively on TF 2.21, x86 CPU); the speed
     comes from layout only (benchmarks/README.md): the float copy of the image is made once and shared by the
-    grayscale and the blend, and the grey plane is repeated to 3 channels with tf.tile, about 3× cheaper on
-    CPU than tf.stack along the channel axis."""
+    grayscale and the blend, and the grey plane is repeated to 3 channels by a [pixels, 1] × [1, 3] matmul with
+    ones, which costs the host less than half of tf.tile's repeat of the channel (each output is one product
+    g · 1 with no sum, exact with any kernel, and g is a whole number below 256)."""
     pixels = tf.cast(image, tf.float32)
     red, green, blue = tf.unstack(pixels * (1.0 / 255.0), axis=-1)
     weight_r, weight_g, weight_b = GRAY_WEIGHTS
     gray = tf.cast(
         tf.clip_by_value((red * weight_r + green * weight_g + blue * weight_b) * 255.5, 0.0, 255.0), tf.uint8
     )
-    degenerate = tf.cast(tf.tile(gray[:, :, None], [1, 1, 3]), tf.float32)
+    grey_column = tf.reshape(tf.cast(gray, tf.float32), [-1, 1])
+    degenerate = tf.reshape(tf.matmul(grey_column, tf.ones([1, 3])), tf.shape(image))
     return _to_uint8(degenerate + factor * (pixels - degenerate))
 
 
@@ -295,25 +297,67 @@ def _equalize(image):
     return _apply_tables(image, tables, indices)
 
 
-def uniform(seed, n):
-    """float32 [n] uniform in [0, 1), equal bit for bit to tf.random.stateless_uniform([n], seed, alg="philox")
-    (TensorFlow's conversion: 23 random mantissa bits under a zero exponent, minus 1), but built from the integer
-    Philox draws, which XLA generates identically; XLA's own float conversion gives other numbers. The train
-    step's augmentation (data/device_augment.py) calls this same function."""
-    bits = tf.random.stateless_uniform([n], seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
+_PHILOX = tf.random.Algorithm.PHILOX.value
+
+
+def _philox_bits(seed, n, portable):
+    """uint32 [n]: the bits of tf.random.stateless_uniform([n], seed, dtype=tf.uint32, alg="philox").
+
+    portable=True computes them as that call does, with the seed's Philox scrambling spelled out in graph ops
+    (tensorflow/python/ops/random_ops_util.py `_philox_scramble_seed`), which XLA compiles to the same numbers on
+    any backend; the train step's augmentation (data/device_augment.py) needs that. portable=False takes the key
+    and counter from the StatelessRandomGetKeyCounter kernel, which on a CPU does that same scrambling
+    (core/kernels/stateless_random_ops.cc, the code `_philox_scramble_seed` mirrors) in one node instead of about
+    thirty, about 5 µs less per draw on the host (benchmarks/README.md). On a TPU the kernel would pick another
+    algorithm, so only the host path (the input pipeline, which runs on the CPU) uses it;
+    tests/data/test_autoaugment.py checks both against TensorFlow's."""
+    if portable:
+        return tf.random.stateless_uniform([n], seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+    return tf.raw_ops.StatelessRandomUniformFullIntV2(shape=[n], key=key, counter=counter, alg=_PHILOX, dtype=tf.uint32)
+
+
+def _unit_floats(bits):
+    """TensorFlow's uint32 → float32 [0, 1) conversion of stateless_uniform: 23 random mantissa bits under a
+    zero exponent, minus 1."""
     one_to_two = tf.bitwise.bitwise_or(tf.bitwise.bitwise_and(bits, 0x7FFFFF), 0x3F800000)
     return tf.bitcast(one_to_two, tf.float32) - 1.0
 
 
-def fold_in(seed, data):
-    """A new stateless seed from `seed` and an int (the algorithm named, so the device computes the same)."""
-    return tf.random.experimental.stateless_fold_in(seed, data, alg="philox")
+def uniform(seed, n, portable=True):
+    """float32 [n] uniform in [0, 1), equal bit for bit to tf.random.stateless_uniform([n], seed, alg="philox"),
+    but built from the integer Philox draws, which XLA generates identically; XLA's own float conversion gives
+    other numbers. The train step's augmentation (data/device_augment.py) calls this with portable=True (the
+    default); the host path passes False (`_philox_bits`)."""
+    return _unit_floats(_philox_bits(seed, n, portable))
 
 
-def cutout_center(shape, seed):
+def _seed_with(word, data):
+    """stack([word as int32, data]): stateless_fold_in(seed, data)'s result when `word` is the first uint32 of
+    the seed's Philox stream (tensorflow/python/ops/stateless_random_ops.py fold_in draws one int32 with the
+    seed and stacks it with the data), so one draw serves every fold-in of the same seed."""
+    return tf.stack([tf.bitcast(word, tf.int32), tf.constant(data, tf.int32)])
+
+
+def fold_in(seed, data, portable=True):
+    """A new stateless seed from `seed` and a Python int: tf.random.experimental.stateless_fold_in(seed, data,
+    alg="philox") (the algorithm named, so the device computes the same); portable as for `uniform`."""
+    if portable:
+        return tf.random.experimental.stateless_fold_in(seed, data, alg="philox")
+    return _seed_with(_philox_bits(seed, 1, False)[0], data)
+
+
+def cutout_center(shape, seed, portable=True):
     """Cutout's random centre (row, column), uniform over the image: the original draws it with stateful
-    random_uniform, this is its stateless counterpart (the only part of Cutout that differs by design)."""
-    draws = tf.random.stateless_uniform([2], seed, minval=0, maxval=2**31 - 1, dtype=tf.int32, alg="philox")
+    random_uniform, this is its stateless counterpart (the only part of Cutout that differs by design):
+    tf.random.stateless_uniform([2], seed, 0, 2**31 - 1, tf.int32, alg="philox"); portable as for `uniform`."""
+    if portable:
+        draws = tf.random.stateless_uniform([2], seed, minval=0, maxval=2**31 - 1, dtype=tf.int32, alg="philox")
+    else:
+        key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+        draws = tf.raw_ops.StatelessRandomUniformIntV2(
+            shape=[2], key=key, counter=counter, alg=_PHILOX, minval=0, maxval=2**31 - 1
+        )
     return draws % shape[:2]
 
 
@@ -321,7 +365,7 @@ def _cutout(image, half_size, seed):
     """Fill a square of side 2·half_size (clipped at the borders) around a random centre with 128
     (tensorflow/tpu autoaugment.py `cutout` with replace 128)."""
     shape = tf.shape(image)
-    center = cutout_center(shape, seed)
+    center = cutout_center(shape, seed, portable=False)
     top, bottom = tf.maximum(center[0] - half_size, 0), tf.minimum(center[0] + half_size, shape[0])
     left, right = tf.maximum(center[1] - half_size, 0), tf.minimum(center[1] + half_size, shape[1])
     # Full-size 0/1 mask built by padding a block (no broadcasting); arithmetic select beats tf.where on CPU.
@@ -446,14 +490,14 @@ def level_to_arg(name, level, translate_const=250.0, cutout_const=100.0):
 
 
 def _arg_table(name_levels, translate_const, cutout_const):
-    """float32 constant [n] of level_to_arg for (name, level) pairs (the float64 → float32 cast is the one the
+    """float32 numpy [n] of level_to_arg for (name, level) pairs (the float64 → float32 cast is the one the
     original's tensor ops make; the integer arguments are far below 2**24, so exact), and whether every
     translation in it is a whole number of pixels (see _translate)."""
     args = np.array(
         [level_to_arg(name, level, translate_const, cutout_const) for name, level in name_levels], np.float64
     ).astype(np.float32)
     translations = [a for (name, _), a in zip(name_levels, args) if name in ("TranslateX", "TranslateY")]
-    return tf.constant(args, tf.float32), all(float(a).is_integer() for a in translations)
+    return args, all(float(a).is_integer() for a in translations)
 
 
 def _signed(value, negate):
@@ -551,17 +595,19 @@ def apply_op(
     image = _check_image(image)
     args, integral = _arg_table([(name, level)], translate_const, cutout_const)
     # The op is known in Python here, so call its branch directly instead of tracing a 17-way switch_case.
-    branches = _op_branches(image, args[0], tf.cast(negate, tf.bool), _check_seed(seed), integral, uint8_wraparound)
+    branches = _op_branches(
+        image, tf.constant(args[0]), tf.cast(negate, tf.bool), _check_seed(seed), integral, uint8_wraparound
+    )
     return tf.ensure_shape(branches[OP_NAMES.index(name)](), image.shape)
 
 
 def _slot_tables(policy, slot, hparams):
     """For one op slot of a policy given as POLICY_V0: the distinct op names it uses (in OP_NAMES order, the
-    switch_case candidates), constant [n] tables of candidate index, probability and op argument, and whether
-    every translation of the slot is a whole number of pixels."""
+    switch_case candidates), float32 numpy [n] tables of candidate index, probability and op argument, and
+    whether every translation of the slot is a whole number of pixels."""
     names = tuple(name for name in OP_NAMES if any(sub[slot][0] == name for sub in policy))
-    ops = tf.constant([names.index(sub[slot][0]) for sub in policy], tf.int32)
-    probs = tf.constant([sub[slot][1] for sub in policy], tf.float32)
+    ops = np.array([names.index(sub[slot][0]) for sub in policy], np.float32)  # small whole numbers: exact
+    probs = np.array([sub[slot][1] for sub in policy], np.float32)
     args, integral = _arg_table([(sub[slot][0], sub[slot][2]) for sub in policy], **hparams)
     return names, ops, probs, args, integral
 
@@ -574,15 +620,23 @@ def distort_with_autoaugment(image, seed, policy=POLICY_V0, uint8_wraparound=Tru
     """
     image = _check_image(image)
     seed = _check_seed(seed)
-    draws = uniform(seed, 5)  # sub-policy, two apply coins, two sign coins
-    choice = tf.minimum(tf.cast(draws[0] * len(policy), tf.int32), len(policy) - 1)
-    for slot in range(2):
-        # Each slot switches only over the ops its column of the policy uses (8 of 16 for policy v0).
-        names, ops, probs, args, integral = _slot_tables(policy, slot, AUTOAUGMENT_HPARAMS)
-        op_seed = fold_in(seed, slot + 1)
-        op_index = tf.where(draws[1 + slot] < probs[choice], ops[choice], len(names))
+    bits = _philox_bits(seed, 5, portable=False)
+    # uniform(seed, 5): sub-policy, two apply coins, two sign coins. The scalars come out of one Unpack, and the
+    # chosen sub-policy's (candidate, probability, argument) of both slots out of one gather from a [n, 6] table,
+    # not one slice each: a slice costs the host about 1 µs per image (benchmarks/README.md).
+    word = tf.unstack(bits)[0]
+    pick, *coins = tf.unstack(_unit_floats(bits))
+    choice = tf.minimum(tf.cast(pick * len(policy), tf.int32), len(policy) - 1)
+    # Each slot switches only over the ops its column of the policy uses (8 of 16 for policy v0).
+    slots = [_slot_tables(policy, slot, AUTOAUGMENT_HPARAMS) for slot in range(2)]
+    rows = np.stack([column for _, ops, probs, args, _ in slots for column in (ops, probs, args)], 1)
+    row = tf.unstack(tf.gather(tf.constant(rows), choice))
+    for slot, (names, _, _, _, integral) in enumerate(slots):
+        candidate, prob, arg = row[3 * slot : 3 * slot + 3]
+        op_seed = _seed_with(word, slot + 1)  # fold_in(seed, slot + 1), from the same draw
+        op_index = tf.where(coins[slot] < prob, tf.cast(candidate, tf.int32), len(names))
         image = _apply_op_by_index(
-            image, op_index, args[choice], draws[3 + slot] < 0.5, op_seed, integral, uint8_wraparound, names
+            image, op_index, arg, coins[2 + slot] < 0.5, op_seed, integral, uint8_wraparound, names
         )
     return image
 
@@ -602,11 +656,11 @@ def distort_with_randaugment(image, num_layers, magnitude, seed, uint8_wraparoun
     image = _check_image(image)
     seed = _check_seed(seed)
     args, integral = _arg_table([(name, magnitude) for name in OP_NAMES], **RANDAUGMENT_HPARAMS)
+    args = tf.constant(args)
+    word = _philox_bits(seed, 1, portable=False)[0] if num_layers else None  # starts every layer's fold_in
     for layer in range(num_layers):
-        layer_seed = fold_in(seed, layer + 1)
-        draws = uniform(layer_seed, 2)
-        op_index = tf.minimum(tf.cast(draws[0] * len(OP_NAMES), tf.int32), len(OP_NAMES) - 1)
-        image = _apply_op_by_index(
-            image, op_index, args[op_index], draws[1] < 0.5, layer_seed, integral, uint8_wraparound
-        )
+        layer_seed = _seed_with(word, layer + 1)
+        pick, sign = tf.unstack(uniform(layer_seed, 2, portable=False))
+        op_index = tf.minimum(tf.cast(pick * len(OP_NAMES), tf.int32), len(OP_NAMES) - 1)
+        image = _apply_op_by_index(image, op_index, args[op_index], sign < 0.5, layer_seed, integral, uint8_wraparound)
     return image

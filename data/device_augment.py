@@ -1,9 +1,13 @@
 """AutoAugment / RandAugment of a whole batch inside the compiled train step (XLA, TPU), giving each image exactly
 the pixels the host path (data/autoaugment.py) gives it with the same seed.
 
-make_dataset(augment_on_device=True) ships the augmentation's uint8 input and each example's seed; the train step
-calls augment_batch. Why a second implementation rather than the host functions in a loop: XLA on its own
-terms computes other numbers than TensorFlow's CPU kernels (measured on TF 2.21, XLA on CPU): it fuses a
+make_dataset(augment_on_device=True) ships the augmentation's uint8 input before the random flip and each
+example's seed; the train step calls finish_batch: the flip (flip_batch, the host's decision for that example),
+then the augmentation (augment_batch). The flip moved here too because on the host it was the one per-record
+step left after the cast (a random draw, a cond and a copy of the image, benchmarks/README.md).
+
+Why a second implementation rather than the host functions in a loop: XLA on its own terms computes other
+numbers than TensorFlow's CPU kernels (measured on TF 2.21, XLA on CPU): it fuses a
 multiply and an add into one FMA (one rounding instead of two: ~23 % of random float32 a·b + c differ), turns a
 division by a constant into a multiplication by its reciprocal, converts random bits to floats differently, and
 has no kernel for ImageProjectiveTransformV3 and no run-time shapes (pad, bincount). So the batched path is
@@ -43,7 +47,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from data import autoaugment
+from data import autoaugment, preprocessing
 
 # How each op is computed on the device.
 _IDENTITY, _TABLE, _GEOMETRY, _COLOR, _SHARPNESS, _AUTOCONTRAST, _EQUALIZE, _CUTOUT = range(8)
@@ -369,6 +373,30 @@ def _randaugment(images, seeds, num_layers, magnitude, uint8_wraparound):
         op_index = tf.minimum(tf.cast(draws[:, 0] * num_ops, tf.int32), num_ops - 1)
         images = apply_candidates(images, 2 * op_index + tf.cast(draws[:, 1] < 0.5, tf.int32), centers, cands)
     return images
+
+
+def flip_batch(images, seeds):
+    """[b, h, w, c] images and their int [b, 2] augmentation seeds → each image left-right flipped when the host
+    path would flip it (preprocessing.random_flip with the example's flip seed, preprocessing.flip_seeds). The
+    decision is drawn with autoaugment.uniform, the Philox bits XLA generates as TensorFlow does, so it is the
+    host's also when compiled for a TPU. XLA-compilable."""
+    images = tf.convert_to_tensor(images)
+    coins = _per_image(
+        preprocessing.flip_seeds(tf.cast(seeds, tf.int64)),
+        lambda seed: autoaugment.uniform(seed, 1)[0],
+        tf.TensorSpec([], tf.float32),
+    )
+    return tf.where(coins[:, None, None, None] < 0.5, tf.reverse(images, [2]), images)
+
+
+def finish_batch(
+    images, seeds, augment_name, randaugment_num_layers=None, randaugment_magnitude=None, uint8_wraparound=True
+):
+    """What make_dataset(augment_on_device=True) leaves to the train step: flip_batch, then augment_batch (the
+    host path's order: flip, then augment). Arguments as augment_batch's."""
+    return augment_batch(
+        flip_batch(images, seeds), seeds, augment_name, randaugment_num_layers, randaugment_magnitude, uint8_wraparound
+    )
 
 
 def augment_batch(

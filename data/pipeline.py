@@ -4,8 +4,9 @@ crop → skip bad records → resize, flip, augment → static-shape batches →
 Training elements: {"images": [b, s, s, 3] in [0, 255], "labels": int32 [b], "bad_records": int64 [b]}
 (bad_records is this pipeline's running count of skipped records; take the max). Images are uint8 when the
 run augments (AutoAugment/RandAugment work on uint8; the train step casts to float32), float32 without
-augmentation. With augment_on_device the images are the augmentation's uint8 input and "augment_seeds" int64
-[b, 2] holds each example's augmentation seed (data/device_augment.py). Eval elements: {"images" float32,
+augmentation. With augment_on_device the images are the augmentation's uint8 input before the random flip and
+"augment_seeds" int64 [b, 2] holds each example's augmentation seed; the train step flips and augments them
+(data/device_augment.py `finish_batch`). Eval elements: {"images" float32,
 "labels", "mask": float32 [b]}; every example appears exactly once with mask 1, the last batch (and, with
 num_batches, whole extra batches) is padding with mask 0.
 
@@ -67,7 +68,9 @@ def _decode_fn(source, num_classes, image_size, training, seed, position_scale, 
             label = tf.identity(label)
         element = {"labels": label, "index": index}
         if training:
-            example_seed = tf.stack([seed, index * position_scale + position_offset])
+            # A single input pipeline's positions are the record's own (no multiply-add node per record).
+            single = position_scale == 1 and position_offset == 0
+            example_seed = tf.stack([seed, index if single else index * position_scale + position_offset])
             element["crop"] = preprocessing.train_crop(image, image_size, example_seed, **crop)
             if mixup_alpha:  # the blend itself runs in the train step, on the replica's batch (data/mixup.py)
                 element["mixup_weights"] = mixup.mix_weight(example_seed, mixup_alpha)
@@ -84,8 +87,9 @@ def _finish_fn(image_size, training, resize_method, augment, augment_on_device):
 
     Images: training with augmentation → uint8 (the augmentation works on uint8, so nothing is lost; a quarter
     of the bytes of float32 through tf.data and the infeed), with augment_on_device the uint8 input of the
-    augmentation plus its seed ("augment_seeds"); without augmentation and for eval → float32 (the resized
-    pixels are not integers)."""
+    augmentation before its random flip plus its seed ("augment_seeds"; the train step flips and augments,
+    data/device_augment.py); without augmentation and for eval → float32 (the resized pixels are not
+    integers)."""
     augment_name = augment.get("augment_name", "none")
 
     def finish(element):
@@ -96,7 +100,7 @@ def _finish_fn(image_size, training, resize_method, augment, augment_on_device):
         elif augment_name == "none":
             element["images"] = preprocessing.train_pixels(crop, image_size, resize_method)
         else:
-            pixels = preprocessing.augmentation_pixels(crop, image_size, resize_method)
+            pixels = preprocessing.augmentation_pixels(crop, image_size, resize_method, flip=not augment_on_device)
             if augment_on_device:
                 element["augment_seeds"] = tf.cast(crop.augment_seed, tf.int64)
             else:
@@ -282,9 +286,9 @@ class InputSettings:
     area_range, aspect_ratio_range: the training crop sampler's ranges (preprocessing.preprocess_for_train).
     uint8_wraparound: the original's Solarize/Posterize uint8 wrap-around (data/autoaugment.py).
     shuffle_buffer: records in the training shuffle buffer (encoded bytes; it is part of a checkpoint).
-    augment_on_device: with augmentation, ship the augmentation's uint8 input and per-example seeds
-      ("augment_seeds" int64 [b, 2]) instead of augmented images; data.device_augment applies the augmentation
-      in the train step (same images).
+    augment_on_device: with augmentation, ship the augmentation's uint8 input before the random flip and
+      per-example seeds ("augment_seeds" int64 [b, 2]) instead of augmented images; data.device_augment
+      flips and augments in the train step (same images).
     mixup_alpha: > 0: each example carries its mixup weight ("mixup_weights" float32 [b], data/mixup.py's draw
       from the example's seed); the train step blends each replica's batch with them.
     """

@@ -112,8 +112,8 @@ def center_crop_window(shape, crop_fraction):
     return tf.concat([(height_width - sides + 1) // 2, sides], 0)
 
 
-def sample_crop_window(shape, seed, area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
-    """The Inception-style sampler's window [offset_h, offset_w, h, w] on an image of `shape` (the whole image
+def _sample(shape, seed, area_range, aspect_ratio_range):
+    """The Inception-style sampler's (begin [y, x, 0], size [h, w, -1]) on an image of `shape` (the whole image
     when it gives up after MAX_ATTEMPTS), with tensorflow/tpu's `_decode_and_random_crop` settings."""
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.cast(shape, tf.int32),
@@ -125,23 +125,40 @@ def sample_crop_window(shape, seed, area_range=AREA_RANGE, aspect_ratio_range=AS
         max_attempts=MAX_ATTEMPTS,
         use_image_if_no_bounding_boxes=True,
     )
-    return tf.concat([begin[:2], size[:2]], 0)
+    return begin, size
 
 
-def falls_back(shape, window):
-    """Whether the training crop falls back to the center crop: tensorflow/tpu `_decode_and_random_crop` asks
-    `_at_least_x_are_equal(original_shape, shape(crop), 3)`, i.e. the JPEG's [h, w, channels] equals the
-    decoded crop's [h, w, 3] in all three dims. A grayscale (or CMYK) JPEG therefore never falls back, even
-    when the sampler returned the whole image."""
-    crop_shape = tf.concat([window[2:], [3]], 0)
-    return tf.reduce_all(tf.equal(tf.cast(shape, tf.int32), crop_shape))
+def _window(begin, size):
+    """[offset_h, offset_w, h, w] from the sampler's begin and size: one gather (fewer graph nodes per record
+    than slicing both and concatenating)."""
+    return tf.gather(tf.concat([begin, size], 0), [0, 1, 3, 4])
+
+
+def sample_crop_window(shape, seed, area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
+    """The Inception-style sampler's window [offset_h, offset_w, h, w] on an image of `shape` (the whole image
+    when it gives up after MAX_ATTEMPTS), with tensorflow/tpu's `_decode_and_random_crop` settings."""
+    return _window(*_sample(shape, seed, area_range, aspect_ratio_range))
+
+
+def falls_back(shape, size):
+    """Whether the training crop falls back to the center crop, given the sampler's `size` [h', w', -1]:
+    tensorflow/tpu `_decode_and_random_crop` asks `_at_least_x_are_equal(original_shape, shape(crop), 3)`, i.e.
+    the JPEG's [h, w, channels] equals the decoded crop's [h', w', 3] (= size + [0, 0, 4]) in all three dims. A
+    grayscale (or CMYK) JPEG therefore never falls back, even when the sampler returned the whole image."""
+    return tf.reduce_all(tf.equal(tf.cast(shape, tf.int32), size + tf.constant([0, 0, 4], size.dtype)))
 
 
 def random_crop_window(shape, seed, crop_fraction, area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
-    """(window, fallback): the sampled window, or the eval center crop with `crop_fraction` when `falls_back`."""
-    window = sample_crop_window(shape, seed, area_range, aspect_ratio_range)
-    fallback = falls_back(shape, window)
-    return tf.where(fallback, center_crop_window(shape, crop_fraction), window), fallback
+    """(window, fallback): the sampled window, or the eval center crop with `crop_fraction` when `falls_back`.
+
+    The center window is computed only for a record that falls back, in a branch that is one call node otherwise
+    (data/branches.py): computed for every record and selected with tf.where, its twenty-odd scalar nodes cost
+    about 5 µs per record on the host (benchmarks/README.md)."""
+    begin, size = _sample(shape, seed, area_range, aspect_ratio_range)
+    window = _window(begin, size)
+    fallback = falls_back(shape, size)
+    center = branches.as_call(lambda: center_crop_window(shape, crop_fraction))
+    return tf.cond(fallback, center, lambda: window), fallback
 
 
 # Decompression bombs: an image whose header states more pixels than this is refused before decoding (a 1 MB
@@ -360,24 +377,49 @@ def train_crop(
     return TrainCrop(cropped, fallback, flip_seed, augment_seed)
 
 
+def random_flip(image, seed):
+    """tf.image.stateless_random_flip_left_right(image, seed) for one [h, w, c] image, with the same draw and the same
+    decision: TensorFlow's stateless uniform with its default algorithm, mirrored when below 0.5 (tensorflow/python/
+    ops/image_ops_impl.py `_random_flip`). Written with the raw random ops to leave out what the public function adds
+    around them for every record (the rank check, the 0 + 1 · u scaling of the draw: graph nodes that cost the host
+    about half a µs each, benchmarks/README.md). tests/data/test_preprocessing.py compares it with TensorFlow's."""
+    image = tf.convert_to_tensor(image)
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+    uniform = tf.raw_ops.StatelessRandomUniformV2(
+        shape=[], key=key, counter=counter, alg=tf.random.Algorithm.AUTO_SELECT.value
+    )
+    return tf.cond(uniform < 0.5, lambda: tf.reverse(image, [1]), lambda: image)
+
+
 def train_pixels(crop, image_size, resize_method):
     """A TrainCrop resized and randomly flipped → float32 [image_size, image_size, 3], not clipped: the training
     image without augmentation."""
     pixels = _train_resize(crop.pixels, image_size, resize_method, crop.fallback)
-    pixels = tf.image.stateless_random_flip_left_right(pixels, crop.flip_seed)
+    pixels = random_flip(pixels, crop.flip_seed)
     return tf.ensure_shape(pixels, [image_size, image_size, 3])
 
 
-def augmentation_pixels(crop, image_size, resize_method):
+def augmentation_pixels(crop, image_size, resize_method, flip=True):
     """A TrainCrop as AutoAugment/RandAugment receive it: resized, clipped to [0, 255] and truncated to uint8
-    (tensorflow/tpu preprocess_for_train), randomly flipped → uint8 [image_size, image_size, 3]."""
+    (tensorflow/tpu preprocess_for_train), randomly flipped → uint8 [image_size, image_size, 3].
+
+    flip=False leaves the flip out: with augment_on_device the train step does it (data/device_augment.py
+    `flip_batch`, the same decision from the seed `flip_seeds` derives), so the host skips its draw and copy."""
     pixels = _train_resize(crop.pixels, image_size, resize_method, crop.fallback)
     # The original flips the float pixels, then clips and casts to uint8 (truncation). Elementwise clip and cast
     # commute with the flip, and the same seed gives the same flip decision for any dtype, so the flip is done
     # after the cast, on a quarter of the bytes (same output).
     pixels = tf.cast(tf.clip_by_value(pixels, 0.0, 255.0), tf.uint8)
-    pixels = tf.image.stateless_random_flip_left_right(pixels, crop.flip_seed)
+    if flip:
+        pixels = random_flip(pixels, crop.flip_seed)
     return tf.ensure_shape(pixels, [image_size, image_size, 3])
+
+
+def flip_seeds(augment_seeds):
+    """int [b, 2] augmentation seeds → the same examples' flip seeds: train_crop's seeds are derived_seeds of the
+    example seed, [key, 1] for the flip and [key, 2] for the augmentation, so the flip seed is [seed[0], 1]."""
+    augment_seeds = tf.convert_to_tensor(augment_seeds)
+    return tf.stack([augment_seeds[:, 0], tf.ones_like(augment_seeds[:, 0])], axis=1)
 
 
 def augmentation_input(

@@ -126,6 +126,37 @@ def test_cutout_fills_a_square_with_128():
     assert rows.max() - rows.min() < 10 and cols.max() - cols.min() < 10
 
 
+SEEDS = [[0, 0], [7, 8], [-3, 2**40 + 7], [2**62, -(2**61)], [-1, -1], [123456789, 42]]
+
+
+def _host_draws(seed):
+    """The host path's draws for one int64 seed [2]: (uniform [5], fold_in 1 and 2, cutout centre on 300×400)."""
+    return (
+        aa.uniform(seed, 5, portable=False),
+        aa.fold_in(seed, 1, portable=False),
+        aa.fold_in(seed, 2, portable=False),
+        aa.cutout_center(tf.constant([300, 400]), seed, portable=False),
+    )
+
+
+def test_host_draws_equal_tensorflows_philox_eagerly_and_in_tf_data():
+    # The host takes the Philox key from one kernel instead of TensorFlow's spelled-out scrambling; every number
+    # must stay the one TensorFlow's alg="philox" functions (and the portable path, which the device runs) give.
+    seeds = tf.constant(SEEDS, tf.int64)
+    traced = tf.data.Dataset.from_tensor_slices(seeds).map(_host_draws)
+    for seed, in_graph in zip(seeds, traced):
+        expected = (
+            tf.random.stateless_uniform([5], seed, alg="philox"),
+            tf.random.experimental.stateless_fold_in(seed, 1, alg="philox"),
+            tf.random.experimental.stateless_fold_in(seed, 2, alg="philox"),
+            tf.random.stateless_uniform([2], seed, 0, 2**31 - 1, tf.int32, alg="philox") % [300, 400],
+        )
+        portable = (aa.uniform(seed, 5), aa.fold_in(seed, 1), aa.fold_in(seed, 2), aa.cutout_center([300, 400], seed))
+        for got in (_host_draws(seed), in_graph, portable):
+            for value, want in zip(got, expected):
+                np.testing.assert_array_equal(value.numpy(), want.numpy())
+
+
 def test_autoaugment_and_randaugment_deterministic_and_varied():
     outputs = []
     for seed in range(12):

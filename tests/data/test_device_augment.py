@@ -147,8 +147,25 @@ def test_pipeline_ships_the_augmentation_input_and_seeds(id_tfrecord_dir):
     device = next(iter(pipeline.make_dataset(source, "train", on_device, batch_size=6, seed=4)))
     assert device["images"].dtype == tf.uint8 and device["augment_seeds"].shape == (6, 2)
     np.testing.assert_array_equal(device["labels"].numpy(), host["labels"].numpy())
-    augmented = device_augment.augment_batch(device["images"], device["augment_seeds"], "autoaugment")
+    augmented = device_augment.finish_batch(device["images"], device["augment_seeds"], "autoaugment")
     np.testing.assert_array_equal(augmented.numpy(), host["images"].numpy())
+
+
+def test_flip_batch_flips_as_the_host_eagerly_and_under_xla():
+    """The flip left to the step: each image flipped exactly when preprocessing.random_flip, with the flip seed
+    train_crop derives next to the augmentation seed, flips it on the host."""
+    rng = np.random.default_rng(5)
+    images = _photo_like(rng, 64, HEIGHT, WIDTH)
+    keys = rng.integers(-(2**31), 2**31, size=64)
+    crop_seeds = [preprocessing.derived_seeds(tf.constant([key, 7], tf.int64), 3) for key in keys]
+    augment_seeds = tf.constant([seeds[2].numpy() for seeds in crop_seeds], tf.int64)
+    expected = np.stack(
+        [preprocessing.random_flip(image, seeds[1]).numpy() for image, seeds in zip(images, crop_seeds)]
+    )
+    assert 10 < np.sum(np.any(expected != images, axis=(1, 2, 3))) < 54  # both decisions occur
+    np.testing.assert_array_equal(device_augment.flip_batch(images, augment_seeds).numpy(), expected)
+    compiled = tf.function(device_augment.flip_batch, jit_compile=True)
+    np.testing.assert_array_equal(compiled(images, augment_seeds).numpy(), expected)
 
 
 def test_bad_inputs():

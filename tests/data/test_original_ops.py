@@ -221,7 +221,9 @@ def test_grayscale_jpeg_never_falls_back_to_the_center_crop():
         shape = tf.image.extract_jpeg_shape(TRAIN_JPEGS[name])
         window = preprocessing.sample_crop_window(shape, tf.constant([0, 1], tf.int64))
         np.testing.assert_array_equal(window.numpy(), [0, 0, 2, 60])
-        assert bool(preprocessing.falls_back(shape, window)) == expect_fallback, name
+        assert bool(preprocessing.falls_back(shape, tf.constant([2, 60, -1]))) == expect_fallback, name
+        _, fallback = preprocessing.random_crop_window(shape, tf.constant([0, 1], tf.int64), 0.875)
+        assert bool(fallback) == expect_fallback, name
     bilinear = preprocessing.preprocess_for_train(
         tf.constant(TRAIN_JPEGS["strip_60x2"]), 64, [0, 1], "none", resize_method="bilinear"
     ).numpy()

@@ -115,6 +115,37 @@ def test_derived_seeds_equal_tensorflows_fold_in(seed):
         np.testing.assert_array_equal(got, expected)
 
 
+def test_random_flip_equals_tensorflows_stateless_flip_eagerly_and_in_tf_data():
+    # The pipeline's flip leaves out the public function's wrapping; every decision must stay TensorFlow's.
+    image = tf.constant(PHOTO[:4, :5])
+    seeds = tf.constant([[index * 7919 - 40, 2**33 + index] for index in range(64)], tf.int64)
+    decisions = []
+    for seed in seeds:
+        expected = tf.image.stateless_random_flip_left_right(image, seed)
+        np.testing.assert_array_equal(preprocessing.random_flip(image, seed).numpy(), expected.numpy())
+        decisions.append(not np.array_equal(expected.numpy(), PHOTO[:4, :5]))
+    assert 16 < sum(decisions) < 48  # both outcomes occur
+    traced = tf.data.Dataset.from_tensor_slices(seeds).map(lambda seed: preprocessing.random_flip(image, seed))
+    for seed, got in zip(seeds, traced):
+        np.testing.assert_array_equal(got.numpy(), tf.image.stateless_random_flip_left_right(image, seed).numpy())
+
+
+def test_random_crop_window_in_a_graph_falls_back_only_when_the_sampler_gives_up():
+    # In a graph the center window is a branch taken only on fallback (data/branches.py); both sides must give
+    # what eager execution gives.
+    shapes = tf.constant([[2, 60, 3], [375, 500, 3], [2, 60, 1], [80, 90, 3]])
+    windows = tf.data.Dataset.from_tensor_slices(shapes).map(
+        lambda shape: preprocessing.random_crop_window(shape, tf.constant([1, 2]), 0.5)
+    )
+    fallbacks = []
+    for shape, (window, fallback) in zip(shapes, windows):
+        eager_window, eager_fallback = preprocessing.random_crop_window(shape, tf.constant([1, 2]), 0.5)
+        np.testing.assert_array_equal(window.numpy(), eager_window.numpy())
+        assert bool(fallback) == bool(eager_fallback)
+        fallbacks.append(bool(fallback))
+    assert fallbacks[0] and not fallbacks[1] and not fallbacks[2]  # the strip falls back, grayscale never does
+
+
 def test_bad_arguments_are_one_line_errors():
     with pytest.raises(ValueError, match="augment_name must be one of autoaugment, randaugment, none"):
         preprocessing.preprocess_for_train(PHOTO, 28, tf.constant([0, 0]), augment_name="mixup")

@@ -20,8 +20,9 @@ class StepConfig:
     label_smoothing: float
     weight_decay: float
     jit_compile: bool
-    # data.augment_on_device: the batches carry the augmentation's uint8 input and "augment_seeds"; the
-    # augmentation (augment_name, RandAugment layers and magnitude) runs in the step (data/device_augment.py).
+    # data.augment_on_device: the batches carry the augmentation's uint8 input (not yet flipped) and
+    # "augment_seeds"; the flip and the augmentation (augment_name, RandAugment layers and magnitude) run in the
+    # step (data/device_augment.py finish_batch).
     augment_on_device: bool
     augment_name: str
     randaugment_num_layers: int
@@ -61,7 +62,7 @@ def step_inputs(batch, cfg):
     then one-hot distributions)."""
     images = batch["images"]
     if cfg.augment_on_device:  # inside the compiled step: the batched ops are XLA-exact (data/device_augment.py)
-        images = device_augment.augment_batch(
+        images = device_augment.finish_batch(
             images, batch["augment_seeds"], cfg.augment_name, cfg.randaugment_num_layers, cfg.randaugment_magnitude
         )
     # The input pipeline ships uint8 when it augments (a quarter of the bytes); the model takes float pixels
