@@ -1,5 +1,6 @@
-"""The tf.data input pipeline: source → shard per input pipeline → shuffle/repeat → check the label and decode the
-crop → skip bad records → resize, flip, augment → static-shape batches → count bad records per batch → prefetch.
+"""The tf.data input pipeline: source → shard per input pipeline → shuffle/repeat → windows of consecutive records
+→ per window, in one worker thread: check the label, decode the crop, resize, flip, augment, skip bad records,
+batch → static-shape batches → count bad records per batch → prefetch.
 
 Training elements: {"images": [b, s, s, 3] in [0, 255], "labels": int32 [b], "bad_records": int64 [b]}
 (bad_records is this pipeline's running count of skipped records; take the max). Images are uint8 when the
@@ -11,10 +12,10 @@ augmentation. With augment_on_device the images are the augmentation's uint8 inp
 num_batches, whole extra batches) is padding with mask 0.
 
 Reproducibility: with a seed, every random choice is a stateless op keyed by (seed, the element's global
-position) and the shuffle buffers are seeded; with deterministic=True the per-record maps keep their order, so
+position) and the shuffle buffers are seeded; with deterministic=True the windows keep their order, so
 the same seed gives the same batches and `tf.train.Checkpoint(iterator=iter(ds))` resumes exactly. With
-deterministic=False (training) the maps run unordered: each example is still the same function of its record,
-but batches may mix neighbouring records differently. No stateful variables and no tf.py_function anywhere
+deterministic=False (training) the windows run unordered: each example is still the same function of its record,
+but batches may mix neighbouring windows differently. No stateful variables and no tf.py_function anywhere
 (TPU hosts run graph ops only; has_py_function checks that).
 
 Bad records: a record whose bytes are not an image, fail to decode, or whose label lies outside
@@ -45,17 +46,14 @@ def _check_positive_int(name, value, allow_none=False):
 
 
 def _decode_fn(source, num_classes, image_size, training, seed, position_scale, position_offset, crop, mixup_alpha):
-    """The first per-record map: parse, check the label, decode the crop → {"crop" (a preprocessing.TrainCrop, or
-    the eval center crop), "labels", "index" (the record's position)[, "mixup_weights"]}.
+    """The part of the per-record function that can fail: parse, check the label, decode the crop → {"crop" (a
+    preprocessing.TrainCrop, or the eval center crop), "labels", "index" (the record's position)
+    [, "mixup_weights"]}.
 
-    Everything that can fail on a bad record happens here, so that ignore_errors sits between this map and the
-    second (_finish_fn), which cannot fail, and tf.data fuses the second map into the batch (map-and-batch: each
-    worker writes its image straight into the batch). With ignore_errors between one whole-record map and the
-    batch there is no fusion and the batch copies every image once more in one thread, which cost about 8 % of
-    the throughput of a plain chain (benchmarks/README.md). A label outside [0, num_classes) fails the element
-    (Assert) like bytes that are not an image fail to decode; ignore_errors drops either and the gap in the
-    positions counts it. No tf.cond around the decode (it cost more than decoding the rare record with a bad
-    label, benchmarks/README.md) and no ok flag with a filter stage (a per-record function call)."""
+    A label outside [0, num_classes) fails the element (Assert) like bytes that are not an image fail to decode;
+    ignore_errors drops either and the gap in the positions counts it. No tf.cond around the decode (it cost more
+    than decoding the rare record with a bad label, benchmarks/README.md) and no ok flag with a filter stage (a
+    per-record function call)."""
 
     def decode(index, record):
         image, label = source.parse(record)
@@ -82,8 +80,8 @@ def _decode_fn(source, num_classes, image_size, training, seed, position_scale, 
 
 
 def _finish_fn(image_size, training, resize_method, augment, augment_on_device):
-    """The second per-record map (it cannot fail): resize, flip, augment → the element with "images" for "crop"
-    [and "augment_seeds"].
+    """The rest of the per-record function (it cannot fail): resize, flip, augment → the element with "images"
+    for "crop" [and "augment_seeds"].
 
     Images: training with augmentation → uint8 (the augmentation works on uint8, so nothing is lost; a quarter
     of the bytes of float32 through tf.data and the infeed), with augment_on_device the uint8 input of the
@@ -111,13 +109,39 @@ def _finish_fn(image_size, training, resize_method, augment, augment_on_device):
     return finish
 
 
-# How far out of order a record may arrive when the per-record maps run unordered (deterministic=False, training):
-# a position still missing once the furthest position seen is this far past it counts as bad, so the bad-fraction
-# check starts after about bad_check_min_records + REORDER_WINDOW records. Not a recipe value: it should exceed
-# how many records overtake an ordinary one inside the maps (at most their parallelism, a few hundred on the
-# largest hosts). A very slow record (a huge JPEG) can still arrive later: it is counted bad meanwhile and its
-# arrival takes it back, a transient error of one record in thousands against a fraction of the records read.
+# Records per window (at most; fewer when the batch is smaller). Each window's records go through the per-record
+# function one after the other in the one tf.data worker thread that builds its batch, so work crosses between
+# threads once per window instead of two or three times per record. That keeps the rate up when other work shares
+# the cores and costs no CPU time per image (benchmarks/README.md, "Windows of records"). With a window per batch
+# (batch ≤ WINDOW_RECORDS) the window's batch is the pipeline's batch; larger batches are put together from whole
+# windows (one more copy of each image, which measured cheaper than larger windows with more images in flight).
+WINDOW_RECORDS = 32
+
+
+def _cycle_length():
+    """Windows that tf.data's interleave works on at once: half the cores this process may use, at least 2. The
+    interleave also works ahead on twice as many future windows (its default), so up to 3 × this many windows,
+    about 1.5 × the cores, are decoded at the same time, and as many batches are held in memory (and in an
+    iterator checkpoint)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(2, cores // 2)
+
+
+# How far out of order a record may arrive when the windows run unordered (deterministic=False, training): a
+# position still missing once the furthest position seen is this far past it counts as bad, so the bad-fraction
+# check starts after about bad_check_min_records + the reorder window's records. Not a recipe value: it should
+# exceed how many records overtake an ordinary one, at most the records of the windows in flight (3 × the cycle
+# length, see _cycle_length), here with a margin of 4 (_reorder_window), and at least REORDER_WINDOW. A very slow
+# window (a huge JPEG) can still arrive later: its records are counted bad meanwhile and their arrival takes
+# them back, a transient error of a few records in thousands against a fraction of the records read.
 REORDER_WINDOW = 1024
+
+
+def _reorder_window(window):
+    return max(REORDER_WINDOW, 4 * 3 * _cycle_length() * window)
 
 
 def _count_bad(max_bad_fraction, min_records, reorder_window=0):
@@ -126,10 +150,10 @@ def _count_bad(max_bad_fraction, min_records, reorder_window=0):
     A record dropped by ignore_errors (an undecodable JPEG, a label outside the classes, a truncated file's
     tail) never arrives, which leaves a gap in the record positions. In order (reorder_window 0) the records
     read are the last position + 1 and bad = read − good; the state is the number of good records. Out of
-    order (unordered maps), a position counts as read once the furthest position seen is reorder_window past
+    order (unordered windows), a position counts as read once the furthest position seen is reorder_window past
     it: read = furthest + 1 − reorder_window, and bad = read − (good records at positions below read). The state
     then also holds, per slot (position mod reorder_window), the latest position that arrived there, which
-    gives the good records inside the window [read, furthest]. Counting per batch instead of per record keeps
+    gives the good records inside the reorder window [read, furthest]. Counting per batch instead of per record keeps
     the per-record chain as plain as map → ignore_errors → batch."""
 
     def step(state, batch):
@@ -176,10 +200,11 @@ def _count_bad_initial(reorder_window):
     return tf.constant(0, tf.int64)
 
 
-def _examples(
+def _window_batches(
     source,
     split,
     *,
+    window,
     num_classes,
     image_size,
     training,
@@ -193,8 +218,13 @@ def _examples(
     shuffle_buffer,
     mixup_alpha,
 ):
-    """Unbatched, validated, preprocessed good examples of this input pipeline (infinite when training), each
-    with its record position "index" for the bad-record count."""
+    """This input pipeline's batches of the good examples of `window` consecutive records each (fewer where records
+    were bad; infinite when training); every example has its record position "index" for the bad-record count.
+
+    Each window is its own small dataset: per record, one function call (_decode_fn then _finish_fn), then
+    ignore_errors, then one batch, all in the interleave's worker thread for that window. The windows' batches
+    come out in window order when ordered (each window gives one batch), so the examples keep the record order
+    whatever the cycle length."""
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     records = source.records(
@@ -213,19 +243,36 @@ def _examples(
         crop,
         mixup_alpha,
     )
-    # Unordered maps let a fast record overtake a slow one, which keeps the cores busy when other work takes one
+    finish = _finish_fn(image_size, training, resize_method, augment, augment_on_device)
+
+    def example(index, record):
+        return finish(decode(index, record))
+
+    def window_batch(indices, window_records):
+        # Undecodable bytes and labels outside the classes: skipped here, counted by the gap in the positions.
+        examples = tf.data.Dataset.zip((indices, window_records)).map(example).ignore_errors(log_warning=True)
+        return examples.batch(window)
+
+    # Unordered windows let a fast one overtake a slow one, which keeps the cores busy when other work takes one
     # of them (benchmarks/README.md); make_dataset then counts bad records over a reorder window. Evaluation
     # stays ordered (its batches are padded at the end of one pass).
-    ordered = _ordered(training, deterministic)
-    dataset = records.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
-    # Undecodable bytes and labels outside the classes: skipped here, counted by the gap in the positions.
-    dataset = dataset.ignore_errors(log_warning=True)
-    finish = _finish_fn(image_size, training, resize_method, augment, augment_on_device)
-    return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
+    cycle = _cycle_length()
+    return (
+        records.enumerate()
+        .ignore_errors(log_warning=True)  # a truncated file's unreadable tail (sources.py): a gap in the positions
+        .window(window)
+        .interleave(
+            window_batch,
+            cycle_length=cycle,
+            block_length=1,
+            num_parallel_calls=cycle,
+            deterministic=_ordered(training, deterministic),
+        )
+    )
 
 
 def _ordered(training, deterministic):
-    """Whether the per-record maps keep the record order: always for evaluation, with deterministic for training."""
+    """Whether the windows keep the record order: always for evaluation, with deterministic for training."""
     return deterministic or not training
 
 
@@ -355,9 +402,11 @@ def make_dataset(
     augment_on_device = s.augment_on_device and training  # the plan decided it (training/core/recipe.py)
     preprocessing.check_size(image_size, crop_fraction)
     preprocessing.check_resize_method(resize_method)
-    examples = _examples(
+    window = min(batch_size, WINDOW_RECORDS)
+    batches = _window_batches(
         source,
         split,
+        window=window,
         num_classes=num_classes or source.num_classes,
         image_size=image_size,
         training=training,
@@ -371,8 +420,9 @@ def make_dataset(
         shuffle_buffer=s.shuffle_buffer,
         mixup_alpha=float(s.mixup_alpha) if training else 0.0,
     )
-    reorder_window = 0 if _ordered(training, deterministic) else REORDER_WINDOW
-    batches = examples.batch(batch_size, drop_remainder=training).scan(
+    reorder_window = 0 if _ordered(training, deterministic) else _reorder_window(window)
+    # Whole windows' batches pass through rebatch uncopied when a window is a batch and no record was bad.
+    batches = batches.rebatch(batch_size, drop_remainder=training).scan(
         _count_bad_initial(reorder_window),
         _count_bad(float(max_bad_fraction), s.bad_check_min_records, reorder_window),
     )
