@@ -1,6 +1,6 @@
 """The tf.data input pipeline: source → shard per input pipeline → shuffle/repeat → windows of consecutive records
-→ per window, in one worker thread: check the label, decode the crop, resize, flip, augment, skip bad records,
-batch → static-shape batches → count bad records per batch → prefetch.
+→ per window, in one worker thread: check the label, decode the crop, resize, flip, augment, batch (again,
+skipping bad records, when the window has one) → static-shape batches → count bad records per batch → prefetch.
 
 Training elements: {"images": [b, s, s, 3] in [0, 255], "labels": int32 [b], "bad_records": int64 [b]}
 (bad_records is this pipeline's running count of skipped records; take the max). Images are uint8 when the
@@ -20,10 +20,11 @@ but batches may mix neighbouring windows differently. No stateful variables and 
 
 Bad records: a record whose bytes are not an image, fail to decode, or whose label lies outside
 [0, num_classes) is dropped and counted (num_classes: the run's class count, by default the source's). A bad
-label fails its element (an Assert in the decoding map) like a decode error does; both (and a truncated
+label fails its element (an Assert in the per-record function) like a decode error does; both (and a truncated
 file's unreadable tail, see data/sources.py) are dropped by ignore_errors and show up as a gap in the record
-positions, counted once per batch. With unordered maps a missing position counts as bad once the furthest
-position seen is REORDER_WINDOW past it (a record that arrives later lowers the count again).
+positions, counted once per batch. With unordered windows a missing position counts as bad once the furthest
+position seen is the reorder window past it (_reorder_window; a record that arrives later lowers the count
+again).
 When more than max_bad_fraction of the records read (after bad_check_min_records) were bad, the pipeline
 raises InvalidArgumentError whose message contains "Too many bad records".
 """
@@ -221,10 +222,11 @@ def _window_batches(
     """This input pipeline's batches of the good examples of `window` consecutive records each (fewer where records
     were bad; infinite when training); every example has its record position "index" for the bad-record count.
 
-    Each window is its own small dataset: per record, one function call (_decode_fn then _finish_fn), then
-    ignore_errors, then one batch, all in the interleave's worker thread for that window. The windows' batches
-    come out in window order when ordered (each window gives one batch), so the examples keep the record order
-    whatever the cycle length."""
+    Each window is its own small dataset: per record, one function call (_decode_fn then _finish_fn) into one
+    batch, in the interleave's worker thread for that window; a window with a bad record is done a second time,
+    record by record, skipping it (a window's worth of extra work per bad record). The windows' batches come out
+    in window order when ordered (each window gives one batch), so the examples keep the record order whatever
+    the cycle length."""
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     records = source.records(
@@ -249,9 +251,15 @@ def _window_batches(
         return finish(decode(index, record))
 
     def window_batch(indices, window_records):
-        # Undecodable bytes and labels outside the classes: skipped here, counted by the gap in the positions.
-        examples = tf.data.Dataset.zip((indices, window_records)).map(example).ignore_errors(log_warning=True)
-        return examples.batch(window)
+        window_examples = tf.data.Dataset.zip((indices, window_records))
+        # The map straight into the batch, which tf.data fuses (map-and-batch writes each image into the batch
+        # while it is in cache; with ignore_errors between the two, the batch copies the images afterwards,
+        # about 80 µs per float32 image at 224 px, benchmarks/README.md). A bad record fails that batch: it is
+        # dropped and the window done again record by record, skipping undecodable bytes and labels outside the
+        # classes (counted by the gap in the positions).
+        whole = window_examples.map(example).batch(window).ignore_errors()
+        skipping = window_examples.map(example).ignore_errors(log_warning=True).batch(window)
+        return whole.concatenate(skipping).take(1)
 
     # Unordered windows let a fast one overtake a slow one, which keeps the cores busy when other work takes one
     # of them (benchmarks/README.md); make_dataset then counts bad records over a reorder window. Evaluation

@@ -89,6 +89,28 @@ def test_same_seed_same_batches_and_checkpoint_resume_is_exact(id_source, tmp_pa
         np.testing.assert_array_equal(next(resumed)["images"].numpy(), reference[step])
 
 
+@pytest.mark.slow
+def test_deterministic_batches_do_not_depend_on_the_window_or_the_cycle_length(id_source, monkeypatch):
+    # Batches larger than a window are put together from several windows (rebatch); in order, the examples keep
+    # the record order, so a deterministic run gives the same batches whatever the window and the host's cores.
+    def batches():
+        dataset = pipeline.make_dataset(
+            id_source,
+            "train",
+            recipe_input_settings(SIZE, True, deterministic=True, shuffle_buffer=8, augment_name="none"),
+            batch_size=8,
+            seed=5,
+        )
+        return [(b["labels"].numpy(), b["images"].numpy()) for b in dataset.take(5)]  # 40 > one epoch of 30
+
+    reference = batches()  # a window per batch (8 records), the machine's cycle length
+    monkeypatch.setattr(pipeline, "WINDOW_RECORDS", 3)  # 2⅔ windows per batch
+    monkeypatch.setattr(pipeline, "_cycle_length", lambda: 5)
+    for (labels, images), (other_labels, other_images) in zip(reference, batches(), strict=True):
+        np.testing.assert_array_equal(labels, other_labels)
+        np.testing.assert_array_equal(images, other_images)
+
+
 def test_eval_pads_last_batch_and_counts_every_example_once(id_source):
     dataset = pipeline.make_dataset(id_source, "train", recipe_input_settings(SIZE, False), batch_size=8)
     batches = list(dataset)
