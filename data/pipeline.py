@@ -429,7 +429,8 @@ def make_dataset(
         mixup_alpha=float(s.mixup_alpha) if training else 0.0,
     )
     reorder_window = 0 if _ordered(training, deterministic) else _reorder_window(window)
-    # Whole windows' batches pass through rebatch uncopied when a window is a batch and no record was bad.
+    # With a window per batch, rebatch passes the windows' batches through uncopied until a window comes out short
+    # (a bad record); from then on each batch is put together from two windows, one more copy of each image.
     batches = batches.rebatch(batch_size, drop_remainder=training).scan(
         _count_bad_initial(reorder_window),
         _count_bad(float(max_bad_fraction), s.bad_check_min_records, reorder_window),
