@@ -11,9 +11,9 @@
   plain_split     the same work as two maps, decode → ignore_errors → resize and flip (fused into the batch):
                   the pipeline's shape without its label check and bad-record count
   plain_uint8     the anchor outside the project (benchmarks/input_pipeline.py): a plain TF2 chain with uint8 out
-  pipeline_none   data.pipeline.make_dataset (enumerate, windows of records each decoded with the label Assert,
-                  resized, skipped by ignore_errors and batched in one worker thread, rebatch, per-batch
-                  bad-record count)
+  pipeline_none   data.pipeline.make_dataset (enumerate, windows of records, each decoded with the label Assert,
+                  resized and batched one record after another (again, skipping bad records, when a window
+                  has one), rebatch, per-batch bad-record count)
   pipeline_autoaugment, pipeline_device_host   the pipeline with AutoAugment on the host / its host part only
 Interleaved like benchmarks/input_pipeline.py (order rotated each round, no garbage collection during the timed
 batches); medians over --repeats runs.

@@ -1,5 +1,5 @@
 """The tf.data input pipeline: source → shard per input pipeline → shuffle/repeat → windows of consecutive records
-→ per window, in one worker thread: check the label, decode the crop, resize, flip, augment, batch (again,
+→ per window, one record after another: check the label, decode the crop, resize, flip, augment, batch (again,
 skipping bad records, when the window has one) → static-shape batches → count bad records per batch → prefetch.
 
 Training elements: {"images": [b, s, s, 3] in [0, 255], "labels": int32 [b], "bad_records": int64 [b]}
@@ -111,9 +111,9 @@ def _finish_fn(image_size, training, resize_method, augment, augment_on_device):
 
 
 # Records per window (at most; fewer when the batch is smaller). Each window's records go through the per-record
-# function one after the other in the one tf.data worker thread that builds its batch, so work crosses between
-# threads once per window instead of two or three times per record. That keeps the rate up when other work shares
-# the cores and costs no CPU time per image (benchmarks/README.md, "Windows of records"). With a window per batch
+# function one after another into the window's batch, and tf.data's interleave runs windows side by side: the
+# parallelism is over windows, not over records in pipeline-wide parallel maps, which keeps the rate up when other
+# work shares the cores (benchmarks/README.md, "Windows of records"). With a window per batch
 # (batch ≤ WINDOW_RECORDS) the window's batch is the pipeline's batch; larger batches are put together from whole
 # windows (one more copy of each image, which measured cheaper than larger windows with more images in flight).
 WINDOW_RECORDS = 32
@@ -222,8 +222,8 @@ def _window_batches(
     """This input pipeline's batches of the good examples of `window` consecutive records each (fewer where records
     were bad; infinite when training); every example has its record position "index" for the bad-record count.
 
-    Each window is its own small dataset: per record, one function call (_decode_fn then _finish_fn) into one
-    batch, in the interleave's worker thread for that window; a window with a bad record is done a second time,
+    Each window is its own small dataset: per record, one function call (_decode_fn then _finish_fn), one after
+    another into one batch; a window with a bad record is done a second time,
     record by record, skipping it (a window's worth of extra work per bad record). The windows' batches come out
     in window order when ordered (each window gives one batch), so the examples keep the record order whatever
     the cycle length."""
