@@ -141,8 +141,8 @@ def _cycle_length():
 REORDER_WINDOW = 1024
 
 
-def _reorder_window(window):
-    return max(REORDER_WINDOW, 4 * 3 * _cycle_length() * window)
+def _reorder_window(window, cycle):
+    return max(REORDER_WINDOW, 4 * 3 * cycle * window)
 
 
 def _count_bad(max_bad_fraction, min_records, reorder_window=0):
@@ -206,6 +206,7 @@ def _window_batches(
     split,
     *,
     window,
+    cycle,
     num_classes,
     image_size,
     training,
@@ -223,10 +224,10 @@ def _window_batches(
     were bad; infinite when training); every example has its record position "index" for the bad-record count.
 
     Each window is its own small dataset: per record, one function call (_decode_fn then _finish_fn), one after
-    another into one batch; a window with a bad record is done a second time,
-    record by record, skipping it (a window's worth of extra work per bad record). The windows' batches come out
-    in window order when ordered (each window gives one batch), so the examples keep the record order whatever
-    the cycle length."""
+    another into one batch; a window with a bad record is done a second time, record by record, skipping it (a
+    window's worth of extra work per bad record). `cycle` windows run side by side (_cycle_length). The windows'
+    batches come out in window order when ordered (each window gives one batch), so the examples keep the record
+    order whatever the cycle length."""
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     records = source.records(
@@ -264,7 +265,6 @@ def _window_batches(
     # Unordered windows let a fast one overtake a slow one, which keeps the cores busy when other work takes one
     # of them (benchmarks/README.md); make_dataset then counts bad records over a reorder window. Evaluation
     # stays ordered (its batches are padded at the end of one pass).
-    cycle = _cycle_length()
     return (
         records.enumerate()
         .ignore_errors(log_warning=True)  # a truncated file's unreadable tail (sources.py): a gap in the positions
@@ -410,11 +410,12 @@ def make_dataset(
     augment_on_device = s.augment_on_device and training  # the plan decided it (training/core/recipe.py)
     preprocessing.check_size(image_size, crop_fraction)
     preprocessing.check_resize_method(resize_method)
-    window = min(batch_size, WINDOW_RECORDS)
+    window, cycle = min(batch_size, WINDOW_RECORDS), _cycle_length()
     batches = _window_batches(
         source,
         split,
         window=window,
+        cycle=cycle,
         num_classes=num_classes or source.num_classes,
         image_size=image_size,
         training=training,
@@ -428,7 +429,7 @@ def make_dataset(
         shuffle_buffer=s.shuffle_buffer,
         mixup_alpha=float(s.mixup_alpha) if training else 0.0,
     )
-    reorder_window = 0 if _ordered(training, deterministic) else _reorder_window(window)
+    reorder_window = 0 if _ordered(training, deterministic) else _reorder_window(window, cycle)
     # With a window per batch, rebatch passes the windows' batches through uncopied until a window comes out short
     # (a bad record); from then on each batch is put together from two windows, one more copy of each image.
     batches = batches.rebatch(batch_size, drop_remainder=training).scan(

@@ -163,7 +163,7 @@ def test_bad_records_are_skipped_and_counted(bad_dir):
 @pytest.mark.parametrize("deterministic", [True, False])
 def test_too_many_bad_records_fails_with_clear_message(bad_dir, monkeypatch, deterministic):
     # Unordered windows (deterministic=False) count over a reorder window; a small one keeps the run short.
-    monkeypatch.setattr(pipeline, "_reorder_window", lambda window: 16)
+    monkeypatch.setattr(pipeline, "_reorder_window", lambda window, cycle: 16)
     source = sources.get_source(data_dir=bad_dir, holdout_shards=1, num_classes=1000)
     dataset = pipeline.make_dataset(
         source,

@@ -24,7 +24,7 @@ def test_labels_beyond_the_runs_class_count_are_counted_not_trained(tmp_path, de
     # The demo data has 8 classes; a run told it has 3 (--num_label_classes=3) must skip and count the rest.
     # The run is not deterministic, so its windows are unordered and bad records count over a reorder window: a
     # small one lets three batches show the count.
-    monkeypatch.setattr(pipeline, "_reorder_window", lambda window: 16)
+    monkeypatch.setattr(pipeline, "_reorder_window", lambda window, cycle: 16)
     ctx = _ctx(tmp_path, demo_cache, 3, **{"data.augment_name": "none", "data.max_bad_fraction": 1.0})
     dataset = inputs._train_dataset_fn(ctx, seed=0)(None, 8)
     batches = list(dataset.take(3))
