@@ -14,9 +14,11 @@ Design for throughput on TPU hosts (figures in benchmarks/README.md, "Input pipe
 per applied op over only the ops that op slot can draw (the branch not taken costs little), levels and signs
 are tensors, and all randomness is drawn from stateless ops keyed by a per-image seed, so results are
 reproducible and the ops run unchanged eagerly and inside `tf.data`. The expensive ops avoid TF's slow CPU
-patterns: per-channel work goes through one [3·256] lookup table (one bincount, one gather_nd) instead of
-unstack/stack; geometric ops run the transform kernel on a one-channel position map and move whole pixels
-with one gather; no [3]-vector broadcasts. No tf.py_function, no tensorflow-addons, no private Keras modules.
+patterns: per-channel work goes through one [3·256] lookup table (one bincount, one gather) instead of
+unstack/stack; geometric ops compute the transform kernel's source pixel once per pixel and move whole pixels
+with one gather; no [3]-vector broadcasts. The table gather and the source map run compiled by XLA
+(`_compiled`: integer and exact float32 operations only, so the pixels stay TensorFlow's kernels' bit for
+bit). No tf.py_function, no tensorflow-addons, no private Keras modules.
 """
 
 import math
@@ -248,11 +250,26 @@ def _histograms(indices):
     return tf.reshape(tf.math.bincount(indices, minlength=3 * _BINS, maxlength=3 * _BINS), [3, _BINS])
 
 
+def _compiled(function):
+    """`function` compiled by XLA when it runs, for the host's per-pixel loops that TensorFlow's CPU kernels run
+    slowly (a gather from a small table, the transform kernel's coordinate arithmetic; benchmarks/README.md).
+    Only for functions whose every operation XLA cannot compute differently from those kernels: integer
+    arithmetic, gathers, comparisons, float32 additions and floor (XLA fuses a multiplication with a following
+    addition into one FMA, so no multiplication goes inside). The image's size is static in the compiled code,
+    so each new size compiles once per process (tens of ms)."""
+    return tf.function(function, jit_compile=True, autograph=False)
+
+
+@_compiled
+def _gather_table(flat_table, indices):
+    return tf.gather(flat_table, indices)
+
+
 def _apply_tables(image, tables, indices):
     """Map every pixel through its channel's table (int32 [3, 256], values already in 0..255)."""
-    # A uint8 table, and gather_nd rather than gather: each about 2x cheaper here (benchmarks/README.md).
+    # A uint8 table, gathered by XLA: about 3x cheaper than TensorFlow's gather_nd (benchmarks/README.md).
     flat_table = tf.reshape(tf.cast(tables, tf.uint8), [-1])
-    return tf.reshape(tf.gather_nd(flat_table, indices[:, None]), tf.shape(image))
+    return tf.reshape(_gather_table(flat_table, indices), tf.shape(image))
 
 
 def _occupied_range(histograms):
@@ -376,26 +393,64 @@ def _cutout(image, half_size, seed):
     return image * (1 - inside) + inside * FILL_VALUE
 
 
-def _transform(image, transform):
-    """Apply a projective transform [a0 a1 a2 b0 b1 b2 c0 c1] (output pixel → input pixel) with nearest
-    interpolation and constant fill 128, through the core op tf.raw_ops.ImageProjectiveTransformV3.
+def _round_half_away(values):
+    """std::round (the transform kernel's nearest neighbour), exact: no x + 0.5 that could round up."""
+    magnitude = tf.abs(values)
+    whole = tf.floor(magnitude)
+    rounded = whole + tf.cast(magnitude - whole >= 0.5, tf.float32)
+    return tf.where(values < 0, -rounded, rounded)
 
-    The kernel computes the source coordinates once per output ELEMENT, i.e. three times per pixel on an RGB
-    image. Running it instead on a one-channel int32 image whose values are the pixel positions 1..h·w (0 as
-    the fill) yields the kernel's own nearest-neighbour source map in a third of the work; one gather of whole
-    3-byte pixels (row 0 being the fill colour) then moves the pixels. Same kernel, same coordinate arithmetic,
-    so the output is identical to transforming the RGB image directly.
-    """
-    shape = tf.shape(image)
-    positions = tf.reshape(tf.range(1, shape[0] * shape[1] + 1), [1, shape[0], shape[1], 1])
-    sources = tf.raw_ops.ImageProjectiveTransformV3(
-        images=positions,
-        transforms=tf.reshape(tf.cast(transform, tf.float32), [1, 8]),
-        output_shape=shape[:2],
-        fill_value=0.0,
-        interpolation="NEAREST",
-        fill_mode="CONSTANT",
+
+def nearest_sources(x_terms, y_terms, offsets):
+    """int32 [..., h, w]: the source pixel of every output pixel of an affine transform with nearest
+    interpolation, as ImageProjectiveTransformV3 picks it, numbered 1..h·w in row-major order, 0 outside.
+
+    x_terms: float32 [..., 2, w], the products fl(a0 · x) and fl(b0 · x) for the columns x = 0..w−1;
+    y_terms: float32 [..., 2, h], fl(a1 · y) and fl(b1 · y) for the rows; offsets: float32 [..., 2], a2 and b2.
+    The kernel (tensorflow/core/kernels/image/image_ops.h, ProjectiveGenerator) computes the input point
+    ((a0·x + a1·y) + a2) / k with k = c0·x + c1·y + 1, which is exactly 1 for every op here (c0 = c1 = 0),
+    and reads pixel (std::round(y'), std::round(x')) when it is inside the image. Given the products, only
+    additions, rounding and comparisons remain, which give the same numbers with any kernel and under XLA."""
+    height, width = tf.shape(y_terms)[-1], tf.shape(x_terms)[-1]
+
+    def source(axis, size):
+        coords = (x_terms[..., axis, None, :] + y_terms[..., axis, :, None]) + offsets[..., axis, None, None]
+        return tf.cast(tf.clip_by_value(_round_half_away(coords), -1.0, tf.cast(size, tf.float32)), tf.int32)
+
+    src_x, src_y = source(0, width), source(1, height)
+    inside = (src_x >= 0) & (src_x < width) & (src_y >= 0) & (src_y < height)
+    return tf.where(inside, src_y * width + src_x + 1, 0)
+
+
+_host_nearest_sources = _compiled(nearest_sources)
+
+
+def transform_sources(transform, height, width):
+    """int32 [height, width]: for an affine transform [a0 a1 a2 b0 b1 b2 0 0] (output pixel → input pixel), the
+    source pixel (1..h·w row-major, 0 outside) that tf.raw_ops.ImageProjectiveTransformV3 with NEAREST picks
+    for every output pixel, computed without it: the kernel computes the coordinates once per output element,
+    three times per pixel of an RGB image, with two divisions and two std::round calls each.
+
+    The products fl(a0 · x), fl(a1 · y), ... are made once per column and row (float32 multiplications, which
+    the kernel does unfused in TensorFlow's x86 builds, as in the TF 1.x builds the original ran on), and the
+    per-pixel remainder runs compiled (nearest_sources). tests/data/test_original_ops.py compares the result
+    with the kernel's for every transform the policies can draw."""
+    transform = tf.cast(transform, tf.float32)
+    columns = tf.cast(tf.range(width), tf.float32)
+    lines = tf.cast(tf.range(height), tf.float32)
+    return _host_nearest_sources(
+        tf.stack([transform[0] * columns, transform[3] * columns]),
+        tf.stack([transform[1] * lines, transform[4] * lines]),
+        tf.stack([transform[2], transform[5]]),
     )
+
+
+def _transform(image, transform):
+    """Apply an affine transform [a0 a1 a2 b0 b1 b2 0 0] (output pixel → input pixel) with nearest interpolation
+    and constant fill 128: the pixels of tf.contrib.image.transform in the original. One gather of whole 3-byte
+    pixels (row 0 being the fill colour) from the source map of transform_sources."""
+    shape = tf.shape(image)
+    sources = transform_sources(transform, shape[0], shape[1])
     pixels = tf.concat([tf.fill([1, 3], tf.constant(FILL_VALUE, tf.uint8)), tf.reshape(image, [-1, 3])], axis=0)
     return tf.reshape(tf.gather_nd(pixels, tf.reshape(sources, [-1, 1])), shape)
 

@@ -216,30 +216,17 @@ def _apply_tables(images, tables):
     return tf.gather(tf.reshape(tf.cast(tables, tf.uint8), [-1]), indices)
 
 
-def _round_half_away(values):
-    """std::round (the transform kernel's nearest neighbour), exact: no x + 0.5 that could round up."""
-    magnitude = tf.abs(values)
-    whole = tf.floor(magnitude)
-    rounded = whole + tf.cast(magnitude - whole >= 0.5, tf.float32)
-    return tf.where(values < 0, -rounded, rounded)
-
-
 def _geometry(images, index, cands):
     """The transform kernel's nearest-neighbour map, input = ((a0·x) + (a1·y)) + a2, from the product tables;
     outside the image: autoaugment.FILL_VALUE."""
     batch, height, width = images.shape[0], images.shape[1], images.shape[2]
-    x_terms = tf.gather(tf.constant(cands.x_terms), index)  # [b, 2, w]
-    y_terms = tf.gather(tf.constant(cands.y_terms), index)  # [b, 2, h]
-    offsets = tf.gather(tf.constant(cands.offsets), index)  # [b, 2]
-
-    def source(axis, size):
-        coords = (x_terms[:, axis, None, :] + y_terms[:, axis, :, None]) + offsets[:, axis, None, None]
-        return tf.cast(tf.clip_by_value(_round_half_away(coords), -1.0, float(size)), tf.int32)
-
-    src_x, src_y = source(0, width), source(1, height)
-    inside = (src_x >= 0) & (src_x < width) & (src_y >= 0) & (src_y < height)
+    sources = autoaugment.nearest_sources(
+        tf.gather(tf.constant(cands.x_terms), index),  # [b, 2, w]
+        tf.gather(tf.constant(cands.y_terms), index),  # [b, 2, h]
+        tf.gather(tf.constant(cands.offsets), index),  # [b, 2]
+    )
     # Row 0 of each image's pixel list is the fill colour.
-    positions = tf.where(inside, src_y * width + src_x + 1, 0) + _batch_offsets(images, height * width + 1)[..., 0]
+    positions = sources + _batch_offsets(images, height * width + 1)[..., 0]
     fill = tf.fill([batch, 1, 3], tf.constant(autoaugment.FILL_VALUE, tf.uint8))
     pixels = tf.reshape(tf.concat([fill, tf.reshape(images, [batch, -1, 3])], axis=1), [-1, 3])
     return tf.gather(pixels, positions)

@@ -243,3 +243,43 @@ def test_train_preprocessing_inside_tf_data_equals_the_original():
         for name, got in zip(names, dataset):
             want = _port_train(TRAIN_JPEGS[name], 64, [5, 6], "bilinear", augment_name, 17)
             assert np.abs(got.numpy() - want).max() == 0.0, f"tf.data {name} {augment_name}"
+
+
+def _kernel_sources(transform, height, width):
+    """The transform kernel's own choice of source pixel: ImageProjectiveTransformV3 (the kernel behind the
+    original's tf.contrib.image.transform), NEAREST, on an image whose values are the positions 1..h·w."""
+    positions = np.arange(1, height * width + 1, dtype=np.int32).reshape(1, height, width, 1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=positions,
+        transforms=tf.reshape(tf.constant(transform, tf.float32), [1, 8]),
+        output_shape=[height, width],
+        fill_value=0.0,
+        interpolation="NEAREST",
+        fill_mode="CONSTANT",
+    ).numpy()[0, :, :, 0]
+
+
+def _policy_transforms(height, width):
+    """Every transform Rotate, ShearX and ShearY give at levels 0..30 in steps of 0.5 (AutoAugment's 0..10 and
+    RandAugment's magnitudes), both signs, and translations by fractional pixels (_translate's kernel path)."""
+    for level in np.arange(0.0, 30.5, 0.5):
+        for sign in (1.0, -1.0):
+            degrees = sign * np.float32(aa.level_to_arg("Rotate", level))
+            yield aa.rotate_transform(tf.constant(degrees, tf.float32), height, width).numpy()
+            shear = sign * np.float32(aa.level_to_arg("ShearX", level))
+            yield np.array([1, shear, 0, 0, 1, 0, 0, 0], np.float32)
+            yield np.array([1, 0, 0, shear, 1, 0, 0, 0], np.float32)
+            yield np.array([1, 0, sign * (level * 7.3 + 0.5), 0, 1, sign * level * 2.1, 0, 0], np.float32)
+
+
+@pytest.mark.parametrize("height, width", [(224, 224), (299, 331), (17, 600)])
+def test_transform_sources_equal_the_kernels_for_every_policy_transform(height, width):
+    rng = np.random.default_rng(height)
+    random_affine = [
+        np.concatenate([rng.uniform(-1.5, 1.5, 2), rng.uniform(-50, 50, 1), rng.uniform(-1.5, 1.5, 2)])
+        for _ in range(40)
+    ]
+    random_affine = [np.array([*t[:2], t[2], t[3], t[4], -t[2], 0, 0], np.float32) for t in random_affine]
+    for transform in [*_policy_transforms(height, width), *random_affine]:
+        got = aa.transform_sources(tf.constant(transform), height, width).numpy()
+        np.testing.assert_array_equal(got, _kernel_sources(transform, height, width), err_msg=str(transform))
