@@ -275,11 +275,9 @@ def _policy_transforms(height, width):
 @pytest.mark.parametrize("height, width", [(224, 224), (299, 331), (17, 600)])
 def test_transform_sources_equal_the_kernels_for_every_policy_transform(height, width):
     rng = np.random.default_rng(height)
-    random_affine = [
-        np.concatenate([rng.uniform(-1.5, 1.5, 2), rng.uniform(-50, 50, 1), rng.uniform(-1.5, 1.5, 2)])
-        for _ in range(40)
-    ]
-    random_affine = [np.array([*t[:2], t[2], t[3], t[4], -t[2], 0, 0], np.float32) for t in random_affine]
+    linear, shifts = rng.uniform(-1.5, 1.5, (40, 2, 2)), rng.uniform(-50.0, 50.0, (40, 2, 1))
+    # Rows [a0 a1 a2], [b0 b1 b2], then c0 = c1 = 0.
+    random_affine = np.pad(np.concatenate([linear, shifts], -1).reshape(40, 6), [[0, 0], [0, 2]]).astype(np.float32)
     for transform in [*_policy_transforms(height, width), *random_affine]:
         got = aa.transform_sources(tf.constant(transform), height, width).numpy()
         np.testing.assert_array_equal(got, _kernel_sources(transform, height, width), err_msg=str(transform))
